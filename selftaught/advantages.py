@@ -1,0 +1,149 @@
+"""Advantages from scalar rewards: group-normalised (GRPO) and task-relative (TRR++).
+
+Std convention: the unbiased sample std (Bessel's correction, ``torch.std``'s
+default ``correction=1``), as TRL and verl use. ε is added to the std, not to
+the variance: A = (r − μ) / (σ + ε).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping, Sequence
+
+import torch
+from torch import Tensor
+
+SCALE_REWARDS = ("group", "batch", "none")
+
+
+def _check_scale(scale_rewards) -> str:
+    # TRL's older boolean form: True = per-group std, False = no scaling.
+    if scale_rewards is True:
+        return "group"
+    if scale_rewards is False:
+        return "none"
+    if scale_rewards not in SCALE_REWARDS:
+        raise ValueError(f"scale_rewards must be one of {SCALE_REWARDS}, got {scale_rewards!r}")
+    return scale_rewards
+
+
+def group_advantages(
+    rewards: Tensor,
+    group_size: int,
+    scale_rewards: str = "group",
+    eps: float = 1e-4,
+) -> Tensor:
+    """GRPO advantages: A_i = (r_i − mean(r_group)) / (std + ε).
+
+    Args:
+        rewards: [N] rewards, N = num_groups * group_size; rows
+            [g*G, (g+1)*G) are the G completions of prompt g.
+        group_size: G ≥ 2.
+        scale_rewards: std used in the denominator: "group" (that group's std,
+            GRPO), "batch" (std of all N rewards, more robust for groups with
+            near-equal rewards), "none" (no division, Dr. GRPO).
+        eps: ε added to the std (TRL uses 1e-4, verl 1e-6).
+
+    Returns:
+        [N] advantages (float; dtype of `rewards` if floating, else float32).
+        A group whose rewards are all equal gets A = 0.
+    """
+    scale_rewards = _check_scale(scale_rewards)
+    if group_size < 2:
+        raise ValueError(f"group_size must be >= 2 (a std needs two samples), got {group_size}")
+    if rewards.dim() != 1:
+        raise ValueError(f"rewards must be 1-D [N], got shape {tuple(rewards.shape)}")
+    n = rewards.numel()
+    if n % group_size != 0:
+        raise ValueError(f"number of rewards ({n}) is not a multiple of group_size ({group_size})")
+    r = rewards if rewards.is_floating_point() else rewards.float()
+    grouped = r.view(-1, group_size)  # [num_groups, G]
+    centred = grouped - grouped.mean(dim=1, keepdim=True)
+    if scale_rewards == "group":
+        centred = centred / (grouped.std(dim=1, keepdim=True) + eps)
+    elif scale_rewards == "batch":
+        centred = centred / (r.std() + eps)
+    return centred.reshape(n)
+
+
+def keyed_advantages(
+    rewards: Tensor,
+    keys: Sequence[Hashable],
+    scale: bool = True,
+    eps: float = 1e-4,
+) -> Tensor:
+    """Task-relative advantages (AZR's TRR++): one baseline per key.
+
+    Rows with equal key, e.g. ("deduction", "solve"), form a group:
+    A = (r − μ_key) / (σ_key + ε), σ the unbiased std of the group.
+
+    Args:
+        rewards: [N] rewards.
+        keys: N hashable keys, in row order; rows need not be contiguous.
+        scale: False → only subtract the group mean.
+        eps: ε added to the std.
+
+    Returns:
+        [N] advantages. A group of one row gets 0: its mean is its own reward,
+        and its std is undefined (treated as 0). (verl's GRPO code instead uses
+        μ=0, σ=1 for singletons, i.e. A = r; we prefer no signal over an
+        unnormalised one.)
+    """
+    if rewards.dim() != 1:
+        raise ValueError(f"rewards must be 1-D [N], got shape {tuple(rewards.shape)}")
+    if len(keys) != rewards.numel():
+        raise ValueError(f"got {len(keys)} keys for {rewards.numel()} rewards")
+    r = rewards if rewards.is_floating_point() else rewards.float()
+    out = torch.zeros_like(r)
+    rows_by_key: dict[Hashable, list[int]] = {}
+    for i, k in enumerate(keys):
+        rows_by_key.setdefault(k, []).append(i)
+    for rows in rows_by_key.values():
+        if len(rows) < 2:
+            continue  # singleton: advantage 0
+        idx = torch.tensor(rows, device=r.device)
+        group = r[idx]
+        a = group - group.mean()
+        if scale:
+            a = a / (group.std() + eps)
+        out[idx] = a
+    return out
+
+
+def combine_advantages(
+    rewards_by_source: Mapping[str, Tensor],
+    weights: Mapping[str, float],
+    group_size: int,
+    scale_rewards: str = "group",
+    eps: float = 1e-4,
+) -> Tensor:
+    """Sum of weighted, separately group-normalised advantages (Intuitor's code).
+
+    A_i = Σ_s w_s · group_advantages(r^s)_i
+
+    Args:
+        rewards_by_source: name → [N] rewards (all the same N).
+        weights: name → weight. A source with weight 0, or with no entry in
+            `weights`, contributes nothing (the caller only logs it). A non-zero
+            weight for a source that is not in `rewards_by_source` is an error.
+        group_size, scale_rewards, eps: as in `group_advantages`.
+
+    Returns:
+        [N] advantages.
+    """
+    if not rewards_by_source:
+        raise ValueError("rewards_by_source is empty: at least one reward source is needed")
+    missing = [s for s, w in weights.items() if w != 0 and s not in rewards_by_source]
+    if missing:
+        raise ValueError(f"weights name reward sources that were not computed: {missing}")
+    sizes = {s: r.numel() for s, r in rewards_by_source.items()}
+    if len(set(sizes.values())) != 1:
+        raise ValueError(f"reward sources have different lengths: {sizes}")
+    first = next(iter(rewards_by_source.values()))
+    total = torch.zeros(first.numel(), dtype=torch.float32, device=first.device)
+    for source, r in rewards_by_source.items():
+        w = float(weights.get(source, 0.0))
+        # Still validates shapes for weight-0 sources, so a bad batch fails early.
+        a = group_advantages(r, group_size, scale_rewards=scale_rewards, eps=eps)
+        if w != 0.0:
+            total = total + w * a.float()
+    return total

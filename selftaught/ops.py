@@ -1,0 +1,222 @@
+"""Tensor maths on model outputs: per-token log-probs, self-certainty, masks.
+
+Notation (REFERENCE §1): z_t ∈ R^V are the logits that predict completion token
+o_t, τ the sampling temperature, p_t = softmax(z_t / τ).
+
+    log p_t(o_t) = z_t[o_t]/τ − logsumexp(z_t/τ)
+    sc_t = KL(U ‖ p_t) = −(1/V) Σ_j log(V · p_t[j]) = logsumexp(z_t/τ) − mean(z_t/τ) − log V
+
+Both need only a logsumexp, a gather and a mean per row, so they are computed
+chunk by chunk over the flattened [B*T, V] rows, casting one chunk at a time to
+fp32. A [B, T, V] fp32 log-softmax is never built: with V = 151,936 it would be
+0.6 MB per token.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import torch
+from torch import Tensor
+
+DEFAULT_CHUNK_SIZE = 2048  # rows per fp32 chunk, as verl does
+
+
+def _row_chunks(logits: Tensor, chunk_size: int):
+    """Yield (start, end, rows) with rows = logits flattened to [B*T, V] [start:end].
+
+    A slice such as ``logits[:, P-1:P+T-1]`` (see `shift_logits_for_completion`)
+    cannot be viewed as [B*T, V] without a full copy, so in that case each chunk
+    is gathered from per-sequence views: only one chunk is ever copied.
+    """
+    B, T, V = logits.shape
+    n = B * T
+    try:
+        flat = logits.view(n, V)
+    except RuntimeError:
+        flat = None
+    for start in range(0, n, chunk_size):
+        end = min(start + chunk_size, n)
+        if flat is not None:
+            yield start, end, flat[start:end]
+            continue
+        pieces = []
+        i = start
+        while i < end:
+            b, t = divmod(i, T)
+            t_end = min(T, t + (end - i))
+            pieces.append(logits[b, t:t_end])
+            i += t_end - t
+        yield start, end, torch.cat(pieces, dim=0)
+
+
+def _compute_dtype(logits: Tensor) -> torch.dtype:
+    # fp32 for bf16/fp16/fp32 inputs; fp64 stays fp64 (lets gradcheck run).
+    return torch.promote_types(logits.dtype, torch.float32)
+
+
+class _ChunkedLogProbs(torch.autograd.Function):
+    """log p(target) and self-certainty, chunked, with a recomputing backward.
+
+    Autograd through a plain chunked loop would keep every fp32 chunk alive for
+    the logsumexp backward (i.e. the whole [B*T, V] in fp32 after all). Here the
+    forward keeps only the input logits (already alive in the model's graph) and
+    the backward recomputes softmax chunk by chunk:
+
+        ∂ log p(y)/∂ z_j = (1[j = y] − p_j) / τ
+    """
+
+    @staticmethod
+    def forward(ctx, logits, targets, mask, temperature, chunk_size):
+        B, T, V = logits.shape
+        acc = _compute_dtype(logits)
+        logp = torch.zeros(B * T, dtype=acc, device=logits.device)
+        sc = torch.zeros(B * T, dtype=acc, device=logits.device)
+        flat_targets = targets.reshape(-1)
+        log_v = math.log(V)
+        for start, end, rows in _row_chunks(logits, chunk_size):
+            z = rows.to(acc) / temperature  # [C, V] fp32, the only large temporary
+            lse = torch.logsumexp(z, dim=-1)  # [C]
+            tgt = flat_targets[start:end].unsqueeze(-1)
+            logp[start:end] = z.gather(-1, tgt).squeeze(-1) - lse
+            sc[start:end] = lse - z.mean(dim=-1) - log_v
+            del z
+        flat_mask = mask.reshape(-1)
+        logp = torch.where(flat_mask, logp, 0.0).view(B, T)
+        sc = torch.where(flat_mask, sc, 0.0).view(B, T)
+        ctx.save_for_backward(logits, targets, mask)
+        ctx.temperature = temperature
+        ctx.chunk_size = chunk_size
+        ctx.mark_non_differentiable(sc)  # a reward: no gradient through it
+        return logp, sc
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_logp, grad_sc):
+        logits, targets, mask = ctx.saved_tensors
+        B, T, V = logits.shape
+        tau = ctx.temperature
+        # Masked outputs are constant 0, so their incoming gradient must not leak.
+        acc = _compute_dtype(logits)
+        g = torch.where(mask, grad_logp.to(acc), 0.0).reshape(-1) / tau  # [B*T]
+        flat_targets = targets.reshape(-1)
+        grad = torch.empty((B * T, V), dtype=logits.dtype, device=logits.device)
+        for start, end, rows in _row_chunks(logits, ctx.chunk_size):
+            z = rows.to(acc) / tau
+            p = torch.softmax(z, dim=-1)
+            del z
+            gc = g[start:end].unsqueeze(-1)  # [C, 1]
+            chunk_grad = p.mul_(-gc)  # −p_j · g/τ
+            chunk_grad.scatter_add_(-1, flat_targets[start:end].unsqueeze(-1), gc)  # + 1[j=y] · g/τ
+            grad[start:end] = chunk_grad.to(logits.dtype)
+        return grad.view(B, T, V), None, None, None, None
+
+
+def token_logprobs_and_self_certainty(
+    logits: Tensor,
+    targets: Tensor,
+    mask: Tensor | None = None,
+    temperature: float = 1.0,
+    chunk_size: int | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Per-token log-probs of `targets` and per-token self-certainty.
+
+    Args:
+        logits: [B, T, V], any float dtype (bf16 fine); ``logits[:, t]`` predicts
+            ``targets[:, t]`` (use `shift_logits_for_completion` to get this).
+        targets: [B, T] long token ids. Values at masked positions are ignored
+            (they may be padding or out of range).
+        mask: [B, T] bool or 0/1; None means all positions are real.
+        temperature: τ; logits are divided by it (in fp32) before the softmax,
+            for both outputs (REFERENCE §1: the same τ as sampling).
+        chunk_size: rows of the flattened [B*T, V] processed per fp32 chunk
+            (None → 2048).
+
+    Returns:
+        logp: [B, T] float32 (float64 for float64 logits), log softmax(z/τ)[target];
+            differentiable w.r.t. logits.
+        sc:   [B, T] same dtype, KL(U ‖ softmax(z/τ)) ≥ 0; no gradient (a reward).
+        Both are exactly 0 where mask == 0.
+    """
+    if logits.dim() != 3:
+        raise ValueError(f"logits must be [B, T, V], got shape {tuple(logits.shape)}")
+    B, T, V = logits.shape
+    if targets.shape != (B, T):
+        raise ValueError(f"targets must be [B, T] = {(B, T)}, got {tuple(targets.shape)}")
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    chunk_size = DEFAULT_CHUNK_SIZE if chunk_size is None else int(chunk_size)
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    if mask is None:
+        mask = torch.ones(B, T, dtype=torch.bool, device=logits.device)
+    else:
+        mask = mask.to(device=logits.device).bool()
+        if mask.shape != (B, T):
+            raise ValueError(f"mask must be [B, T] = {(B, T)}, got {tuple(mask.shape)}")
+    # Masked targets may be padding ids such as -100: make them safe to gather.
+    targets = torch.where(mask, targets.to(logits.device).long(), 0)
+    return _ChunkedLogProbs.apply(logits, targets, mask, float(temperature), chunk_size)
+
+
+def sequence_mean(values: Tensor, mask: Tensor) -> Tensor:
+    """Mean of `values` [B, T] over each row's masked positions -> [B].
+
+    Rows with no real token give 0 (never NaN, even if masked values are inf/NaN).
+    """
+    mask = mask.bool()
+    total = torch.where(mask, values, 0.0).sum(dim=-1)
+    count = mask.sum(dim=-1).clamp(min=1)
+    return total / count
+
+
+def completion_mask(
+    completion_ids: Tensor,
+    eos_token_id: int | Iterable[int],
+    pad_token_id: int | None = None,
+) -> Tensor:
+    """Which completion tokens are real: [B, T] ids -> [B, T] bool.
+
+    True up to and including the first EOS of each row, False after it; a row
+    without EOS (truncated at max length) is all True. `eos_token_id` may be one
+    id or several (e.g. Qwen's <|im_end|> and <|endoftext|>).
+
+    `pad_token_id` (optional): where a row has no EOS before its first pad token,
+    the pad and everything after it are False. HF `generate` pads rows that
+    stopped on `stop_strings` or a custom stopping criterion without writing an
+    EOS. A pad id that is also an EOS id is treated as EOS (kept).
+    """
+    if isinstance(eos_token_id, int):
+        eos_ids = [eos_token_id]
+    else:
+        eos_ids = [int(e) for e in eos_token_id]
+    eos_ids_t = torch.tensor(eos_ids, dtype=completion_ids.dtype, device=completion_ids.device)
+    is_eos = torch.isin(completion_ids, eos_ids_t).int()
+    # Real while no EOS occurred strictly before this position.
+    mask = (is_eos.cumsum(dim=-1) - is_eos) == 0
+    if pad_token_id is not None and pad_token_id not in eos_ids:
+        is_pad = (completion_ids == pad_token_id).int()
+        mask &= is_pad.cumsum(dim=-1) == 0
+    return mask
+
+
+def shift_logits_for_completion(logits: Tensor, prompt_length: int) -> Tensor:
+    """Logits that predict the completion tokens.
+
+    Args:
+        logits: [B, P+T, V] from a forward pass over prompt (left-padded to P)
+            followed by completion (T tokens).
+        prompt_length: P.
+
+    Returns:
+        [B, T, V] view where index t predicts completion token t, i.e.
+        ``logits[:, P-1 : P+T-1]``: the distribution at position P-1+t of the
+        full sequence was produced after reading token P-1+t and predicts token
+        P+t. (The open-r1 Intuitor fork takes ``[:, P:]``, one position late.)
+    """
+    L = logits.shape[1]
+    if not 1 <= prompt_length <= L:
+        raise ValueError(f"prompt_length must be in [1, {L}], got {prompt_length}")
+    T = L - prompt_length
+    return logits[:, prompt_length - 1 : prompt_length - 1 + T]

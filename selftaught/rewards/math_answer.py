@@ -1,0 +1,149 @@
+"""Final-answer extraction and checking for math problems (the GRPO baseline's reward).
+
+`extract_answer` pulls one answer string out of a completion; `answers_match`
+compares it with the gold answer: exact (normalised) string, then plain
+numbers, then math-verify for everything symbolic (fractions, roots, sets,
+intervals, equations). It never raises.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import threading
+from fractions import Fraction
+
+logger = logging.getLogger(__name__)
+
+_BOX_RE = re.compile(r"\\(?:boxed|fbox)\s*\{")
+_ANSWER_TAG_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL | re.IGNORECASE)
+# A number: optional sign (not when it is a binary minus such as "3-4"),
+# thousands groups "1,234,567", decimals "3.5" / ".5", fractions "3/4".
+_NUMBER_RE = re.compile(
+    r"(?:(?<![\w)\]}])-)?"  # a minus, unless it is binary as in "3-4" or "x-1"
+    r"(?<![\w.])"  # not the tail of a word or of another number
+    r"(?:\d{1,3}(?:,\d{3})+|\d+|(?=\.\d))(?:\.\d+)?(?:/\d+)?"
+)
+_PLAIN_NUMBER_RE = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$")
+_LATEX_FRAC_RE = re.compile(r"^(-?)\\[dt]?frac\{(-?[\d.]+)\}\{(-?[\d.]+)\}$")
+
+
+def _balanced_group(text: str, open_idx: int) -> str | None:
+    """Content of the brace group opened at text[open_idx] == '{', or None if unbalanced."""
+    depth = 0
+    for i in range(open_idx, len(text)):
+        c = text[i]
+        if c == "{":
+            depth += 1
+        elif c == "}":
+            depth -= 1
+            if depth == 0:
+                return text[open_idx + 1 : i]
+    return None
+
+
+def extract_answer(text: str) -> str | None:
+    """The final answer in a completion, or None.
+
+    Priority:
+      1. the last ``\\boxed{...}`` / ``\\fbox{...}`` with balanced braces (nesting ok);
+      2. the content of the last ``<answer>...</answer>``;
+      3. the last number in the text: ints, decimals, negatives, "1,234" -> "1234",
+         fractions "3/4".
+    """
+    if not text:
+        return None
+    for m in reversed(list(_BOX_RE.finditer(text))):
+        content = _balanced_group(text, m.end() - 1)
+        if content is not None and content.strip():
+            return content.strip()
+    tags = _ANSWER_TAG_RE.findall(text)
+    if tags and tags[-1].strip():
+        return tags[-1].strip()
+    numbers = _NUMBER_RE.findall(text)
+    if numbers:
+        return numbers[-1].replace(",", "")
+    return None
+
+
+def _normalise(s: str) -> str:
+    s = s.strip().strip("$").strip()
+    s = re.sub(r"\\[,!;: ]", "", s)  # LaTeX spacing commands
+    s = re.sub(r"\\(?:text|mathrm|textbf|mbox)\{([^{}]*)\}", r"\1", s)
+    s = s.replace("\\left", "").replace("\\right", "").replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
+    s = re.sub(r"\s+", "", s)
+    s = s.rstrip(".")
+    return s.lower()
+
+
+def _as_number(s: str) -> float | None:
+    """A plain number ("1,000", "-2.5", "3/4", "\\frac{1}{2}") as a float, else None."""
+    s = _normalise(s)
+    if re.fullmatch(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?", s):
+        s = s.replace(",", "")
+    try:
+        if _PLAIN_NUMBER_RE.match(s):
+            return float(s)
+        m = re.fullmatch(r"([+-]?\d+)/(\d+)", s)
+        if m:
+            return float(Fraction(int(m.group(1)), int(m.group(2)))) if int(m.group(2)) else None
+        m = _LATEX_FRAC_RE.match(s)
+        if m:
+            num, den = float(m.group(2)), float(m.group(3))
+            if den == 0:
+                return None
+            return (-1 if m.group(1) else 1) * num / den
+    except (ValueError, OverflowError, ZeroDivisionError):
+        return None
+    return None
+
+
+def _wrap_latex(s: str) -> str:
+    """math-verify's LaTeX extractor needs a math environment around the answer."""
+    if "$" in s or "\\boxed" in s or "\\(" in s or "\\[" in s:
+        return s
+    return f"${s}$"
+
+
+def _math_verify(predicted: str, gold: str) -> bool:
+    from math_verify import parse, verify
+    from math_verify.errors import TimeoutException
+
+    # math-verify's timeouts use signal.alarm, which only works in the main
+    # thread; elsewhere it would raise, so run without a timeout there.
+    timeout = 5 if threading.current_thread() is threading.main_thread() else None
+    try:
+        gold_parsed = parse(_wrap_latex(gold), parsing_timeout=timeout)
+        pred_parsed = parse(_wrap_latex(predicted), parsing_timeout=timeout)
+        if not gold_parsed or not pred_parsed:
+            return False
+        return bool(verify(gold_parsed, pred_parsed, timeout_seconds=timeout))
+    except (Exception, TimeoutException):
+        logger.debug("math-verify failed on %r vs %r", predicted, gold, exc_info=True)
+        return False
+
+
+def answers_match(predicted: str | None, gold: str) -> bool:
+    """True when `predicted` (e.g. from `extract_answer`) equals `gold` mathematically.
+
+    Order: normalised string equality; if both are plain numbers, relative
+    tolerance 1e-6 (decides, no further check: math-verify would compare the
+    same two numbers); otherwise math-verify ``verify(parse(gold), parse(pred))``
+    with both wrapped in ``$...$``. Never raises; any failure is False.
+    """
+    if predicted is None or gold is None:
+        return False
+    try:
+        predicted, gold = str(predicted), str(gold)
+        if not predicted.strip() or not gold.strip():
+            return False
+        if _normalise(predicted) == _normalise(gold):
+            return True
+        p_num, g_num = _as_number(predicted), _as_number(gold)
+        if p_num is not None and g_num is not None:
+            return math.isclose(p_num, g_num, rel_tol=1e-6, abs_tol=1e-12)
+        return _math_verify(predicted, gold)
+    except Exception:
+        logger.debug("answers_match failed on %r vs %r", predicted, gold, exc_info=True)
+        return False
