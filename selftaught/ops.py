@@ -101,6 +101,7 @@ class _ChunkedLogProbs(torch.autograd.Function):
         acc = _compute_dtype(logits)
         g = torch.where(mask, grad_logp.to(acc), 0.0).reshape(-1) / tau  # [B*T]
         flat_targets = targets.reshape(-1)
+        flat_mask = mask.reshape(-1)
         grad = torch.empty((B * T, V), dtype=logits.dtype, device=logits.device)
         for start, end, rows in _row_chunks(logits, ctx.chunk_size):
             z = rows.to(acc) / tau
@@ -109,6 +110,8 @@ class _ChunkedLogProbs(torch.autograd.Function):
             gc = g[start:end].unsqueeze(-1)  # [C, 1]
             chunk_grad = p.mul_(-gc)  # −p_j · g/τ
             chunk_grad.scatter_add_(-1, flat_targets[start:end].unsqueeze(-1), gc)  # + 1[j=y] · g/τ
+            # where, not g = 0 alone: a NaN/inf logit at a padded position must not leak.
+            chunk_grad = torch.where(flat_mask[start:end].unsqueeze(-1), chunk_grad, 0.0)
             grad[start:end] = chunk_grad.to(logits.dtype)
         return grad.view(B, T, V), None, None, None, None
 
