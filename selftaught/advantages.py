@@ -26,6 +26,11 @@ def _check_scale(scale_rewards) -> str:
     return scale_rewards
 
 
+def _safe_div(num: Tensor, den: Tensor) -> Tensor:
+    # Only reachable with eps = 0 and equal rewards: 0/0 means "no signal", not NaN.
+    return torch.where(den > 0, num / den, torch.zeros_like(num))
+
+
 def group_advantages(
     rewards: Tensor,
     group_size: int,
@@ -59,9 +64,9 @@ def group_advantages(
     grouped = r.view(-1, group_size)  # [num_groups, G]
     centred = grouped - grouped.mean(dim=1, keepdim=True)
     if scale_rewards == "group":
-        centred = centred / (grouped.std(dim=1, keepdim=True) + eps)
+        centred = _safe_div(centred, grouped.std(dim=1, keepdim=True) + eps)
     elif scale_rewards == "batch":
-        centred = centred / (r.std() + eps)
+        centred = _safe_div(centred, r.std() + eps)
     return centred.reshape(n)
 
 
@@ -104,7 +109,7 @@ def keyed_advantages(
         group = r[idx]
         a = group - group.mean()
         if scale:
-            a = a / (group.std() + eps)
+            a = _safe_div(a, group.std() + eps)
         out[idx] = a
     return out
 
