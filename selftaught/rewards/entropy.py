@@ -1,13 +1,26 @@
 """Entropy of a sample of discrete outcomes (e.g. the G final answers of a group).
 
-Harmonic-number estimator (Mesner 2025, REFERENCE §4): with n samples, counts
-m(x) and J(m) = Σ_{k≤m} 1/k,
+Harmonic-number estimator (Mesner 2025, REFERENCE §4). With n samples and
+harmonic numbers J(m) = Σ_{k≤m} 1/k (J(0) = 0):
 
-    Ĥ = J(n) − (1/n) Σ_{samples s} J(m(x_s))
+    Ĥ = J(n−1) − (1/n) Σ_{samples s} J(k_s),   k_s = m(x_s) − 1
 
-It is much less biased than the plug-in estimator at small n (n = 8 answers per
-group), which underestimates entropy. Both are in nats. Used as a collapse
-diagnostic (answer diversity drifting to 0) and as an optional agreement reward.
+where k_s is how many *other* samples equal x_s. Why this is nearly unbiased:
+k_s ~ Binomial(n−1, p(x_s)), and for K ~ Binomial(N, p)
+
+    J(N) − E[J(K)] = Σ_{j=1}^{N} (1−p)^j / j  →  −log p  as N grows,
+
+so E[Ĥ] − H = −E_x[Σ_{j≥n} (1−p_x)^j / j], a bias that decays like (1−p)^n.
+
+Counting convention (a deviation from REFERENCE §4's literal text): §4 writes
+J(n) − (1/n) Σ J(m(x_s)) with m including s itself. Read that way, the counts are
+size-biased (not Binomial(n, p)), and the estimator is *more* biased than the
+plug-in one (n = 8, p = 8-outcome skewed: bias −0.60 vs plug-in −0.43 nats; our
+form: −0.21). The paper's identity needs the binomial count of the other
+samples, which is what we use; tests check the bias formula exactly.
+
+Both estimators are in nats. Used as a collapse diagnostic (answer diversity
+drifting to 0) and as an optional agreement reward.
 """
 
 from __future__ import annotations
@@ -30,15 +43,15 @@ def harmonic_entropy(samples: Sequence[Hashable]) -> float:
     """Harmonic-number entropy estimate Ĥ (nats) of `samples`; empty -> 0.0.
 
     Samples are compared by equality; None ("no answer") is one category.
-    All equal -> 0; all n distinct -> J(n) − 1.
+    All equal -> 0; all n distinct -> J(n−1) (plug-in gives log n, less).
     """
     n = len(samples)
     if n == 0:
         return 0.0
     counts = Counter(samples)
-    # Σ over samples of J(m(x_s)) = Σ over categories of m(x) · J(m(x)).
-    h = harmonic_number(n) - sum(m * harmonic_number(m) for m in counts.values()) / n
-    return max(h, 0.0)  # J(m) <= J(n), so h >= 0 up to rounding
+    # Σ over samples of J(k_s) = Σ over categories x of m(x) · J(m(x) − 1).
+    h = harmonic_number(n - 1) - sum(m * harmonic_number(m - 1) for m in counts.values()) / n
+    return max(h, 0.0)  # J(m−1) <= J(n−1), so h >= 0 up to rounding
 
 
 def plugin_entropy(samples: Sequence[Hashable]) -> float:
