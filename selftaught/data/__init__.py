@@ -1,0 +1,121 @@
+"""Prompt data sets: rows of {"prompt": str, "answer": str | None}.
+
+Sources: the built-in arithmetic generator, a JSONL file, or a Hugging Face data
+set (by name, or a local directory saved with `save_to_disk`). Every bad input
+ends in a UserError naming the file, line and fix.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import UserError
+from . import arithmetic
+
+
+@dataclass(frozen=True)
+class PromptRow:
+    prompt: str
+    answer: str | None = None
+
+
+def _rows_from_jsonl(path: Path, prompt_field: str, answer_field: str) -> list[PromptRow]:
+    if not path.is_file():
+        raise UserError(f"data file not found: {path}")
+    rows = []
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise UserError(f"{path}:{number}: not valid JSON ({error.msg})") from None
+            rows.append(_row(record, f"{path}:{number}", prompt_field, answer_field))
+    return rows
+
+
+def _row(record, where: str, prompt_field: str, answer_field: str) -> PromptRow:
+    if not isinstance(record, dict):
+        raise UserError(f"{where}: expected a JSON object with a {prompt_field!r} field")
+    prompt = record.get(prompt_field)
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise UserError(f"{where}: row has no non-empty string {prompt_field!r} field (keys: {sorted(record)})")
+    answer = record.get(answer_field)
+    return PromptRow(prompt=prompt, answer=None if answer is None else str(answer))
+
+
+def _rows_from_hf(source: str, split: str, prompt_field: str, answer_field: str) -> list[PromptRow]:
+    try:
+        import datasets
+    except ImportError:
+        raise UserError(
+            f"data source {source!r} is not a .jsonl file or a built-in generator; loading Hugging Face "
+            "data sets needs `pip install datasets`"
+        ) from None
+    try:
+        if Path(source).is_dir():
+            loaded = datasets.load_from_disk(source)
+            table = loaded[split] if isinstance(loaded, datasets.DatasetDict) else loaded
+        else:
+            table = datasets.load_dataset(source, split=split)
+    except Exception as error:  # network, missing split, bad name: all user-facing
+        raise UserError(f"could not load data set {source!r} (split {split!r}): {error}".splitlines()[0]) from None
+    return [_row(record, f"{source}[{i}]", prompt_field, answer_field) for i, record in enumerate(table)]
+
+
+def load_rows(source: str, *, split: str = "train", prompt_field: str = "prompt", answer_field: str = "answer",
+              num_examples: int = 2000, seed: int = 0, difficulty: int = 1) -> list[PromptRow]:
+    """Load a prompt data set; raise UserError when it is missing, malformed or empty."""
+    if source == "arithmetic":
+        problems = arithmetic.generate(num_examples, split=split if split in arithmetic.SPLITS else "train",
+                                       seed=seed, difficulty=difficulty)
+        rows = [PromptRow(p.prompt, p.answer) for p in problems]
+    elif source.endswith(".jsonl"):
+        rows = _rows_from_jsonl(Path(source), prompt_field, answer_field)
+    else:
+        rows = _rows_from_hf(source, split, prompt_field, answer_field)
+    if not rows:
+        raise UserError(f"data set {source!r} is empty: it needs at least one row with a {prompt_field!r}")
+    return rows
+
+
+class PromptSampler:
+    """Endless, seeded, resumable stream of rows: a fresh permutation every epoch.
+
+    Its whole state is one cursor, so a resumed run draws the same prompts as an
+    uninterrupted one.
+    """
+
+    def __init__(self, rows: list[PromptRow], seed: int, shuffle: bool = True):
+        self.rows, self.seed, self.shuffle = rows, seed, shuffle
+        self.cursor = 0
+        self._epoch_order: tuple[int, list[int]] = (-1, [])
+
+    def _order(self, epoch: int) -> list[int]:
+        import torch
+
+        if self._epoch_order[0] != epoch:
+            if self.shuffle:
+                generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+                order = torch.randperm(len(self.rows), generator=generator).tolist()
+            else:
+                order = list(range(len(self.rows)))
+            self._epoch_order = (epoch, order)
+        return self._epoch_order[1]
+
+    def take(self, n: int) -> list[PromptRow]:
+        out = []
+        while len(out) < n:
+            epoch, index = divmod(self.cursor, len(self.rows))
+            out.append(self.rows[self._order(epoch)[index]])
+            self.cursor += 1
+        return out
+
+    def state_dict(self) -> dict:
+        return {"cursor": self.cursor}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.cursor = int(state["cursor"])

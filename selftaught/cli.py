@@ -1,0 +1,74 @@
+"""`selftaught` command line: train | demo.
+
+Errors a user can cause end in one line on stderr and exit code 2; a diverging
+run (too many non-finite steps) exits 1; bugs keep their traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _train(args) -> int:
+    from .config import load_config
+    from .trainer import Trainer
+
+    config = load_config(args.config, args.set)
+    trainer = Trainer(config, resume=args.resume)
+    history = trainer.train()
+    if history:
+        last = history[-1]
+        print(f"done: {trainer.step} steps in {config.output_dir}; last reward/mean={last['reward/mean']:.4f} "
+              f"self_certainty/mean={last['self_certainty/mean']:.4f}")
+    return 0
+
+
+def _demo(args) -> int:
+    from .demo import run_demo
+
+    run_demo(args.output_dir, quick=args.quick)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="selftaught", description="Language models that teach themselves to reason.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train with a YAML recipe (Intuitor, GRPO, ...)")
+    train.add_argument("--config", required=True, help="YAML recipe, e.g. configs/intuitor_tiny.yaml")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config key (dotted for nested keys), repeatable")
+    train.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in output_dir")
+    train.set_defaults(run=_train)
+
+    demo = commands.add_parser("demo", help="train the built-in model with Intuitor and GRPO and compare")
+    demo.add_argument("--output-dir", default="runs/demo")
+    demo.add_argument("--quick", action="store_true", help="a shortened demo (for tests)")
+    demo.set_defaults(run=_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .errors import UserError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except UserError as error:
+        print(f"selftaught: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("selftaught: interrupted; `--resume` continues from the last checkpoint", file=sys.stderr)
+        return 130
+    except Exception as error:
+        from .trainer import TrainingStopped
+
+        if isinstance(error, TrainingStopped):
+            print(f"selftaught: stopped: {error}", file=sys.stderr)
+            return 1
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,212 @@
+"""Typed run configuration, validated with clear one-line messages.
+
+Names follow TRL's GRPOConfig where one exists (`num_generations`, `beta`,
+`epsilon`, `loss_type`, `scale_rewards`, `max_completion_length`, ...), so users
+of TRL can read a recipe without a glossary. A config is plain data: YAML on disk,
+`--set key=value` overrides on the command line, dotted for nested keys.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .errors import UserError
+
+
+class _Strict(BaseModel):
+    # Unknown keys are errors: a typo like `lerning_rate` must not be ignored.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelConfig(_Strict):
+    name_or_path: str = "tiny-random"
+    """`tiny-random` (built on the fly), a local HF directory or checkpoint, a
+    `.gguf` file, or a hub id (needs network)."""
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    """Weights' dtype. `auto`: float32 master weights (bf16 compute comes from
+    `bf16`)."""
+    trust_remote_code: bool = False
+
+
+class DataConfig(_Strict):
+    source: str = "arithmetic"
+    """`arithmetic` (built-in generator), a `.jsonl` file with `prompt` and optional
+    `answer`, or a Hugging Face dataset name or local dataset directory."""
+    split: str = "train"
+    prompt_field: str = "prompt"
+    answer_field: str = "answer"
+    num_examples: int = Field(2000, ge=1)
+    """Size of a generated data set (built-in generators only)."""
+    difficulty: int = Field(1, ge=1, le=5)
+    """Operand size / number of steps for the built-in arithmetic generator."""
+    system_prompt: str | None = None
+    prompt_template: str = "{prompt}\n"
+    """How a row's prompt becomes the user message; `{prompt}` is replaced. Without
+    a chat template this is the model's whole context, so end it where the answer
+    should start."""
+    use_chat_template: Literal["auto", "always", "never"] = "auto"
+    shuffle: bool = True
+
+
+class RewardSpec(_Strict):
+    name: Literal["self_certainty", "math_answer"]
+    weight: float = 1.0
+    """Weight of this source's group-normalised advantage; 0 = logged only."""
+    mode: Literal["online", "offline"] = "online"
+    """self_certainty only. `online` scores with the current policy (the paper's
+    default; offline is reward-hacked within ~100 steps and exists for ablation)."""
+
+
+class TrainConfig(_Strict):
+    method: Literal["intuitor", "grpo"] = "intuitor"
+    """Default rewards when `rewards` is empty: intuitor = self-certainty,
+    grpo = math_answer (gold answers); the other one is logged with weight 0."""
+    output_dir: str = "runs/intuitor"
+    seed: int = 0
+    max_steps: int = Field(20, ge=1)
+    """Optimizer steps."""
+
+    model: ModelConfig = ModelConfig()
+    data: DataConfig = DataConfig()
+    rewards: list[RewardSpec] = []
+
+    # Batch geometry (TRL semantics): completions per optimizer step =
+    # per_device_train_batch_size × gradient_accumulation_steps × processes; it
+    # must split into whole groups of num_generations.
+    per_device_train_batch_size: int = Field(8, ge=1)
+    gradient_accumulation_steps: int = Field(1, ge=1)
+    num_generations: int = Field(4, ge=2)
+    generation_batch_size: int | None = Field(None, ge=1)
+    """Completions generated per `generate` call (memory bound); None = all."""
+
+    # Sampling
+    max_prompt_length: int = Field(256, ge=1)
+    max_completion_length: int = Field(64, ge=1)
+    temperature: float = Field(0.9, gt=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    top_k: int = Field(0, ge=0)
+    """0 = no top-k truncation (the sampled distribution is the scored one)."""
+
+    # GRPO objective (REFERENCE §2)
+    beta: float = Field(0.0, ge=0)
+    epsilon: float = Field(0.2, gt=0)
+    epsilon_high: float | None = Field(None, gt=0)
+    loss_type: Literal["token_mean", "seq_mean", "dr_grpo"] = "token_mean"
+    scale_rewards: Literal["group", "batch", "none"] = "group"
+    advantage_epsilon: float = Field(1e-4, gt=0)
+    num_iterations: int = Field(1, ge=1)
+
+    # Optimisation
+    learning_rate: float = Field(1e-5, gt=0)
+    lr_scheduler_type: Literal["cosine", "constant"] = "cosine"
+    warmup_ratio: float = Field(0.1, ge=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0)
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    adam_epsilon: float = 1e-8
+    max_grad_norm: float = Field(1.0, gt=0)
+    bf16: Literal["auto", True, False] = "auto"
+    logits_chunk_size: int = Field(2048, ge=1)
+    """Rows of logits handled at once in fp32 (log-probs, self-certainty)."""
+
+    # Robustness and output
+    max_consecutive_bad_steps: int = Field(3, ge=1)
+    """Non-finite loss or gradient skips the update; this many in a row stops."""
+    save_steps: int = Field(10, ge=1)
+    save_total_limit: int | None = Field(3, ge=1)
+    log_completions: int = Field(2, ge=0)
+    """Completions written to `completions.jsonl` per step."""
+    progress_bar: bool = True
+
+    @model_validator(mode="after")
+    def _check_geometry(self) -> "TrainConfig":
+        per_step = self.per_device_train_batch_size * self.gradient_accumulation_steps
+        if per_step % self.num_generations:
+            raise ValueError(
+                f"per_device_train_batch_size × gradient_accumulation_steps = {per_step} "
+                f"completions per step does not split into groups of num_generations="
+                f"{self.num_generations}; make it a multiple"
+            )
+        return self
+
+    def reward_specs(self) -> list[RewardSpec]:
+        """The configured rewards, or the method's defaults."""
+        if self.rewards:
+            return list(self.rewards)
+        main, logged = ("self_certainty", "math_answer")
+        if self.method == "grpo":
+            main, logged = logged, main
+        return [RewardSpec(name=main, weight=1.0), RewardSpec(name=logged, weight=0.0)]
+
+
+# --------------------------------------------------------------------- loading
+
+
+def _parse_scalar(text: str) -> Any:
+    """`--set` values are YAML scalars: 1e-6, true, null, [a, b] all work."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    """Apply `key=value` (dotted keys for nested sections) to a raw config dict."""
+    for item in overrides:
+        if "=" not in item:
+            raise UserError(f"--set expects key=value, got {item!r}")
+        key, value = item.split("=", 1)
+        node = raw
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise UserError(f"--set {key}: {part!r} is not a section")
+            node = child
+        node[parts[-1]] = _parse_scalar(value)
+    return raw
+
+
+def _describe(error: ValidationError, model: type[BaseModel]) -> str:
+    """The first validation problem, on one line, with the fix when we know it."""
+    first = error.errors()[0]
+    where = ".".join(str(p) for p in first["loc"])
+    if first["type"] == "extra_forbidden":
+        section: Any = model
+        for part in first["loc"][:-1]:
+            field = section.model_fields.get(str(part)) if isinstance(part, str) else None
+            section = field.annotation if field else section
+        valid = sorted(getattr(section, "model_fields", {}))
+        close = difflib.get_close_matches(str(first["loc"][-1]), valid, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        return f"config: unknown key {where!r}{hint}; valid keys: {', '.join(valid)}"
+    message = first["msg"].removeprefix("Value error, ")
+    return f"config: {where or 'value'}: {message}" if where else f"config: {message}"
+
+
+def build_config(raw: dict, model: type[BaseModel] = TrainConfig) -> Any:
+    try:
+        return model.model_validate(raw)
+    except ValidationError as error:
+        raise UserError(_describe(error, model)) from None
+
+
+def load_config(path: str | Path | None, overrides: list[str] = (), model: type[BaseModel] = TrainConfig) -> Any:
+    """Read a YAML recipe, apply `--set` overrides, validate."""
+    raw: dict = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise UserError(f"config file not found: {path}")
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as error:
+            raise UserError(f"config {path}: not valid YAML ({str(error).splitlines()[0]})") from None
+        if not isinstance(raw, dict):
+            raise UserError(f"config {path}: expected a mapping of keys to values")
+    return build_config(apply_overrides(raw, list(overrides)), model)

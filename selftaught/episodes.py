@@ -1,0 +1,103 @@
+"""Episode sources: where a training step's completions and rewards come from.
+
+The trainer's loop is the same for every method (rollout → score → rewards →
+advantages → update); an episode source supplies the method-specific parts:
+
+- `collect(sampler, num_completions)` samples the step's completions;
+- `rewards(rollout, scores)` turns them into named [N] rewards;
+- `advantages(rollout, rewards)` normalises them ([N]);
+- `metrics(rollout, rewards)` adds method-specific figures;
+- `state_dict()` / `load_state_dict()` make it resumable.
+
+`PromptEpisodes` is Intuitor and GRPO: prompts from a data set, G completions per
+prompt, group-normalised rewards. Absolute Zero plugs in its own source.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import torch
+
+from .advantages import combine_advantages
+from .config import TrainConfig
+from .data import PromptSampler, load_rows
+from .errors import UserError
+from .rewards import Scores, build_reward
+from .rewards.entropy import harmonic_entropy
+from .rewards.math_answer import extract_answer
+from .rollout import Rollout, Sampler
+
+
+def format_prompt(tokenizer, text: str, template: str = "{prompt}", system_prompt: str | None = None,
+                  use_chat_template: str = "auto") -> str:
+    """A data-set prompt as the exact text the model is conditioned on."""
+    user = template.replace("{prompt}", text)
+    has_template = bool(getattr(tokenizer, "chat_template", None))
+    if use_chat_template == "always" and not has_template:
+        raise UserError("data.use_chat_template is 'always' but the tokenizer has no chat template")
+    if has_template and use_chat_template != "never":
+        messages = ([{"role": "system", "content": system_prompt}] if system_prompt else []) + [
+            {"role": "user", "content": user}]
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return (f"{system_prompt}\n\n" if system_prompt else "") + user
+
+
+class PromptEpisodes:
+    """Intuitor / GRPO: data-set prompts, G samples each, weighted group advantages."""
+
+    def __init__(self, config: TrainConfig, tokenizer):
+        self.config = config
+        data = config.data
+        rows = load_rows(data.source, split=data.split, prompt_field=data.prompt_field,
+                         answer_field=data.answer_field, num_examples=data.num_examples,
+                         seed=config.seed, difficulty=data.difficulty)
+        self.prompts = PromptSampler(rows, seed=config.seed, shuffle=data.shuffle)
+        self.texts = {row.prompt: format_prompt(tokenizer, row.prompt, data.prompt_template,
+                                                data.system_prompt, data.use_chat_template) for row in rows}
+        self.specs = config.reward_specs()
+        has_answers = any(row.answer is not None for row in rows)
+        for spec in self.specs:
+            if spec.name == "math_answer" and spec.weight != 0 and not has_answers:
+                raise UserError(f"reward math_answer needs gold answers, but data set {data.source!r} has no "
+                                f"{data.answer_field!r} field; use method: intuitor or add answers")
+        # A gold-answer reward over data without answers would only log zeros.
+        self.specs = [s for s in self.specs if s.name != "math_answer" or has_answers]
+        self.sources = {spec.name: build_reward(spec.name, spec.mode) for spec in self.specs}
+        self.weights = {spec.name: spec.weight for spec in self.specs}
+
+    @property
+    def needs_reference_self_certainty(self) -> bool:
+        return any(s.name == "self_certainty" and s.mode == "offline" for s in self.specs)
+
+    def collect(self, sampler: Sampler, num_completions: int) -> Rollout:
+        G = self.config.num_generations
+        rows = self.prompts.take(num_completions // G)
+        return sampler.sample([self.texts[row.prompt] for row in rows], num_generations=G,
+                              extras={"answer": [row.answer for row in rows]})
+
+    def rewards(self, rollout: Rollout, scores: Scores) -> dict[str, torch.Tensor]:
+        return {name: source(rollout.completions, rollout.extras, scores) for name, source in self.sources.items()}
+
+    def advantages(self, rollout: Rollout, rewards: dict[str, torch.Tensor]) -> torch.Tensor:
+        return combine_advantages(rewards, self.weights, self.config.num_generations,
+                                  self.config.scale_rewards, self.config.advantage_epsilon)
+
+    def metrics(self, rollout: Rollout, rewards: dict[str, torch.Tensor]) -> dict[str, float]:
+        """Answer diversity per group (harmonic entropy, REFERENCE §4): a collapse diagnostic."""
+        G = self.config.num_generations
+        answers = [extract_answer(text) for text in rollout.completions]
+        groups = [answers[i:i + G] for i in range(0, len(answers), G)]
+        extracted = sum(a is not None for a in answers) / max(len(answers), 1)
+        top_share = [Counter(g).most_common(1)[0][1] / len(g) for g in groups]
+        return {
+            "answer_entropy/mean": sum(harmonic_entropy(g) for g in groups) / len(groups),
+            "answer_agreement/mean": sum(top_share) / len(top_share),
+            "answer_extracted/frac": extracted,
+        }
+
+    def state_dict(self) -> dict:
+        return {"prompts": self.prompts.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.prompts.load_state_dict(state["prompts"])

@@ -1,0 +1,72 @@
+"""Per-step metrics: `metrics.jsonl` (one object per optimizer step), TensorBoard
+event files when tensorboard is installed, and a few sampled completions."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+
+def _clean(value):
+    """JSON has no NaN/inf: write them as strings so a bad step is still visible."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+class MetricsWriter:
+    def __init__(self, output_dir: Path, resume_step: int | None = None, tensorboard: bool = True):
+        self.path = output_dir / "metrics.jsonl"
+        self.completions_path = output_dir / "completions.jsonl"
+        output_dir.mkdir(parents=True, exist_ok=True)
+        if resume_step is None:
+            for path in (self.path, self.completions_path):
+                path.unlink(missing_ok=True)
+        else:  # drop rows written after the checkpoint we resume from
+            for path in (self.path, self.completions_path):
+                self._truncate_after(path, resume_step)
+        self.board = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.board = SummaryWriter(str(output_dir / "tensorboard"))
+            except ImportError:
+                pass
+
+    @staticmethod
+    def _truncate_after(path: Path, step: int) -> None:
+        if not path.exists():
+            return
+        kept = []
+        for line in path.read_text().splitlines():
+            try:
+                if json.loads(line).get("step", 0) <= step:
+                    kept.append(line)
+            except json.JSONDecodeError:
+                break  # a line cut by a kill: everything after it is suspect
+        path.write_text("".join(line + "\n" for line in kept))
+
+    @staticmethod
+    def _append(path: Path, record: dict) -> None:
+        with path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps({k: _clean(v) for k, v in record.items()}) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def log(self, record: dict) -> None:
+        self._append(self.path, record)
+        if self.board is not None:
+            for key, value in record.items():
+                if isinstance(value, (int, float)) and key != "step":
+                    self.board.add_scalar(key, value, record["step"])
+
+    def log_completions(self, step: int, samples: list[dict]) -> None:
+        for sample in samples:
+            self._append(self.completions_path, {"step": step, **sample})
+
+    def close(self) -> None:
+        if self.board is not None:
+            self.board.close()

@@ -1,0 +1,37 @@
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tiny_overrides(output_dir, **extra) -> dict:
+    """A fast training config on the built-in random model (a few seconds per run)."""
+    raw = {
+        "output_dir": str(output_dir),
+        "max_steps": 2,
+        "seed": 0,
+        "model": {"name_or_path": "tiny-random"},
+        "data": {"source": "arithmetic", "num_examples": 64, "prompt_template": "Q: {prompt}\nA:"},
+        "num_generations": 2,
+        "per_device_train_batch_size": 4,
+        "max_prompt_length": 48,
+        "max_completion_length": 8,
+        "learning_rate": 1e-3,
+        "warmup_ratio": 0.0,
+        "save_steps": 1,
+        "progress_bar": False,
+    }
+    for key, value in extra.items():
+        node = raw
+        *parents, last = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = value
+    return raw
+
+
+@pytest.fixture
+def python_exe():
+    return sys.executable
