@@ -151,3 +151,15 @@ def test_nan_loss_skips_the_step_and_stops_after_the_limit(tmp_path, monkeypatch
 def test_grpo_method_uses_the_gold_answer_reward(tmp_path):
     trainer = make_trainer(tmp_path, method="grpo")
     assert trainer.episodes.weights == {"math_answer": 1.0, "self_certainty": 0.0}
+
+
+def test_checkpoint_round_trip_keeps_token_ids(tmp_path):
+    """transformers 5 would reload a qwen2-typed tokenizer as Qwen2Tokenizer (other ids)."""
+    from selftaught.models import load_model
+
+    trainer = make_trainer(tmp_path, max_steps=1)
+    trainer.train()
+    _, reloaded = load_model(str(tmp_path / "checkpoints" / "step-1"))
+    text = ["Q: What is 13 + 4?\nA: 17 apples", "def f(a):\n    return a"]
+    assert reloaded(text, add_special_tokens=False)["input_ids"] == \
+        trainer.tokenizer(text, add_special_tokens=False)["input_ids"]

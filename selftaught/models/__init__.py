@@ -29,9 +29,32 @@ def _prepare_tokenizer(tokenizer):
     return tokenizer
 
 
+# Tokenizers saved as the generic fast backend (our own, and many custom ones).
+_GENERIC_TOKENIZER_CLASSES = {"TokenizersBackend", "PreTrainedTokenizerFast"}
+
+
+def _load_tokenizer(source: str, **kwargs):
+    """AutoTokenizer, except for a directory whose tokenizer is the generic backend.
+
+    transformers 5 picks the tokenizer class from the model type (qwen2 → Qwen2Tokenizer),
+    which rebuilds the pre-tokenizer instead of using tokenizer.json as saved: a model
+    with its own BPE would get different token ids after a checkpoint round trip.
+    """
+    import json
+
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    config_file = Path(source) / "tokenizer_config.json"
+    if config_file.is_file() and (Path(source) / "tokenizer.json").is_file():
+        declared = json.loads(config_file.read_text()).get("tokenizer_class")
+        if declared in _GENERIC_TOKENIZER_CLASSES:
+            return PreTrainedTokenizerFast.from_pretrained(source)
+    return AutoTokenizer.from_pretrained(source, **kwargs)
+
+
 def load_model(name_or_path: str, dtype: str = "auto", trust_remote_code: bool = False):
     """Return `(model, tokenizer)` for a built-in name, a directory, a GGUF file or a hub id."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     if name_or_path in BUILT_IN:
         from .tiny import build_tiny_random
@@ -54,7 +77,7 @@ def load_model(name_or_path: str, dtype: str = "auto", trust_remote_code: bool =
     else:
         source = name_or_path  # a hub id
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source, **{k: v for k, v in kwargs.items() if k != "dtype"})
+        tokenizer = _load_tokenizer(source, **{k: v for k, v in kwargs.items() if k != "dtype"})
         model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
     except ImportError as error:
         raise UserError(f"could not load model {name_or_path!r}: {error}".splitlines()[0]) from None
