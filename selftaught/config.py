@@ -15,6 +15,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from .azr.config import AZRConfig
 from .errors import UserError
 
 
@@ -63,9 +64,10 @@ class RewardSpec(_Strict):
 
 
 class TrainConfig(_Strict):
-    method: Literal["intuitor", "grpo"] = "intuitor"
-    """Default rewards when `rewards` is empty: intuitor = self-certainty,
-    grpo = math_answer (gold answers); the other one is logged with weight 0."""
+    method: Literal["intuitor", "grpo", "azr"] = "intuitor"
+    """intuitor / grpo: data-set prompts; default rewards when `rewards` is empty:
+    intuitor = self-certainty, grpo = math_answer (the other is logged with weight 0).
+    azr: Absolute Zero self-play (settings in `azr`; `data` and `rewards` unused)."""
     output_dir: str = "runs/intuitor"
     seed: int = 0
     max_steps: int = Field(20, ge=1)
@@ -74,6 +76,7 @@ class TrainConfig(_Strict):
     model: ModelConfig = ModelConfig()
     data: DataConfig = DataConfig()
     rewards: list[RewardSpec] = []
+    azr: AZRConfig = AZRConfig()
 
     # Batch geometry (TRL semantics): completions per optimizer step =
     # per_device_train_batch_size × gradient_accumulation_steps × processes; it
@@ -125,6 +128,8 @@ class TrainConfig(_Strict):
 
     @model_validator(mode="after")
     def _check_geometry(self) -> "TrainConfig":
+        if self.method == "azr":  # self-play sizes its own batches (azr.tasks_per_type_role)
+            return self
         per_step = self.per_device_train_batch_size * self.gradient_accumulation_steps
         if per_step % self.num_generations:
             raise ValueError(

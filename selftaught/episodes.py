@@ -29,6 +29,15 @@ from .rewards.math_answer import extract_answer
 from .rollout import Rollout, Sampler
 
 
+def build_episodes(config: TrainConfig, tokenizer):
+    """The episode source for `config.method`."""
+    if config.method == "azr":
+        from .azr.episodes import AZREpisodes
+
+        return AZREpisodes(config, tokenizer)
+    return PromptEpisodes(config, tokenizer)
+
+
 def format_prompt(tokenizer, text: str, template: str = "{prompt}", system_prompt: str | None = None,
                   use_chat_template: str = "auto") -> str:
     """A data-set prompt as the exact text the model is conditioned on."""

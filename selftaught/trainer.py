@@ -93,9 +93,9 @@ class Trainer:
         model.config.use_cache = False  # generate turns the cache on for itself
 
         if episodes is None:
-            from .episodes import PromptEpisodes
+            from .episodes import build_episodes
 
-            episodes = PromptEpisodes(config, self.tokenizer)
+            episodes = build_episodes(config, self.tokenizer)
         self.episodes = episodes
 
         # β = 0 and online self-certainty: no reference model at all (saves a model's memory).
@@ -260,7 +260,7 @@ class Trainer:
     def _rollout_metrics(self, rollout, scores, rewards, advantages) -> dict:
         mask = rollout.completion_mask
         lengths = mask.sum(-1).float()
-        weights = {s.name: s.weight for s in getattr(self.episodes, "specs", [])}
+        weights = getattr(self.episodes, "weights", {})  # name → weight; 0 = logged only
         total = sum(weights.get(k, 1.0) * v for k, v in rewards.items() if weights.get(k, 1.0) != 0) \
             if rewards else torch.zeros(len(rollout))
         metrics = {
