@@ -149,9 +149,13 @@ class Trainer:
         state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                  "episodes": self.episodes.state_dict(), "step": self.step, "bad_steps": self.bad_steps,
                  "rng": checkpoint.rng_state(), "config": self.config.model_dump()}
-        return checkpoint.save(self.output_dir / "checkpoints", self.step,
+        path = checkpoint.save(self.output_dir / "checkpoints", self.step,
                                self.accelerator.unwrap_model(self.model), self.tokenizer, state,
                                keep=self.config.save_total_limit)
+        export = getattr(self.episodes, "export", None)  # e.g. AZR writes its task buffers as JSONL
+        if export is not None:
+            export(self.output_dir, self.step)
+        return path
 
     # ----------------------------------------------------------------- scoring
 
