@@ -116,6 +116,9 @@ class TrainConfig(_Strict):
     bf16: Literal["auto", True, False] = "auto"
     logits_chunk_size: int = Field(2048, ge=1)
     """Rows of logits handled at once in fp32 (log-probs, self-certainty)."""
+    fused_logprobs: bool = True
+    """Log-probs and self-certainty from the lm_head's input, chunk by chunk, never
+    holding [B, T, V] logits; false = the model's logits, then the chunked ops."""
 
     # Robustness and output
     max_consecutive_bad_steps: int = Field(3, ge=1)

@@ -23,6 +23,7 @@ import torch
 from . import checkpoint
 from .config import TrainConfig
 from .errors import UserError
+from .fused_logprobs import capture_head_input, fused_head, fused_token_logprobs_and_self_certainty
 from .losses import policy_loss
 from .metrics_log import MetricsWriter
 from .models import load_model
@@ -36,22 +37,36 @@ class TrainingStopped(RuntimeError):
 
 
 def completion_logprobs(model, prompt_ids, prompt_mask, completion_ids, completion_mask, *,
-                        temperature: float, chunk_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+                        temperature: float, chunk_size: int, fused: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """log π(o_t | q, o_<t) and sc_t for every completion token: two [n, T] float32 tensors.
 
-    Only the logits that predict completion tokens are computed (`logits_to_keep`):
-    position P-1+t of the prompt+completion sequence predicts completion token t.
-    Position ids follow the attention mask, as in `generate`, so left padding does
-    not shift them.
+    Position P-1+t of the prompt+completion sequence predicts completion token t;
+    only those T positions reach the output layer (`logits_to_keep`). Position ids
+    follow the attention mask, as in `generate`, so left padding does not shift them.
+
+    `fused` (default): the lm_head's input is captured and log-probs/self-certainty
+    come from `fused_logprobs` chunk by chunk, so no [n, T, V] logits tensor exists
+    (forward or backward). Models whose logits are not exactly `lm_head(hidden)`
+    (soft-capping, logit scales, unknown architectures) use the logits path.
     """
     input_ids = torch.cat([prompt_ids, completion_ids], dim=1)
     attention = torch.cat([prompt_mask, completion_mask], dim=1).long()
     position_ids = (attention.cumsum(-1) - 1).clamp(min=0)
     T = completion_ids.shape[1]
-    logits = model(input_ids=input_ids, attention_mask=attention, position_ids=position_ids,
-                   logits_to_keep=T + 1, use_cache=False).logits[:, :-1]
-    return token_logprobs_and_self_certainty(logits, completion_ids, completion_mask,
-                                             temperature=temperature, chunk_size=chunk_size)
+    inputs = dict(input_ids=input_ids, attention_mask=attention, position_ids=position_ids,
+                  logits_to_keep=T + 1, use_cache=False)
+    head = fused_head(model) if fused else None
+    if head is None:
+        logits = model(**inputs).logits[:, :-1]
+        return token_logprobs_and_self_certainty(logits, completion_ids, completion_mask,
+                                                 temperature=temperature, chunk_size=chunk_size)
+    with capture_head_input(head) as captured:
+        model(**inputs)
+    if len(captured) != 1:
+        raise RuntimeError(f"expected one lm_head call in the forward pass, saw {len(captured)}")
+    hidden = captured[0][:, :-1]  # [n, T, H]: the states that predict completion tokens 0..T-1
+    return fused_token_logprobs_and_self_certainty(hidden, head.weight, completion_ids, completion_mask,
+                                                   temperature=temperature, chunk_size=chunk_size, bias=head.bias)
 
 
 def _rows(rollout: Rollout, index: slice, device) -> tuple[torch.Tensor, ...]:
@@ -167,7 +182,8 @@ class Trainer:
     def score(self, rollout: Rollout) -> Scores:
         """One no-grad pass: π_old log-probs and online self-certainty (+ the reference's)."""
         device, n = self.accelerator.device, len(rollout)
-        kwargs = {"temperature": self.config.temperature, "chunk_size": self.config.logits_chunk_size}
+        kwargs = {"temperature": self.config.temperature, "chunk_size": self.config.logits_chunk_size,
+                  "fused": self.config.fused_logprobs}
         old, sc, ref, ref_sc = [], [], [], []
         self.model.eval()
         for index in self._micro_batches(n):
@@ -204,7 +220,7 @@ class Trainer:
             sync = nullcontext() if i == len(batches) - 1 else self.accelerator.no_sync(self.model)
             with sync, self.accelerator.autocast():
                 logp, _ = completion_logprobs(self.model, *rows, temperature=config.temperature,
-                                              chunk_size=config.logits_chunk_size)
+                                              chunk_size=config.logits_chunk_size, fused=config.fused_logprobs)
                 loss, stats = policy_loss(
                     logp, scores.old_logprobs[index].to(device), advantages[index].to(device), rows[3],
                     epsilon=config.epsilon, epsilon_high=config.epsilon_high, beta=config.beta,

@@ -1,0 +1,242 @@
+"""Per-token log-probs and self-certainty straight from hidden states: no [B, T, V] logits.
+
+The output layer is z = h Wᵀ (+ b). At Qwen2.5's V = 151,936 the logits of one
+4,096-token sequence take 2.5 GB in fp32, and the straightforward path
+(logits → log_softmax → gather, then autograd) holds several such tensors at
+once. Here rows of h are processed a chunk at a time; one [C, V] fp32 buffer is
+the only vocabulary-sized temporary, in the forward and in the backward.
+
+With τ the temperature, z the chunk's logits already divided by τ, p = softmax(z)
+(REFERENCE §1):
+
+    logp_t = z_t[y_t] − lse_t,   lse_t = logsumexp(z_t)
+    sc_t   = lse_t − mean(z_t) − log V            (a reward: no gradient)
+
+Backward, with g_t = ∂L/∂logp_t:
+
+    ∂L/∂z_t(raw) = g_t (onehot(y_t) − p_t) / τ =: e_t
+    ∂L/∂h_t = e_t W        ∂L/∂W = Σ_t e_tᵀ h_t        ∂L/∂b = Σ_t e_t
+
+The forward keeps h, W and lse (N floats); the backward recomputes each chunk's
+logits (one extra matmul, the price of not storing [N, V]) and accumulates ∂L/∂W
+over chunks.
+
+Precision: under autocast the matmuls run in the autocast dtype (as the model's
+own lm_head would), everything vocabulary-wide after them in fp32. Without
+autocast, fp32 in → fp32 throughout (fp64 stays fp64, for gradcheck).
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+
+import torch
+from torch import Tensor, nn
+
+DEFAULT_CHUNK_SIZE = 2048
+
+# Model types whose logits are exactly `lm_head(hidden)`: no soft-capping, no
+# scale after the head. Anything else goes through the logits path (`fused_head`).
+SUPPORTED_MODEL_TYPES = frozenset({
+    "llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "phi3", "olmo", "olmo2",
+    "smollm3", "starcoder2", "gemma",
+})
+# Config fields that rescale or cap logits after the head, in the families we know.
+_LOGIT_TRANSFORMS = ("final_logit_softcapping", "logit_scale", "logits_scaling", "lm_head_multiplier",
+                     "output_multiplier_scale", "logit_softcapping")
+
+
+def _matmul_dtype(hidden: Tensor, weight: Tensor) -> torch.dtype:
+    device_type = hidden.device.type
+    if torch.is_autocast_enabled(device_type):
+        return torch.get_autocast_dtype(device_type)
+    return torch.promote_types(hidden.dtype, weight.dtype)
+
+
+class _FusedLinearLogProbs(torch.autograd.Function):
+    """Rows [N, H] → (logp [N], sc [N]); see the module docstring for the maths."""
+
+    @staticmethod
+    def forward(ctx, hidden, weight, bias, targets, temperature, chunk_size, mm_dtype):
+        acc = torch.promote_types(mm_dtype, torch.float32)
+        N, V = hidden.shape[0], weight.shape[0]
+        device_type = hidden.device.type
+        logp = torch.empty(N, dtype=acc, device=hidden.device)
+        sc = torch.empty(N, dtype=acc, device=hidden.device)
+        lse = torch.empty(N, dtype=acc, device=hidden.device)
+        log_v = math.log(V)
+        with torch.autocast(device_type, enabled=False):
+            w = weight.to(mm_dtype)
+            b = None if bias is None else bias.to(acc)
+            for start in range(0, N, chunk_size):
+                end = min(start + chunk_size, N)
+                z = _chunk_logits(hidden[start:end], w, b, temperature, acc)  # [C, V], the one big buffer
+                tgt = z.gather(1, targets[start:end, None]).squeeze(1)
+                mean = z.mean(dim=1)
+                zmax = z.amax(dim=1)
+                lse_c = zmax + z.sub_(zmax[:, None]).exp_().sum(dim=1).log()  # z is overwritten here
+                del z
+                logp[start:end] = tgt - lse_c
+                sc[start:end] = lse_c - mean - log_v
+                lse[start:end] = lse_c
+        ctx.save_for_backward(hidden, weight, bias, targets, lse)
+        ctx.temperature, ctx.chunk_size, ctx.mm_dtype = temperature, chunk_size, mm_dtype
+        ctx.mark_non_differentiable(sc)
+        return logp, sc
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_logp, grad_sc):
+        hidden, weight, bias, targets, lse = ctx.saved_tensors
+        tau, chunk_size, mm_dtype = ctx.temperature, ctx.chunk_size, ctx.mm_dtype
+        acc = lse.dtype
+        need_h, need_w, need_b = ctx.needs_input_grad[:3]
+        N = hidden.shape[0]
+        g = grad_logp.to(acc) / tau  # [N]
+        w = weight.to(mm_dtype)
+        b = None if bias is None else bias.to(acc)
+        grad_h = torch.empty(hidden.shape, dtype=hidden.dtype, device=hidden.device) if need_h else None
+        grad_w = torch.zeros(weight.shape, dtype=acc, device=weight.device) if need_w else None
+        grad_b = torch.zeros(weight.shape[0], dtype=acc, device=weight.device) if need_b else None
+        with torch.autocast(hidden.device.type, enabled=False):
+            for start in range(0, N, chunk_size):
+                end = min(start + chunk_size, N)
+                h = hidden[start:end].to(mm_dtype)
+                e = _chunk_logits(h, w, b, tau, acc)
+                gc = g[start:end, None]
+                e.sub_(lse[start:end, None]).exp_().mul_(-gc)  # −p·g/τ, in place: still one buffer
+                e.scatter_add_(1, targets[start:end, None], gc)  # + onehot(y)·g/τ
+                if need_b:
+                    grad_b += e.sum(dim=0)
+                e_mm = e.to(mm_dtype)
+                if need_h:
+                    grad_h[start:end] = (e_mm @ w).to(hidden.dtype)
+                if need_w:
+                    if e_mm.dtype == acc:
+                        grad_w.addmm_(e_mm.t(), h)
+                    else:  # low-precision matmul, fp32 accumulation across chunks
+                        grad_w += (e_mm.t() @ h).to(acc)
+                del e, e_mm
+        grad_w = None if grad_w is None else grad_w.to(weight.dtype)
+        grad_b = None if grad_b is None else grad_b.to(bias.dtype)
+        return grad_h, grad_w, grad_b, None, None, None, None
+
+
+def _chunk_logits(h: Tensor, w: Tensor, b: Tensor | None, tau: float, acc: torch.dtype) -> Tensor:
+    """[C, H] rows → [C, V] logits / τ in `acc` precision (one buffer when no cast is needed)."""
+    z = h.to(w.dtype) @ w.t()
+    z = z.to(acc) if z.dtype != acc else z
+    if b is not None:
+        z += b
+    return z.div_(tau)
+
+
+def fused_token_logprobs_and_self_certainty(
+    hidden: Tensor,
+    weight: Tensor,
+    targets: Tensor,
+    mask: Tensor | None = None,
+    temperature: float = 1.0,
+    chunk_size: int | None = None,
+    bias: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Per-token log-probs of `targets` and self-certainty from the output layer's input.
+
+    Same results as ``token_logprobs_and_self_certainty(hidden @ weight.T + bias, ...)``
+    without ever holding more than `chunk_size` rows of logits.
+
+    Args:
+        hidden: [B, T, H]; ``hidden[:, t]`` is the final hidden state that predicts
+            ``targets[:, t]`` (what the model feeds its lm_head).
+        weight: [V, H] output-layer weight (tied or not); bias: [V] or None.
+        targets: [B, T] token ids; masked positions are ignored (may be padding / -100).
+        mask: [B, T] bool or 0/1; None = all real. Masked rows are skipped entirely
+            (no logits are computed for padding).
+        temperature: τ > 0, applied to both outputs (REFERENCE §1).
+        chunk_size: rows per [C, V] fp32 chunk (None → 2048).
+
+    Returns:
+        logp [B, T] float32 (float64 for float64 inputs), differentiable w.r.t.
+        hidden, weight and bias; sc [B, T] same dtype, no gradient. Both 0 where
+        mask == 0.
+    """
+    if hidden.dim() != 3:
+        raise ValueError(f"hidden must be [B, T, H], got shape {tuple(hidden.shape)}")
+    B, T, H = hidden.shape
+    if weight.dim() != 2 or weight.shape[1] != H:
+        raise ValueError(f"weight must be [V, {H}], got {tuple(weight.shape)}")
+    if bias is not None and bias.shape != (weight.shape[0],):
+        raise ValueError(f"bias must be [{weight.shape[0]}], got {tuple(bias.shape)}")
+    if targets.shape != (B, T):
+        raise ValueError(f"targets must be [B, T] = {(B, T)}, got {tuple(targets.shape)}")
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    chunk_size = DEFAULT_CHUNK_SIZE if chunk_size is None else int(chunk_size)
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    mm_dtype = _matmul_dtype(hidden, weight)
+    acc = torch.promote_types(mm_dtype, torch.float32)
+
+    rows = hidden.reshape(B * T, H)
+    flat_targets = targets.to(hidden.device).reshape(-1).long()
+    index = None
+    if mask is not None:
+        mask = mask.to(hidden.device).bool()
+        if mask.shape != (B, T):
+            raise ValueError(f"mask must be [B, T] = {(B, T)}, got {tuple(mask.shape)}")
+        if not bool(mask.all()):
+            index = mask.reshape(-1).nonzero().squeeze(1)
+            rows, flat_targets = rows.index_select(0, index), flat_targets.index_select(0, index)
+    if bool(((flat_targets < 0) | (flat_targets >= weight.shape[0])).any()):
+        raise ValueError("targets at unmasked positions must be token ids in [0, V)")
+    logp, sc = _FusedLinearLogProbs.apply(rows, weight, bias, flat_targets, float(temperature), chunk_size,
+                                          mm_dtype)
+    if index is not None:
+        logp = torch.zeros(B * T, dtype=acc, device=hidden.device).index_copy(0, index, logp)
+        sc = torch.zeros(B * T, dtype=acc, device=hidden.device).index_copy(0, index, sc)
+    return logp.view(B, T), sc.view(B, T)
+
+
+# --------------------------------------------------------------- models
+
+
+def fused_head(model) -> nn.Linear | None:
+    """The model's output layer when its logits are exactly `lm_head(hidden)`, else None.
+
+    None (use the logits path) for unknown architectures and for configs that cap
+    or rescale logits after the head (Gemma 2's soft-capping, Cohere's logit_scale,
+    Granite's logits_scaling, ...): the fused maths would silently differ there.
+    """
+    inner = getattr(model, "module", model)  # DDP / accelerate wrappers
+    config = getattr(inner, "config", None)
+    get_head = getattr(inner, "get_output_embeddings", None)
+    if config is None or get_head is None:
+        return None
+    if getattr(config, "model_type", None) not in SUPPORTED_MODEL_TYPES:
+        return None
+    if any(getattr(config, name, None) not in (None, 1, 1.0) for name in _LOGIT_TRANSFORMS):
+        return None
+    head = get_head()
+    return head if type(head) is nn.Linear else None
+
+
+@contextmanager
+def capture_head_input(head: nn.Module):
+    """Within the block, `head` records its input and computes logits for zero positions.
+
+    Yields the list the inputs are appended to. The model's forward runs as usual
+    (wrappers, hooks, DDP bookkeeping included); only its vocabulary projection is
+    skipped: a [B, 0, V] tensor comes out instead of [B, T, V].
+    """
+    captured: list[Tensor] = []
+
+    def hook(module, args):
+        captured.append(args[0])
+        return (args[0][..., :0, :],)
+
+    handle = head.register_forward_pre_hook(hook)
+    try:
+        yield captured
+    finally:
+        handle.remove()

@@ -1,0 +1,190 @@
+"""The fused path (hidden states + lm_head weight, no [B, T, V] logits) against the
+straightforward one: full logits, log-softmax, autograd. Values and gradients,
+with masking, padding ids, temperature, bias, chunk sizes that do not divide the rows."""
+
+import math
+
+import pytest
+import torch
+
+from selftaught.fused_logprobs import (
+    capture_head_input,
+    fused_head,
+    fused_token_logprobs_and_self_certainty,
+)
+from selftaught.ops import token_logprobs_and_self_certainty
+
+
+def straightforward(hidden, weight, targets, mask, temperature, bias=None):
+    """Full logits → log_softmax → gather; sc = −mean(log p) − log V. Masked positions 0."""
+    logits = hidden @ weight.t()
+    if bias is not None:
+        logits = logits + bias
+    logp_all = torch.log_softmax(logits.to(torch.promote_types(logits.dtype, torch.float32)) / temperature, -1)
+    safe = torch.where(mask, targets, 0)
+    logp = logp_all.gather(-1, safe.unsqueeze(-1)).squeeze(-1)
+    sc = (-logp_all.mean(-1) - math.log(weight.shape[0])).detach()
+    return torch.where(mask, logp, 0.0), torch.where(mask, sc, 0.0)
+
+
+def make_case(B=3, T=7, H=16, V=37, seed=0, dtype=torch.float32, pad_id=-100):
+    g = torch.Generator().manual_seed(seed)
+    hidden = torch.randn(B, T, H, generator=g, dtype=dtype)
+    weight = (torch.randn(V, H, generator=g, dtype=dtype) * 0.5)
+    bias = torch.randn(V, generator=g, dtype=dtype) * 0.1
+    targets = torch.randint(0, V, (B, T), generator=g)
+    mask = torch.rand(B, T, generator=g) > 0.3
+    mask[1] = False  # a row that is all padding
+    mask[0, 0] = True
+    mask[-1, -2:] = False  # right padding after an EOS
+    targets = torch.where(mask, targets, pad_id)  # padding ids that are not valid tokens
+    return hidden, weight, bias, targets, mask
+
+
+def grads(fn, hidden, weight, bias, upstream):
+    leaves = [t.detach().clone().requires_grad_(True) for t in (hidden, weight, bias)]
+    logp, sc = fn(*leaves)
+    (logp * upstream).sum().backward()
+    return logp.detach(), sc, [t.grad for t in leaves]
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.7, 1.6])
+@pytest.mark.parametrize("chunk_size", [1, 4, 5, 1000])
+@pytest.mark.parametrize("use_bias", [False, True])
+def test_values_and_gradients_match_straightforward(temperature, chunk_size, use_bias):
+    hidden, weight, bias, targets, mask = make_case()
+    upstream = torch.randn(mask.shape, generator=torch.Generator().manual_seed(1))
+    b = bias if use_bias else torch.zeros_like(bias)
+
+    def fused(h, w, bb):
+        return fused_token_logprobs_and_self_certainty(h, w, targets, mask, temperature, chunk_size,
+                                                       bias=bb if use_bias else None)
+
+    def plain(h, w, bb):
+        return straightforward(h, w, targets, mask, temperature, bias=bb if use_bias else None)
+
+    logp, sc, g = grads(fused, hidden, weight, b, upstream)
+    ref_logp, ref_sc, ref_g = grads(plain, hidden, weight, b, upstream)
+    assert logp.dtype == sc.dtype == torch.float32 and logp.shape == sc.shape == mask.shape
+    torch.testing.assert_close(logp, ref_logp, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(sc, ref_sc, atol=1e-5, rtol=1e-5)
+    assert not sc.requires_grad
+    assert (logp[~mask] == 0).all() and (sc[~mask] == 0).all()
+    for name, got, want in zip(("hidden", "weight", "bias"), g, ref_g):
+        if name == "bias" and not use_bias:
+            assert got is None
+            continue
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5, msg=name)
+    assert (g[0][1] == 0).all(), "an all-padding row must get no gradient"
+
+
+def test_matches_the_logits_path_of_ops():
+    hidden, weight, _, targets, mask = make_case(seed=3)
+    fused = fused_token_logprobs_and_self_certainty(hidden, weight, targets, mask, 0.9, 3)
+    logits = token_logprobs_and_self_certainty(hidden @ weight.t(), targets, mask, 0.9, 3)
+    for a, b in zip(fused, logits):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_gradcheck_float64():
+    hidden, weight, bias, targets, mask = make_case(B=3, T=4, H=5, V=9, dtype=torch.float64)
+    leaves = [t.requires_grad_(True) for t in (hidden, weight, bias)]
+    assert torch.autograd.gradcheck(
+        lambda h, w, b: fused_token_logprobs_and_self_certainty(h, w, targets, mask, 0.8, 3, bias=b)[0], leaves)
+
+
+def test_frozen_weight_or_hidden_gets_no_gradient_and_no_error():
+    hidden, weight, _, targets, mask = make_case()
+    h = hidden.clone().requires_grad_(True)
+    logp, _ = fused_token_logprobs_and_self_certainty(h, weight, targets, mask, 1.0, 4)
+    logp.sum().backward()
+    assert h.grad is not None and weight.grad is None
+    w = weight.clone().requires_grad_(True)
+    logp, _ = fused_token_logprobs_and_self_certainty(hidden, w, targets, mask, 1.0, 4)
+    logp.sum().backward()
+    assert w.grad is not None
+
+
+def test_all_masked_gives_zeros_and_a_usable_graph():
+    hidden, weight, _, targets, _ = make_case()
+    mask = torch.zeros(targets.shape, dtype=torch.bool)
+    h = hidden.clone().requires_grad_(True)
+    logp, sc = fused_token_logprobs_and_self_certainty(h, weight, targets, mask)
+    logp.sum().backward()
+    assert (logp == 0).all() and (sc == 0).all() and (h.grad == 0).all()
+
+
+def test_no_mask_and_non_contiguous_hidden():
+    hidden, weight, _, targets, _ = make_case(T=8)
+    targets = targets.clamp(min=0)
+    sliced = hidden[:, :-1]  # as the trainer slices the captured states
+    mask = torch.ones(sliced.shape[:2], dtype=torch.bool)
+    got = fused_token_logprobs_and_self_certainty(sliced, weight, targets[:, :-1], None, 1.3, 5)
+    want = straightforward(sliced, weight, targets[:, :-1], mask, 1.3)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_bf16_autocast_matches_the_autocast_logits_path():
+    hidden, weight, _, targets, mask = make_case(H=32, V=64)
+    upstream = torch.randn(mask.shape)
+    results = []
+    for fused in (True, False):
+        h, w = hidden.clone().requires_grad_(True), weight.clone().requires_grad_(True)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            if fused:
+                logp, sc = fused_token_logprobs_and_self_certainty(h, w, targets, mask, 0.9, 4)
+            else:
+                logits = torch.nn.functional.linear(h, w)  # bf16 under autocast, as a model's lm_head
+                logp, sc = token_logprobs_and_self_certainty(logits, targets, mask, 0.9, 4)
+        assert logp.dtype == torch.float32
+        (logp * upstream).sum().backward()
+        assert h.grad.dtype == h.dtype and w.grad.dtype == w.dtype
+        results.append((logp.detach(), sc, h.grad, w.grad))
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, atol=2e-2, rtol=2e-2)
+    # and close to the fp32 truth (bf16 matmul, fp32 softmax)
+    torch.testing.assert_close(results[0][0], straightforward(hidden, weight, targets, mask, 0.9)[0],
+                               atol=5e-2, rtol=5e-2)
+
+
+def test_rejects_bad_shapes_and_out_of_range_targets():
+    hidden, weight, _, targets, mask = make_case()
+    with pytest.raises(ValueError, match="hidden"):
+        fused_token_logprobs_and_self_certainty(hidden[0], weight, targets, mask)
+    with pytest.raises(ValueError, match="weight"):
+        fused_token_logprobs_and_self_certainty(hidden, weight[:, :3], targets, mask)
+    with pytest.raises(ValueError, match="temperature"):
+        fused_token_logprobs_and_self_certainty(hidden, weight, targets, mask, 0.0)
+    with pytest.raises(ValueError, match="targets"):
+        fused_token_logprobs_and_self_certainty(hidden, weight, targets, None)  # -100 at real positions
+
+
+# ------------------------------------------------------------------ models
+
+
+def test_capture_head_input_skips_the_vocabulary_projection():
+    from selftaught.models import load_model
+
+    model, tokenizer = load_model("tiny-random")
+    ids = torch.randint(0, len(tokenizer), (2, 6))
+    head = fused_head(model)
+    assert head is model.lm_head
+    seen = []
+    handle = head.register_forward_hook(lambda m, a, out: seen.append(out.shape))
+    with capture_head_input(head) as captured:
+        out = model(input_ids=ids, logits_to_keep=4)
+    handle.remove()
+    assert seen == [torch.Size([2, 0, len(tokenizer)])] and out.logits.shape[1] == 0
+    full = model(input_ids=ids, logits_to_keep=4).logits
+    torch.testing.assert_close(head(captured[0]), full)
+
+
+def test_fused_head_refuses_logit_transforms_and_unknown_models():
+    from transformers import Gemma2Config, Gemma2ForCausalLM, Qwen2Config, Qwen2ForCausalLM
+
+    small = dict(vocab_size=32, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                 num_attention_heads=2, num_key_value_heads=1, head_dim=8)
+    assert fused_head(Qwen2ForCausalLM(Qwen2Config(**small))) is not None
+    assert fused_head(Gemma2ForCausalLM(Gemma2Config(**small, final_logit_softcapping=30.0))) is None
+    assert fused_head(torch.nn.Linear(3, 3)) is None
