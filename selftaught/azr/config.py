@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 TASK_TYPES = ("deduction", "abduction", "induction")
 
@@ -21,14 +21,31 @@ class AZRConfig(BaseModel):
     """K triplets shown to the deduction/abduction proposer."""
     induction_inputs: int = Field(10, ge=2)
     """N inputs the induction proposer writes; half are shown to the solver."""
-    buffer_capacity: int = Field(16384, ge=1)
+    buffer_capacity: int = Field(16384, ge=2)
+    """Tasks kept per type. The seed is pinned; past capacity the oldest proposals
+    are evicted (see `buffers.TaskBuffer`)."""
     seed_proposals: int = Field(32, ge=0)
     """Valid proposals per type the seeding phase aims for before updates begin."""
+    seed_rounds: int = Field(4, ge=0)
+    """At most this many proposer batches (of `tasks_per_type_role` each) per type in
+    the seeding phase; it stops early once every type has `seed_proposals`."""
     reward_style: Literal["paper", "code"] = "paper"
     """`paper`: −0.5 only for wrong answers; `code`: AZR's code also turns a proposer
     reward of 0 (r̄ ∈ {0, 1}) into −0.5 (its issue #37)."""
     self_certainty_weight: float = Field(0.0, ge=0)
     """Add Intuitor's self-certainty to the solver's reward (0 = off)."""
+    use_chat_template: Literal["auto", "always", "never"] = "never"
+    """`never`: the plain R1 template ("User: … Assistant: <think>"), as AZR uses for
+    base models; `auto`/`always`: the tokenizer's chat template."""
     executor_timeout_s: float = Field(5.0, gt=0)
     executor_memory_mb: int = Field(512, ge=64)
     executor_workers: int = Field(2, ge=1)
+
+    @field_validator("task_types")
+    @classmethod
+    def _distinct_types(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("azr.task_types needs at least one of deduction, abduction, induction")
+        if len(set(value)) != len(value):
+            raise ValueError(f"azr.task_types lists a type twice: {value}")
+        return value

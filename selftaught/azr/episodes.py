@@ -1,0 +1,357 @@
+"""Absolute Zero self-play as an episode source for the shared trainer (REFERENCE §3).
+
+One `collect` is one self-play step:
+
+    propose ──► validate ──► learnability rollouts ──► buffers ──► solve
+    (B prompts per type:     (executor:       (n solver samples per     (valid       (B tasks per type
+     K references, or a       parse, f,        valid proposal → r̄ →     proposals    sampled from its
+     program for induction)   safety, runs)    r_propose)                enter)       buffer → r_solve)
+
+The returned rollout holds the trained samples only: the B proposer responses and
+the B solver responses of every task type (6 groups of B for three types). The
+learnability rollouts only estimate r̄ and are not trained on; the solve batch is
+sampled from the buffers (this step's new tasks included), as AZR's code does.
+Rewards are format-aware (`rewards.py`), advantages are TRR++ (one baseline per
+(task type, role)), and both roles share one update.
+
+The first `collect` runs the seeding phase: proposals without updates until every
+buffer holds `seed_proposals` tasks (or `seed_rounds` batches were tried).
+
+Model-written code runs only in the sandboxed `PythonExecutor` (one per episode
+source, started on first use, closed by `close()` or at exit); parsing here uses
+`ast.parse` at most. No model output can raise.
+"""
+
+from __future__ import annotations
+
+import atexit
+import math
+import random
+import re
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..advantages import keyed_advantages
+from ..rollout import Rollout
+from .buffers import TaskBuffer
+from .checking import check_answers
+from .config import TASK_TYPES
+from .parsing import parse_answer, parse_proposal
+from .prompts import proposer_prompt, solver_prompt, wrap_prompt
+from .rewards import proposer_reward, solve_rate, solver_reward
+from .tasks import TASK_TYPE_SPECS, Task, seed_task
+
+ROLES = ("propose", "solve")
+# Induction programs come from the buffers of the types whose proposer writes programs.
+PROGRAM_SOURCES = tuple(t for t, spec in TASK_TYPE_SPECS.items() if "python" in spec.proposer_writes)
+
+
+@dataclass
+class ProposerRequest:
+    task_type: str
+    prompt: str
+    program: str | None = None  # induction: the program the proposer writes inputs for
+
+
+@dataclass
+class ProposalOutcome:
+    valid: bool
+    reason: str | None = None
+    task: Task | None = None
+
+
+def reason_key(reason: str | None) -> str:
+    """A rejection reason as a short metric-name piece ('error: KeyError' → 'error_KeyError')."""
+    head, _, detail = (reason or "unknown").partition(":")
+    head, detail = head.strip(), detail.strip()
+    if detail and head in ("error", "missing_block", "duplicate_block", "empty_block", "unparsable"):
+        head = f"{head}_{detail}"
+    return re.sub(r"\W+", "_", head)[:48] or "unknown"
+
+
+def min_induction_pairs(num_inputs: int) -> int:
+    """Valid inputs an induction proposal needs: half of N, and at least one shown + one held out."""
+    return max(2, math.ceil(num_inputs / 2))
+
+
+class AZREpisodes:
+    """Proposer and solver on deduction, abduction and induction, trained jointly."""
+
+    def __init__(self, config, tokenizer, executor=None):
+        self.config, self.azr, self.tokenizer = config, config.azr, tokenizer
+        self.types = list(self.azr.task_types)
+        self.rng = random.Random(config.seed)
+        self.buffers = {t: TaskBuffer(t, self.azr.buffer_capacity, [seed_task(t)]) for t in TASK_TYPES}
+        self.seeded = self.azr.seed_proposals == 0 or self.azr.seed_rounds == 0
+        self.rollouts = 0
+        self._executor, self._owns_executor = executor, executor is None
+        self.weights = {"azr": 1.0}
+        if self.azr.self_certainty_weight > 0:
+            self.weights["self_certainty"] = self.azr.self_certainty_weight
+        self._stats: dict[str, float] = {}
+
+    # ------------------------------------------------------------- executor
+
+    @property
+    def executor(self):
+        if self._executor is None:
+            from ..executor import PythonExecutor
+
+            self._executor = PythonExecutor(workers=self.azr.executor_workers, timeout_s=self.azr.executor_timeout_s,
+                                            memory_mb=self.azr.executor_memory_mb)
+            atexit.register(self.close)
+        return self._executor
+
+    def close(self) -> None:
+        """Stop the executor's sandbox processes (only one this source started). Idempotent."""
+        if self._executor is not None and self._owns_executor:
+            self._executor.close()
+            self._executor = None
+
+    def _validate(self, items: list[tuple[str, str]]) -> list:
+        if not items:
+            return []
+        many = getattr(self.executor, "validate_many", None)
+        return many(items) if many else [self.executor.validate(p, i) for p, i in items]
+
+    # -------------------------------------------------------------- prompts
+
+    def _text(self, body: str) -> str:
+        return wrap_prompt(body, self.tokenizer, self.azr.use_chat_template)
+
+    def _num_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def _fits(self, text: str) -> bool:
+        return self._num_tokens(text) <= self.config.max_prompt_length
+
+    def _proposer_request(self, task_type: str) -> ProposerRequest:
+        """A proposer prompt; references are dropped (last first) until it fits max_prompt_length."""
+        spec = TASK_TYPE_SPECS[task_type]
+        program, references = None, []
+        if spec.given_program:
+            pool = [task for source in PROGRAM_SOURCES for task in self.buffers[source].tasks()]
+            program = self.rng.choice(pool).program
+        if spec.uses_references:
+            buffer = self.buffers[task_type]
+            references = buffer.sample(min(self.azr.num_references, len(buffer)), self.rng)
+        while True:
+            text = self._text(proposer_prompt(task_type, references=references, program=program,
+                                              num_inputs=self.azr.induction_inputs,
+                                              timeout_s=self.azr.executor_timeout_s))
+            if not references or self._fits(text):
+                break
+            references = references[:-1]
+            self._count("azr/prompts/references_dropped")
+        if not self._fits(text):
+            self._count("azr/prompts/over_length")
+        return ProposerRequest(task_type, text, program)
+
+    def _solver_text(self, task: Task) -> str:
+        return self._text(solver_prompt(task))
+
+    def _count(self, key: str, by: float = 1) -> None:
+        self._stats[key] = self._stats.get(key, 0) + by
+
+    # ------------------------------------------------------------- proposing
+
+    def evaluate_proposals(self, requests: list[ProposerRequest], completions: list[str],
+                           step: int) -> list[ProposalOutcome]:
+        """Parse every proposal and validate it in the executor (one batched call)."""
+        N = self.azr.induction_inputs
+        outcomes: list[ProposalOutcome | None] = [None] * len(requests)
+        drafts, runs = {}, []  # k → (program, message); (k, program, input)
+        for k, (request, text) in enumerate(zip(requests, completions)):
+            parsed = parse_proposal(text, request.task_type, N)
+            if not parsed.ok:
+                outcomes[k] = ProposalOutcome(False, parsed.reason)
+                continue
+            program = request.program if TASK_TYPE_SPECS[request.task_type].given_program else parsed.program
+            drafts[k] = (program, parsed.message)
+            runs += [(k, program, inputs) for inputs in parsed.inputs]
+        verdicts = self._validate([(program, inputs) for _, program, inputs in runs])
+        by_proposal: dict[int, list[tuple[str, object]]] = {}
+        for (k, _, inputs), verdict in zip(runs, verdicts):
+            by_proposal.setdefault(k, []).append((inputs, verdict))
+        for k, (program, message) in drafts.items():
+            task_type = requests[k].task_type
+            checked = by_proposal[k]
+            passed = [(i, v.output) for i, v in checked if v.ok]
+            if TASK_TYPE_SPECS[task_type].many_inputs:
+                if len(passed) < min_induction_pairs(N):
+                    failures = Counter(reason_key(v.reason) for _, v in checked if not v.ok)
+                    for why, count in failures.items():
+                        self._count(f"azr/{task_type}/propose/failed_inputs/{why}", count)
+                    outcomes[k] = ProposalOutcome(False, "too_few_valid_inputs")
+                    continue
+            elif not passed:
+                outcomes[k] = ProposalOutcome(False, checked[0][1].reason)
+                continue
+            task = Task(task_type, program, [i for i, _ in passed], [o for _, o in passed], message, step)
+            outcomes[k] = ProposalOutcome(True, None, task)
+        return outcomes
+
+    def _propose(self, sampler, task_types: list[str], step: int) -> tuple[Rollout, list[ProposalOutcome]]:
+        B = self.azr.tasks_per_type_role
+        requests = [self._proposer_request(t) for t in task_types for _ in range(B)]
+        started = time.perf_counter()
+        rollout = sampler.sample([r.prompt for r in requests], 1)
+        generated = time.perf_counter()
+        outcomes = self.evaluate_proposals(requests, rollout.completions, step)
+        self._count("azr/time/propose_generate_s", generated - started)
+        self._count("azr/time/validate_s", time.perf_counter() - generated)
+        rollout.extras = {"task_type": [r.task_type for r in requests]}
+        return rollout, outcomes
+
+    def _add_to_buffers(self, outcomes: list[ProposalOutcome]) -> None:
+        for outcome in outcomes:
+            if outcome.valid:
+                task_type = outcome.task.type
+                if not self.buffers[task_type].add(outcome.task):
+                    self._count(f"azr/{task_type}/propose/duplicates")
+
+    def seed(self, sampler) -> None:
+        """The seeding phase: proposals without updates until the buffers are filled."""
+        started = time.perf_counter()
+        rounds = 0
+        for _ in range(self.azr.seed_rounds):
+            short = [t for t in self.types if self.buffers[t].num_proposed < self.azr.seed_proposals]
+            if not short:
+                break
+            rounds += 1
+            rollout, outcomes = self._propose(sampler, short, step=0)
+            self._add_to_buffers(outcomes)
+            for task_type, outcome in zip(rollout.extras["task_type"], outcomes):
+                self._count(f"azr/seed/{task_type}/proposals")
+                self._count(f"azr/seed/{task_type}/valid", outcome.valid)
+        self.seeded = True
+        self._stats["azr/seed/rounds"] = rounds
+        self._stats["azr/time/seed_s"] = time.perf_counter() - started
+        for t in self.types:
+            self._stats[f"azr/seed/{t}/buffer_size"] = len(self.buffers[t])
+
+    # --------------------------------------------------------------- solving
+
+    def solve(self, sampler, tasks: list[Task], num_generations: int) -> tuple[Rollout, list, list[bool]]:
+        """Sample solver responses for `tasks` (num_generations each, rows grouped by task) and check them."""
+        started = time.perf_counter()
+        texts = [self._solver_text(task) for task in tasks]
+        self._count("azr/prompts/over_length", sum(not self._fits(t) for t in texts))
+        rollout = sampler.sample(texts, num_generations)
+        generated = time.perf_counter()
+        row_tasks = [task for task in tasks for _ in range(num_generations)]
+        answers = [parse_answer(text, task.type) for text, task in zip(rollout.completions, row_tasks)]
+        correct = check_answers(self.executor, row_tasks, [a.value if a.ok else None for a in answers])
+        self._count("azr/time/solve_generate_s", generated - started)
+        self._count("azr/time/check_s", time.perf_counter() - generated)
+        return rollout, answers, correct
+
+    # -------------------------------------------------------------- protocol
+
+    def collect(self, sampler, num_completions: int | None = None) -> Rollout:
+        """One self-play step; `num_completions` is ignored (the batch is 2 × types × B)."""
+        self._stats = {}
+        if not self.seeded:
+            self.seed(sampler)
+        self.rollouts += 1
+        step, B, n = self.rollouts, self.azr.tasks_per_type_role, self.azr.learnability_rollouts
+
+        proposed, outcomes = self._propose(sampler, self.types, step)
+        rates: list[float | None] = [None] * len(outcomes)
+        valid = [k for k, o in enumerate(outcomes) if o.valid]
+        if valid:  # learnability: r̄ of each valid proposal from n solver rollouts
+            _, _, correct = self.solve(sampler, [outcomes[k].task for k in valid], n)
+            for j, k in enumerate(valid):
+                rates[k] = solve_rate(correct[j * n:(j + 1) * n])
+        self._add_to_buffers(outcomes)
+        proposed.extras = {
+            "task_type": proposed.extras["task_type"],
+            "role": ["propose"] * len(outcomes),
+            "azr_reward": [proposer_reward(o.valid, r, self.azr.reward_style) for o, r in zip(outcomes, rates)],
+            "valid": [o.valid for o in outcomes],
+            "correct": [None] * len(outcomes),
+            "solve_rate": rates,
+            "reason": [o.reason for o in outcomes],
+            "program_chars": [len(o.task.program) if o.valid else None for o in outcomes],
+        }
+
+        tasks = [task for t in self.types for task in self.buffers[t].sample(B, self.rng)]
+        solved, answers, correct = self.solve(sampler, tasks, 1)
+        solved.extras = {
+            "task_type": [task.type for task in tasks],
+            "role": ["solve"] * len(tasks),
+            "azr_reward": [solver_reward(a.ok, c) for a, c in zip(answers, correct)],
+            "valid": [a.ok for a in answers],
+            "correct": correct,
+            "solve_rate": [None] * len(tasks),
+            "reason": [a.reason for a in answers],
+            "program_chars": [len(task.program) for task in tasks],
+        }
+        return Rollout.concat([proposed, solved], self.tokenizer.pad_token_id)
+
+    def rewards(self, rollout: Rollout, scores) -> dict[str, torch.Tensor]:
+        """`azr`: the format-aware reward; `self_certainty` (solver rows only) when weighted."""
+        rewards = {"azr": torch.tensor(rollout.extras["azr_reward"], dtype=torch.float32)}
+        if "self_certainty" in self.weights:
+            solver = torch.tensor([role == "solve" for role in rollout.extras["role"]], dtype=torch.float32)
+            rewards["self_certainty"] = scores.self_certainty.detach().float().cpu() * solver
+        return rewards
+
+    def advantages(self, rollout: Rollout, rewards: dict[str, torch.Tensor]) -> torch.Tensor:
+        """TRR++: (r − μ) / (σ + ε) within each (task type, role) group of the batch."""
+        total = sum(self.weights[name] * rewards[name] for name in self.weights)
+        keys = list(zip(rollout.extras["task_type"], rollout.extras["role"]))
+        return keyed_advantages(total, keys, scale=self.config.scale_rewards != "none",
+                                eps=self.config.advantage_epsilon)
+
+    def metrics(self, rollout: Rollout, rewards: dict[str, torch.Tensor]) -> dict[str, float]:
+        """Per (task type, role): count, reward, solve rate, validity, rejection reasons; buffers."""
+        extras = rollout.extras
+        out: dict[str, float] = {}
+        for task_type in self.types:
+            for role in ROLES:
+                rows = [k for k in range(len(rollout))
+                        if extras["task_type"][k] == task_type and extras["role"][k] == role]
+                if not rows:
+                    continue
+                prefix = f"azr/{task_type}/{role}"
+                reward = [extras["azr_reward"][k] for k in rows]
+                out[f"{prefix}/count"] = len(rows)
+                out[f"{prefix}/reward_mean"] = sum(reward) / len(rows)
+                valid = [k for k in rows if extras["valid"][k]]
+                if role == "solve":
+                    out[f"{prefix}/solve_rate"] = sum(bool(extras["correct"][k]) for k in rows) / len(rows)
+                    out[f"{prefix}/format_error_rate"] = 1 - len(valid) / len(rows)
+                else:
+                    out[f"{prefix}/valid_rate"] = len(valid) / len(rows)
+                    if valid:  # r̄ of this step's valid proposals: how hard the new tasks are
+                        out[f"{prefix}/solve_rate"] = sum(extras["solve_rate"][k] for k in valid) / len(valid)
+                        out[f"{prefix}/program_chars"] = sum(extras["program_chars"][k] for k in valid) / len(valid)
+                    for why, count in Counter(reason_key(extras["reason"][k]) for k in rows
+                                              if not extras["valid"][k]).items():
+                        out[f"{prefix}/reject/{why}"] = count
+        for task_type in self.types:
+            buffer = self.buffers[task_type]
+            out[f"azr/buffer/{task_type}/size"] = len(buffer)
+            out[f"azr/buffer/{task_type}/program_chars"] = buffer.mean_program_chars()
+        out.update(self._stats)
+        return out
+
+    def state_dict(self) -> dict:
+        return {"buffers": {t: b.state_dict() for t, b in self.buffers.items()}, "rng": self.rng.getstate(),
+                "seeded": self.seeded, "rollouts": self.rollouts}
+
+    def load_state_dict(self, state: dict) -> None:
+        for task_type, buffer_state in state["buffers"].items():
+            self.buffers[task_type].load_state_dict(buffer_state)
+        self.rng.setstate(state["rng"])
+        self.seeded, self.rollouts = state["seeded"], state["rollouts"]
+
+    def export(self, output_dir, step: int | None = None) -> None:
+        """Write `output_dir/buffers/{type}.jsonl`, one task per line, for people to read."""
+        for task_type, buffer in self.buffers.items():
+            buffer.export(Path(output_dir) / "buffers" / f"{task_type}.jsonl")
