@@ -1,4 +1,4 @@
-"""`selftaught` command line: train | demo.
+"""`selftaught` command line: train | eval | demo.
 
 Errors a user can cause end in one line on stderr and exit code 2; a diverging
 run (too many non-finite steps) exits 1; bugs keep their traceback.
@@ -24,6 +24,18 @@ def _train(args) -> int:
     return 0
 
 
+def _eval(args) -> int:
+    from .evaluate.runner import evaluate, format_table
+
+    results = evaluate(args.model, args.benchmark, limit=args.limit, samples=args.samples,
+                       temperature=args.temperature, top_p=args.top_p, max_new_tokens=args.max_new_tokens,
+                       batch_size=args.batch_size, seed=args.seed, output_dir=args.output_dir, dtype=args.dtype,
+                       use_chat_template=args.chat_template)
+    print(format_table(results))
+    print(f"results: {args.output_dir}/results.json")
+    return 0
+
+
 def _demo(args) -> int:
     from .demo import run_demo
 
@@ -41,6 +53,27 @@ def build_parser() -> argparse.ArgumentParser:
                        help="override a config key (dotted for nested keys), repeatable")
     train.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in output_dir")
     train.set_defaults(run=_train)
+
+    ev = commands.add_parser("eval", help="score a model on benchmarks (math, HumanEval, CodeI/O, your JSONL)")
+    ev.add_argument("--model", required=True,
+                    help="tiny, tiny-random, smollm2, a hub id, a model directory, a .gguf file or a training "
+                         "checkpoint (a run's output directory means its newest checkpoint)")
+    ev.add_argument("--benchmark", action="append", required=True, metavar="NAME",
+                    help="gsm-symbolic, arith, humaneval, codeio, codeio-o, codeio-i or a .jsonl file; "
+                         "repeatable or comma-separated")
+    ev.add_argument("--limit", type=int, default=None, help="evaluate only the first N items of each benchmark")
+    ev.add_argument("--samples", type=int, default=1, help="completions per item K (pass@1..K)")
+    ev.add_argument("--temperature", type=float, default=None,
+                    help="0 = greedy (default with --samples 1; 0.8 with more samples)")
+    ev.add_argument("--top-p", type=float, default=1.0)
+    ev.add_argument("--max-new-tokens", type=int, default=None, help="default: per benchmark (128 to 512)")
+    ev.add_argument("--batch-size", type=int, default=16, help="completions per generate call")
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
+    ev.add_argument("--chat-template", default="auto", choices=["auto", "always", "never"],
+                    help="wrap prompts in the tokenizer's chat template (auto: when it has one)")
+    ev.add_argument("--output-dir", default="runs/eval", help="results.json goes here")
+    ev.set_defaults(run=_eval)
 
     demo = commands.add_parser("demo", help="train the built-in model with Intuitor and GRPO and compare")
     demo.add_argument("--output-dir", default="runs/demo")

