@@ -125,12 +125,22 @@ def score_predictions(tasks: list[tuple[str, Triplet, str | None]], executor, ti
 # ------------------------------------------------------------ user triplet files
 
 _PROGRAM_FIELDS = ("program", "code", "snippet")
-_INPUT_FIELDS = ("input", "inputs")
+
+
+def _pairs(row: dict) -> list[tuple[str, str]] | None:
+    """(input, output) pairs of a row: `input`/`output`, or `inputs`/`outputs` lists (AZR induction rows)."""
+    if "input" in row or "output" in row:
+        return [(row.get("input"), row.get("output"))]
+    inputs, outputs = row.get("inputs"), row.get("outputs")
+    if isinstance(inputs, list) and isinstance(outputs, list) and inputs and len(inputs) == len(outputs):
+        return list(zip(inputs, outputs))
+    return None
 
 
 def load_triplets(path: Path) -> list[Triplet]:
-    """Triplets from JSONL rows {program, input, output} (`code`/`snippet` and `inputs` accepted,
-    as AZR buffers write them); a row without a usable triplet is a UserError."""
+    """Triplets from JSONL rows `{program, input, output}`, as AZR's buffers export them
+    (`output_dir/buffers/*.jsonl`); a row with `inputs`/`outputs` lists (induction) gives one
+    triplet per pair; `code`/`snippet` are accepted for `program`. A bad row is a UserError."""
     if not path.is_file():
         raise UserError(f"benchmark file not found: {path}")
     triplets = []
@@ -146,16 +156,14 @@ def load_triplets(path: Path) -> list[Triplet]:
             if not isinstance(row, dict):
                 raise UserError(f"{where}: expected a JSON object with program, input and output")
             program = next((row[k] for k in _PROGRAM_FIELDS if k in row), None)
-            inputs = next((row[k] for k in _INPUT_FIELDS if k in row), None)
-            output = row.get("output")
-            if isinstance(inputs, list) and all(isinstance(x, str) for x in inputs) and len(inputs) == 1:
-                inputs = inputs[0]
-            if not all(isinstance(v, str) and v.strip() for v in (program, inputs, output)):
+            pairs = _pairs(row)
+            if not (isinstance(program, str) and pairs and all(
+                    isinstance(v, str) and v.strip() for pair in pairs for v in pair)):
                 raise UserError(f"{where}: a triplet row needs string fields program, input and output "
                                 f"(keys: {sorted(row)})")
             if not re.search(r"^def\s+f\s*\(", program, re.MULTILINE):
                 raise UserError(f"{where}: the program must define an entry function f")
-            triplets.append(Triplet(program, inputs, output, source=f"{path.name}:{number}"))
+            triplets += [Triplet(program, i, o, source=f"{path.name}:{number}") for i, o in pairs]
     if not triplets:
         raise UserError(f"benchmark file {path} has no rows")
     return triplets
