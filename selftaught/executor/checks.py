@@ -1,0 +1,138 @@
+"""Static checks of a proposed program: shape and forbidden names (REFERENCE §3).
+
+These are a first filter for determinism and intent, not a security boundary:
+names are easy to hide (``__import__("ti" + "me")``), which is why every run is
+contained by the operating system as well (see sandbox docs).
+"""
+
+from __future__ import annotations
+
+import ast
+
+# AZR's list (REFERENCE §3). A dotted entry forbids that attribute path
+# ("os.path" forbids os.path.join and `from os import path`, not `import os`).
+DEFAULT_FORBIDDEN: frozenset[str] = frozenset({
+    "logging", "random", "multiprocessing", "pebble", "subprocess", "threading",
+    "datetime", "time", "hashlib", "hmac", "calendar", "bcrypt",
+    "os.sys", "os.path", "sys.exit", "os.environ",
+})
+
+_PARSE_ERRORS = (SyntaxError, ValueError, OverflowError, MemoryError, RecursionError)
+
+
+def _hits(dotted: str, forbidden) -> str | None:
+    """The forbidden entry that `dotted` (a module or attribute path) falls under."""
+    parts = dotted.split(".")
+    for i in range(1, len(parts) + 1):
+        prefix = ".".join(parts[:i])
+        if prefix in forbidden:
+            return prefix
+    return None
+
+
+def _dotted(node) -> str | None:
+    names = []
+    while isinstance(node, ast.Attribute):
+        names.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        names.append(node.id)
+        return ".".join(reversed(names))
+    return None
+
+
+def find_forbidden(tree: ast.AST, forbidden) -> str | None:
+    """First forbidden module or attribute path the program names, or None."""
+    aliases: dict[str, str] = {}  # local name -> module path, from import statements
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                hit = _hits(alias.name, forbidden)
+                if hit:
+                    return hit
+                aliases[alias.asname or alias.name.split(".")[0]] = alias.name if alias.asname else alias.name.split(".")[0]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            hit = _hits(node.module, forbidden)
+            if hit:
+                return hit
+            for alias in node.names:
+                if alias.name == "*":
+                    star = [f for f in forbidden if f.startswith(node.module + ".")]
+                    if star:
+                        return sorted(star)[0]
+                    continue
+                hit = _hits(f"{node.module}.{alias.name}", forbidden)
+                if hit:
+                    return hit
+                aliases[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load):
+            dotted = _dotted(node)
+            if dotted:
+                head, _, rest = dotted.partition(".")
+                full = aliases.get(head, head) + ("." + rest if rest else "")
+                hit = _hits(full, forbidden)
+                if hit and "." in hit:  # bare module names count only when imported
+                    return hit
+        elif isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
+            # __import__("time"), importlib.import_module("time")
+            func = _dotted(node.func) or ""
+            if func.split(".")[-1] in ("__import__", "import_module") and isinstance(node.args[0].value, str):
+                hit = _hits(node.args[0].value, forbidden)
+                if hit:
+                    return hit
+    return None
+
+
+def check_program(program: str, forbidden=DEFAULT_FORBIDDEN, *, allow_helpers: bool = False
+                  ) -> tuple[str, str] | None:
+    """Check a proposal's shape and names; return (reason, detail) or None when fine.
+
+    Reasons: 'syntax', 'no_entry_function', 'multiple_entry_functions',
+    'extra_function: <name>' (top-level helpers; nest them inside f, or pass
+    allow_helpers=True), 'no_arguments' (f must take at least one argument),
+    'forbidden: <name>'.
+    """
+    if not isinstance(program, str):
+        return "syntax", "the program must be a string"
+    try:
+        tree = ast.parse(program)
+    except _PARSE_ERRORS as exc:
+        return "syntax", f"{type(exc).__name__}: {exc}"
+    defs = [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    entries = [n for n in defs if n.name == "f"]
+    if not entries:
+        return "no_entry_function", "define a top-level function f"
+    if len(entries) > 1:
+        return "multiple_entry_functions", "f is defined more than once"
+    entry = entries[0]
+    if isinstance(entry, ast.AsyncFunctionDef):
+        return "no_entry_function", "f must be a plain function, not async"
+    if not allow_helpers:
+        extra = [n.name for n in defs if n.name != "f"]
+        if extra:
+            return f"extra_function: {extra[0]}", "nest helper functions inside f"
+    a = entry.args
+    if not (a.posonlyargs or a.args or a.vararg or a.kwonlyargs or a.kwarg):
+        return "no_arguments", "f must take at least one argument"
+    hit = find_forbidden(tree, frozenset(forbidden))
+    if hit:
+        return f"forbidden: {hit}", f"the program uses {hit}"
+    return None
+
+
+def check_inputs(inputs: str, forbidden=DEFAULT_FORBIDDEN) -> tuple[str, str] | None:
+    """Inputs must be the argument list of one call f(...) and name nothing forbidden."""
+    if not isinstance(inputs, str):
+        return "syntax: inputs", "inputs must be a string"
+    try:
+        tree = ast.parse(f"f({inputs})", mode="eval")
+    except _PARSE_ERRORS as exc:
+        return "syntax: inputs", f"{type(exc).__name__}: {exc}"
+    call = tree.body
+    if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "f"):
+        return "syntax: inputs", "inputs must be the arguments of one call f(...)"
+    hit = find_forbidden(tree, frozenset(forbidden))
+    if hit:
+        return f"forbidden: {hit}", f"the inputs use {hit}"
+    return None
