@@ -78,13 +78,14 @@ _READ_EVENTS = frozenset({"os.listdir", "os.scandir", "glob.glob", "os.listxattr
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 
 
-def make_audit_hook(base, read_roots, violations):
+def make_audit_hook(area, read_roots, violations):
     """Refuse, and record, what a self-play program has no business doing.
 
-    Paths may be used inside `base` (this worker's scratch area); the standard
-    library may be read (imports). The OS layers hold even where this is bypassed.
+    Paths may be used inside area[0] (the current run's scratch directory while a
+    program runs, the worker's whole area while the harness cleans up); the
+    standard library may be read (imports). The OS layers hold where this is
+    bypassed.
     """
-    inside = base + "/"
     roots = tuple(r + "/" for r in read_roots)
     normpath, fsdecode, getcwd = os.path.normpath, os.fsdecode, os.getcwd
 
@@ -103,7 +104,8 @@ def make_audit_hook(base, read_roots, violations):
         raise PermissionError(f"sandbox: {what} is not allowed")
 
     def allowed(p, reading):
-        return p is None or p == base or p.startswith(inside) or (
+        base = area[0]
+        return p is None or p == base or p.startswith(base + "/") or (
             reading and (p + "/").startswith(roots))
 
     def hook(event, args):
@@ -157,6 +159,19 @@ _TIER1_NAMES = frozenset({"sys", "os", "environ", "decimal", "DefaultContext", "
 _MUTABLE = (list, dict, set, bytearray)
 
 
+# Names too common to signal anything (builtins, methods of built-in types).
+_COMMON_NAMES = frozenset(dir(builtins)).union(*(dir(t) for t in (list, dict, set, str, bytes, int, float, tuple)))
+
+
+def _is_inert(v):
+    """Enum members, named constants and typing constructs: never mutated by
+    ordinary code."""
+    import enum
+
+    return (isinstance(v, (enum.Enum, int, float, str, bytes, tuple, frozenset))
+            or type(v).__module__ == "typing")
+
+
 def _is_plain_instance(v):
     return not isinstance(v, (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType,
                               types.MethodType)) and type(getattr(v, "__dict__", None)) is dict
@@ -195,35 +210,53 @@ class StateGuard:
         self.recursion_limit = sys.getrecursionlimit()
         self.int_digits = sys.get_int_max_str_digits() if hasattr(sys, "get_int_max_str_digits") else None
         self.modules = dict(sys.modules)
-        modules = list(self.modules.values())
-        live, names, seen = [builtins.__dict__] + [vars(m) for m in modules], set(), set()
-        classes = []
-        for module in modules:
+        modules = list(self.modules.items())
+        live = [builtins.__dict__] + [vars(m) for _, m in modules]
+        labels = ["builtins"] + [f"module {name}" for name, _ in modules]
+        names, seen, classes = set(), set(), []
+
+        def note(module_name, name):
+            # A program reaches this state by naming it, or the module that holds it.
+            if name[:1] == "_":
+                return  # private names put a program in tier 1 anyway
+            if len(name) >= 6 and name not in _COMMON_NAMES:
+                names.add(name)
+            else:
+                names.update(module_name.split("."))
+
+        for mname, module in modules:
             for name, v in list(vars(module).items()):
-                if id(v) in seen:
+                if id(v) in seen or name[:2] == "__":
                     continue
                 seen.add(id(v))
                 if isinstance(v, type):
                     if v.__flags__ & (1 << 9) and not v.__flags__ & (1 << 8):  # heap, mutable
-                        classes.append(v)
+                        classes.append((mname, name, v))
+                elif _is_inert(v):
+                    continue
                 elif isinstance(v, _MUTABLE) and "cache" not in name.lower():
                     live.append(v)
-                    names.add(name)
+                    labels.append(f"{mname}.{name}")
+                    note(mname, name)
                 elif isinstance(v, types.MethodType) and not isinstance(v.__self__, (type, types.ModuleType)):
-                    names.add(name)  # e.g. random.seed: a bound method of a hidden instance
+                    note(mname, name)  # e.g. random.seed: a bound method of a hidden instance
                 elif _is_plain_instance(v):
                     live.append(v.__dict__)
-                    names.add(name)
-        for cls in classes:
+                    labels.append(f"{mname}.{name}.__dict__")
+                    note(mname, name)
+        for mname, cname, cls in classes:
             live.append(cls.__dict__)
+            labels.append(f"class {mname}.{cname}")
             for name, v in cls.__dict__.items():
-                if isinstance(v, _MUTABLE) and "cache" not in name.lower():
+                if isinstance(v, _MUTABLE) and "cache" not in name.lower() and name[:2] != "__":
                     live.append(v)
-                    names.add(name)
+                    labels.append(f"{mname}.{cname}.{name}")
+                    note(mname, name)
         environ = getattr(os.environ, "_data", None)
         if isinstance(environ, dict):
             live.append(environ)
-        self.live = live
+            labels.append("os.environ")
+        self.live, self.labels = live, labels
         self.snap = [_shallow_copy(x) for x in live]
         self.tier1_names = _TIER1_NAMES | names
         self.decimal = sys.modules.get("decimal")
@@ -251,6 +284,12 @@ class StateGuard:
                     tier = 1
         return tier
 
+    def after_fork(self):
+        """Re-take the snapshot of what fork itself changes (threading's bookkeeping)."""
+        for k, label in enumerate(self.labels):
+            if "threading" in label:
+                self.snap[k] = _shallow_copy(self.live[k])
+
     def restore_streams(self):
         sys.stdin, sys.stdout, sys.stderr = self.streams
 
@@ -260,7 +299,8 @@ class StateGuard:
             return "a module was imported"  # its state was never snapshotted
         if tier >= 1:
             if self.live != self.snap:
-                return "standard-library state changed"
+                where = next(lab for lab, a, b in zip(self.labels, self.live, self.snap) if a != b)
+                return f"standard-library state changed: {where}"
             if self.decimal and repr(self.decimal.DefaultContext) != self.decimal_default:
                 return "decimal.DefaultContext changed"
         return None
@@ -450,7 +490,8 @@ def encode_reply(fields, recycle, _enc=json.encoder.encode_basestring_ascii, _re
     (a program may rebind json's module attributes; these stay the originals)."""
     ok, error, detail, output, roundtrip, stdout, violation = fields
     s = lambda v: "null" if v is None else _enc(v)  # noqa: E731
-    return (f'[{"true" if ok else "false"},{s(error)},{s(detail)},{s(output)},'
+    # The first byte tells the zygote whether this worker is about to exit.
+    return (f'{"1" if recycle else "0"}[{"true" if ok else "false"},{s(error)},{s(detail)},{s(output)},'
             f'{"true" if roundtrip else "false"},{s(stdout)},{s(violation)},{s(recycle)}]').encode()
 
 
@@ -473,15 +514,18 @@ def worker_main(cfg, memory_mb, base, roots, in_user_namespace, devnull, req_fd,
         os.closerange(5, 1 << 20)  # threat: inherited pipes to the trainer and zygote
         lock_down(cfg, memory_mb, base, in_user_namespace)
         reseed_random()
-        violations = []
+        guard.after_fork()
+        violations, area = [], [base]
         if cfg["audit_hook"]:
-            sys.addaudithook(make_audit_hook(base, roots, violations))
+            sys.addaudithook(make_audit_hook(area, roots, violations))
         gc.freeze()  # what exists now is never scanned again: collections stay cheap
         stdout_cap, max_runs = int(cfg["max_stdout_chars"]), int(cfg["max_runs"])
+        runs, n = 0, 1
+        scratch = f"{base}/r{n}"
+        os.mkdir(scratch, 0o700)
     except BaseException as exc:
         write_frame(4, encode_reply((False, "crash: setup", _short(exc), None, False, "", None), "setup"))
         _exit(1)
-    n = 0
     while True:
         try:
             payload = read_frame(3)
@@ -489,17 +533,17 @@ def worker_main(cfg, memory_mb, base, roots, in_user_namespace, devnull, req_fd,
             payload = None
         if payload is None:
             _exit(0)
-        n += 1
+        runs += 1
         recycle = None
         try:
             req = loads(payload)
             violations.clear()
-            scratch = f"{base}/r{n}"
-            os.mkdir(scratch, 0o700)
             os.chdir(scratch)
             out = CappedText(stdout_cap)
             sys.stdout = sys.stderr = out
+            area[0] = scratch
             fields, tier = execute(req, cfg, out, guard, violations)
+            area[0] = base
             guard.restore_streams()
             error = fields[1]
             if error and error.startswith(_INCIDENTS):
@@ -508,7 +552,7 @@ def worker_main(cfg, memory_mb, base, roots, in_user_namespace, devnull, req_fd,
                 recycle = "refused operation"
             elif tier == 2:
                 recycle = "introspection"
-            elif n >= max_runs:
+            elif runs >= max_runs:
                 recycle = "max_runs"
             else:
                 recycle = guard.changed(tier)
@@ -517,7 +561,15 @@ def worker_main(cfg, memory_mb, base, roots, in_user_namespace, devnull, req_fd,
                 os.chdir(base)
                 os.closerange(5, 1 << 20)  # descriptors the program left open
                 try:
-                    _remove_tree(scratch)
+                    # The next run gets an empty directory: reuse it when it is
+                    # untouched, otherwise remove it and make a new one.
+                    if len(os.listdir(base)) != 1:  # threat: files left beside the scratch directory
+                        recycle = "files outside the scratch directory"
+                    elif os.listdir(scratch) or os.stat(scratch).st_mode & 0o7777 != 0o700:
+                        _remove_tree(scratch)
+                        n += 1
+                        scratch = f"{base}/r{n}"
+                        os.mkdir(scratch, 0o700)
                 except OSError:
                     recycle = "scratch cleanup failed"
         except BaseException as exc:

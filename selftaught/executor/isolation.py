@@ -37,9 +37,10 @@ def libc():
     if _libc is None:
         try:
             import ctypes
-            import ctypes.util
 
-            _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+            # dlopen(NULL): the interpreter's own symbols, libc included. (ctypes.util
+            # would import subprocess and threading into every worker.)
+            _libc = ctypes.CDLL(None, use_errno=True)
             _get_errno = ctypes.get_errno
             # _LINUX_CAPABILITY_VERSION_3 for this thread; effective, permitted and
             # inheritable sets all empty.

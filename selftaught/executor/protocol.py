@@ -10,6 +10,7 @@ import struct
 import time
 
 HEADER = struct.Struct(">I")
+REQUEST = struct.Struct(">dI")  # trainer -> zygote, before the worker's JSON: timeout_s, memory_mb
 MAX_FRAME = 64 << 20  # a peer that announces more is broken or hostile
 
 
@@ -36,15 +37,44 @@ def read_exact(fd, n, deadline=None):
     return b"".join(chunks)
 
 
+class FrameTooLarge(ValueError):
+    """The peer announced a frame over the reader's limit."""
+
+
+class ProtocolError(ValueError):
+    """More bytes than one frame: nothing else may be in flight on these pipes."""
+
+
 def read_frame(fd, deadline=None, limit=MAX_FRAME):
-    """One frame's payload, or None on end of file; ValueError when over `limit`."""
-    head = read_exact(fd, HEADER.size, deadline)
-    if head is None:
+    """One frame's payload, or None on end of file.
+
+    Every pipe here carries one frame at a time, so the first read may ask for
+    more than the header: most frames arrive in a single system call.
+    """
+    if deadline is not None:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            raise TimeoutError
+    first = os.read(fd, 1 << 16)
+    if not first:
         return None
-    (size,) = HEADER.unpack(head)
+    if len(first) < HEADER.size:
+        rest = read_exact(fd, HEADER.size - len(first), deadline)
+        if rest is None:
+            return None
+        first += rest
+    (size,) = HEADER.unpack_from(first)
     if size > limit:
-        raise ValueError(f"frame of {size} bytes is over the limit of {limit}")
-    return read_exact(fd, size, deadline)
+        raise FrameTooLarge(f"frame of {size} bytes is over the limit of {limit}")
+    body = first[HEADER.size:]
+    if len(body) > size:
+        raise ProtocolError("bytes beyond the frame")
+    if len(body) < size:
+        rest = read_exact(fd, size - len(body), deadline)
+        if rest is None:
+            return None
+        body += rest
+    return body
 
 
 def send_json(fd, obj) -> None:

@@ -103,6 +103,8 @@ class Supervisor:
         self.roots, self.devnull = roots, devnull
         self.pid = None
         self.spawned = 0
+        self.max_runs = int(cfg["max_runs"])
+        self.reply_limit = 4 * (int(cfg["max_output_chars"]) + int(cfg["max_stdout_chars"])) + 65536
         harness.prepare_zygote_state()
         self.guard = harness.StateGuard()  # snapshot once; every worker inherits it
         gc.collect()
@@ -161,45 +163,44 @@ class Supervisor:
             self.report["notes"].append(f"scratch cleanup failed: {exc}")
         return status
 
-    def handle(self, payload, req):
-        timeout = float(req["timeout_s"])
-        memory_mb = int(req["memory_mb"])
+    def handle(self, timeout, memory_mb, payload):
+        """Run one request; return the reply frame's payload (bytes).
+
+        The reply is a small JSON header, a newline, then the worker's own JSON
+        array, forwarded without being decoded here (the trainer decodes it).
+        """
         if self.pid is not None and self.memory_mb != memory_mb:
             self.kill()
         if self.pid is None:
             self.spawn(memory_mb)
-        reply = {"ok": False, "output": None, "error": None, "detail": "", "roundtrip": False,
-                 "stdout": "", "violation": None, "recycled": None}
         t0 = time.monotonic()
-        limit = 4 * (int(self.cfg["max_output_chars"]) + int(self.cfg["max_stdout_chars"])) + 65536
+        error = None
         try:
             protocol.write_frame(self.req_fd, payload)
-            data = protocol.read_frame(self.rep_fd, t0 + timeout, limit)
+            data = protocol.read_frame(self.rep_fd, t0 + timeout, self.reply_limit)
         except TimeoutError:
-            data, reply["error"] = None, "timeout"  # threat: spinning, sleeping, blocking
-        except ValueError:
-            data, reply["error"] = None, "output_too_large"
+            data, error = None, "timeout"  # threat: spinning, sleeping, blocking
+        except protocol.FrameTooLarge:
+            data, error = None, "output_too_large"  # threat: output floods
+        except protocol.ProtocolError:
+            data, error = None, "crash: garbled reply"  # threat: forged replies
         except OSError:
             data = None
-        reply["duration_s"] = time.monotonic() - t0
+        duration = time.monotonic() - t0
         self.runs += 1
-        if data is not None:
-            try:
-                (reply["ok"], reply["error"], reply["detail"], reply["output"], reply["roundtrip"],
-                 reply["stdout"], reply["violation"], reply["recycled"]) = json.loads(data)
-            except Exception:
-                reply.update(ok=False, output=None, error="crash: garbled reply", recycled="garbled reply")
-            if select.select([self.rep_fd], [], [], 0)[0] and os.read(self.rep_fd, 1):
-                reply["recycled"] = "unexpected bytes from the worker"  # threat: forged replies
-        else:
-            reply["recycled"] = reply["error"] or "worker died"
-        if reply["recycled"] is None and self.runs >= int(self.cfg["max_runs"]):
-            reply["recycled"] = "max_runs"
-        if reply["recycled"]:
+        recycled = None
+        if data is None or data[:1] != b"0":
+            recycled = error or "worker exit"
+        elif select.select([self.rep_fd], [], [], 0)[0] and os.read(self.rep_fd, 1):
+            recycled = "unexpected bytes from the worker"  # threat: forged replies
+        elif self.runs >= self.max_runs:
+            recycled = "max_runs"
+        if recycled:
             status = self.kill()
-            if reply["error"] is None and data is None:
-                reply["error"] = death_reason(status)
-        return reply
+            if data is None and error is None:
+                error = death_reason(status)
+        head = json.dumps({"duration_s": duration, "recycled": recycled, "error": error}).encode()
+        return head + b"\n" + (data[1:] if data else b"")
 
 
 def death_reason(status):
@@ -221,22 +222,21 @@ def main():
     supervisor = Supervisor(cfg, report, scratch_base, roots, devnull)
     supervisor.spawn(int(cfg["memory_mb"]))  # warm: the first request finds a worker
     protocol.send_json(1, {"ready": True, "containment": report})
+    header = protocol.REQUEST
     while True:
-        payload = protocol.read_frame(0)
-        if payload is None:
+        frame = protocol.read_frame(0)
+        if frame is None:
             break
-        req = {}
+        timeout, memory_mb = header.unpack_from(frame)
         try:
-            req = json.loads(payload)
-            reply = supervisor.handle(payload, req)
+            reply = supervisor.handle(timeout, memory_mb, frame[header.size:])
         except Exception as exc:  # a bug here must not take the worker down silently
-            reply = {"ok": False, "output": None, "error": "executor_error", "detail": harness._short(exc),
-                     "roundtrip": False, "stdout": "", "violation": None, "recycled": "executor_error",
-                     "duration_s": 0.0}
             supervisor.kill()
-        protocol.send_json(1, reply)
+            reply = json.dumps({"duration_s": 0.0, "recycled": "executor_error", "error": "executor_error",
+                                "detail": harness._short(exc)}).encode() + b"\n"
+        protocol.write_frame(1, reply)
         if supervisor.pid is None:  # replace it now, while the trainer reads the reply
-            supervisor.spawn(int(req.get("memory_mb", cfg["memory_mb"])))
+            supervisor.spawn(memory_mb)
     supervisor.kill()
 
 
