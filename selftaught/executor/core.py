@@ -72,11 +72,14 @@ class ValidationResult:
 
 class _Zygote:
     def __init__(self, cfg: dict):
+        # An environment of our own, nothing inherited (threat: secrets in the
+        # trainer's environment, PYTHONPATH and friends). PYTHONHASHSEED=0: the
+        # order of sets of strings is the same in every worker and every session,
+        # so a gold answer checked later is reproduced exactly. (-I would ignore
+        # PYTHONHASHSEED; -s -S give the rest of isolated mode.)
         env = {"PYTHONHASHSEED": "0", "LC_ALL": "C.UTF-8", "PATH": os.defpath}
-        # PYTHONHASHSEED=0: set and dict-of-str orders are the same in every worker,
-        # so a gold answer is a function of the program alone.
         self.proc = subprocess.Popen(
-            [sys.executable, "-I", "-S", "-B", ZYGOTE, json.dumps(cfg)],
+            [sys.executable, "-s", "-S", "-B", ZYGOTE, json.dumps(cfg)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd="/",
             start_new_session=True, close_fds=True)
         self.fd_in, self.fd_out = self.proc.stdin.fileno(), self.proc.stdout.fileno()
@@ -303,11 +306,18 @@ class PythonExecutor:
 
     # ------------------------------------------------------------ validation
 
-    def validate(self, program: str, inputs: str) -> ValidationResult:
-        """Is (program, inputs) a valid task? Static checks, then two independent runs."""
-        return self.validate_many([(program, inputs)])[0]
+    def validate(self, program: str, inputs: str, **kw) -> ValidationResult:
+        """Is (program, inputs) a valid task? Static checks, then two independent runs.
 
-    def validate_many(self, items: Sequence[tuple[str, str]]) -> list[ValidationResult]:
+        The checks, in order: parse; exactly one entry function f taking arguments;
+        the forbidden names; both runs finish without error, without a refused
+        operation, within the limits; the output's repr evaluates back to the
+        value; the two outputs agree. `output` is then the gold answer.
+        Keyword arguments (timeout_s, memory_mb) are passed to run_many.
+        """
+        return self.validate_many([(program, inputs)], **kw)[0]
+
+    def validate_many(self, items: Sequence[tuple[str, str]], **kw) -> list[ValidationResult]:
         """validate() for many proposals, their runs spread over all workers."""
         items = list(items)
         verdicts: list[ValidationResult | None] = []
@@ -320,7 +330,7 @@ class PythonExecutor:
             else:
                 verdicts.append(None)
                 runs += [(program, inputs), (program, inputs)]  # determinism: two runs
-        results = iter(self.run_many(runs))
+        results = iter(self.run_many(runs, **kw))
         return [v if v is not None else _verdict(next(results), next(results)) for v in verdicts]
 
 

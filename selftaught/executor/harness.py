@@ -290,6 +290,15 @@ class StateGuard:
             if "threading" in label:
                 self.snap[k] = _shallow_copy(self.live[k])
 
+    def restore_builtins(self):
+        """Put back every builtin a program rebound (the run is still judged by
+        changed(): rebinding a builtin needs a tier-2 name)."""
+        if self.live[0] != self.snap[0]:
+            self.live[0].clear()
+            self.live[0].update(self.snap[0])
+            return True
+        return False
+
     def restore_streams(self):
         sys.stdin, sys.stdout, sys.stderr = self.streams
 
@@ -485,14 +494,15 @@ def lock_down(cfg, memory_mb, base, in_user_namespace):
     resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))
 
 
-def encode_reply(fields, recycle, _enc=json.encoder.encode_basestring_ascii, _repr=repr):
+def encode_reply(nonce, fields, recycle, _enc=json.encoder.encode_basestring_ascii):
     """JSON for the zygote, built from references taken before any user code ran
     (a program may rebind json's module attributes; these stay the originals)."""
     ok, error, detail, output, roundtrip, stdout, violation = fields
     s = lambda v: "null" if v is None else _enc(v)  # noqa: E731
-    # The first byte tells the zygote whether this worker is about to exit.
-    return (f'{"1" if recycle else "0"}[{"true" if ok else "false"},{s(error)},{s(detail)},{s(output)},'
-            f'{"true" if roundtrip else "false"},{s(stdout)},{s(violation)},{s(recycle)}]').encode()
+    # One byte: is this worker about to exit; then the request's nonce; then JSON.
+    return (b"1" if recycle else b"0") + nonce + (
+        f'[{"true" if ok else "false"},{s(error)},{s(detail)},{s(output)},'
+        f'{"true" if roundtrip else "false"},{s(stdout)},{s(violation)},{s(recycle)}]').encode()
 
 
 def prepare_zygote_state():
@@ -524,7 +534,10 @@ def worker_main(cfg, memory_mb, base, roots, in_user_namespace, devnull, req_fd,
         scratch = f"{base}/r{n}"
         os.mkdir(scratch, 0o700)
     except BaseException as exc:
-        write_frame(4, encode_reply((False, "crash: setup", _short(exc), None, False, "", None), "setup"))
+        # No request has arrived yet: answer the first one with the reason.
+        payload = read_frame(3)
+        write_frame(4, encode_reply(payload[:8] if payload else b"\0" * 8,
+                                    (False, "crash: setup", _short(exc), None, False, "", None), "setup"))
         _exit(1)
     while True:
         try:
@@ -535,8 +548,9 @@ def worker_main(cfg, memory_mb, base, roots, in_user_namespace, devnull, req_fd,
             _exit(0)
         runs += 1
         recycle = None
+        nonce = payload[:8]
         try:
-            req = loads(payload)
+            req = loads(payload[8:])
             violations.clear()
             os.chdir(scratch)
             out = CappedText(stdout_cap)
@@ -544,6 +558,7 @@ def worker_main(cfg, memory_mb, base, roots, in_user_namespace, devnull, req_fd,
             area[0] = scratch
             fields, tier = execute(req, cfg, out, guard, violations)
             area[0] = base
+            rebound = guard.restore_builtins()  # the harness below must not call a program's len()
             guard.restore_streams()
             error = fields[1]
             if error and error.startswith(_INCIDENTS):
@@ -552,6 +567,8 @@ def worker_main(cfg, memory_mb, base, roots, in_user_namespace, devnull, req_fd,
                 recycle = "refused operation"
             elif tier == 2:
                 recycle = "introspection"
+            elif rebound:
+                recycle = "builtins rebound"
             elif runs >= max_runs:
                 recycle = "max_runs"
             else:
@@ -576,7 +593,7 @@ def worker_main(cfg, memory_mb, base, roots, in_user_namespace, devnull, req_fd,
             fields = (False, "crash: harness", _short(exc), None, False, "", None)
             recycle = "harness"
         try:
-            write_frame(4, encode_reply(fields, recycle))
+            write_frame(4, encode_reply(nonce, fields, recycle))
         except BaseException:
             _exit(1)
         if recycle:

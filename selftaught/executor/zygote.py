@@ -1,7 +1,7 @@
 """The zygote: sets up containment once, then forks and supervises workers.
 
-Started by the trainer as ``python -I -S zygote.py CONFIG_JSON`` (isolated mode: no
-environment variables, no user site, no current directory on the path). It never
+Started by the trainer as ``python -s -S -B zygote.py CONFIG_JSON`` with an
+environment of the trainer's making (no user site, no site-packages). It never
 runs user code. It reads requests on stdin and answers on stdout, one frame each.
 
 Per worker process it: enters namespaces (when possible) and becomes init of its
@@ -19,12 +19,13 @@ import signal
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, _HERE)
 import harness  # noqa: E402
 import isolation  # noqa: E402
 import protocol  # noqa: E402
 
-del sys.path[0]  # programs must not import the executor's own files
+sys.path[:] = [p for p in sys.path if p != _HERE]  # programs must not import the executor's files
 
 # Warm imports: modules model-written programs commonly use. Imported once here,
 # they cost nothing per run and keep working inside the jail, where shared
@@ -169,30 +170,45 @@ class Supervisor:
         The reply is a small JSON header, a newline, then the worker's own JSON
         array, forwarded without being decoded here (the trainer decodes it).
         """
+        for attempt in (1, 2):
+            reply, retry = self._attempt(timeout, memory_mb, payload)
+            if not retry or attempt == 2:
+                return reply
+
+    def _attempt(self, timeout, memory_mb, payload):
         if self.pid is not None and self.memory_mb != memory_mb:
             self.kill()
         if self.pid is None:
             self.spawn(memory_mb)
+        # threat: forged or stale replies. Each request carries a fresh nonce that
+        # the worker's harness echoes; a program cannot know the next one, so
+        # bytes it wrote into the reply pipe can never pass for a later run's reply.
+        nonce = os.urandom(8)
         t0 = time.monotonic()
         error = None
         try:
-            protocol.write_frame(self.req_fd, payload)
+            protocol.write_frame(self.req_fd, nonce + payload)
             data = protocol.read_frame(self.rep_fd, t0 + timeout, self.reply_limit)
         except TimeoutError:
             data, error = None, "timeout"  # threat: spinning, sleeping, blocking
         except protocol.FrameTooLarge:
             data, error = None, "output_too_large"  # threat: output floods
         except protocol.ProtocolError:
-            data, error = None, "crash: garbled reply"  # threat: forged replies
+            data, error = None, "crash: garbled reply"
         except OSError:
             data = None
         duration = time.monotonic() - t0
         self.runs += 1
+        retry = False
+        if data is not None and data[1:9] != nonce:
+            # Left over from an earlier run that wrote into the pipe, or forged now:
+            # this worker is discarded and the request tried once on a fresh one.
+            data, error, retry = None, "crash: garbled reply", True
         recycled = None
         if data is None or data[:1] != b"0":
             recycled = error or "worker exit"
         elif select.select([self.rep_fd], [], [], 0)[0] and os.read(self.rep_fd, 1):
-            recycled = "unexpected bytes from the worker"  # threat: forged replies
+            recycled = "unexpected bytes from the worker"
         elif self.runs >= self.max_runs:
             recycled = "max_runs"
         if recycled:
@@ -200,7 +216,7 @@ class Supervisor:
             if data is None and error is None:
                 error = death_reason(status)
         head = json.dumps({"duration_s": duration, "recycled": recycled, "error": error}).encode()
-        return head + b"\n" + (data[1:] if data else b"")
+        return head + b"\n" + (data[9:] if data else b""), retry
 
 
 def death_reason(status):
