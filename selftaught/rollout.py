@@ -1,11 +1,24 @@
 """Batched sampling of completions with the model's KV cache.
 
-One `generate` call per chunk of `generation_batch_size` completions, never one
-per sample. Prompts are tokenised once each (a group of G completions shares its
-prompt's ids), left-padded, and truncated from the left to `max_prompt_length`
-(the end of a prompt — the question — matters most). Sampling settings are set
-explicitly, so a model's shipped generation_config (top_k=50, repetition
-penalties, ...) cannot silently change the distribution we score.
+Prompts are tokenised once each (a group of G completions shares its prompt's
+ids), left-padded, and truncated from the left to `max_prompt_length` (the end
+of a prompt — the question — matters most). Sampling settings are explicit, so
+a model's shipped generation_config (top_k=50, repetition penalties, ...) cannot
+silently change the distribution we score.
+
+Our own decoding loop (`backend="loop"`, the default for standard decoder-only
+models) replaces `model.generate`, which on the same batch spends time on:
+- prefilling each prompt G times: here each distinct prompt is prefilled once
+  and its KV cache is copied to its G rows;
+- growing the KV cache with `torch.cat` every step (quadratic copying): here each
+  layer's cache is allocated once at its final length and written in place;
+- decoding rows that already ended: here finished rows are dropped from the
+  batch (cache included) once a quarter of the batch has finished;
+- per-step Python machinery (logits processors, stopping criteria, input
+  preparation): here one forward, one sample, one EOS check per step.
+The sampled distribution is the same: softmax((z / τ) with top-k, then top-p
+filtering), as `generate`'s warpers apply them. `backend="generate"` (also the
+fallback for models whose cache is not plain full attention) calls `generate`.
 """
 
 from __future__ import annotations
@@ -74,17 +87,96 @@ def eos_token_ids(tokenizer, model) -> list[int]:
     return sorted(i for i in ids if i is not None)
 
 
+class _PreallocatedLayer:
+    """Mix-in for transformers' DynamicLayer: one buffer per layer at its final length.
+
+    `update` writes the new keys/values in place and returns views of the filled
+    part, instead of concatenating (a full copy of the cache at every step).
+    """
+
+    capacity = 0
+
+    def lazy_initialization(self, key_states, value_states):
+        super().lazy_initialization(key_states, value_states)
+        B, H, _, D = key_states.shape
+        self._key_buffer = key_states.new_empty(B, H, self.capacity, D)
+        self._value_buffer = value_states.new_empty(B, H, self.capacity, value_states.shape[-1])
+        self._length = 0
+
+    def update(self, key_states, value_states, *args, **kwargs):
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        end = self._length + key_states.shape[-2]
+        if end > self.capacity:
+            raise RuntimeError(f"KV cache capacity {self.capacity} exceeded ({end})")
+        self._key_buffer[:, :, self._length:end] = key_states
+        self._value_buffer[:, :, self._length:end] = value_states
+        self._length = end
+        self.keys = self._key_buffer[:, :, :end]
+        self.values = self._value_buffer[:, :, :end]
+        return self.keys, self.values
+
+    def get_seq_length(self) -> int:
+        return self._length if self.is_initialized else 0
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        if self.is_initialized:
+            self._key_buffer = self._key_buffer.index_select(0, indices)
+            self._value_buffer = self._value_buffer.index_select(0, indices)
+            self.keys = self._key_buffer[:, :, :self._length]
+            self.values = self._value_buffer[:, :, :self._length]
+
+
+def _preallocated_cache(model, capacity: int):
+    """A DynamicCache whose full-attention layers are preallocated; None if the model's cache is anything else."""
+    try:
+        from transformers.cache_utils import DynamicCache, DynamicLayer
+    except ImportError:
+        return None
+    try:
+        cache = DynamicCache(config=model.config)
+    except Exception:  # a config transformers cannot lay a cache out for
+        return None
+    if not cache.layers or any(type(layer) is not DynamicLayer for layer in cache.layers):
+        return None  # sliding-window, hybrid, linear-attention or KV-sharing layers: leave them to generate
+    layer_class = type("PreallocatedLayer", (_PreallocatedLayer, DynamicLayer), {"capacity": capacity})
+    for i in range(len(cache.layers)):
+        cache.layers[i] = layer_class()
+    return cache
+
+
+def _filter_logits(scores: torch.Tensor, top_k: int, top_p: float) -> torch.Tensor:
+    """Top-k then top-p (nucleus) filtering of [N, V] temperature-scaled logits, as generate's warpers do."""
+    if top_k and top_k < scores.shape[-1]:
+        kth = torch.topk(scores, top_k, dim=-1).values[:, -1:]
+        scores = scores.masked_fill(scores < kth, float("-inf"))
+    if top_p < 1.0:
+        sorted_scores, order = torch.sort(scores, dim=-1)  # ascending
+        cumulative = sorted_scores.softmax(dim=-1).cumsum(dim=-1)
+        remove = cumulative <= 1 - top_p
+        remove[:, -1] = False  # always keep the most likely token
+        scores = scores.masked_fill(remove.scatter(1, order, remove), float("-inf"))
+    return scores
+
+
 class Sampler:
-    """Samples completions from a causal LM; knows nothing about rewards."""
+    """Samples completions from a causal LM; knows nothing about rewards.
+
+    backend: "auto" (our decoding loop when the model's cache allows it, else
+    `generate`), "loop", or "generate".
+    """
 
     def __init__(self, model, tokenizer, *, max_prompt_length: int, max_completion_length: int,
                  temperature: float, top_p: float = 1.0, top_k: int = 0,
-                 generation_batch_size: int | None = None):
+                 generation_batch_size: int | None = None, backend: str = "auto"):
+        if backend not in ("auto", "loop", "generate"):
+            raise ValueError(f"backend must be auto, loop or generate, got {backend!r}")
         self.model, self.tokenizer = model, tokenizer
         self.max_prompt_length = max_prompt_length
         self.max_completion_length = max_completion_length
         self.temperature, self.top_p, self.top_k = temperature, top_p, top_k
         self.generation_batch_size = generation_batch_size
+        self.backend = backend
         self.eos_ids = eos_token_ids(tokenizer, model)
         self.pad_id = tokenizer.pad_token_id
 
@@ -112,26 +204,90 @@ class Sampler:
         `extras`: per-prompt lists (e.g. gold answers), repeated to per-completion.
         """
         device = next(self.model.parameters()).device
-        ids, mask = self._tokenize(prompts)
-        ids = ids.repeat_interleave(num_generations, dim=0)
-        mask = mask.repeat_interleave(num_generations, dim=0)
+        unique_ids, unique_mask = self._tokenize(prompts)
+        group = torch.arange(len(prompts)).repeat_interleave(num_generations)  # row → its prompt
         was_training = self.model.training
         self.model.eval()
-        chunk = self.generation_batch_size or len(ids)
+        chunk = self.generation_batch_size or len(group)
         pieces = []
-        for start in range(0, len(ids), chunk):
-            batch_ids, batch_mask = ids[start:start + chunk].to(device), mask[start:start + chunk].to(device)
-            out = self.model.generate(input_ids=batch_ids, attention_mask=batch_mask,
-                                      generation_config=self._generation_config(greedy))
-            pieces.append(out[:, batch_ids.shape[1]:].cpu())
-        self.model.train(was_training)
+        try:
+            for start in range(0, len(group), chunk):
+                rows = group[start:start + chunk]
+                pieces.append(self._generate_chunk(unique_ids, unique_mask, rows, greedy, device).cpu())
+        finally:
+            self.model.train(was_training)
+        ids, mask = unique_ids[group], unique_mask[group]
         width = max(p.shape[1] for p in pieces)
         completion_ids = torch.cat([torch.nn.functional.pad(p, (0, width - p.shape[1]), value=self.pad_id)
                                     for p in pieces])
         cmask = completion_mask(completion_ids, self.eos_ids)
         completion_ids = completion_ids.masked_fill(~cmask, self.pad_id)
-        texts = self.tokenizer.batch_decode(completion_ids.masked_fill(~cmask, self.pad_id), skip_special_tokens=True)
+        texts = self.tokenizer.batch_decode(completion_ids, skip_special_tokens=True)
         repeated = {k: [v for v in values for _ in range(num_generations)] for k, values in (extras or {}).items()}
         return Rollout(prompt_ids=ids, prompt_mask=mask.bool(), completion_ids=completion_ids,
                        completion_mask=cmask, prompts=[p for p in prompts for _ in range(num_generations)],
                        completions=texts, extras=repeated)
+
+    def _generate_chunk(self, unique_ids, unique_mask, rows, greedy, device) -> torch.Tensor:
+        """Completion ids [len(rows), ≤ max_completion_length] for the prompts `rows` index."""
+        used, local = torch.unique(rows, return_inverse=True)  # distinct prompts of this chunk
+        ids, mask = unique_ids[used], unique_mask[used]
+        keep = mask.any(0)  # drop columns that are padding in every prompt of the chunk
+        if keep.any():
+            first = int(keep.nonzero()[0])
+            ids, mask = ids[:, first:], mask[:, first:]
+        ids, mask = ids.to(device), mask.to(device)
+        cache = None
+        if self.backend != "generate":
+            cache = _preallocated_cache(self.model, ids.shape[1] + self.max_completion_length)
+            if cache is None and self.backend == "loop":
+                raise ValueError(f"backend='loop' needs a model with plain full-attention KV caches; "
+                                 f"{type(self.model).__name__} has another kind: use backend='generate'")
+        if cache is None:
+            out = self.model.generate(input_ids=ids[local.to(device)], attention_mask=mask[local.to(device)],
+                                      generation_config=self._generation_config(greedy))
+            return out[:, ids.shape[1]:]
+        return self._decode(ids, mask, local.to(device), cache, greedy)
+
+    def _decode(self, ids, mask, local, cache, greedy) -> torch.Tensor:
+        """Prefill the distinct prompts once, copy each one's cache to its rows, then sample token by token."""
+        model, T, P = self.model, self.max_completion_length, ids.shape[1]
+        mask = mask.long()
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
+                       use_cache=True, logits_to_keep=1).logits[:, -1]
+        cache.batch_select_indices(local)  # prompt → its G rows
+        logits, next_position = logits[local], positions[local, -1] + 1
+        N = len(local)
+        attention = torch.zeros(N, P + T, dtype=torch.long, device=ids.device)
+        attention[:, :P] = mask[local]
+        tokens = torch.full((N, T), self.pad_id, dtype=torch.long, device=ids.device)
+        eos = torch.tensor(self.eos_ids, device=ids.device)
+        rows = torch.arange(N, device=ids.device)  # batch position → output row
+        alive = torch.ones(N, dtype=torch.bool, device=ids.device)
+        steps = 0
+        for t in range(T):
+            token = self._pick(logits.float(), greedy)
+            tokens[rows[alive], t] = token[alive]
+            steps = t + 1
+            alive &= ~torch.isin(token, eos)
+            n_alive = int(alive.sum())
+            if n_alive == 0 or t == T - 1:
+                break
+            if n_alive <= 0.75 * len(rows):  # drop finished rows (and their cache) from the batch
+                keep = alive.nonzero().squeeze(1)
+                cache.batch_select_indices(keep)
+                rows, token, attention, next_position = rows[keep], token[keep], attention[keep], next_position[keep]
+                alive = alive[keep]
+            attention[:, P + t] = 1
+            logits = model(input_ids=token[:, None], attention_mask=attention[:, :P + t + 1],
+                           position_ids=next_position[:, None], past_key_values=cache, use_cache=True,
+                           logits_to_keep=1).logits[:, -1]
+            next_position = next_position + 1
+        return tokens[:, :steps]
+
+    def _pick(self, logits: torch.Tensor, greedy: bool) -> torch.Tensor:
+        if greedy:
+            return logits.argmax(dim=-1)
+        scores = _filter_logits(logits / self.temperature, self.top_k, self.top_p)
+        return torch.multinomial(scores.softmax(dim=-1), 1).squeeze(1)

@@ -1,0 +1,98 @@
+"""The rollout's own decoding loop (shared prefill, preallocated KV cache, finished
+rows dropped) against `model.generate`: same greedy tokens, same sampling
+distribution (temperature, top-k, top-p), same Rollout layout."""
+
+import pytest
+import torch
+
+from selftaught.models import load_model
+from selftaught.rollout import Sampler, _filter_logits, _preallocated_cache
+
+PROMPTS = ["Q: What is 3 + 4?\nA:", "Q: Hi\nA:", "Q: 12 * 7 - 5 = ?\nA:"]
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """tiny-random with sharpened weights: its greedy completions vary (plain tiny-random repeats one token)."""
+    model, tokenizer = load_model("tiny-random")
+    with torch.no_grad():
+        for weight in model.parameters():
+            if weight.dim() == 2:
+                weight.mul_(8)
+    return model.eval(), tokenizer
+
+
+def sampler(tiny, backend, **kw):
+    model, tokenizer = tiny
+    settings = dict(max_prompt_length=64, max_completion_length=24, temperature=0.9)
+    settings.update(kw)
+    return Sampler(model, tokenizer, backend=backend, **settings)
+
+
+@pytest.mark.parametrize("generation_batch_size", [None, 2, 5])
+def test_greedy_loop_equals_generate(tiny, generation_batch_size):
+    a = sampler(tiny, "loop", generation_batch_size=generation_batch_size).sample(PROMPTS, 3, greedy=True)
+    b = sampler(tiny, "generate", generation_batch_size=generation_batch_size).sample(PROMPTS, 3, greedy=True)
+    assert torch.equal(a.prompt_ids, b.prompt_ids) and torch.equal(a.prompt_mask, b.prompt_mask)
+    assert torch.equal(a.completion_ids, b.completion_ids)
+    assert torch.equal(a.completion_mask, b.completion_mask)
+    assert a.completions == b.completions and a.prompts == b.prompts
+
+
+def test_greedy_with_early_eos_drops_rows_and_still_matches(tiny):
+    model, tokenizer = tiny
+    ref = sampler(tiny, "generate").sample(PROMPTS, 2, greedy=True)
+    # Declare tokens the model emits to be EOS too, so rows end at different steps.
+    emitted = [int(ref.completion_ids[0, 2]), int(ref.completion_ids[4, 9])]
+    a, b = sampler(tiny, "loop"), sampler(tiny, "generate")
+    a.eos_ids = b.eos_ids = sorted(set(a.eos_ids) | set(emitted))
+    ra, rb = a.sample(PROMPTS, 2, greedy=True), b.sample(PROMPTS, 2, greedy=True)
+    lengths = ra.completion_mask.sum(1)
+    assert lengths.min() < lengths.max(), "rows should end at different steps"
+    assert torch.equal(ra.completion_ids, rb.completion_ids) and torch.equal(ra.completion_mask, rb.completion_mask)
+
+
+def test_preallocated_cache_matches_a_full_forward(tiny):
+    model, tokenizer = tiny
+    ids = tokenizer(["Q: What is 3 + 4?\nA: 7"], return_tensors="pt")["input_ids"]
+    cache = _preallocated_cache(model, ids.shape[1])
+    assert cache is not None
+    with torch.no_grad():
+        full = model(input_ids=ids).logits
+        step = [model(input_ids=ids[:, :4], past_key_values=cache, use_cache=True).logits]
+        for t in range(4, ids.shape[1]):
+            step.append(model(input_ids=ids[:, t:t + 1], past_key_values=cache, use_cache=True).logits)
+    torch.testing.assert_close(torch.cat(step, 1), full, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("top_k,top_p", [(0, 1.0), (3, 1.0), (0, 0.6), (4, 0.7)])
+def test_filter_logits_matches_generate_warpers(top_k, top_p):
+    from transformers.generation.logits_process import TopKLogitsWarper, TopPLogitsWarper
+
+    scores = torch.randn(6, 11, generator=torch.Generator().manual_seed(top_k))
+    want = scores.clone()
+    if top_k:
+        want = TopKLogitsWarper(top_k)(None, want)
+    if top_p < 1:
+        want = TopPLogitsWarper(top_p)(None, want)
+    assert torch.equal(_filter_logits(scores, top_k, top_p), want)
+
+
+def test_sampled_first_tokens_follow_the_model_distribution(tiny):
+    model, tokenizer = tiny
+    s = sampler(tiny, "loop", max_completion_length=1, temperature=0.7, top_k=20, top_p=0.9)
+    torch.manual_seed(0)
+    n = 4000
+    rollout = s.sample(["Q: Hi\nA:"], n)
+    ids = tokenizer(["Q: Hi\nA:"], return_tensors="pt", add_special_tokens=False)["input_ids"]
+    with torch.no_grad():
+        z = model(input_ids=ids).logits[0, -1] / 0.7
+    p = _filter_logits(z[None], 20, 0.9).softmax(-1)[0]
+    counts = torch.bincount(rollout.completion_ids[:, 0], minlength=p.numel()).double() / n
+    assert counts[p == 0].sum() == 0, "a filtered token was sampled"
+    assert (counts - p.double()).abs().max() < 4 * (p.max() * (1 - p.max()) / n) ** 0.5 + 1e-3
+
+
+def test_unknown_backend_is_rejected(tiny):
+    with pytest.raises(ValueError, match="backend"):
+        sampler(tiny, "vllm")
