@@ -157,6 +157,10 @@ _BENIGN_DUNDERS = frozenset(f"__{n}__" for n in (
 _TIER1_NAMES = frozenset({"sys", "os", "environ", "decimal", "DefaultContext", "BasicContext",
                           "ExtendedContext", "dataclass", "total_ordering", "register", "random"})
 _MUTABLE = (list, dict, set, bytearray)
+# Ways from an imported-at-start module to files and descriptors (any other module
+# would be a new import, which retires the worker anyway).
+_FILE_NAMES = frozenset({"open", "os", "io", "codecs", "posix", "select", "socket", "mmap", "fcntl",
+                         "pipe", "dup", "dup2", "chdir", "fdopen"})
 
 
 # Names too common to signal anything (builtins, methods of built-in types).
@@ -263,8 +267,13 @@ class StateGuard:
         self.decimal_default = repr(self.decimal.DefaultContext) if self.decimal else None
 
     def classify(self, code):
-        """The tier (0, 1, 2) of compiled `code`; see the class docstring."""
-        tier, stack = 0, [code]
+        """(tier, touches_files) of compiled `code`; see the class docstring.
+
+        touches_files: the program names a way to files, descriptors or the
+        working directory (open, os, io, ...), so the harness checks the scratch
+        directory and closes stray descriptors after it; otherwise it need not.
+        """
+        tier, touches, stack = 0, False, [code]
         tier1 = self.tier1_names
         while stack:
             c = stack.pop()
@@ -279,10 +288,12 @@ class StateGuard:
                     stack.append(k)
             for name in names:
                 if name in _TIER2_NAMES or (name[:2] == "__" and name[-2:] == "__" and name not in _BENIGN_DUNDERS):
-                    return 2
+                    return 2, True
                 if name[:1] == "_" or name in tier1:
                     tier = 1
-        return tier
+                elif name in _FILE_NAMES:
+                    touches = True
+        return tier, touches or tier > 0
 
     def after_fork(self):
         """Re-take the snapshot of what fork itself changes (threading's bookkeeping)."""
@@ -408,47 +419,59 @@ def _roundtrips(text, value, literal_eval):
         return False
 
 
-def execute(req, cfg, out, guard, violations, _repr=repr, literal_eval=ast.literal_eval):
-    """Run f(inputs). Returns (fields, tier): fields as in Reply, tier from StateGuard."""
+def compile_program(program, guard, cache):
+    """(code, tier, touches_files), from `cache` when this worker saw the program
+    before (the same program runs on many inputs; code objects are immutable)."""
+    entry = cache.get(program)
+    if entry is None:
+        code = compile(program, "<program>", "exec")
+        entry = (code, *guard.classify(code))
+        if len(cache) >= 256:
+            del cache[next(iter(cache))]
+        cache[program] = entry
+    return entry
+
+
+def execute(req, cfg, out, guard, violations, cache, _repr=repr, literal_eval=ast.literal_eval):
+    """Run f(inputs). Returns (fields, tier, touches_files); fields as encode_reply takes them."""
     def fail(kind, detail=""):
         return (False, kind, detail, None, False, out.getvalue(), violations[0] if violations else None)
 
     try:
-        code = compile(req["program"], "<program>", "exec")
+        code, tier, touches = compile_program(req["program"], guard, cache)
     except _SYNTAX as exc:
-        return fail("syntax", _short(exc)), 0
-    tier = guard.classify(code)
+        return fail("syntax", _short(exc)), 0, False
     try:
         call = _parse_call(req["inputs"], cfg["literal_inputs"])
     except ValueError as exc:
         if str(exc) == "inputs_not_literal":
-            return fail("inputs_not_literal", "inputs must be Python literals"), tier
-        return fail("syntax: inputs", _short(exc)), tier
+            return fail("inputs_not_literal", "inputs must be Python literals"), tier, touches
+        return fail("syntax: inputs", _short(exc)), tier, touches
     except _SYNTAX as exc:
-        return fail("syntax: inputs", _short(exc)), tier
+        return fail("syntax: inputs", _short(exc)), tier, touches
     namespace = {"__name__": "__sandbox__", "__builtins__": builtins}
     try:
         exec(code, namespace)
         fn = namespace.get("f")
         if not callable(fn):
-            return fail("no_entry_function", "the program defines no function f"), tier
+            return fail("no_entry_function", "the program defines no function f"), tier, touches
         if isinstance(call, tuple):
             value = fn(*call[0], **call[1])
         else:
             value = eval(call, namespace)
     except BaseException as exc:
-        return fail(_error_kind(exc), _short(exc)), tier
+        return fail(_error_kind(exc), _short(exc)), tier, touches
     try:
         text = _repr(value)
         if type(text) is not str:
             raise TypeError("__repr__ returned a non-string")
     except BaseException as exc:  # threat: a repr that raises
         kind = "memory" if isinstance(exc, MemoryError) else f"repr_error: {type(exc).__name__}"
-        return fail(kind, _short(exc)), tier
+        return fail(kind, _short(exc)), tier, touches
     if len(text) > cfg["max_output_chars"]:  # threat: huge reprs
-        return fail("output_too_large", f"the repr has {len(text)} characters"), tier
+        return fail("output_too_large", f"the repr has {len(text)} characters"), tier, touches
     roundtrip = _roundtrips(text, value, literal_eval)
-    return (True, None, "", text, roundtrip, out.getvalue(), violations[0] if violations else None), tier
+    return (True, None, "", text, roundtrip, out.getvalue(), violations[0] if violations else None), tier, touches
 
 
 def _remove_tree(path):
@@ -530,9 +553,10 @@ def worker_main(cfg, memory_mb, base, roots, in_user_namespace, devnull, req_fd,
             sys.addaudithook(make_audit_hook(area, roots, violations))
         gc.freeze()  # what exists now is never scanned again: collections stay cheap
         stdout_cap, max_runs = int(cfg["max_stdout_chars"]), int(cfg["max_runs"])
-        runs, n = 0, 1
+        runs, n, cache = 0, 1, {}
         scratch = f"{base}/r{n}"
         os.mkdir(scratch, 0o700)
+        os.chdir(scratch)
     except BaseException as exc:
         # No request has arrived yet: answer the first one with the reason.
         payload = read_frame(3)
@@ -552,13 +576,13 @@ def worker_main(cfg, memory_mb, base, roots, in_user_namespace, devnull, req_fd,
         try:
             req = loads(payload[8:])
             violations.clear()
-            os.chdir(scratch)
             out = CappedText(stdout_cap)
             sys.stdout = sys.stderr = out
             area[0] = scratch
-            fields, tier = execute(req, cfg, out, guard, violations)
+            fields, tier, touches = execute(req, cfg, out, guard, violations, cache)
             area[0] = base
-            rebound = guard.restore_builtins()  # the harness below must not call a program's len()
+            # The harness below must not call a program's len(): put builtins back.
+            rebound = tier > 0 and guard.restore_builtins()
             guard.restore_streams()
             error = fields[1]
             if error and error.startswith(_INCIDENTS):
@@ -573,12 +597,13 @@ def worker_main(cfg, memory_mb, base, roots, in_user_namespace, devnull, req_fd,
                 recycle = "max_runs"
             else:
                 recycle = guard.changed(tier)
-            if not recycle:
-                guard.restore_settings(reseed=tier >= 1)
-                os.chdir(base)
+            if not recycle and tier > 0:
+                guard.restore_settings(reseed=True)
+            if not recycle and touches:
                 os.closerange(5, 1 << 20)  # descriptors the program left open
+                os.chdir(base)
                 try:
-                    # The next run gets an empty directory: reuse it when it is
+                    # The next run gets an empty directory: reuse this one when it is
                     # untouched, otherwise remove it and make a new one.
                     if len(os.listdir(base)) != 1:  # threat: files left beside the scratch directory
                         recycle = "files outside the scratch directory"
@@ -587,6 +612,7 @@ def worker_main(cfg, memory_mb, base, roots, in_user_namespace, devnull, req_fd,
                         n += 1
                         scratch = f"{base}/r{n}"
                         os.mkdir(scratch, 0o700)
+                    os.chdir(scratch)
                 except OSError:
                     recycle = "scratch cleanup failed"
         except BaseException as exc:

@@ -14,7 +14,6 @@ namespace init (kill(-1)) reaches every process the program could have made.
 import gc
 import json
 import os
-import select
 import signal
 import sys
 import time
@@ -207,8 +206,6 @@ class Supervisor:
         recycled = None
         if data is None or data[:1] != b"0":
             recycled = error or "worker exit"
-        elif select.select([self.rep_fd], [], [], 0)[0] and os.read(self.rep_fd, 1):
-            recycled = "unexpected bytes from the worker"
         elif self.runs >= self.max_runs:
             recycled = "max_runs"
         if recycled:
