@@ -20,6 +20,7 @@ import time
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, _HERE)
+import guard  # noqa: E402
 import harness  # noqa: E402
 import isolation  # noqa: E402
 import protocol  # noqa: E402
@@ -106,7 +107,7 @@ class Supervisor:
         self.max_runs = int(cfg["max_runs"])
         self.reply_limit = 4 * (int(cfg["max_output_chars"]) + int(cfg["max_stdout_chars"])) + 65536
         harness.prepare_zygote_state()
-        self.guard = harness.StateGuard()  # snapshot once; every worker inherits it
+        self.guard = guard.StateGuard()  # snapshot once; every worker inherits it
         gc.collect()
         gc.freeze()  # workers are forked from here: fewer copy-on-write faults
 

@@ -10,7 +10,6 @@ nothing real on the machine is touched even if containment failed.
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import time
