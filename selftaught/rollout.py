@@ -183,8 +183,9 @@ class Sampler:
     def _generation_config(self, greedy: bool):
         from transformers import GenerationConfig
 
-        sampling = {} if greedy else {"temperature": self.temperature, "top_p": self.top_p,
-                                      "top_k": self.top_k or None}
+        # top_k=0 must be passed as 0: transformers 5 fills an unset (None) top_k with its default of 50,
+        # which would sample from a truncated distribution while the trainer scores the full one.
+        sampling = {} if greedy else {"temperature": self.temperature, "top_p": self.top_p, "top_k": self.top_k}
         return GenerationConfig(
             do_sample=not greedy, max_new_tokens=self.max_completion_length, eos_token_id=self.eos_ids,
             pad_token_id=self.pad_id, bos_token_id=None, repetition_penalty=1.0, **sampling,

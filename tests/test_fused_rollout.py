@@ -96,3 +96,14 @@ def test_sampled_first_tokens_follow_the_model_distribution(tiny):
 def test_unknown_backend_is_rejected(tiny):
     with pytest.raises(ValueError, match="backend"):
         sampler(tiny, "vllm")
+
+
+@pytest.mark.parametrize("backend", ["loop", "generate"])
+def test_top_k_zero_means_no_truncation(backend):
+    """transformers 5 turns an unset top_k into 50; top_k=0 must sample from the whole vocabulary."""
+    model, tokenizer = load_model("tiny-random")  # near-uniform next-token distributions over 512 tokens
+    s = Sampler(model.eval(), tokenizer, max_prompt_length=16, max_completion_length=1, temperature=1.0,
+                top_k=0, backend=backend)
+    torch.manual_seed(0)
+    first = s.sample(["Q: Hi\nA:"], 600).completion_ids[:, 0]
+    assert first.unique().numel() > 100

@@ -1,0 +1,102 @@
+"""Rollout tokens/s: our Sampler against a plain `model.generate` call on the same batch (CPU).
+
+    python benchmarks/bench_rollout.py                         # tiny-random, 8 prompts × G 8, 128 new tokens
+    python benchmarks/bench_rollout.py --hidden 256 --layers 4 # a wider random Qwen2 (same tokenizer)
+
+Variants, alternating for `--rounds` rounds (median seconds used; the machine may be shared):
+  generate   model.generate(input_ids, attention_mask) on the already tokenised,
+             left-padded batch of prompts × G rows, sampling settings as ours
+             (temperature 0.9, top_p 1, top_k off); no tokenisation, no decoding
+  sampler    Sampler.sample(prompts, G): tokenisation, our decoding loop, EOS
+             masks, text decoding — everything the trainer gets
+  sampler_generate  the same Sampler with backend="generate" (the previous rollout)
+
+tokens/s counts real completion tokens (up to and including the first EOS) of
+each call. Prints `RESULT rollout_tokens_per_s ratio=<sampler / generate>` (higher
+is better) and the same for the previous rollout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+
+def build_model(hidden: int | None, layers: int | None):
+    from selftaught.models import load_model
+    from selftaught.models.tiny import build_tiny_random
+
+    if hidden is None and layers is None:
+        return load_model("tiny-random")
+    model, tokenizer = build_tiny_random(hidden_size=hidden or 64, num_layers=layers or 2)
+    from selftaught.models import _prepare_tokenizer
+
+    return model, _prepare_tokenizer(tokenizer)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--prompts", type=int, default=8)
+    parser.add_argument("--num-generations", type=int, default=8)
+    parser.add_argument("--max-new-tokens", type=int, default=128)
+    parser.add_argument("--hidden", type=int, default=None, help="random Qwen2 width (default: tiny-random)")
+    parser.add_argument("--layers", type=int, default=None)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    from selftaught.data import arithmetic
+    from selftaught.ops import completion_mask
+    from selftaught.rollout import Sampler
+
+    model, tokenizer = build_model(args.hidden, args.layers)
+    model.eval()
+    prompts = [f"Q: {p.prompt}\nA:" for p in arithmetic.generate(args.prompts, split="train", seed=1)]
+    G, T = args.num_generations, args.max_new_tokens
+    settings = dict(max_prompt_length=256, max_completion_length=T, temperature=0.9, top_p=1.0, top_k=0)
+    ours = Sampler(model, tokenizer, **settings)
+    previous = Sampler(model, tokenizer, backend="generate", **settings)
+    ids, mask = ours._tokenize(prompts)
+    ids, mask = ids.repeat_interleave(G, 0), mask.repeat_interleave(G, 0)
+    config = ours._generation_config(greedy=False)
+
+    def run_generate():
+        with torch.no_grad():
+            out = model.generate(input_ids=ids, attention_mask=mask, generation_config=config)
+        return int(completion_mask(out[:, ids.shape[1]:], ours.eos_ids).sum())
+
+    def run_sampler(sampler):
+        return lambda: int(sampler.sample(prompts, G).completion_mask.sum())
+
+    variants = {"generate": run_generate, "sampler": run_sampler(ours), "sampler_generate": run_sampler(previous)}
+    print(f"rollout: {type(model).__name__} hidden {model.config.hidden_size} layers {model.config.num_hidden_layers}, "
+          f"{args.prompts} prompts × G {G}, ≤{T} new tokens, {torch.get_num_threads()} threads", flush=True)
+    torch.manual_seed(0)
+    for run in variants.values():  # warm-up
+        run()
+    seconds = {k: [] for k in variants}
+    tokens = {k: [] for k in variants}
+    for _ in range(args.rounds):
+        for name, run in variants.items():
+            start = time.perf_counter()
+            n = run()
+            seconds[name].append(time.perf_counter() - start)
+            tokens[name].append(n)
+    rate = {}
+    for name in variants:
+        rate[name] = sum(tokens[name]) / sum(seconds[name])
+        print(f"  {name:17s} {statistics.median(seconds[name]):7.3f} s/call  {rate[name]:9.1f} tokens/s  "
+              f"(mean {statistics.mean(tokens[name]):.0f} tokens/call)")
+    print(f"RESULT rollout_tokens_per_s ratio={rate['sampler'] / rate['generate']:.2f} "
+          f"sampler={rate['sampler']:.1f} generate={rate['generate']:.1f} target>1")
+    print(f"RESULT rollout_previous_tokens_per_s ratio={rate['sampler_generate'] / rate['generate']:.2f} "
+          f"sampler_generate={rate['sampler_generate']:.1f} generate={rate['generate']:.1f}")
+
+
+if __name__ == "__main__":
+    main()
