@@ -109,12 +109,21 @@ def check_program(program: str, forbidden=DEFAULT_FORBIDDEN, *, allow_helpers: b
     allow_helpers=True), 'no_arguments' (f must take at least one argument),
     'forbidden: <name>'.
     """
+    return check_program_tree(program, forbidden, allow_helpers=allow_helpers)[0]
+
+
+def check_program_tree(program: str, forbidden=DEFAULT_FORBIDDEN, *, allow_helpers: bool = False):
+    """check_program's verdict and the parsed tree (None when it does not parse)."""
     if not isinstance(program, str):
-        return "syntax", "the program must be a string"
+        return ("syntax", "the program must be a string"), None
     try:
         tree = ast.parse(program)
     except _PARSE_ERRORS as exc:
-        return "syntax", f"{type(exc).__name__}: {exc}"
+        return ("syntax", f"{type(exc).__name__}: {exc}"), None
+    return _check_tree(tree, program, frozenset(forbidden), allow_helpers), tree
+
+
+def _check_tree(tree, program, forbidden, allow_helpers):
     defs = [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
     entries = [n for n in defs if n.name == "f"]
     if not entries:

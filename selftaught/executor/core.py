@@ -9,11 +9,13 @@ a program can make its own run fail, never the caller.
 from __future__ import annotations
 
 import json
+import marshal
 import os
 import queue
 import select
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -23,12 +25,12 @@ from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 from . import protocol
-from .checks import DEFAULT_FORBIDDEN, check_inputs, check_program
+from .checks import DEFAULT_FORBIDDEN, check_inputs, check_program_tree
 from .values import values_equal
 
 ZYGOTE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "zygote.py")
 START_TIMEOUT_S = 30.0
-GRACE_S = 5.0  # the zygote times runs itself; this only catches a zygote that hangs
+GRACE_S = 5.0  # close() waits this long past the timeout for runs in flight
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,8 @@ class ValidationResult:
 
 
 class _Zygote:
+    """One worker slot: the zygote process and the pipes of its current worker."""
+
     def __init__(self, cfg: dict):
         # An environment of our own, nothing inherited (threat: secrets in the
         # trainer's environment, PYTHONPATH and friends). PYTHONHASHSEED=0: the
@@ -78,36 +82,64 @@ class _Zygote:
         # so a gold answer checked later is reproduced exactly. (-I would ignore
         # PYTHONHASHSEED; -s -S give the rest of isolated mode.)
         env = {"PYTHONHASHSEED": "0", "LC_ALL": "C.UTF-8", "PATH": os.defpath}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-s", "-S", "-B", ZYGOTE, json.dumps(cfg)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd="/",
-            start_new_session=True, close_fds=True)
-        self.fd_in, self.fd_out = self.proc.stdin.fileno(), self.proc.stdout.fileno()
+        self.ctl, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-s", "-S", "-B", ZYGOTE, json.dumps(dict(cfg, ctl_fd=theirs.fileno()))],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env=env, cwd="/",
+                start_new_session=True, pass_fds=(theirs.fileno(),))
+        finally:
+            theirs.close()
+        self.w_in = self.w_out = None  # the current worker's request and reply pipes
+        self.memory_mb = int(cfg["memory_mb"])
         self.report: dict | None = None
+
+    def _ask(self, message: dict | None, wait_s: float) -> dict:
+        """Send a control message (None: just listen); adopt the worker pipes that come back."""
+        if message is not None:
+            self.ctl.send(json.dumps(message).encode())
+        if not select.select([self.ctl], [], [], wait_s)[0]:
+            raise TimeoutError("the sandbox process did not answer")
+        data, fds, _, _ = socket.recv_fds(self.ctl, 1 << 20, 2)
+        if not data:
+            raise EOFError("the sandbox process exited")
+        reply = json.loads(data)
+        if len(fds) != 2:
+            for fd in fds:
+                os.close(fd)
+            raise RuntimeError(reply.get("error") or "the sandbox process sent no worker")
+        self._close_pipes()
+        self.w_in, self.w_out = fds
+        return reply
 
     def wait_ready(self) -> dict:
         try:
-            msg = protocol.recv_json(self.fd_out, time.monotonic() + START_TIMEOUT_S)
-        except (TimeoutError, OSError, ValueError) as exc:
-            msg = None
-            err = exc
-        else:
-            err = None
-        if not msg or not msg.get("ready"):
+            msg = self._ask(None, START_TIMEOUT_S)
+        except Exception as exc:
             self.kill()
-            raise RuntimeError(f"the executor's sandbox process did not start ({err or 'it exited'}); "
-                               "run with isolation='process' if namespaces are the problem")
+            raise RuntimeError(f"the executor's sandbox process did not start ({exc}); "
+                               "run with isolation='process' if namespaces are the problem") from None
         self.report = msg["containment"]
         return self.report
+
+    def respawn(self, memory_mb: int) -> str | None:
+        """Have the zygote kill the current worker (and all it left) and fork a new
+        one; returns how the old worker died when it was already dead."""
+        self.memory_mb = memory_mb
+        return self._ask({"op": "respawn", "memory_mb": memory_mb}, START_TIMEOUT_S).get("died")
+
+    def _close_pipes(self) -> None:
+        for fd in (self.w_in, self.w_out):
+            if fd is not None:
+                os.close(fd)
+        self.w_in = self.w_out = None
 
     def pids(self) -> list[int]:
         return [self.proc.pid]
 
     def kill(self) -> None:
-        try:
-            self.proc.stdin.close()  # a zygote that sees end of file cleans up and exits
-        except OSError:
-            pass
+        self._close_pipes()
+        self.ctl.close()  # a zygote that sees end of file cleans up and exits
         try:
             self.proc.wait(timeout=1.0)
         except subprocess.TimeoutExpired:
@@ -117,7 +149,6 @@ class _Zygote:
         except OSError:
             pass
         self.proc.wait()
-        self.proc.stdout.close()
 
 
 class PythonExecutor:
@@ -154,6 +185,7 @@ class PythonExecutor:
             "scratch_mb": int(scratch_mb), "run_uid": int(run_uid), "timeout_s": self.timeout_s,
             "memory_mb": self.memory_mb, "host_scratch": self._host_scratch,
         }
+        self._reply_limit = 4 * (int(max_output_chars) + int(max_stdout_chars)) + 65536
         self._lock = threading.Lock()
         self._closed = False
         self._idle: queue.Queue = queue.Queue()
@@ -225,19 +257,22 @@ class PythonExecutor:
         futures, so the trainer spends ~30 us per run. Safe to call from several
         threads; each call takes the workers that are free (at least one).
         """
+        items = list(items)
+        payloads = [_request(p, i) if isinstance(p, str) and isinstance(i, str) else None for p, i in items]
+        return self._run_payloads(payloads, timeout_s, memory_mb)
+
+    def _run_payloads(self, payloads: list, timeout_s: float | None, memory_mb: int | None) -> list[ExecResult]:
         if self._closed:
             raise RuntimeError("this PythonExecutor is closed")
-        items = list(items)
-        results: list[ExecResult | None] = [None] * len(items)
+        results: list[ExecResult | None] = [None] * len(payloads)
         timeout = self.timeout_s if timeout_s is None else float(timeout_s)
         memory = self.memory_mb if memory_mb is None else int(memory_mb)
         todo = []
-        for k, (program, inputs) in enumerate(items):
-            if isinstance(program, str) and isinstance(inputs, str):
-                todo.append((k, protocol.REQUEST.pack(timeout, memory)
-                             + json.dumps({"program": program, "inputs": inputs}).encode()))
-            else:
+        for k, payload in enumerate(payloads):
+            if payload is None:
                 results[k] = ExecResult(False, None, "syntax", 0.0, "program and inputs must be strings")
+            else:
+                todo.append((k, payload))
         if not todo:
             return results  # type: ignore[return-value]
         held = [self._idle.get()]
@@ -247,52 +282,94 @@ class PythonExecutor:
             except queue.Empty:
                 break
         try:
-            self._drive(held, todo[::-1], results, timeout)
+            self._drive(held, todo[::-1], results, timeout, memory)
         finally:
             for i in held:
                 self._idle.put(i)
         return results  # type: ignore[return-value]
 
-    def _drive(self, held: list[int], todo: list, results: list, timeout: float) -> None:
-        busy: dict[int, tuple[int, int, float]] = {}  # fd -> (worker index, item index, deadline)
+    def _drive(self, held: list[int], todo: list, results: list, timeout: float, memory: int) -> None:
+        """Send requests to the held workers, read replies as they come (select),
+        time every run, and have a worker replaced after any incident."""
+        busy: dict[int, list] = {}  # reply fd -> [worker index, item index, payload, nonce, start, retried]
         free = list(held)
         while todo or busy:
             while todo and free:
                 i = free.pop()
                 k, payload = todo.pop()
-                try:
-                    z = self._all[i]
-                    if z is None:
-                        z = self._all[i] = self._restart(i)
-                    protocol.write_frame(z.fd_in, payload)
-                except Exception as exc:  # a zygote that cannot start or take work
-                    self._discard(i)
-                    results[k] = ExecResult(False, None, "executor_error", 0.0, f"{type(exc).__name__}: {exc}")
-                    free.append(i)
-                    continue
-                busy[z.fd_out] = (i, k, time.monotonic() + timeout + GRACE_S)
+                self._send(i, k, payload, False, busy, free, results, memory)
             if not busy:
                 continue
-            wait = max(0.0, min(d for _, _, d in busy.values()) - time.monotonic())
+            now = time.monotonic()
+            wait = max(0.0, min(entry[4] for entry in busy.values()) + timeout - now)
             ready, _, _ = select.select(list(busy), [], [], wait)
             now = time.monotonic()
             for fd in list(busy):
-                i, k, deadline = busy[fd]
-                if fd not in ready and now < deadline:
+                i, k, payload, nonce, start, retried = busy[fd]
+                if fd not in ready and now < start + timeout:
                     continue
                 del busy[fd]
-                free.append(i)
                 try:
-                    if fd not in ready:
-                        raise TimeoutError
-                    frame = protocol.read_frame(fd, deadline)
-                    if frame is None:
-                        raise EOFError
-                    results[k] = _result(frame)
-                except Exception as exc:  # the zygote died, hung or spoke garbage: replace it
+                    result, replace, retry = self._receive(fd, nonce, start, timeout, fd in ready)
+                    if replace:
+                        died = self._all[i].respawn(memory)
+                        if result is None:  # the worker died without answering
+                            result = ExecResult(False, None, died or "crash", time.monotonic() - start)
+                except Exception as exc:  # the zygote itself failed: replace the whole slot
                     self._discard(i)
-                    results[k] = ExecResult(False, None, "executor_error", timeout,
-                                            f"sandbox process lost ({type(exc).__name__})")
+                    result, retry = ExecResult(False, None, "executor_error", time.monotonic() - start,
+                                               f"sandbox process lost ({type(exc).__name__}: {exc})"), False
+                if retry and not retried:
+                    self._send(i, k, payload, True, busy, free, results, memory)
+                else:
+                    results[k] = result
+                    free.append(i)
+
+    def _send(self, i, k, payload, retried, busy, free, results, memory) -> None:
+        try:
+            z = self._all[i]
+            if z is None:
+                z = self._all[i] = self._restart(i)
+            if z.memory_mb != memory:
+                z.respawn(memory)
+            # threat: forged or stale replies. A fresh nonce per request, echoed by
+            # the harness: bytes a program wrote into its reply pipe can never pass
+            # for a later run's answer.
+            nonce = os.urandom(8)
+            protocol.write_frame(z.w_in, nonce + payload)
+        except Exception as exc:  # a slot that cannot start or take work
+            self._discard(i)
+            results[k] = ExecResult(False, None, "executor_error", 0.0, f"{type(exc).__name__}: {exc}")
+            free.append(i)
+            return
+        busy[z.w_out] = [i, k, payload, nonce, time.monotonic(), retried]
+
+    def _receive(self, fd: int, nonce: bytes, start: float, timeout: float, ready: bool):
+        """(result or None, replace the worker?, retry on a fresh one?) for one reply."""
+        if not ready:
+            return ExecResult(False, None, "timeout", time.monotonic() - start), True, False
+        try:
+            frame = protocol.read_frame(fd, start + timeout, self._reply_limit)
+        except TimeoutError:  # threat: spinning, sleeping, blocking
+            return ExecResult(False, None, "timeout", time.monotonic() - start), True, False
+        except protocol.FrameTooLarge:  # threat: output floods
+            return ExecResult(False, None, "output_too_large", time.monotonic() - start), True, False
+        except (protocol.ProtocolError, OSError):
+            frame = b""
+        if frame is None:
+            return None, True, False
+        duration = time.monotonic() - start
+        if frame[1:9] != nonce:
+            # Left over from an earlier run that wrote into its pipe, or forged now:
+            # replace the worker and try the request once more on a fresh one.
+            return ExecResult(False, None, "crash: garbled reply", duration), True, True
+        try:
+            ok, error, detail, output, roundtrip, stdout, violation, _ = json.loads(frame[9:])
+            result = ExecResult(ok is True, output if isinstance(output, str) else None, error, duration,
+                                detail or "", stdout or "", roundtrip is True, violation)
+        except (ValueError, TypeError):
+            return ExecResult(False, None, "crash: garbled reply", duration), True, False
+        return result, frame[:1] != b"0", False  # "1": the worker exits after this reply
 
     def _discard(self, i: int) -> None:
         z, self._all[i] = self._all[i], None
@@ -306,44 +383,48 @@ class PythonExecutor:
 
     # ------------------------------------------------------------ validation
 
-    def validate(self, program: str, inputs: str, **kw) -> ValidationResult:
+    def validate(self, program: str, inputs: str, *, timeout_s: float | None = None,
+                 memory_mb: int | None = None) -> ValidationResult:
         """Is (program, inputs) a valid task? Static checks, then two independent runs.
 
         The checks, in order: parse; exactly one entry function f taking arguments;
         the forbidden names; both runs finish without error, without a refused
         operation, within the limits; the output's repr evaluates back to the
         value; the two outputs agree. `output` is then the gold answer.
-        Keyword arguments (timeout_s, memory_mb) are passed to run_many.
+        timeout_s and memory_mb override the executor's limits for these runs.
         """
-        return self.validate_many([(program, inputs)], **kw)[0]
+        return self.validate_many([(program, inputs)], timeout_s=timeout_s, memory_mb=memory_mb)[0]
 
-    def validate_many(self, items: Sequence[tuple[str, str]], **kw) -> list[ValidationResult]:
+    def validate_many(self, items: Sequence[tuple[str, str]], *, timeout_s: float | None = None,
+                      memory_mb: int | None = None) -> list[ValidationResult]:
         """validate() for many proposals, their runs spread over all workers."""
-        items = list(items)
         verdicts: list[ValidationResult | None] = []
-        runs: list[tuple[str, str]] = []
+        runs: list[bytes] = []
         for program, inputs in items:
-            static = (check_program(program, self.forbidden, allow_helpers=self.allow_helpers)
-                      or check_inputs(inputs, self.forbidden))
+            static, tree = check_program_tree(program, self.forbidden, allow_helpers=self.allow_helpers)
+            static = static or check_inputs(inputs, self.forbidden)
             if static:
                 verdicts.append(ValidationResult(False, None, static[0], static[1]))
-            else:
-                verdicts.append(None)
-                runs += [(program, inputs), (program, inputs)]  # determinism: two runs
-        results = iter(self.run_many(runs, **kw))
+                continue
+            # The tree is parsed already: compile it here once rather than in both
+            # workers (compiling is most of a short program's run time).
+            try:
+                code = marshal.dumps(compile(tree, "<program>", "exec"))
+            except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:  # e.g. 'return' outside f
+                verdicts.append(ValidationResult(False, None, "syntax", f"{type(exc).__name__}: {exc}"))
+                continue
+            verdicts.append(None)
+            payload = _request(program, inputs, code)
+            runs += [payload, payload]  # determinism: two runs
+        results = iter(self._run_payloads(runs, timeout_s, memory_mb))
         return [v if v is not None else _verdict(next(results), next(results)) for v in verdicts]
 
 
-def _result(frame: bytes) -> ExecResult:
-    """Decode a zygote reply: its JSON header, a newline, the worker's JSON array."""
-    head, _, body = frame.partition(b"\n")
-    info = json.loads(head)
-    if not body:
-        return ExecResult(False, None, info.get("error") or "crash", float(info["duration_s"]),
-                          info.get("detail") or "")
-    ok, error, detail, output, roundtrip, stdout, violation, _ = json.loads(body)
-    return ExecResult(ok is True, output if isinstance(output, str) else None, error,
-                      float(info["duration_s"]), detail or "", stdout or "", roundtrip is True, violation)
+def _request(program: str, inputs: str, code: bytes | None = None) -> bytes:
+    """A worker request: JSON, then (optionally) a NUL and the marshalled code
+    object (JSON escapes every control character, so the NUL is unambiguous)."""
+    head = json.dumps({"program": program, "inputs": inputs}).encode()
+    return head if code is None else head + b"\0" + code
 
 
 def _verdict(first: ExecResult, second: ExecResult) -> ValidationResult:

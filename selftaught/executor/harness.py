@@ -18,10 +18,12 @@ import builtins
 import gc
 import io
 import json
+import marshal
 import os
 import resource
 import signal
 import sys
+import types
 
 import isolation
 import protocol
@@ -119,12 +121,15 @@ def _roundtrips(text, value, literal_eval):
         return False
 
 
-def compile_program(program, guard, cache):
+def compile_program(program, guard, cache, marshalled=b""):
     """(code, tier, touches_files), from `cache` when this worker saw the program
-    before (the same program runs on many inputs; code objects are immutable)."""
+    before (the same program runs on many inputs; code objects are immutable).
+    `marshalled`: the trainer's compilation of the same source, when it made one."""
     entry = cache.get(program)
     if entry is None:
-        code = compile(program, "<program>", "exec")
+        code = marshal.loads(marshalled) if marshalled else compile(program, "<program>", "exec")
+        if not isinstance(code, types.CodeType):
+            raise ValueError("not a code object")
         entry = (code, *guard.classify(code))
         if len(cache) >= 256:
             del cache[next(iter(cache))]
@@ -138,7 +143,7 @@ def execute(req, cfg, out, guard, violations, cache, _repr=repr, literal_eval=as
         return (False, kind, detail, None, False, out.getvalue(), violations[0] if violations else None)
 
     try:
-        code, tier, touches = compile_program(req["program"], guard, cache)
+        code, tier, touches = compile_program(req["program"], guard, cache, req.get("_code", b""))
     except _SYNTAX as exc:
         return fail("syntax", _short(exc)), 0, False
     try:
@@ -242,9 +247,11 @@ def worker_main(cfg, memory_mb, base, roots, in_user_namespace, devnull, req_fd,
     try:
         for fd in (0, 1, 2):  # threat: blocking on stdin, writing into the trainer's output
             os.dup2(devnull, fd)
-        os.dup2(req_fd, 3)
-        os.dup2(rep_fd, 4)
-        os.closerange(5, 1 << 20)  # threat: inherited pipes to the trainer and zygote
+        os.dup2(req_fd, 20)  # via high numbers: req_fd or rep_fd may be 3 or 4 themselves
+        os.dup2(rep_fd, 21)
+        os.dup2(20, 3)
+        os.dup2(21, 4)
+        os.closerange(5, 1 << 20)  # threat: inherited descriptors (the zygote's socket, ...)
         lock_down(cfg, memory_mb, base, in_user_namespace)
         reseed_random()
         guard.after_fork()
@@ -274,7 +281,9 @@ def worker_main(cfg, memory_mb, base, roots, in_user_namespace, devnull, req_fd,
         recycle = None
         nonce = payload[:8]
         try:
-            req = loads(payload[8:])
+            head, _, marshalled = payload[8:].partition(b"\0")
+            req = loads(head)
+            req["_code"] = marshalled
             violations.clear()
             out = CappedText(stdout_cap)
             sys.stdout = sys.stderr = out

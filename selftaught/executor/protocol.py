@@ -1,16 +1,14 @@
-"""Length-prefixed frames over pipes, shared by the trainer and the zygote.
+"""Length-prefixed frames over pipes, shared by the trainer and the workers.
 
 Standard library only: the zygote imports this file as a top-level module.
 """
 
-import json
 import os
 import select
 import struct
 import time
 
 HEADER = struct.Struct(">I")
-REQUEST = struct.Struct(">dI")  # trainer -> zygote, before the worker's JSON: timeout_s, memory_mb
 MAX_FRAME = 64 << 20  # a peer that announces more is broken or hostile
 
 
@@ -75,12 +73,3 @@ def read_frame(fd, deadline=None, limit=MAX_FRAME):
             return None
         body += rest
     return body
-
-
-def send_json(fd, obj) -> None:
-    write_frame(fd, json.dumps(obj).encode())
-
-
-def recv_json(fd, deadline=None):
-    payload = read_frame(fd, deadline)
-    return None if payload is None else json.loads(payload)

@@ -2,28 +2,29 @@
 
 Started by the trainer as ``python -s -S -B zygote.py CONFIG_JSON`` with an
 environment of the trainer's making (no user site, no site-packages). It never
-runs user code. It reads requests on stdin and answers on stdout, one frame each.
+runs user code and is not on the path of requests: it hands the trainer the pipes
+of each worker it forks (SCM_RIGHTS over a unix socket), and the trainer talks to
+the worker directly, times each run and asks the zygote to replace the worker
+after any incident ("respawn"). One hop less per run matters on a busy machine.
 
-Per worker process it: enters namespaces (when possible) and becomes init of its
-own PID namespace, builds the filesystem jail, imports warm modules, then for each
-request hands the program to a worker (harness.py), times it with a wall clock,
-and kills and replaces the worker after any incident. Killing a worker as PID
-namespace init (kill(-1)) reaches every process the program could have made.
+Once per worker slot it enters namespaces (when possible) and becomes init of its
+own PID namespace, builds the filesystem jail and imports warm modules. Replacing
+a worker as PID-namespace init (kill(-1)) reaches every process a program could
+have made.
 """
 
 import gc
 import json
 import os
 import signal
+import socket
 import sys
-import time
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, _HERE)
 import guard  # noqa: E402
 import harness  # noqa: E402
 import isolation  # noqa: E402
-import protocol  # noqa: E402
 
 sys.path[:] = [p for p in sys.path if p != _HERE]  # programs must not import the executor's files
 
@@ -64,8 +65,7 @@ def set_up(cfg):
         # This process only waits for it; the trainer kills our process group.
         pid = os.fork()
         if pid:
-            os.dup2(devnull, 0)
-            os.dup2(devnull, 1)
+            os.close(cfg["ctl_fd"])  # the trainer sees end of file when init exits
             _, status = os.waitpid(pid, 0)
             os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
         isolation.prctl(isolation.PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -97,21 +97,20 @@ def set_up(cfg):
 
 
 class Supervisor:
-    """Holds at most one worker and answers requests through it."""
+    """Holds at most one worker; forks, kills and replaces it."""
 
     def __init__(self, cfg, report, scratch_base, roots, devnull):
         self.cfg, self.report, self.scratch_base = cfg, report, scratch_base
         self.roots, self.devnull = roots, devnull
         self.pid = None
         self.spawned = 0
-        self.max_runs = int(cfg["max_runs"])
-        self.reply_limit = 4 * (int(cfg["max_output_chars"]) + int(cfg["max_stdout_chars"])) + 65536
         harness.prepare_zygote_state()
         self.guard = guard.StateGuard()  # snapshot once; every worker inherits it
         gc.collect()
         gc.freeze()  # workers are forked from here: fewer copy-on-write faults
 
     def spawn(self, memory_mb):
+        """Fork a worker; return the trainer's ends of its pipes (request, reply)."""
         self.spawned += 1
         base = f"{self.scratch_base}/w{self.spawned}"
         os.mkdir(base, 0o700)
@@ -127,16 +126,15 @@ class Supervisor:
                                 self.devnull, req_r, rep_w, self.guard)
         os.close(req_r)
         os.close(rep_w)
-        self.pid, self.base, self.memory_mb, self.runs = pid, base, memory_mb, 0
-        self.req_fd, self.rep_fd = req_w, rep_r
+        self.pid, self.base = pid, base
+        return req_w, rep_r
 
     def kill(self):
-        """Threat: leftover processes and files after an incident."""
+        """Kill the worker and everything it left (threat: leftover processes and
+        files after an incident); return its wait status."""
         if self.pid is None:
             return 0
         pid, self.pid = self.pid, None
-        os.close(self.req_fd)
-        os.close(self.rep_fd)
         for target in (lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
             try:
                 target()
@@ -164,58 +162,6 @@ class Supervisor:
             self.report["notes"].append(f"scratch cleanup failed: {exc}")
         return status
 
-    def handle(self, timeout, memory_mb, payload):
-        """Run one request; return the reply frame's payload (bytes).
-
-        The reply is a small JSON header, a newline, then the worker's own JSON
-        array, forwarded without being decoded here (the trainer decodes it).
-        """
-        for attempt in (1, 2):
-            reply, retry = self._attempt(timeout, memory_mb, payload)
-            if not retry or attempt == 2:
-                return reply
-
-    def _attempt(self, timeout, memory_mb, payload):
-        if self.pid is not None and self.memory_mb != memory_mb:
-            self.kill()
-        if self.pid is None:
-            self.spawn(memory_mb)
-        # threat: forged or stale replies. Each request carries a fresh nonce that
-        # the worker's harness echoes; a program cannot know the next one, so
-        # bytes it wrote into the reply pipe can never pass for a later run's reply.
-        nonce = os.urandom(8)
-        t0 = time.monotonic()
-        error = None
-        try:
-            protocol.write_frame(self.req_fd, nonce + payload)
-            data = protocol.read_frame(self.rep_fd, t0 + timeout, self.reply_limit)
-        except TimeoutError:
-            data, error = None, "timeout"  # threat: spinning, sleeping, blocking
-        except protocol.FrameTooLarge:
-            data, error = None, "output_too_large"  # threat: output floods
-        except protocol.ProtocolError:
-            data, error = None, "crash: garbled reply"
-        except OSError:
-            data = None
-        duration = time.monotonic() - t0
-        self.runs += 1
-        retry = False
-        if data is not None and data[1:9] != nonce:
-            # Left over from an earlier run that wrote into the pipe, or forged now:
-            # this worker is discarded and the request tried once on a fresh one.
-            data, error, retry = None, "crash: garbled reply", True
-        recycled = None
-        if data is None or data[:1] != b"0":
-            recycled = error or "worker exit"
-        elif self.runs >= self.max_runs:
-            recycled = "max_runs"
-        if recycled:
-            status = self.kill()
-            if data is None and error is None:
-                error = death_reason(status)
-        head = json.dumps({"duration_s": duration, "recycled": recycled, "error": error}).encode()
-        return head + b"\n" + (data[9:] if data else b""), retry
-
 
 def death_reason(status):
     if os.WIFSIGNALED(status):
@@ -232,25 +178,30 @@ def death_reason(status):
 
 def main():
     cfg = json.loads(sys.argv[1])
+    ctl = socket.socket(fileno=cfg["ctl_fd"])  # SOCK_SEQPACKET to the trainer
     report, scratch_base, roots, devnull = set_up(cfg)
     supervisor = Supervisor(cfg, report, scratch_base, roots, devnull)
-    supervisor.spawn(int(cfg["memory_mb"]))  # warm: the first request finds a worker
-    protocol.send_json(1, {"ready": True, "containment": report})
-    header = protocol.REQUEST
+
+    def answer(message, memory_mb):
+        fds = supervisor.spawn(memory_mb)
+        socket.send_fds(ctl, [json.dumps(message).encode()], list(fds))
+        for fd in fds:  # the trainer holds them now; our copies would hide end of file
+            os.close(fd)
+
+    answer({"ready": True, "containment": report}, int(cfg["memory_mb"]))
     while True:
-        frame = protocol.read_frame(0)
-        if frame is None:
-            break
-        timeout, memory_mb = header.unpack_from(frame)
         try:
-            reply = supervisor.handle(timeout, memory_mb, frame[header.size:])
-        except Exception as exc:  # a bug here must not take the worker down silently
-            supervisor.kill()
-            reply = json.dumps({"duration_s": 0.0, "recycled": "executor_error", "error": "executor_error",
-                                "detail": harness._short(exc)}).encode() + b"\n"
-        protocol.write_frame(1, reply)
-        if supervisor.pid is None:  # replace it now, while the trainer reads the reply
-            supervisor.spawn(memory_mb)
+            data = ctl.recv(1 << 16)
+        except OSError:
+            data = b""
+        if not data:  # the trainer is gone
+            break
+        try:
+            request = json.loads(data)
+            status = supervisor.kill()
+            answer({"died": death_reason(status) if status else None}, int(request["memory_mb"]))
+        except Exception as exc:  # never leave the trainer waiting
+            ctl.send(json.dumps({"error": harness._short(exc)}).encode())
     supervisor.kill()
 
 

@@ -115,6 +115,7 @@ def test_validate_ok(ex):
 
 @pytest.mark.parametrize("program, inputs, reason", [
     ("def f(a:\n    return a", "1", "syntax"),
+    ("def f(a):\n    return a\nreturn 1", "1", "syntax"),            # parses, does not compile
     ("def g(a):\n    return a", "1", "no_entry_function"),
     ("def h(x):\n    return x\ndef f(a):\n    return h(a)", "1", "extra_function: h"),
     ("def f():\n    return 1", "", "no_arguments"),
