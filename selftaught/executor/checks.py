@@ -148,16 +148,36 @@ def _check_tree(tree, program, forbidden, allow_helpers):
 
 def check_inputs(inputs: str, forbidden=DEFAULT_FORBIDDEN) -> tuple[str, str] | None:
     """Inputs must be the argument list of one call f(...) and name nothing forbidden."""
+    return check_inputs_tree(inputs, forbidden)[0]
+
+
+def check_inputs_tree(inputs: str, forbidden=DEFAULT_FORBIDDEN):
+    """check_inputs's verdict and the parsed call f(...) (None when it does not parse)."""
     if not isinstance(inputs, str):
-        return "syntax: inputs", "inputs must be a string"
+        return ("syntax: inputs", "inputs must be a string"), None
     try:
         tree = ast.parse(f"f({inputs})", mode="eval")
     except _PARSE_ERRORS as exc:
-        return "syntax: inputs", f"{type(exc).__name__}: {exc}"
+        return ("syntax: inputs", f"{type(exc).__name__}: {exc}"), None
     call = tree.body
     if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "f"):
-        return "syntax: inputs", "inputs must be the arguments of one call f(...)"
+        return ("syntax: inputs", "inputs must be the arguments of one call f(...)"), None
     hit = find_forbidden(tree, forbidden, inputs)
     if hit:
-        return f"forbidden: {hit}", f"the inputs use {hit}"
-    return None
+        return (f"forbidden: {hit}", f"the inputs use {hit}"), call
+    return None, call
+
+
+def literal_arguments(call: ast.Call) -> tuple[list, dict]:
+    """The values of a call's arguments, which must all be literals.
+
+    Raises ValueError otherwise (starred arguments, **mappings, names, calls,
+    arithmetic: inputs are data, not code).
+    """
+    if any(isinstance(a, ast.Starred) for a in call.args) or any(k.arg is None for k in call.keywords):
+        raise ValueError("inputs_not_literal")
+    try:
+        return ([ast.literal_eval(a) for a in call.args],
+                {k.arg: ast.literal_eval(k.value) for k in call.keywords})
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        raise ValueError("inputs_not_literal") from None

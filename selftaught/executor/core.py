@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 from . import protocol
-from .checks import DEFAULT_FORBIDDEN, check_inputs, check_program_tree
+from .checks import DEFAULT_FORBIDDEN, check_inputs_tree, check_program_tree, literal_arguments
 from .values import values_equal
 
 ZYGOTE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "zygote.py")
@@ -176,6 +176,7 @@ class PythonExecutor:
         self.timeout_s, self.memory_mb = float(timeout_s), int(memory_mb)
         self.forbidden = frozenset(DEFAULT_FORBIDDEN if forbidden is None else forbidden)
         self.allow_helpers = allow_helpers
+        self.literal_inputs = bool(literal_inputs)
         self._host_scratch = tempfile.mkdtemp(prefix="selftaught-exec-")
         os.chmod(self._host_scratch, 0o711)  # the unprivileged run uid must reach its directory
         self._cfg = {
@@ -402,29 +403,42 @@ class PythonExecutor:
         runs: list[bytes] = []
         for program, inputs in items:
             static, tree = check_program_tree(program, self.forbidden, allow_helpers=self.allow_helpers)
-            static = static or check_inputs(inputs, self.forbidden)
+            if not static:
+                static, call = check_inputs_tree(inputs, self.forbidden)
             if static:
                 verdicts.append(ValidationResult(False, None, static[0], static[1]))
                 continue
-            # The tree is parsed already: compile it here once rather than in both
-            # workers (compiling is most of a short program's run time).
+            # Both are parsed already: compile the program and evaluate the literal
+            # arguments here, once, rather than in both workers (for short programs
+            # that is most of a run's time).
             try:
-                code = marshal.dumps(compile(tree, "<program>", "exec"))
-            except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:  # e.g. 'return' outside f
+                code = compile(tree, "<program>", "exec")
+                values = literal_arguments(call) if self.literal_inputs else None
+            except ValueError as exc:
+                if str(exc) != "inputs_not_literal":
+                    raise
+                verdicts.append(ValidationResult(False, None, "inputs_not_literal", "inputs must be Python literals"))
+                continue
+            except (SyntaxError, RecursionError, MemoryError) as exc:  # e.g. 'return' outside f
                 verdicts.append(ValidationResult(False, None, "syntax", f"{type(exc).__name__}: {exc}"))
                 continue
+            try:
+                extra = marshal.dumps((code, values))
+            except ValueError:  # not marshallable (cannot happen for literals): let the worker parse
+                extra = marshal.dumps((code, None))
             verdicts.append(None)
-            payload = _request(program, inputs, code)
+            payload = _request(program, inputs, extra)
             runs += [payload, payload]  # determinism: two runs
         results = iter(self._run_payloads(runs, timeout_s, memory_mb))
         return [v if v is not None else _verdict(next(results), next(results)) for v in verdicts]
 
 
-def _request(program: str, inputs: str, code: bytes | None = None) -> bytes:
-    """A worker request: JSON, then (optionally) a NUL and the marshalled code
-    object (JSON escapes every control character, so the NUL is unambiguous)."""
+def _request(program: str, inputs: str, extra: bytes | None = None) -> bytes:
+    """A worker request: JSON, then optionally a NUL and marshal((code, values)):
+    the program compiled and the arguments evaluated by the trainer. (JSON escapes
+    every control character, so the NUL is unambiguous.)"""
     head = json.dumps({"program": program, "inputs": inputs}).encode()
-    return head if code is None else head + b"\0" + code
+    return head if extra is None else head + b"\0" + extra
 
 
 def _verdict(first: ExecResult, second: ExecResult) -> ValidationResult:

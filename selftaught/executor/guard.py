@@ -12,7 +12,6 @@ import builtins
 import gc
 import opcode
 import os
-import signal
 import sys
 import types
 
@@ -149,17 +148,24 @@ class StateGuard:
         self.live, self.labels = live, labels
         self.snap = [_shallow_copy(x) for x in live]
         self.tier1_names = _TIER1_NAMES | names
+        random = sys.modules.get("random")
+        self.random_names = {"random", "Random", "SystemRandom"} | (
+            {n for n, v in vars(random).items() if getattr(v, "__self__", None) is getattr(random, "_inst", 0)}
+            if random else set())
+        self.tier1_names |= self.random_names
         self.decimal = sys.modules.get("decimal")
         self.decimal_default = repr(self.decimal.DefaultContext) if self.decimal else None
 
     def classify(self, code):
-        """(tier, touches_files) of compiled `code`; see the class docstring.
+        """(tier, touches_files, uses_random) of compiled `code`; see the class docstring.
 
         touches_files: the program names a way to files, descriptors or the
         working directory (open, os, io, ...), so the harness checks the scratch
         directory and closes stray descriptors after it; otherwise it need not.
+        uses_random: it names the random module or one of its functions, so the
+        generator is reseeded after it (a later run must not see a known state).
         """
-        tier, touches, stack = 0, False, [code]
+        tier, touches, uses_random, stack = 0, False, False, [code]
         tier1 = self.tier1_names
         while stack:
             c = stack.pop()
@@ -174,12 +180,13 @@ class StateGuard:
                     stack.append(k)
             for name in names:
                 if name in _TIER2_NAMES or (name[:2] == "__" and name[-2:] == "__" and name not in _BENIGN_DUNDERS):
-                    return 2, True
+                    return 2, True, True
                 if name[:1] == "_" or name in tier1:
                     tier = 1
+                    uses_random = uses_random or name in self.random_names
                 elif name in _FILE_NAMES:
                     touches = True
-        return tier, touches or tier > 0
+        return tier, touches or tier > 0, uses_random
 
     def after_fork(self):
         """Re-take the snapshot of what fork itself changes (threading's bookkeeping)."""
@@ -219,10 +226,7 @@ class StateGuard:
         sys.settrace(None)
         sys.setprofile(None)
         os.umask(0o077)
-        gc.enable()
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.setitimer(signal.ITIMER_VIRTUAL, 0)
-        signal.setitimer(signal.ITIMER_PROF, 0)
+        gc.enable()  # (timers and signal handlers need `signal`, a tier-2 name)
         if self.decimal:
             self.decimal.setcontext(self.decimal.Context())
         if reseed:

@@ -28,6 +28,7 @@ import types
 import isolation
 import protocol
 from audit import make_audit_hook
+from checks import literal_arguments
 from guard import reseed_random
 
 
@@ -81,14 +82,7 @@ def _parse_call(inputs, literal_inputs):
         raise SyntaxError("inputs must be the arguments of one call f(...)")
     if not literal_inputs:
         return compile(tree, "<inputs>", "eval")
-    if any(isinstance(a, ast.Starred) for a in call.args) or any(k.arg is None for k in call.keywords):
-        raise ValueError("inputs_not_literal")
-    try:
-        args = [ast.literal_eval(a) for a in call.args]
-        kwargs = {k.arg: ast.literal_eval(k.value) for k in call.keywords}
-    except ValueError:
-        raise ValueError("inputs_not_literal") from None
-    return args, kwargs
+    return literal_arguments(call)
 
 
 _SCALARS = frozenset({int, str, bool, type(None), bytes, complex})
@@ -121,15 +115,14 @@ def _roundtrips(text, value, literal_eval):
         return False
 
 
-def compile_program(program, guard, cache, marshalled=b""):
-    """(code, tier, touches_files), from `cache` when this worker saw the program
-    before (the same program runs on many inputs; code objects are immutable).
-    `marshalled`: the trainer's compilation of the same source, when it made one."""
+def compile_program(program, guard, cache, code=None):
+    """(code, tier, touches_files, uses_random), from `cache` when this worker saw
+    the program before (the same program runs on many inputs; code objects are
+    immutable). `code`: the trainer's compilation of the same source, if it made one."""
     entry = cache.get(program)
     if entry is None:
-        code = marshal.loads(marshalled) if marshalled else compile(program, "<program>", "exec")
         if not isinstance(code, types.CodeType):
-            raise ValueError("not a code object")
+            code = compile(program, "<program>", "exec")
         entry = (code, *guard.classify(code))
         if len(cache) >= 256:
             del cache[next(iter(cache))]
@@ -138,45 +131,47 @@ def compile_program(program, guard, cache, marshalled=b""):
 
 
 def execute(req, cfg, out, guard, violations, cache, _repr=repr, literal_eval=ast.literal_eval):
-    """Run f(inputs). Returns (fields, tier, touches_files); fields as encode_reply takes them."""
+    """Run f(inputs). Returns (fields, tier, touches_files, uses_random); fields as
+    encode_reply takes them."""
     def fail(kind, detail=""):
         return (False, kind, detail, None, False, out.getvalue(), violations[0] if violations else None)
 
     try:
-        code, tier, touches = compile_program(req["program"], guard, cache, req.get("_code", b""))
+        code, tier, touches, reseed = compile_program(req["program"], guard, cache, req.get("_code"))
     except _SYNTAX as exc:
-        return fail("syntax", _short(exc)), 0, False
+        return fail("syntax", _short(exc)), 0, False, False
     try:
-        call = _parse_call(req["inputs"], cfg["literal_inputs"])
+        # The trainer sends the arguments' values when it parsed them already.
+        call = req.get("_call") or _parse_call(req["inputs"], cfg["literal_inputs"])
     except ValueError as exc:
         if str(exc) == "inputs_not_literal":
-            return fail("inputs_not_literal", "inputs must be Python literals"), tier, touches
-        return fail("syntax: inputs", _short(exc)), tier, touches
+            return fail("inputs_not_literal", "inputs must be Python literals"), tier, touches, reseed
+        return fail("syntax: inputs", _short(exc)), tier, touches, reseed
     except _SYNTAX as exc:
-        return fail("syntax: inputs", _short(exc)), tier, touches
+        return fail("syntax: inputs", _short(exc)), tier, touches, reseed
     namespace = {"__name__": "__sandbox__", "__builtins__": builtins}
     try:
         exec(code, namespace)
         fn = namespace.get("f")
         if not callable(fn):
-            return fail("no_entry_function", "the program defines no function f"), tier, touches
+            return fail("no_entry_function", "the program defines no function f"), tier, touches, reseed
         if isinstance(call, tuple):
             value = fn(*call[0], **call[1])
         else:
             value = eval(call, namespace)
     except BaseException as exc:
-        return fail(_error_kind(exc), _short(exc)), tier, touches
+        return fail(_error_kind(exc), _short(exc)), tier, touches, reseed
     try:
         text = _repr(value)
         if type(text) is not str:
             raise TypeError("__repr__ returned a non-string")
     except BaseException as exc:  # threat: a repr that raises
         kind = "memory" if isinstance(exc, MemoryError) else f"repr_error: {type(exc).__name__}"
-        return fail(kind, _short(exc)), tier, touches
+        return fail(kind, _short(exc)), tier, touches, reseed
     if len(text) > cfg["max_output_chars"]:  # threat: huge reprs
-        return fail("output_too_large", f"the repr has {len(text)} characters"), tier, touches
+        return fail("output_too_large", f"the repr has {len(text)} characters"), tier, touches, reseed
     roundtrip = _roundtrips(text, value, literal_eval)
-    return (True, None, "", text, roundtrip, out.getvalue(), violations[0] if violations else None), tier, touches
+    return (True, None, "", text, roundtrip, out.getvalue(), violations[0] if violations else None), tier, touches, reseed
 
 
 def _remove_tree(path):
@@ -281,14 +276,15 @@ def worker_main(cfg, memory_mb, base, roots, in_user_namespace, devnull, req_fd,
         recycle = None
         nonce = payload[:8]
         try:
-            head, _, marshalled = payload[8:].partition(b"\0")
+            head, _, extra = payload[8:].partition(b"\0")
             req = loads(head)
-            req["_code"] = marshalled
+            if extra:  # the trainer's compiled code and argument values (marshal)
+                req["_code"], req["_call"] = marshal.loads(extra)
             violations.clear()
             out = CappedText(stdout_cap)
             sys.stdout = sys.stderr = out
             area[0] = scratch
-            fields, tier, touches = execute(req, cfg, out, guard, violations, cache)
+            fields, tier, touches, reseed = execute(req, cfg, out, guard, violations, cache)
             area[0] = base
             # The harness below must not call a program's len(): put builtins back.
             rebound = tier > 0 and guard.restore_builtins()
@@ -307,7 +303,7 @@ def worker_main(cfg, memory_mb, base, roots, in_user_namespace, devnull, req_fd,
             else:
                 recycle = guard.changed(tier)
             if not recycle and tier > 0:
-                guard.restore_settings(reseed=True)
+                guard.restore_settings(reseed)
             if not recycle and touches:
                 os.closerange(5, 1 << 20)  # descriptors the program left open
                 os.chdir(base)
