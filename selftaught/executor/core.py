@@ -1,9 +1,12 @@
 """Trainer side of the executor: PythonExecutor, ExecResult, ValidationResult.
 
-The trainer never executes model-written code. It talks to `workers` zygote
-processes (zygote.py) over pipes; each zygote contains and supervises the process
-that actually runs programs. Every failure comes back as a result with a reason:
-a program can make its own run fail, never the caller.
+The trainer never executes model-written code. Each of `workers` slots is a
+zygote process (zygote.py) that sets up containment and forks a contained worker
+(harness.py); the zygote hands this process the worker's pipes, so requests go
+straight to the worker and this process times every run. After an incident the
+zygote kills the worker and everything it left, and forks a fresh one. Every
+failure comes back as a result with a reason: a program can make its own run
+fail, never the caller.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ class ExecResult:
     ok: f returned. output: repr(f(*args)) when ok. error: None, or a reason:
     'syntax', 'syntax: inputs', 'inputs_not_literal', 'no_entry_function',
     'error: <ExceptionType>', 'timeout', 'memory', 'output_too_large',
-    'repr_error: <Type>', 'crash: <signal or exit>', 'executor_error'.
+    'repr_error: <Type>', 'crash: <signal, exit or garbled reply>', 'executor_error'.
     roundtrip: the output parses back (ast.literal_eval) to an equal value.
     violation: the first operation the sandbox refused (e.g. 'open /etc/passwd'),
     even when the program caught the error. stdout: the first characters printed.
@@ -138,6 +141,7 @@ class _Zygote:
         return [self.proc.pid]
 
     def kill(self) -> None:
+        """Stop the zygote and, with it, its worker. Idempotent."""
         self._close_pipes()
         self.ctl.close()  # a zygote that sees end of file cleans up and exits
         try:
@@ -191,17 +195,21 @@ class PythonExecutor:
         self._closed = False
         self._idle: queue.Queue = queue.Queue()
         self._all: list[_Zygote | None] = []
+        zygotes: list[_Zygote] = []
         try:
-            zygotes = [self._new_zygote(i) for i in range(self.workers)]
-            for i, z in enumerate(zygotes):
+            for i in range(self.workers):  # start them all, then wait: they start in parallel
+                zygotes.append(self._new_zygote(i))
+            for z in zygotes:
                 z.wait_ready()
-                self._all.append(z)
-                self._idle.put(i)
         except BaseException:
-            for z in zygotes if "zygotes" in locals() else []:
+            for z in zygotes:
                 z.kill()
-            self.close()
+            self._closed = True
+            shutil.rmtree(self._host_scratch, ignore_errors=True)
             raise
+        self._all = list(zygotes)
+        for i in range(self.workers):
+            self._idle.put(i)
         self.containment = dict(self._all[0].report, workers=self.workers)
 
     # ------------------------------------------------------------ lifecycle

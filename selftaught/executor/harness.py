@@ -4,11 +4,12 @@ Forked by the zygote, a worker locks itself down once (session, descriptors,
 rlimits, unprivileged identity, scrubbed environment, audit hook) and then runs
 programs sent to it, each in a fresh namespace and a fresh scratch directory.
 Forking a process per run costs ~3 ms on small VMs (page faults dominate), a
-reused worker ~0.1 ms, so workers are reused, but only while nothing happened:
-the zygote discards a worker after any incident (timeout, memory, crash, a refused
-operation, an oversized output) and after any run that changed state shared with
-later runs (see StateGuard), and in any case after `max_runs` runs. Set
-max_runs=1 for a fresh process per run.
+reused worker ~0.1 ms, so workers are reused, but only while nothing happened: a
+worker is replaced after any incident (timeout, memory, crash, a refused
+operation, an oversized output), after any run that changed state shared with
+later runs (see guard.StateGuard), and in any case after `max_runs` runs. Set
+max_runs=1 for a fresh process per run. The worker reads requests on fd 3 and
+answers on fd 4; both pipes lead to the trainer, which times every run.
 
 Standard library only; imported as a top-level module inside the zygote.
 """
@@ -204,7 +205,7 @@ def lock_down(cfg, memory_mb, base, in_user_namespace):
     mem = int(memory_mb) << 20
     cpu = int((float(cfg["timeout_s"]) + 1) * int(cfg["max_runs"])) + 5
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))  # threat: spinning (backstop; the zygote times runs)
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))  # threat: spinning (backstop; the trainer times runs)
     resource.setrlimit(resource.RLIMIT_AS, (mem, mem))  # threat: unbounded memory
     fsize = int(cfg["file_size_mb"]) << 20
     resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))  # threat: filling the disk
@@ -218,8 +219,8 @@ def lock_down(cfg, memory_mb, base, in_user_namespace):
 
 
 def encode_reply(nonce, fields, recycle, _enc=json.encoder.encode_basestring_ascii):
-    """JSON for the zygote, built from references taken before any user code ran
-    (a program may rebind json's module attributes; these stay the originals)."""
+    """The reply frame's payload, built from references taken before any user code
+    ran (a program may rebind json's module attributes; these stay the originals)."""
     ok, error, detail, output, roundtrip, stdout, violation = fields
     s = lambda v: "null" if v is None else _enc(v)  # noqa: E731
     # One byte: is this worker about to exit; then the request's nonce; then JSON.
@@ -242,10 +243,11 @@ def worker_main(cfg, memory_mb, base, roots, in_user_namespace, devnull, req_fd,
     try:
         for fd in (0, 1, 2):  # threat: blocking on stdin, writing into the trainer's output
             os.dup2(devnull, fd)
-        os.dup2(req_fd, 20)  # via high numbers: req_fd or rep_fd may be 3 or 4 themselves
-        os.dup2(rep_fd, 21)
-        os.dup2(20, 3)
-        os.dup2(21, 4)
+        if rep_fd == 3:  # move it out of the way before 3 is overwritten
+            rep_fd = os.dup(rep_fd)
+        os.dup2(req_fd, 3)
+        if rep_fd != 4:
+            os.dup2(rep_fd, 4)
         os.closerange(5, 1 << 20)  # threat: inherited descriptors (the zygote's socket, ...)
         lock_down(cfg, memory_mb, base, in_user_namespace)
         reseed_random()
@@ -328,4 +330,4 @@ def worker_main(cfg, memory_mb, base, roots, in_user_namespace, devnull, req_fd,
         except BaseException:
             _exit(1)
         if recycle:
-            _exit(0)  # the zygote reaps us, kills anything left and removes our files
+            _exit(0)  # the trainer has the zygote reap us, kill anything left, remove our files

@@ -195,3 +195,23 @@ def test_containment_report(ex):
     if c["namespaces"]:
         assert {"net", "pid", "mount"} <= set(c["namespaces"])
         assert c["network"] == "isolated" and c["pid_namespace"]
+
+
+def test_a_sandbox_that_cannot_start_is_a_clear_error(monkeypatch):
+    from selftaught.executor import core
+
+    monkeypatch.setattr(core, "ZYGOTE", "/nonexistent/zygote.py")
+    with pytest.raises(RuntimeError, match="did not start"):
+        PythonExecutor(workers=2)
+
+
+def test_a_killed_sandbox_process_is_replaced():
+    import os
+    import signal
+
+    with PythonExecutor(workers=1, timeout_s=2.0) as e:
+        assert e.run(ADD, "1, 2").output == "3"
+        os.killpg(e.process_ids()[0], signal.SIGKILL)  # the zygote and its worker
+        r = e.run(ADD, "2, 2")
+        assert r.error == "executor_error" or r.output == "4"
+        assert e.run(ADD, "3, 4").output == "7"
