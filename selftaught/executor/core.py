@@ -345,7 +345,11 @@ class PythonExecutor:
             # the harness: bytes a program wrote into its reply pipe can never pass
             # for a later run's answer.
             nonce = os.urandom(8)
-            protocol.write_frame(z.w_in, nonce + payload)
+            try:
+                protocol.write_frame(z.w_in, nonce + payload)
+            except OSError:  # the worker died between runs (it may close its own pipes)
+                z.respawn(memory)
+                protocol.write_frame(z.w_in, nonce + payload)
         except Exception as exc:  # a slot that cannot start or take work
             self._discard(i)
             results[k] = ExecResult(False, None, "executor_error", 0.0, f"{type(exc).__name__}: {exc}")

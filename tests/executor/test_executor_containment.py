@@ -548,3 +548,9 @@ def test_process_isolation_mode(victim, tmp_path):
         e.run("import os\ndef f(p):\n    return os.system('touch ' + p)", repr(str(marker)))
         assert not marker.exists()
         assert_serving(e)
+
+
+def test_a_worker_that_closes_its_request_pipe(ex):
+    ex.run("import os\ndef f(a):\n    os.close(3)\n    return a", "1")  # the worker exits after replying
+    for k in range(4):
+        assert ex.run(ADD, f"{k}, 1").output == str(k + 1)
