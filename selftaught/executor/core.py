@@ -24,6 +24,7 @@ import sys
 import tempfile
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
@@ -183,6 +184,9 @@ class PythonExecutor:
         self.literal_inputs = bool(literal_inputs)
         self._host_scratch = tempfile.mkdtemp(prefix="selftaught-exec-")
         os.chmod(self._host_scratch, 0o711)  # the unprivileged run uid must reach its directory
+        # Removed at interpreter exit even if close() is never called (the zygotes
+        # exit by themselves when this process's end of their socket closes).
+        weakref.finalize(self, shutil.rmtree, self._host_scratch, True)
         self._cfg = {
             "isolation": isolation, "audit_hook": bool(audit_hook), "literal_inputs": bool(literal_inputs),
             "max_runs": max(1, int(max_runs_per_worker)), "max_output_chars": int(max_output_chars),
