@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from selftaught.models import load_model
-from selftaught.rollout import Sampler, _filter_logits, _preallocated_cache
+from selftaught.rollout import Sampler, _filter_logits, _preallocated_cache, _sample_categorical
 
 PROMPTS = ["Q: What is 3 + 4?\nA:", "Q: Hi\nA:", "Q: 12 * 7 - 5 = ?\nA:"]
 
@@ -107,3 +107,13 @@ def test_top_k_zero_means_no_truncation(backend):
     torch.manual_seed(0)
     first = s.sample(["Q: Hi\nA:"], 600).completion_ids[:, 0]
     assert first.unique().numel() > 100
+
+
+def test_inverse_cdf_sampling_frequencies_and_zero_probability_tokens():
+    torch.manual_seed(0)
+    p = torch.tensor([0.0, 0.5, 0.0, 0.3, 0.15, 0.05, 0.0])
+    n = 200_000
+    draws = _sample_categorical(p.expand(n, -1))
+    freq = torch.bincount(draws, minlength=p.numel()).double() / n
+    assert (freq[p == 0] == 0).all()
+    assert (freq - p.double()).abs().max() < 5 * (0.25 / n) ** 0.5
