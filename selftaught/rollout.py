@@ -268,6 +268,7 @@ class Sampler:
         rows = torch.arange(N, device=ids.device)  # batch position → output row
         alive = torch.ones(N, dtype=torch.bool, device=ids.device)
         steps = 0
+        sdpa = getattr(model.config, "_attn_implementation", None) == "sdpa"
         for t in range(T):
             token = self._pick(logits.float(), greedy)
             tokens[rows[alive], t] = token[alive]
@@ -282,7 +283,10 @@ class Sampler:
                 rows, token, attention, next_position = rows[keep], token[keep], attention[keep], next_position[keep]
                 alive = alive[keep]
             attention[:, P + t] = 1
-            logits = model(input_ids=token[:, None], attention_mask=attention[:, :P + t + 1],
+            step_mask = attention[:, :P + t + 1]
+            if sdpa:  # one query per row: the causal part is trivial, hand sdpa its boolean mask directly
+                step_mask = step_mask[:, None, None, :].bool()
+            logits = model(input_ids=token[:, None], attention_mask=step_mask,
                            position_ids=next_position[:, None], past_key_values=cache, use_cache=True,
                            logits_to_keep=1).logits[:, -1]
             next_position = next_position + 1
