@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import ast
 import functools
+import inspect
 import re
+import types
 
 # AZR's list (REFERENCE §3). A dotted entry forbids that attribute path
 # ("os.path" forbids os.path.join and `from os import path`, not `import os`).
@@ -109,40 +111,54 @@ def check_program(program: str, forbidden=DEFAULT_FORBIDDEN, *, allow_helpers: b
     allow_helpers=True), 'no_arguments' (f must take at least one argument),
     'forbidden: <name>'.
     """
-    return check_program_tree(program, forbidden, allow_helpers=allow_helpers)[0]
+    return check_program_code(program, forbidden, allow_helpers=allow_helpers)[0]
 
 
-def check_program_tree(program: str, forbidden=DEFAULT_FORBIDDEN, *, allow_helpers: bool = False):
-    """check_program's verdict and the parsed tree (None when it does not parse)."""
+def check_program_code(program: str, forbidden=DEFAULT_FORBIDDEN, *, allow_helpers: bool = False):
+    """check_program's verdict and the compiled module (None when it does not compile).
+
+    The shape is read from the compiled code (cheaper than an AST); the tree is
+    built only when the text mentions a forbidden name.
+    """
     if not isinstance(program, str):
         return ("syntax", "the program must be a string"), None
     try:
-        tree = ast.parse(program)
+        code = compile(program, "<program>", "exec")
     except _PARSE_ERRORS as exc:
         return ("syntax", f"{type(exc).__name__}: {exc}"), None
-    return _check_tree(tree, program, frozenset(forbidden), allow_helpers), tree
+    verdict = shape_of(code, allow_helpers)
+    if verdict is None:
+        forbidden = frozenset(forbidden)
+        if _mentions(forbidden).search(program):
+            hit = find_forbidden(ast.parse(program), forbidden)
+            if hit:
+                verdict = f"forbidden: {hit}", f"the program uses {hit}"
+    return verdict, code
 
 
-def _check_tree(tree, program, forbidden, allow_helpers):
-    defs = [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
-    entries = [n for n in defs if n.name == "f"]
+_FUNCTION = inspect.CO_OPTIMIZED | inspect.CO_NEWLOCALS  # set for functions, not class bodies
+_ANONYMOUS = {"<lambda>", "<listcomp>", "<setcomp>", "<dictcomp>", "<genexpr>"}
+
+
+def shape_of(module_code, allow_helpers: bool = False) -> tuple[str, str] | None:
+    """The entry-function rules, read from a compiled module: the functions defined
+    at its top level are the function code objects among its constants."""
+    defs = [c for c in module_code.co_consts if isinstance(c, types.CodeType)
+            and c.co_flags & _FUNCTION == _FUNCTION and c.co_name not in _ANONYMOUS]
+    entries = [c for c in defs if c.co_name == "f"]
     if not entries:
         return "no_entry_function", "define a top-level function f"
     if len(entries) > 1:
         return "multiple_entry_functions", "f is defined more than once"
-    entry = entries[0]
-    if isinstance(entry, ast.AsyncFunctionDef):
+    f = entries[0]
+    if f.co_flags & (inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR):
         return "no_entry_function", "f must be a plain function, not async"
     if not allow_helpers:
-        extra = [n.name for n in defs if n.name != "f"]
+        extra = [c.co_name for c in defs if c.co_name != "f"]
         if extra:
             return f"extra_function: {extra[0]}", "nest helper functions inside f"
-    a = entry.args
-    if not (a.posonlyargs or a.args or a.vararg or a.kwonlyargs or a.kwarg):
+    if not (f.co_argcount or f.co_kwonlyargcount or f.co_flags & (inspect.CO_VARARGS | inspect.CO_VARKEYWORDS)):
         return "no_arguments", "f must take at least one argument"
-    hit = find_forbidden(tree, forbidden, program)
-    if hit:
-        return f"forbidden: {hit}", f"the program uses {hit}"
     return None
 
 

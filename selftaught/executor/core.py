@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 from . import protocol
-from .checks import DEFAULT_FORBIDDEN, check_inputs_tree, check_program_tree, literal_arguments
+from .checks import DEFAULT_FORBIDDEN, check_inputs_tree, check_program_code, literal_arguments
 from .values import values_equal
 
 ZYGOTE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "zygote.py")
@@ -271,54 +271,74 @@ class PythonExecutor:
         threads; each call takes the workers that are free (at least one).
         """
         items = list(items)
-        payloads = [_request(p, i) if isinstance(p, str) and isinstance(i, str) else None for p, i in items]
-        return self._run_payloads(payloads, timeout_s, memory_mb)
+        feed = ((k, _request(p, i) if isinstance(p, str) and isinstance(i, str) else None)
+                for k, (p, i) in enumerate(items))
+        results = self._run_feed(feed, len(items), timeout_s, memory_mb)
+        return [results[k] for k in range(len(items))]
 
-    def _run_payloads(self, payloads: list, timeout_s: float | None, memory_mb: int | None) -> list[ExecResult]:
+    def _run_feed(self, feed, size: int, timeout_s: float | None, memory_mb: int | None) -> dict:
+        """Run the (key, payload) pairs `feed` yields; {key: ExecResult}. The feed is
+        pulled lazily, while workers run earlier requests (see _drive)."""
         if self._closed:
             raise RuntimeError("this PythonExecutor is closed")
-        results: list[ExecResult | None] = [None] * len(payloads)
         timeout = self.timeout_s if timeout_s is None else float(timeout_s)
         memory = self.memory_mb if memory_mb is None else int(memory_mb)
-        todo = []
-        for k, payload in enumerate(payloads):
-            if payload is None:
-                results[k] = ExecResult(False, None, "syntax", 0.0, "program and inputs must be strings")
-            else:
-                todo.append((k, payload))
-        if not todo:
-            return results  # type: ignore[return-value]
+        results: dict = {}
         held = [self._idle.get()]
-        while len(held) < min(len(todo), self.workers):
+        while len(held) < min(max(size, 1), self.workers):
             try:
                 held.append(self._idle.get_nowait())
             except queue.Empty:
                 break
         try:
-            self._drive(held, todo[::-1], results, timeout, memory)
+            self._drive(held, iter(feed), results, timeout, memory)
         finally:
             for i in held:
                 self._idle.put(i)
-        return results  # type: ignore[return-value]
+        return results
 
-    def _drive(self, held: list[int], todo: list, results: list, timeout: float, memory: int) -> None:
+    def _drive(self, held: list[int], feed, results: dict, timeout: float, memory: int) -> None:
         """Send requests to the held workers, read replies as they come (select),
-        time every run, and have a worker replaced after any incident."""
-        busy: dict[int, list] = {}  # reply fd -> [worker index, item index, payload, nonce, start, retried]
+        time every run, and have a worker replaced after any incident. Preparing
+        the next requests (parsing, checks, compiling) happens while workers run."""
+        busy: dict[int, list] = {}  # reply fd -> [worker index, key, payload, nonce, start, retried]
         free = list(held)
-        while todo or busy:
-            while todo and free:
-                i = free.pop()
-                k, payload = todo.pop()
-                self._send(i, k, payload, False, busy, free, results, memory)
+        pending: list = []  # prepared (key, payload), oldest last
+        exhausted = False
+
+        def pull() -> bool:
+            nonlocal exhausted
+            while not exhausted:
+                try:
+                    key, payload = next(feed)
+                except StopIteration:
+                    exhausted = True
+                    break
+                if payload is None:
+                    results[key] = ExecResult(False, None, "syntax", 0.0, "program and inputs must be strings")
+                else:
+                    pending.insert(0, (key, payload))
+                    return True
+            return False
+
+        while True:
+            while free and (pending or pull()):
+                key, payload = pending.pop()
+                self._send(free.pop(), key, payload, False, busy, free, results, memory)
             if not busy:
+                if exhausted and not pending:
+                    return
                 continue
             now = time.monotonic()
             wait = max(0.0, min(entry[4] for entry in busy.values()) + timeout - now)
+            if not exhausted and len(pending) < len(held):
+                wait = 0.0  # nothing has to wait on us: prepare the next request meanwhile
             ready, _, _ = select.select(list(busy), [], [], wait)
+            if not ready and wait == 0.0 and pull():
+                continue
             now = time.monotonic()
             for fd in list(busy):
-                i, k, payload, nonce, start, retried = busy[fd]
+                i, key, payload, nonce, start, retried = busy[fd]
                 if fd not in ready and now < start + timeout:
                     continue
                 del busy[fd]
@@ -333,9 +353,9 @@ class PythonExecutor:
                     result, retry = ExecResult(False, None, "executor_error", time.monotonic() - start,
                                                f"sandbox process lost ({type(exc).__name__}: {exc})"), False
                 if retry and not retried:
-                    self._send(i, k, payload, True, busy, free, results, memory)
+                    self._send(i, key, payload, True, busy, free, results, memory)
                 else:
-                    results[k] = result
+                    results[key] = result
                     free.append(i)
 
     def _send(self, i, k, payload, retried, busy, free, results, memory) -> None:
@@ -415,38 +435,41 @@ class PythonExecutor:
     def validate_many(self, items: Sequence[tuple[str, str]], *, timeout_s: float | None = None,
                       memory_mb: int | None = None) -> list[ValidationResult]:
         """validate() for many proposals, their runs spread over all workers."""
-        verdicts: list[ValidationResult | None] = []
-        runs: list[bytes] = []
-        for program, inputs in items:
-            static, tree = check_program_tree(program, self.forbidden, allow_helpers=self.allow_helpers)
-            if not static:
-                static, call = check_inputs_tree(inputs, self.forbidden)
-            if static:
-                verdicts.append(ValidationResult(False, None, static[0], static[1]))
-                continue
-            # Both are parsed already: compile the program and evaluate the literal
-            # arguments here, once, rather than in both workers (for short programs
-            # that is most of a run's time).
-            try:
-                code = compile(tree, "<program>", "exec")
-                values = literal_arguments(call) if self.literal_inputs else None
-            except ValueError as exc:
-                if str(exc) != "inputs_not_literal":
-                    raise
-                verdicts.append(ValidationResult(False, None, "inputs_not_literal", "inputs must be Python literals"))
-                continue
-            except (SyntaxError, RecursionError, MemoryError) as exc:  # e.g. 'return' outside f
-                verdicts.append(ValidationResult(False, None, "syntax", f"{type(exc).__name__}: {exc}"))
-                continue
-            try:
-                extra = marshal.dumps((code, values))
-            except ValueError:  # not marshallable (cannot happen for literals): let the worker parse
-                extra = marshal.dumps((code, None))
-            verdicts.append(None)
-            payload = _request(program, inputs, extra)
-            runs += [payload, payload]  # determinism: two runs
-        results = iter(self._run_payloads(runs, timeout_s, memory_mb))
-        return [v if v is not None else _verdict(next(results), next(results)) for v in verdicts]
+        items = list(items)
+        verdicts: list[ValidationResult | None] = [None] * len(items)
+
+        def feed():  # pulled while workers run earlier proposals
+            for k, (program, inputs) in enumerate(items):
+                verdict, payload = self._prepare(program, inputs)
+                if verdict is not None:
+                    verdicts[k] = verdict
+                else:
+                    yield (k, 0), payload
+                    yield (k, 1), payload  # determinism: two independent runs
+
+        runs = self._run_feed(feed(), 2 * len(items), timeout_s, memory_mb)
+        return [v if v is not None else _verdict(runs[(k, 0)], runs[(k, 1)]) for k, v in enumerate(verdicts)]
+
+    def _prepare(self, program: str, inputs: str) -> tuple[ValidationResult | None, bytes | None]:
+        """Static checks; then the request, with the program compiled and the
+        literal arguments evaluated here, once, rather than in both workers (for
+        short programs that is most of a run's time)."""
+        static, code = check_program_code(program, self.forbidden, allow_helpers=self.allow_helpers)
+        if not static:
+            static, call = check_inputs_tree(inputs, self.forbidden)
+        if static:
+            return ValidationResult(False, None, static[0], static[1]), None
+        try:
+            values = literal_arguments(call) if self.literal_inputs else None
+        except ValueError as exc:
+            if str(exc) != "inputs_not_literal":
+                raise
+            return ValidationResult(False, None, "inputs_not_literal", "inputs must be Python literals"), None
+        try:
+            extra = marshal.dumps((code, values))
+        except ValueError:  # not marshallable (cannot happen for literals): the worker parses
+            extra = marshal.dumps((code, None))
+        return None, _request(program, inputs, extra)
 
 
 def _request(program: str, inputs: str, extra: bytes | None = None) -> bytes:
