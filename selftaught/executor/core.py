@@ -11,6 +11,7 @@ fail, never the caller.
 
 from __future__ import annotations
 
+import collections
 import json
 import marshal
 import os
@@ -34,6 +35,8 @@ from .values import values_equal
 
 ZYGOTE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "zygote.py")
 START_TIMEOUT_S = 30.0
+PIPELINE = 2  # requests queued per worker (see PythonExecutor._drive)
+PIPELINE_MAX_BYTES = 16 << 10  # larger ones wait for an idle worker (two must fit a 64 KiB pipe)
 GRACE_S = 5.0  # close() waits this long past the timeout for runs in flight
 
 
@@ -299,11 +302,20 @@ class PythonExecutor:
 
     def _drive(self, held: list[int], feed, results: dict, timeout: float, memory: int) -> None:
         """Send requests to the held workers, read replies as they come (select),
-        time every run, and have a worker replaced after any incident. Preparing
-        the next requests (parsing, checks, compiling) happens while workers run."""
-        busy: dict[int, list] = {}  # reply fd -> [worker index, key, payload, nonce, start, retried]
-        free = list(held)
-        pending: list = []  # prepared (key, payload), oldest last
+        time every run, and have a worker replaced after any incident.
+
+        Each worker has up to PIPELINE requests queued in its pipe, so it never
+        sleeps between runs and one wake-up of this thread collects several
+        replies (on a busy machine every wake-up waits for a CPU). A worker runs
+        its queue in order, so a request's clock starts when the previous reply
+        is read (never earlier than the worker could start it). Requests queued
+        behind one that ends its worker are sent again. Preparing the next
+        requests (checks, compiling) happens while workers run.
+        """
+        queues = {i: collections.deque() for i in held}  # in flight: [key, payload, nonce, retried]
+        started: dict[int, float] = {}  # worker -> when its head request's clock started
+        readers: dict[int, protocol.FrameReader] = {}
+        pending: collections.deque = collections.deque()  # (key, payload, retried), next on the left
         exhausted = False
 
         def pull() -> bool:
@@ -317,96 +329,150 @@ class PythonExecutor:
                 if payload is None:
                     results[key] = ExecResult(False, None, "syntax", 0.0, "program and inputs must be strings")
                 else:
-                    pending.insert(0, (key, payload))
+                    pending.append((key, payload, False))
                     return True
             return False
 
         while True:
-            while free and (pending or pull()):
-                key, payload = pending.pop()
-                self._send(free.pop(), key, payload, False, busy, free, results, memory)
-            if not busy:
+            for i in held:  # fill every queue up to PIPELINE
+                while len(queues[i]) < PIPELINE and (pending or pull()):
+                    key, payload, retried = pending[0]
+                    if queues[i] and len(payload) > PIPELINE_MAX_BYTES:
+                        break  # only small requests wait in a pipe: a full pipe would block us
+                    pending.popleft()
+                    sent = self._send(i, key, payload, retried, queues, started, readers, results, memory)
+                    if sent is None:  # the worker is exiting: send it again after its replacement
+                        pending.appendleft((key, payload, retried))
+                        break
+                    if not sent:
+                        # the slot failed: what it had queued goes back to be sent again
+                        pending.extendleft(reversed([(k, p, r) for k, p, _, r in queues[i]]))
+                        queues[i].clear()
+                        break
+            active = [i for i in held if queues[i]]
+            if not active:
                 if exhausted and not pending:
                     return
                 continue
             now = time.monotonic()
-            wait = max(0.0, min(entry[4] for entry in busy.values()) + timeout - now)
+            wait = max(0.0, min(started[i] for i in active) + timeout - now)
             if not exhausted and len(pending) < len(held):
-                wait = 0.0  # nothing has to wait on us: prepare the next request meanwhile
-            ready, _, _ = select.select(list(busy), [], [], wait)
+                wait = 0.0  # nothing waits on us: prepare the next request meanwhile
+            by_fd = {self._all[i].w_out: i for i in active}
+            ready, _, _ = select.select(list(by_fd), [], [], wait)
             if not ready and wait == 0.0 and pull():
                 continue
+            for fd in ready:
+                self._collect(by_fd[fd], timeout, memory, queues, started, readers, pending, results)
             now = time.monotonic()
-            for fd in list(busy):
-                i, key, payload, nonce, start, retried = busy[fd]
-                if fd not in ready and now < start + timeout:
-                    continue
-                del busy[fd]
-                try:
-                    result, replace, retry = self._receive(fd, nonce, start, timeout, fd in ready)
-                    if replace:
-                        died = self._all[i].respawn(memory)
-                        if result is None:  # the worker died without answering
-                            result = ExecResult(False, None, died or "crash", time.monotonic() - start)
-                except Exception as exc:  # the zygote itself failed: replace the whole slot
-                    self._discard(i)
-                    result, retry = ExecResult(False, None, "executor_error", time.monotonic() - start,
-                                               f"sandbox process lost ({type(exc).__name__}: {exc})"), False
-                if retry and not retried:
-                    self._send(i, key, payload, True, busy, free, results, memory)
-                else:
-                    results[key] = result
-                    free.append(i)
+            for i in active:
+                if queues[i] and now >= started[i] + timeout and self._all[i] is not None:
+                    # threat: spinning, sleeping, blocking: the head request overran
+                    self._finish(i, ExecResult(False, None, "timeout", now - started[i]), True,
+                                 memory, queues, started, readers, pending, results)
 
-    def _send(self, i, k, payload, retried, busy, free, results, memory) -> None:
+    def _send(self, i, key, payload, retried, queues, started, readers, results, memory) -> bool | None:
+        """Queue one request on worker i. False: the slot failed (the request is
+        answered); None: the worker is going away with requests queued (not sent)."""
         try:
             z = self._all[i]
             if z is None:
                 z = self._all[i] = self._restart(i)
-            if z.memory_mb != memory:
+                readers.pop(i, None)
+            if z.memory_mb != memory and not queues[i]:
                 z.respawn(memory)
+                readers.pop(i, None)
             # threat: forged or stale replies. A fresh nonce per request, echoed by
             # the harness: bytes a program wrote into its reply pipe can never pass
             # for a later run's answer.
             nonce = os.urandom(8)
             try:
                 protocol.write_frame(z.w_in, nonce + payload)
-            except OSError:  # the worker died between runs (it may close its own pipes)
+            except OSError:  # the worker exited (after a reply that says so, or by itself)
+                if queues[i]:
+                    return None  # its reply or its end of file settles the queue first
                 z.respawn(memory)
+                readers.pop(i, None)
                 protocol.write_frame(z.w_in, nonce + payload)
         except Exception as exc:  # a slot that cannot start or take work
             self._discard(i)
-            results[k] = ExecResult(False, None, "executor_error", 0.0, f"{type(exc).__name__}: {exc}")
-            free.append(i)
-            return
-        busy[z.w_out] = [i, k, payload, nonce, time.monotonic(), retried]
+            results[key] = ExecResult(False, None, "executor_error", 0.0, f"{type(exc).__name__}: {exc}")
+            return False
+        if not queues[i]:
+            started[i] = time.monotonic()
+        queues[i].append([key, payload, nonce, retried])
+        return True
 
-    def _receive(self, fd: int, nonce: bytes, start: float, timeout: float, ready: bool):
-        """(result or None, replace the worker?, retry on a fresh one?) for one reply."""
-        if not ready:
-            return ExecResult(False, None, "timeout", time.monotonic() - start), True, False
+    def _collect(self, i, timeout, memory, queues, started, readers, pending, results) -> None:
+        """Read what worker i wrote and settle every complete reply in it."""
+        z = self._all[i]
+        reader = readers.get(i)
+        if reader is None or reader.fd != z.w_out:
+            reader = readers[i] = protocol.FrameReader(z.w_out, self._reply_limit)
         try:
-            frame = protocol.read_frame(fd, start + timeout, self._reply_limit)
-        except TimeoutError:  # threat: spinning, sleeping, blocking
-            return ExecResult(False, None, "timeout", time.monotonic() - start), True, False
-        except protocol.FrameTooLarge:  # threat: output floods
-            return ExecResult(False, None, "output_too_large", time.monotonic() - start), True, False
-        except (protocol.ProtocolError, OSError):
-            frame = b""
-        if frame is None:
-            return None, True, False
-        duration = time.monotonic() - start
-        if frame[1:9] != nonce:
-            # Left over from an earlier run that wrote into its pipe, or forged now:
-            # replace the worker and try the request once more on a fresh one.
-            return ExecResult(False, None, "crash: garbled reply", duration), True, True
-        try:
-            ok, error, detail, output, roundtrip, stdout, violation, _ = json.loads(frame[9:])
-            result = ExecResult(ok is True, output if isinstance(output, str) else None, error, duration,
-                                detail or "", stdout or "", roundtrip is True, violation)
-        except (ValueError, TypeError):
-            return ExecResult(False, None, "crash: garbled reply", duration), True, False
-        return result, frame[:1] != b"0", False  # "1": the worker exits after this reply
+            alive = reader.fill()
+        except OSError:
+            alive = False
+        while queues[i]:
+            key, payload, nonce, retried = queues[i][0]
+            duration = time.monotonic() - started[i]
+            try:
+                frame = reader.next_frame()
+            except protocol.FrameTooLarge:  # threat: output floods
+                self._finish(i, ExecResult(False, None, "output_too_large", duration), True,
+                             memory, queues, started, readers, pending, results)
+                return
+            if frame is None:
+                if not alive:  # the worker died without answering
+                    self._finish(i, None, True, memory, queues, started, readers, pending, results)
+                return
+            if frame[1:9] != nonce:
+                # Left over from an earlier run that wrote into its pipe, or forged
+                # now: replace the worker and send the request once more.
+                if not retried:
+                    queues[i][0][3] = True
+                    self._finish(i, "retry", True, memory, queues, started, readers, pending, results)
+                else:
+                    self._finish(i, ExecResult(False, None, "crash: garbled reply", duration), True,
+                                 memory, queues, started, readers, pending, results)
+                return
+            try:
+                ok, error, detail, output, roundtrip, stdout, violation, _ = json.loads(frame[9:])
+                result = ExecResult(ok is True, output if isinstance(output, str) else None, error, duration,
+                                    detail or "", stdout or "", roundtrip is True, violation)
+            except (ValueError, TypeError):
+                result = ExecResult(False, None, "crash: garbled reply", duration)
+            exiting = frame[:1] != b"0"  # "1": the worker exits after this reply
+            self._finish(i, result, exiting, memory, queues, started, readers, pending, results)
+            if exiting:
+                return
+
+    def _finish(self, i, result, replace, memory, queues, started, readers, pending, results) -> None:
+        """Settle worker i's head request with `result` ("retry": send it again;
+        None: the worker died, ask the zygote how). With `replace`, the worker is
+        replaced and the requests queued behind go back to be sent again."""
+        head = queues[i].popleft()
+        now = time.monotonic()
+        if replace:
+            requeue = [(k, p, r) for k, p, _, r in queues[i]]
+            queues[i].clear()
+            readers.pop(i, None)
+            try:
+                died = self._all[i].respawn(memory)
+            except Exception as exc:  # the zygote itself failed: replace the whole slot
+                self._discard(i)
+                died = "executor_error"
+                if result is None or result == "retry":
+                    result = ExecResult(False, None, "executor_error", now - started[i],
+                                        f"sandbox process lost ({type(exc).__name__}: {exc})")
+            if result is None:
+                result = ExecResult(False, None, died or "crash", now - started[i])
+            if result == "retry":
+                requeue.insert(0, (head[0], head[1], True))
+            pending.extendleft(reversed(requeue))
+        if result != "retry":
+            results[head[0]] = result
+        started[i] = now  # the next request in the queue starts now
 
     def _discard(self, i: int) -> None:
         z, self._all[i] = self._all[i], None

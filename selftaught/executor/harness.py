@@ -239,7 +239,7 @@ def prepare_zygote_state():
 
 def worker_main(cfg, memory_mb, base, roots, in_user_namespace, devnull, req_fd, rep_fd, guard):
     """Entry of a freshly forked worker; never returns. `guard` was built in the zygote."""
-    _exit, write_frame, read_frame, loads = os._exit, protocol.write_frame, protocol.read_frame, json.loads
+    _exit, write_frame, loads = os._exit, protocol.write_frame, json.loads
     try:
         for fd in (0, 1, 2):  # threat: blocking on stdin, writing into the trainer's output
             os.dup2(devnull, fd)
@@ -263,13 +263,14 @@ def worker_main(cfg, memory_mb, base, roots, in_user_namespace, devnull, req_fd,
         os.chdir(scratch)
     except BaseException as exc:
         # No request has arrived yet: answer the first one with the reason.
-        payload = read_frame(3)
+        payload = protocol.FrameReader(3).read()
         write_frame(4, encode_reply(payload[:8] if payload else b"\0" * 8,
                                     (False, "crash: setup", _short(exc), None, False, "", None), "setup"))
         _exit(1)
+    requests = protocol.FrameReader(3)
     while True:
         try:
-            payload = read_frame(3)
+            payload = requests.read()
         except BaseException:
             payload = None
         if payload is None:

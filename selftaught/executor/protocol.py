@@ -1,15 +1,21 @@
 """Length-prefixed frames over pipes, shared by the trainer and the workers.
 
+A frame is a 4-byte big-endian length and that many bytes. Several frames may be
+in a pipe at once (the trainer keeps a worker's next request queued while it
+runs the current one), so readers buffer.
+
 Standard library only: the zygote imports this file as a top-level module.
 """
 
 import os
-import select
 import struct
-import time
 
 HEADER = struct.Struct(">I")
 MAX_FRAME = 64 << 20  # a peer that announces more is broken or hostile
+
+
+class FrameTooLarge(ValueError):
+    """The peer announced a frame over the reader's limit."""
 
 
 def write_frame(fd, payload: bytes) -> None:
@@ -19,57 +25,37 @@ def write_frame(fd, payload: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
-def read_exact(fd, n, deadline=None):
-    """Read n bytes; None on end of file; TimeoutError past the monotonic deadline."""
-    chunks = []
-    while n:
-        if deadline is not None:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([fd], [], [], left)[0]:
-                raise TimeoutError
-        chunk = os.read(fd, min(n, 1 << 20))
-        if not chunk:
+class FrameReader:
+    """Frames from one pipe: fill() reads what is there, next_frame() cuts them."""
+
+    def __init__(self, fd: int, limit: int = MAX_FRAME):
+        self.fd, self.limit, self.buf = fd, limit, bytearray()
+
+    def fill(self) -> bool:
+        """Read what the pipe holds (blocks if it is empty); False on end of file."""
+        chunk = os.read(self.fd, 1 << 16)
+        self.buf += chunk
+        return bool(chunk)
+
+    def next_frame(self) -> bytes | None:
+        """The next complete frame's payload, or None until more bytes arrive."""
+        if len(self.buf) < HEADER.size:
             return None
-        chunks.append(chunk)
-        n -= len(chunk)
-    return b"".join(chunks)
-
-
-class FrameTooLarge(ValueError):
-    """The peer announced a frame over the reader's limit."""
-
-
-class ProtocolError(ValueError):
-    """More bytes than one frame: nothing else may be in flight on these pipes."""
-
-
-def read_frame(fd, deadline=None, limit=MAX_FRAME):
-    """One frame's payload, or None on end of file.
-
-    Every pipe here carries one frame at a time, so the first read may ask for
-    more than the header: most frames arrive in a single system call.
-    """
-    if deadline is not None:
-        left = deadline - time.monotonic()
-        if left <= 0 or not select.select([fd], [], [], left)[0]:
-            raise TimeoutError
-    first = os.read(fd, 1 << 16)
-    if not first:
-        return None
-    if len(first) < HEADER.size:
-        rest = read_exact(fd, HEADER.size - len(first), deadline)
-        if rest is None:
+        (size,) = HEADER.unpack_from(self.buf)
+        if size > self.limit:
+            raise FrameTooLarge(f"frame of {size} bytes is over the limit of {self.limit}")
+        end = HEADER.size + size
+        if len(self.buf) < end:
             return None
-        first += rest
-    (size,) = HEADER.unpack_from(first)
-    if size > limit:
-        raise FrameTooLarge(f"frame of {size} bytes is over the limit of {limit}")
-    body = first[HEADER.size:]
-    if len(body) > size:
-        raise ProtocolError("bytes beyond the frame")
-    if len(body) < size:
-        rest = read_exact(fd, size - len(body), deadline)
-        if rest is None:
-            return None
-        body += rest
-    return body
+        payload = bytes(self.buf[HEADER.size:end])
+        del self.buf[:end]
+        return payload
+
+    def read(self) -> bytes | None:
+        """Block until a whole frame is there; None on end of file."""
+        while True:
+            frame = self.next_frame()
+            if frame is not None:
+                return frame
+            if not self.fill():
+                return None

@@ -215,3 +215,11 @@ def test_a_killed_sandbox_process_is_replaced():
         r = e.run(ADD, "2, 2")
         assert r.error == "executor_error" or r.output == "4"
         assert e.run(ADD, "3, 4").output == "7"
+
+
+def test_large_programs_and_outputs_do_not_deadlock(ex):
+    program = "# " + "x" * 40_000 + "\ndef f(n):\n    return 'y' * n"
+    items = [(program, "90000"), (ADD, "1, 2")] * 6
+    results = ex.run_many(items, timeout_s=5.0)
+    assert all(r.ok for r in results)
+    assert [len(r.output) for r in results[::2]] == [90_002] * 6
