@@ -35,8 +35,8 @@ from .values import values_equal
 
 ZYGOTE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "zygote.py")
 START_TIMEOUT_S = 30.0
-PIPELINE = 2  # requests queued per worker (see PythonExecutor._drive)
-PIPELINE_MAX_BYTES = 16 << 10  # larger ones wait for an idle worker (two must fit a 64 KiB pipe)
+PIPELINE = 4  # requests queued per worker (see PythonExecutor._drive)
+PIPELINE_MAX_BYTES = 12 << 10  # larger ones wait for an idle worker (all queued must fit a 64 KiB pipe)
 GRACE_S = 5.0  # close() waits this long past the timeout for runs in flight
 
 
@@ -305,8 +305,8 @@ class PythonExecutor:
         time every run, and have a worker replaced after any incident.
 
         Each worker has up to PIPELINE requests queued in its pipe, so it never
-        sleeps between runs and one wake-up of this thread collects several
-        replies (on a busy machine every wake-up waits for a CPU). A worker runs
+        sleeps between runs and one wake-up of either side serves several runs
+        (on a busy machine every wake-up waits for a CPU). A worker runs
         its queue in order, so a request's clock starts when the previous reply
         is read (never earlier than the worker could start it). Requests queued
         behind one that ends its worker are sent again. Preparing the next
