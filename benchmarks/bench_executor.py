@@ -106,6 +106,39 @@ def baseline_validate(program: str, inputs: str, timeout_s: float) -> tuple[bool
     return first == second, first
 
 
+# ---------------------------------------------------------------- CPU time
+
+def _tree_cpu_s(roots: list[int]) -> float:
+    """CPU seconds (user + system, including reaped children) of `roots` and all
+    their live descendants, from /proc."""
+    children: dict[int, list[int]] = {}
+    stats: dict[int, list[str]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            stats[int(entry)] = fields
+            children.setdefault(int(fields[1]), []).append(int(entry))
+    total, todo, seen = 0, list(roots), set()
+    while todo:
+        pid = todo.pop()
+        if pid in seen or pid not in stats:
+            continue
+        seen.add(pid)
+        total += sum(int(x) for x in stats[pid][11:15])
+        todo.extend(children.get(pid, []))
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_now(ex) -> tuple[float, float, float]:
+    """(this process, its reaped children, the executor's processes) CPU seconds."""
+    t = os.times()
+    return t.user + t.system, t.children_user + t.children_system, _tree_cpu_s(ex.process_ids())
+
+
 # ---------------------------------------------------------------- main
 
 def main() -> None:
@@ -123,15 +156,20 @@ def main() -> None:
     startup = time.perf_counter() - t0
     ex.validate_many(pairs[:20])  # warm the workers, as a running trainer has them
     ours, base, ours_s, base_s = [], [], 0.0, 0.0
+    ours_cpu = base_cpu = 0.0  # CPU seconds, all processes of each side (less sensitive to load)
     step = max(1, len(pairs) // args.chunks)
     for start in range(0, len(pairs), step):
         chunk = pairs[start:start + step]
-        t0 = time.perf_counter()
+        c0, t0 = _cpu_now(ex), time.perf_counter()
         ours += ex.validate_many(chunk)
         ours_s += time.perf_counter() - t0
+        c1 = _cpu_now(ex)
+        ours_cpu += (c1[0] - c0[0]) + (c1[2] - c0[2])
         t0 = time.perf_counter()
         base += [baseline_validate(p, i, args.timeout) for p, i in chunk]
         base_s += time.perf_counter() - t0
+        c2 = _cpu_now(ex)
+        base_cpu += (c2[0] - c1[0]) + (c2[1] - c1[1])
     ex.close()
 
     agree = sum((v.ok == b[0]) and (not v.ok or values_equal(v.output, b[1])) for v, b in zip(ours, base))
@@ -140,7 +178,11 @@ def main() -> None:
           f"valid_baseline={sum(b[0] for b in base)} agree={agree} "
           f"ours_s={ours_s:.2f} baseline_s={base_s:.2f} startup_s={startup:.2f} "
           f"containment={ex.containment['filesystem']},{'+'.join(ex.containment['namespaces']) or 'none'}")
-    ours_rate, base_rate = len(pairs) / ours_s, len(pairs) / base_s
+    n = len(pairs)
+    print(f"cpu_ms_per_program ours={ours_cpu / n * 1e3:.2f} baseline={base_cpu / n * 1e3:.2f} "
+          f"cpu_ratio={base_cpu / max(ours_cpu, 1e-9):.1f} (CPU time of every process of each side; "
+          f"load average {os.getloadavg()[0]:.1f})")
+    ours_rate, base_rate = n / ours_s, n / base_s
     print(f"RESULT executor_throughput ratio={ours_rate / base_rate:.1f} "
           f"ours={ours_rate:.0f} baseline={base_rate:.0f}")
 
