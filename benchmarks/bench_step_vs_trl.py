@@ -1,7 +1,7 @@
 """One Intuitor step: selftaught's Trainer against TRL's GRPOTrainer doing it the published way (CPU).
 
     pip install -e .[bench]                   # TRL ≥ 1.0, only for this script
-    python benchmarks/bench_step_vs_trl.py    # tiny-random, 4 prompts × G 4, 64 new tokens, 1 warm-up + 5 timed steps
+    python benchmarks/bench_step_vs_trl.py    # tiny-random, 4 prompts × G 4, 64 new tokens, 3 × (1 warm-up + 6 timed steps)
 
 The published Intuitor code is TRL's GRPOTrainer whose reward is self-certainty,
 computed in an extra full forward pass over prompt + completion (full [B, L, V]
@@ -20,11 +20,12 @@ the mean completion length of each run is printed next to its time.
 Each trainer runs in its own child process on one torch thread (at this size a
 second OpenMP thread only adds synchronisation, and the machine may be shared).
 Seconds per step are CPU seconds of the child (time.process_time; equal to wall
-time on an idle core), averaged over the timed steps after a warm-up step; wall
-seconds are printed too. Memory: the child's peak resident set size during
+time on an idle core): the median over the timed steps after a warm-up step, and
+of `--rounds` alternating runs the least disturbed one; wall seconds are printed
+too. Memory: the child's peak resident set size during
 training minus its size just before the first step (VmHWM, reset through
 /proc/self/clear_refs), i.e. what training adds on top of the loaded model and
-libraries; the absolute peaks are printed as well.
+libraries (the largest over the runs); the absolute peaks are printed as well.
 
 Prints `RESULT step_time_vs_trl ratio=<TRL s/step ÷ ours>` (target ≥ 1.5) and
 `RESULT step_memory_vs_trl ratio=<ours ÷ TRL>` (target ≤ 1).
@@ -214,15 +215,21 @@ def child(args) -> None:
     print("RESULT_JSON " + json.dumps(result))
 
 
-def summarise(name: str, result: dict) -> dict:
-    timed = result["steps"][1:]  # the first step warms up
-    summary = {
-        "cpu": statistics.mean(s["cpu"] for s in timed),
-        "wall": statistics.mean(s["wall"] for s in timed),
-        "length": statistics.mean(s.get("length", float("nan")) for s in timed),
-        "peak_delta": result["peak_delta"], "peak": result["peak"],
-    }
-    print(f"  {name:5s} {summary['cpu']:.3f} CPU s/step  {summary['wall']:.3f} wall s/step  "
+def summarise(name: str, results: list[dict]) -> dict:
+    """Per run: median over the timed steps (the first step warms up); across runs: the least disturbed."""
+    runs = []
+    for result in results:
+        timed = result["steps"][1:]
+        runs.append({
+            "cpu": statistics.median(s["cpu"] for s in timed),
+            "wall": statistics.median(s["wall"] for s in timed),
+            "length": statistics.mean(s.get("length", float("nan")) for s in timed),
+            "peak_delta": result["peak_delta"], "peak": result["peak"],
+        })
+    best = min(runs, key=lambda r: r["cpu"])
+    summary = {**best, "peak_delta": max(r["peak_delta"] for r in runs), "peak": max(r["peak"] for r in runs),
+               "all_cpu": [round(r["cpu"], 3) for r in runs]}
+    print(f"  {name:5s} {summary['cpu']:.3f} CPU s/step (runs: {summary['all_cpu']})  {summary['wall']:.3f} wall s/step  "
           f"mean completion length {summary['length']:.1f}  "
           f"peak +{summary['peak_delta'] / 2**20:.0f} MiB during training (absolute {summary['peak'] / 2**20:.0f} MiB)")
     return summary
@@ -230,11 +237,12 @@ def summarise(name: str, result: dict) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=5, help="timed steps (after one warm-up step)")
+    parser.add_argument("--steps", type=int, default=6, help="timed steps (after one warm-up step)")
     parser.add_argument("--prompts-per-step", type=int, default=4)
     parser.add_argument("--num-generations", type=int, default=4)
     parser.add_argument("--max-completion-length", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=3, help="alternating runs of each trainer")
     parser.add_argument("--child", choices=["ours", "trl"], help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -250,8 +258,8 @@ def main() -> None:
           f"≤{args.max_completion_length} new tokens, TRL {trl.__version__}, {args.threads} thread(s)", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         prepare(Path(tmp), num_prompts=max(64, args.prompts_per_step * (args.steps + 1)))
-        summaries = {}
-        for name in ("ours", "trl"):
+        results: dict[str, list[dict]] = {"ours": [], "trl": []}
+        for name in [n for _ in range(args.rounds) for n in ("ours", "trl")]:
             cmd = [sys.executable, __file__, "--child", name, "--workdir", tmp, "--steps", str(args.steps),
                    "--prompts-per-step", str(args.prompts_per_step), "--num-generations", str(args.num_generations),
                    "--max-completion-length", str(args.max_completion_length), "--threads", str(args.threads)]
@@ -260,7 +268,8 @@ def main() -> None:
             lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT_JSON ")]
             if done.returncode or not lines:
                 sys.exit(f"{name} failed:\n{done.stderr[-4000:]}")
-            summaries[name] = summarise(name, json.loads(lines[-1][len("RESULT_JSON "):]))
+            results[name].append(json.loads(lines[-1][len("RESULT_JSON "):]))
+        summaries = {name: summarise(name, runs) for name, runs in results.items()}
     ours, ref = summaries["ours"], summaries["trl"]
     speed = ref["cpu"] / ours["cpu"]
     memory = ours["peak_delta"] / max(ref["peak_delta"], 1)
