@@ -345,9 +345,14 @@ class PythonExecutor:
                         pending.appendleft((key, payload, retried))
                         break
                     if not sent:
-                        # the slot failed: what it had queued goes back to be sent again
+                        # The slot failed (the zygote died or would not start): what it
+                        # had queued goes back, and this request is tried once more.
                         pending.extendleft(reversed([(k, p, r) for k, p, _, r in queues[i]]))
                         queues[i].clear()
+                        if retried:
+                            results[key] = ExecResult(False, None, "executor_error", 0.0, str(sent))
+                        else:
+                            pending.appendleft((key, payload, True))
                         break
             active = [i for i in held if queues[i]]
             if not active:
@@ -371,9 +376,9 @@ class PythonExecutor:
                     self._finish(i, ExecResult(False, None, "timeout", now - started[i]), True,
                                  memory, queues, started, readers, pending, results)
 
-    def _send(self, i, key, payload, retried, queues, started, readers, results, memory) -> bool | None:
-        """Queue one request on worker i. False: the slot failed (the request is
-        answered); None: the worker is going away with requests queued (not sent)."""
+    def _send(self, i, key, payload, retried, queues, started, readers, results, memory):
+        """Queue one request on worker i: True; None when the worker is going away
+        with requests queued (not sent); a false _SlotFailed when the slot failed."""
         try:
             z = self._all[i]
             if z is None:
@@ -396,8 +401,7 @@ class PythonExecutor:
                 protocol.write_frame(z.w_in, nonce + payload)
         except Exception as exc:  # a slot that cannot start or take work
             self._discard(i)
-            results[key] = ExecResult(False, None, "executor_error", 0.0, f"{type(exc).__name__}: {exc}")
-            return False
+            return _SlotFailed(f"sandbox process lost ({type(exc).__name__}: {exc})")
         if not queues[i]:
             started[i] = time.monotonic()
         queues[i].append([key, payload, nonce, retried])
@@ -459,14 +463,22 @@ class PythonExecutor:
             readers.pop(i, None)
             try:
                 died = self._all[i].respawn(memory)
-            except Exception as exc:  # the zygote itself failed: replace the whole slot
+            except Exception as exc:  # the zygote itself failed: the slot restarts on next use
                 self._discard(i)
                 died = "executor_error"
                 if result is None or result == "retry":
-                    result = ExecResult(False, None, "executor_error", now - started[i],
-                                        f"sandbox process lost ({type(exc).__name__}: {exc})")
-            if result is None:
-                result = ExecResult(False, None, died or "crash", now - started[i])
+                    if not head[3]:
+                        result = "retry"  # not the program's doing: once more, on a fresh slot
+                    else:
+                        result = ExecResult(False, None, "executor_error", now - started[i],
+                                            f"sandbox process lost ({type(exc).__name__}: {exc})")
+            if result is None:  # the worker died without answering
+                if died is None and not head[3]:
+                    # It exited cleanly, as a worker does between runs when its
+                    # request pipe is gone: this request never ran. Once more.
+                    result = "retry"
+                else:
+                    result = ExecResult(False, None, died or "crash: exit 0", now - started[i])
             if result == "retry":
                 requeue.insert(0, (head[0], head[1], True))
             pending.extendleft(reversed(requeue))
@@ -536,6 +548,13 @@ class PythonExecutor:
         except ValueError:  # not marshallable (cannot happen for literals): the worker parses
             extra = marshal.dumps((code, None))
         return None, _request(program, inputs, extra)
+
+
+class _SlotFailed(str):
+    """Why a slot could not take a request (false, so `if not sent` reads well)."""
+
+    def __bool__(self) -> bool:
+        return False
 
 
 def _request(program: str, inputs: str, extra: bytes | None = None) -> bytes:

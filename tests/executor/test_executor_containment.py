@@ -554,3 +554,53 @@ def test_a_worker_that_closes_its_request_pipe(ex):
     ex.run("import os\ndef f(a):\n    os.close(3)\n    return a", "1")  # the worker exits after replying
     for k in range(4):
         assert ex.run(ADD, f"{k}, 1").output == str(k + 1)
+
+
+HOSTILE = [
+    "import os\ndef f(a, b):\n    os._exit(3)",
+    "def f(a, b):\n    while True:\n        pass",
+    "def f(a, b):\n    return bytearray(1 << 40)",
+    "import os, struct\ndef f(a, b):\n    os.write(4, struct.pack('>I', 20) + b'0' * 20)\n    return 1",
+    "import os\ndef f(a, b):\n    os.close(3)\n    return 1",
+    "import builtins\ndef f(a, b):\n    builtins.len = None\n    return 1",
+    "def f(a, b):\n    return [0] * (10 ** 6)",
+]
+
+
+def test_incidents_do_not_hurt_the_runs_queued_beside_them(ex):
+    items = []
+    for k in range(160):
+        items.append((HOSTILE[k % len(HOSTILE)], "1, 2") if k % 8 == 3 else (ADD, f"{k}, 1"))
+    results = ex.run_many(items, timeout_s=SHORT)
+    wrong = [(k, r) for k, ((p, _), r) in enumerate(zip(items, results)) if p == ADD and r.output != str(k + 1)]
+    assert not wrong
+    assert_serving(ex)
+
+
+def test_sandbox_processes_killed_under_load():
+    import random
+    import signal
+    import threading
+
+    with PythonExecutor(workers=2, timeout_s=2.0) as e:
+        stop = threading.Event()
+
+        def killer():
+            rng = random.Random(0)
+            while not stop.wait(rng.uniform(0.05, 0.2)):
+                try:
+                    os.killpg(rng.choice(e.process_ids()), signal.SIGKILL)
+                except (OSError, IndexError):
+                    pass
+
+        thread = threading.Thread(target=killer)
+        thread.start()
+        try:
+            deadline = time.monotonic() + 1.5
+            while time.monotonic() < deadline:
+                results = e.run_many([(ADD, f"{k}, 1") for k in range(100)])
+                assert [r.output for r in results] == [str(k + 1) for k in range(100)]
+        finally:
+            stop.set()
+            thread.join()
+        assert_serving(e)

@@ -212,8 +212,7 @@ def test_a_killed_sandbox_process_is_replaced():
     with PythonExecutor(workers=1, timeout_s=2.0) as e:
         assert e.run(ADD, "1, 2").output == "3"
         os.killpg(e.process_ids()[0], signal.SIGKILL)  # the zygote and its worker
-        r = e.run(ADD, "2, 2")
-        assert r.error == "executor_error" or r.output == "4"
+        assert e.run(ADD, "2, 2").output == "4"  # answered anyway: tried again on a new sandbox
         assert e.run(ADD, "3, 4").output == "7"
 
 
