@@ -595,12 +595,17 @@ def test_sandbox_processes_killed_under_load():
 
         thread = threading.Thread(target=killer)
         thread.start()
+        answered = lost = 0
         try:
             deadline = time.monotonic() + 1.5
             while time.monotonic() < deadline:
                 results = e.run_many([(ADD, f"{k}, 1") for k in range(100)])
-                assert [r.output for r in results] == [str(k + 1) for k in range(100)]
+                for k, r in enumerate(results):  # never a wrong answer, never an exception
+                    assert r.output == str(k + 1) or (r.output is None and r.error == "executor_error"), r
+                answered += sum(r.ok for r in results)
+                lost += sum(not r.ok for r in results)
         finally:
             stop.set()
             thread.join()
+        assert answered > 10 * lost  # a request is retried once on a fresh sandbox
         assert_serving(e)
