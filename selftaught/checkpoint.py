@@ -1,8 +1,10 @@
 """Checkpoints that survive `kill -9` at any moment.
 
 `checkpoints/step-N/` is a Hugging Face model directory (weights, config,
-tokenizer) plus `trainer_state.pt` (optimizer, scheduler, RNG streams, step, and
-the episode source's position). A checkpoint is written under a temporary name and
+tokenizer) — or, for a LoRA run, a PEFT adapter directory (`adapter_config.json`,
+`adapter_model.safetensors`, tokenizer) — plus `trainer_state.pt` (optimizer,
+scheduler, step, the episode source's position, and the RNG streams of every
+process: `rng_per_rank`, with `num_processes`). A checkpoint is written under a temporary name and
 renamed into place, so a directory named `step-N` is always complete; `--resume`
 takes the newest one.
 """
@@ -37,13 +39,18 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save(directory: Path, step: int, model, tokenizer, trainer_state: dict, keep: int | None = None) -> Path:
-    """Write `directory/step-{step}` atomically; prune to the newest `keep`."""
+def save(directory: Path, step: int, model, tokenizer, trainer_state: dict, keep: int | None = None,
+         state_dict: dict | None = None) -> Path:
+    """Write `directory/step-{step}` atomically; prune to the newest `keep`.
+
+    `state_dict`: the full weights when the model's own are sharded (FSDP, ZeRO-3).
+    """
     directory.mkdir(parents=True, exist_ok=True)
     final = directory / f"step-{step}"
     partial = directory / f".step-{step}.partial"
     shutil.rmtree(partial, ignore_errors=True)
-    model.save_pretrained(partial, safe_serialization=True)
+    extra = {} if state_dict is None else {"state_dict": state_dict}
+    model.save_pretrained(partial, safe_serialization=True, **extra)
     tokenizer.save_pretrained(partial)
     torch.save(trainer_state, partial / STATE_FILE)
     _fsync_tree(partial)

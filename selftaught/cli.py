@@ -1,4 +1,4 @@
-"""`selftaught` command line: train | eval | demo.
+"""`selftaught` command line: train | eval | demo | export.
 
 Errors a user can cause end in one line on stderr and exit code 2; a diverging
 run (too many non-finite steps) exits 1; bugs keep their traceback.
@@ -17,7 +17,7 @@ def _train(args) -> int:
     config = load_config(args.config, args.set)
     trainer = Trainer(config, resume=args.resume)
     history = trainer.train()
-    if history:
+    if history and trainer.accelerator.is_main_process:
         last = history[-1]
         print(f"done: {trainer.step} steps in {config.output_dir}; last reward/mean={last['reward/mean']:.4f} "
               f"self_certainty/mean={last['self_certainty/mean']:.4f}")
@@ -33,6 +33,17 @@ def _eval(args) -> int:
                        use_chat_template=args.chat_template)
     print(format_table(results))
     print(f"results: {args.output_dir}/results.json")
+    return 0
+
+
+def _export(args) -> int:
+    from .lora import export_checkpoint
+
+    kind = export_checkpoint(args.checkpoint, args.output, merge=args.merge)
+    what = {"merged": "a plain Hugging Face model (LoRA adapter merged into its base)",
+            "adapter": "the LoRA adapter (PEFT format; add --merge for a plain model)",
+            "model": "a Hugging Face model"}[kind]
+    print(f"exported {what} to {args.output}")
     return 0
 
 
@@ -74,6 +85,15 @@ def build_parser() -> argparse.ArgumentParser:
                     help="wrap prompts in the tokenizer's chat template (auto: when it has one)")
     ev.add_argument("--output-dir", default="runs/eval", help="results.json goes here")
     ev.set_defaults(run=_eval)
+
+    export = commands.add_parser("export", help="write a training checkpoint as a plain model directory")
+    export.add_argument("--checkpoint", required=True,
+                        help="a checkpoint directory (runs/X/checkpoints/step-N) or a run directory (its newest)")
+    export.add_argument("--output", required=True, help="new directory for the model")
+    export.add_argument("--merge", action="store_true",
+                        help="LoRA checkpoints: merge the adapter into the base weights (AutoModelForCausalLM loads "
+                             "the result); without it the adapter alone is written")
+    export.set_defaults(run=_export)
 
     demo = commands.add_parser("demo", help="train the built-in model with Intuitor and GRPO and compare")
     demo.add_argument("--output-dir", default="runs/demo")

@@ -63,6 +63,22 @@ class RewardSpec(_Strict):
     default; offline is reward-hacked within ~100 steps and exists for ablation)."""
 
 
+class LoraSettings(_Strict):
+    """PEFT LoRA (`pip install peft`, or the `lora` extra). Only the adapter trains;
+    with β > 0 the reference is the same model with the adapter disabled."""
+    r: int = Field(8, ge=1)
+    alpha: float = Field(16.0, gt=0)
+    dropout: float = Field(0.0, ge=0, lt=1)
+    target_modules: list[str] | Literal["all-linear"] = ["q_proj", "v_proj"]
+    """Module names (suffixes) to adapt, or `all-linear` (every linear layer but the output head)."""
+
+    @model_validator(mode="after")
+    def _check_targets(self) -> "LoraSettings":
+        if isinstance(self.target_modules, list) and not self.target_modules:
+            raise ValueError("lora.target_modules is empty; name modules such as [q_proj, v_proj] or use all-linear")
+        return self
+
+
 class TrainConfig(_Strict):
     method: Literal["intuitor", "grpo", "azr"] = "intuitor"
     """intuitor / grpo: data-set prompts; default rewards when `rewards` is empty:
@@ -77,10 +93,14 @@ class TrainConfig(_Strict):
     data: DataConfig = DataConfig()
     rewards: list[RewardSpec] = []
     azr: AZRConfig = AZRConfig()
+    lora: LoraSettings | None = None
+    """None: train every weight. A mapping (`lora: {r: 8}`, or `--set lora.r=8`): LoRA."""
 
     # Batch geometry (TRL semantics): completions per optimizer step =
-    # per_device_train_batch_size × gradient_accumulation_steps × processes; it
-    # must split into whole groups of num_generations.
+    # per_device_train_batch_size × gradient_accumulation_steps × processes. Each
+    # process's part (the first two factors) must split into whole groups of
+    # num_generations, so a group never spans two processes. (AZR: the global batch
+    # is azr.tasks_per_type_role per type and role, split over the processes.)
     per_device_train_batch_size: int = Field(8, ge=1)
     gradient_accumulation_steps: int = Field(1, ge=1)
     num_generations: int = Field(4, ge=2)
@@ -114,6 +134,9 @@ class TrainConfig(_Strict):
     adam_epsilon: float = 1e-8
     max_grad_norm: float = Field(1.0, gt=0)
     bf16: Literal["auto", True, False] = "auto"
+    gradient_checkpointing: bool = False
+    """Recompute each decoder layer's activations in the backward (non-reentrant):
+    less memory for longer completions, one extra forward's compute."""
     logits_chunk_size: int = Field(2048, ge=1)
     """Rows of logits handled at once in fp32 (log-probs, self-certainty)."""
     fused_logprobs: bool = True

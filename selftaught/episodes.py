@@ -7,7 +7,14 @@ advantages → update); an episode source supplies the method-specific parts:
 - `rewards(rollout, scores)` turns them into named [N] rewards;
 - `advantages(rollout, rewards)` normalises them ([N]);
 - `metrics(rollout, rewards)` adds method-specific figures;
-- `state_dict()` / `load_state_dict()` make it resumable.
+- `state_dict()` / `load_state_dict()` make it resumable;
+- `set_processes(processes)` (optional) tells it this rank's share of the batch.
+
+Under several processes `collect` returns this rank's rows only, while
+`advantages` and `metrics` receive the whole step's batch (gathered by the
+trainer, rank order) and must not depend on which rank holds which row beyond
+that order. A source keeps every rank's state identical (same seeded draws), so
+rank 0's `state_dict()` is everyone's.
 
 `PromptEpisodes` is Intuitor and GRPO: prompts from a data set, G completions per
 prompt, group-normalised rewards. Absolute Zero plugs in its own source.
@@ -22,6 +29,7 @@ import torch
 from .advantages import combine_advantages
 from .config import TrainConfig
 from .data import PromptSampler, load_rows
+from .distributed import Processes
 from .errors import UserError
 from .rewards import Scores, build_reward
 from .rewards.entropy import harmonic_entropy
@@ -74,14 +82,25 @@ class PromptEpisodes:
         self.specs = [s for s in self.specs if s.name != "math_answer" or has_answers]
         self.sources = {spec.name: build_reward(spec.name, spec.mode) for spec in self.specs}
         self.weights = {spec.name: spec.weight for spec in self.specs}
+        self.processes = Processes.single()
+
+    def set_processes(self, processes: Processes) -> None:
+        self.processes = processes
 
     @property
     def needs_reference_self_certainty(self) -> bool:
         return any(s.name == "self_certainty" and s.mode == "offline" for s in self.specs)
 
     def collect(self, sampler: Sampler, num_completions: int) -> Rollout:
+        """`num_completions` (this rank's, whole groups) for this rank's prompts.
+
+        Every rank draws the global prompt list from the same seeded stream (so the
+        stream's position is the same everywhere) and keeps its contiguous slice.
+        """
         G = self.config.num_generations
-        rows = self.prompts.take(num_completions // G)
+        prompts_here = num_completions // G
+        rows = self.prompts.take(prompts_here * self.processes.world)
+        rows = rows[self.processes.rank * prompts_here:(self.processes.rank + 1) * prompts_here]
         return sampler.sample([self.texts[row.prompt] for row in rows], num_generations=G,
                               extras={"answer": [row.answer for row in rows]})
 

@@ -7,7 +7,17 @@
 
 Self-certainty comes from the same no-grad forward pass that computes the "old"
 log-probs of the PPO ratio (REFERENCE §1, online): Intuitor costs no extra pass.
-Runs under `accelerate` so multi-process training needs no rewrite.
+
+Runs under `accelerate` (`accelerate launch -m selftaught train ...`): each process
+collects, scores and trains on its share of the step's batch (whole groups); the
+rewards and per-row keys of the whole batch are gathered so advantages and metrics
+are computed globally, and each rank's loss is normalised by global counts, so N
+processes take the same step as one process on the same global batch
+(`distributed.py` states the contract). Rank 0 writes metrics and checkpoints; the
+checkpoint holds every rank's RNG streams.
+
+LoRA (`lora:` in the config, PEFT): only the adapter trains, and the reference for
+β > 0 is the policy with its adapter disabled, not a second copy of the weights.
 """
 
 from __future__ import annotations
@@ -22,6 +32,7 @@ import torch
 
 from . import checkpoint
 from .config import TrainConfig
+from .distributed import Processes, check_launch
 from .errors import UserError
 from .fused_logprobs import capture_head_input, fused_head, fused_token_logprobs_and_self_certainty
 from .losses import policy_loss
@@ -80,6 +91,19 @@ def _mixed_precision(setting) -> str:
     return "bf16" if setting else "no"
 
 
+def _distributed_cpu() -> bool:
+    """Several processes and no accelerator: tell accelerate so, or each process trains alone.
+
+    torchrun (`accelerate launch --multi_gpu`, `configs/accelerate/cpu2.yaml`) sets
+    WORLD_SIZE but not ACCELERATE_USE_CPU; without `cpu=True` accelerate then sees
+    neither GPUs nor a CPU cluster and makes every process a rank-0 single process.
+    """
+    import os
+
+    has_accelerator = torch.accelerator.is_available() if hasattr(torch, "accelerator") else torch.cuda.is_available()
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and not has_accelerator
+
+
 class Trainer:
     """Runs `config.max_steps` optimizer steps of any episode source."""
 
@@ -92,33 +116,37 @@ class Trainer:
 
         self.config = config
         self.output_dir = Path(config.output_dir)
-        self.accelerator = Accelerator(mixed_precision=_mixed_precision(config.bf16))
-        set_seed(config.seed)
+        self.accelerator = Accelerator(mixed_precision=_mixed_precision(config.bf16), cpu=_distributed_cpu())
+        check_launch(self.accelerator)
+        self.processes = Processes.from_accelerator(self.accelerator)
+        set_seed(config.seed)  # the same on every rank: identical initial weights (LoRA init included)
 
         resume_from = checkpoint.latest(self.output_dir / "checkpoints") if resume else None
         if resume and resume_from is None:
             raise UserError(f"--resume: no checkpoint in {self.output_dir / 'checkpoints'}; start without --resume")
-        model, self.tokenizer = load_model(str(resume_from or config.model.name_or_path), config.model.dtype,
-                                           config.model.trust_remote_code)
-        if resume_from is not None:  # the reference is the *initial* model, never the checkpoint
-            needs_base = config.beta > 0 or self._offline_self_certainty(episodes)
-            base = load_model(config.model.name_or_path, config.model.dtype)[0] if needs_base else None
-        else:
-            base = model
-        model.config.use_cache = False  # generate turns the cache on for itself
+        model, self.tokenizer = self._load_policy(resume_from)
 
         if episodes is None:
             from .episodes import build_episodes
 
             episodes = build_episodes(config, self.tokenizer)
         self.episodes = episodes
+        self._share_processes(episodes)
 
         # β = 0 and online self-certainty: no reference model at all (saves a model's memory).
+        # With LoRA the reference is the policy with its adapter disabled (`_reference`).
         self.reference = None
-        if config.beta > 0 or self._offline_self_certainty(episodes):
+        if (config.beta > 0 or self._offline_self_certainty(episodes)) and config.lora is None:
+            # the *initial* model, never a checkpoint being resumed
+            base = model if resume_from is None else load_model(
+                config.model.name_or_path, config.model.dtype, config.model.trust_remote_code)[0]
             self.reference = copy.deepcopy(base).eval().requires_grad_(False).to(self.accelerator.device)
+        if config.gradient_checkpointing:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.config.use_cache = False  # generate turns the cache on for itself
 
-        optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay,
+        trainable = [p for p in model.parameters() if p.requires_grad]  # LoRA: the adapter only
+        optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay,
                                       betas=(config.adam_beta1, config.adam_beta2), eps=config.adam_epsilon)
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
         self.scheduler = self._scheduler(self.optimizer)
@@ -131,10 +159,39 @@ class Trainer:
         self.bad_steps = 0
         if resume_from is not None:
             self._restore(resume_from)
+        elif self.processes.world > 1:  # each rank samples its own completions: its own stream
+            set_seed(config.seed + self.processes.rank)
         self.metrics = MetricsWriter(self.output_dir, resume_step=self.step if resume_from else None) \
             if self.accelerator.is_main_process else None
 
     # ------------------------------------------------------------------ set-up
+
+    def _load_policy(self, resume_from: Path | None):
+        """(model, tokenizer) to train: the configured model, a resumed checkpoint, or either with LoRA."""
+        from .lora import apply_lora, is_adapter_checkpoint, load_adapter_checkpoint
+
+        config = self.config
+        if config.lora is None:
+            if resume_from is not None and is_adapter_checkpoint(resume_from):
+                raise UserError(f"{resume_from} is a LoRA checkpoint but the config has no `lora:` section; "
+                                "resume with the same config")
+            return load_model(str(resume_from or config.model.name_or_path), config.model.dtype,
+                              config.model.trust_remote_code)
+        if resume_from is not None and not is_adapter_checkpoint(resume_from):
+            raise UserError(f"{resume_from} holds full weights but the config asks for lora; resume with the "
+                            "same config")
+        model, tokenizer = load_model(config.model.name_or_path, config.model.dtype, config.model.trust_remote_code)
+        if resume_from is not None:
+            return load_adapter_checkpoint(resume_from, model, trainable=True), tokenizer
+        return apply_lora(model, config.lora, config.model.name_or_path), tokenizer
+
+    def _share_processes(self, episodes) -> None:
+        """Tell the episode source which share of the batch is this rank's."""
+        share = getattr(episodes, "set_processes", None)
+        if share is not None:
+            share(self.processes)
+        elif self.processes.world > 1:
+            raise UserError(f"{type(episodes).__name__} does not support multiple processes; run one process")
 
     @staticmethod
     def _offline_self_certainty(episodes) -> bool:
@@ -150,26 +207,42 @@ class Trainer:
 
     def _restore(self, path: Path) -> None:
         state = checkpoint.load_state(path)
+        saved = state.get("num_processes", 1)
+        if saved != self.processes.world:
+            raise UserError(f"checkpoint {path} was written by {saved} process(es) and this run has "
+                            f"{self.processes.world}; resume with --num_processes {saved} (the batch per step "
+                            "and each process's random stream depend on it)")
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.episodes.load_state_dict(state["episodes"])
         self.step, self.bad_steps = state["step"], state.get("bad_steps", 0)
-        checkpoint.set_rng_state(state["rng"])
+        checkpoint.set_rng_state(state.get("rng_per_rank", [state["rng"]])[self.processes.rank])
         self.accelerator.print(f"resumed from {path} at step {self.step}")
 
+    def _sharded(self) -> bool:
+        from accelerate.utils import DistributedType
+
+        return self.accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)
+
     def save_checkpoint(self) -> Path | None:
+        """Rank 0 writes `checkpoints/step-N` (every rank's RNG streams inside); the others wait."""
         self.accelerator.wait_for_everyone()
-        if not self.accelerator.is_main_process:
-            return None
-        state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                 "episodes": self.episodes.state_dict(), "step": self.step, "bad_steps": self.bad_steps,
-                 "rng": checkpoint.rng_state(), "config": self.config.model_dump()}
-        path = checkpoint.save(self.output_dir / "checkpoints", self.step,
-                               self.accelerator.unwrap_model(self.model), self.tokenizer, state,
-                               keep=self.config.save_total_limit)
-        export = getattr(self.episodes, "export", None)  # e.g. AZR writes its task buffers as JSONL
-        if export is not None:
-            export(self.output_dir, self.step)
+        rng = self.processes.gather(checkpoint.rng_state())
+        # FSDP / ZeRO-3 shard the weights: gathering them is collective (every rank calls it).
+        weights = self.accelerator.get_state_dict(self.model) if self._sharded() else None
+        path = None
+        if self.accelerator.is_main_process:
+            state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                     "episodes": self.episodes.state_dict(), "step": self.step, "bad_steps": self.bad_steps,
+                     "rng": rng[0], "rng_per_rank": rng, "num_processes": self.processes.world,
+                     "config": self.config.model_dump()}
+            path = checkpoint.save(self.output_dir / "checkpoints", self.step,
+                                   self.accelerator.unwrap_model(self.model), self.tokenizer, state,
+                                   keep=self.config.save_total_limit, state_dict=weights)
+            export = getattr(self.episodes, "export", None)  # e.g. AZR writes its task buffers as JSONL
+            if export is not None:
+                export(self.output_dir, self.step)
+        self.accelerator.wait_for_everyone()
         return path
 
     # ----------------------------------------------------------------- scoring
@@ -178,6 +251,19 @@ class Trainer:
         size = self.config.per_device_train_batch_size
         return [slice(i, min(i + size, n)) for i in range(0, n, size)]
 
+    def _reference(self):
+        """(model, context) that score the reference policy, or (None, None) when there is none.
+
+        Full fine-tuning: a frozen copy of the initial model. LoRA: the policy itself
+        with its adapter disabled, which *is* the initial model.
+        """
+        if self.reference is not None:
+            return self.reference, nullcontext
+        if self.config.lora is not None and (self.config.beta > 0 or self._offline_self_certainty(self.episodes)):
+            policy = self.accelerator.unwrap_model(self.model)
+            return policy, policy.disable_adapter
+        return None, None
+
     @torch.no_grad()
     def score(self, rollout: Rollout) -> Scores:
         """One no-grad pass: π_old log-probs and online self-certainty (+ the reference's)."""
@@ -185,6 +271,7 @@ class Trainer:
         kwargs = {"temperature": self.config.temperature, "chunk_size": self.config.logits_chunk_size,
                   "fused": self.config.fused_logprobs}
         old, sc, ref, ref_sc = [], [], [], []
+        reference, disabled = self._reference()
         self.model.eval()
         for index in self._micro_batches(n):
             rows = _rows(rollout, index, device)
@@ -192,8 +279,9 @@ class Trainer:
                 logp, sc_tokens = completion_logprobs(self.model, *rows, **kwargs)
                 old.append(logp.cpu())
                 sc.append(sequence_mean(sc_tokens, rows[3]).cpu())
-                if self.reference is not None:
-                    logp, sc_tokens = completion_logprobs(self.reference, *rows, **kwargs)
+                if reference is not None:
+                    with disabled():
+                        logp, sc_tokens = completion_logprobs(reference, *rows, **kwargs)
                     ref.append(logp.cpu())
                     ref_sc.append(sequence_mean(sc_tokens, rows[3]).cpu())
         self.model.train()
@@ -206,12 +294,15 @@ class Trainer:
     def _update(self, rollout: Rollout, scores: Scores, advantages: torch.Tensor) -> dict:
         """One optimizer step over the whole rollout, in micro-batches (gradient accumulation).
 
-        Each micro-batch's loss is normalised by the whole step's token/row count,
-        so the gradient does not depend on how the batch is split.
+        Each micro-batch's loss is normalised by the whole step's token/row count over
+        *all* processes, times the number of processes (DDP averages the ranks'
+        gradients), so the gradient does not depend on how the batch is split over
+        micro-batches or processes.
         """
-        config, device = self.config, self.accelerator.device
+        config, device, world = self.config, self.accelerator.device, self.processes.world
         mask = rollout.completion_mask
-        totals = {"num_tokens": float(mask.sum().clamp(min=1)), "num_rows": float(len(rollout))}
+        global_tokens = max(self.processes.sum(float(mask.sum())), 1.0)
+        totals = {"num_tokens": global_tokens / world, "num_rows": self.processes.sum(float(len(rollout))) / world}
         batches = self._micro_batches(len(rollout))
         loss_sum, stats_sum = 0.0, {}
         self.optimizer.zero_grad(set_to_none=True)
@@ -228,9 +319,13 @@ class Trainer:
                     loss_type=config.loss_type, max_completion_length=config.max_completion_length, **totals)
                 self.accelerator.backward(loss)
             loss_sum += loss.item()
-            weight = float(rows[3].sum()) / totals["num_tokens"]  # token-weighted means of the stats
+            weight = float(rows[3].sum()) / global_tokens  # token-weighted means of the stats
             for key, value in stats.items():
                 stats_sum[key] = stats_sum.get(key, 0.0) + value * weight
+        if world > 1:  # the step's loss and statistics over all ranks (every rank decides alike below)
+            parts = self.processes.gather((loss_sum, stats_sum))
+            loss_sum = sum(p[0] for p in parts) / world
+            stats_sum = {key: sum(p[1][key] for p in parts) for key in stats_sum}
         grad_norm = float(self.accelerator.clip_grad_norm_(self.model.parameters(), config.max_grad_norm))
         finite = math.isfinite(loss_sum) and math.isfinite(grad_norm)
         if finite:
@@ -245,8 +340,26 @@ class Trainer:
     # -------------------------------------------------------------------- loop
 
     def completions_per_step(self) -> int:
+        """Completions this process trains on per optimizer step (TRL's per-device count)."""
         c = self.config
         return c.per_device_train_batch_size * c.gradient_accumulation_steps
+
+    def _whole_batch(self, rollout: Rollout, self_certainty: torch.Tensor, rewards: dict):
+        """The step's batch over all ranks, in rank order (texts, masks, extras, rewards), and this
+        rank's rows in it. One process: the inputs themselves."""
+        if self.processes.world == 1:
+            return rollout, self_certainty, rewards, slice(0, len(rollout))
+        empty = torch.zeros(len(rollout), 0, dtype=torch.long)
+        parts = self.processes.gather({
+            "rollout": Rollout(prompt_ids=empty, prompt_mask=empty.bool(), completion_ids=rollout.completion_ids,
+                               completion_mask=rollout.completion_mask, prompts=rollout.prompts,
+                               completions=rollout.completions, extras=rollout.extras),
+            "self_certainty": self_certainty, "rewards": rewards})
+        start = sum(len(p["rollout"]) for p in parts[:self.processes.rank])
+        whole = Rollout.concat([p["rollout"] for p in parts], self.tokenizer.pad_token_id)
+        all_rewards = {name: torch.cat([p["rewards"][name] for p in parts]) for name in rewards}
+        return (whole, torch.cat([p["self_certainty"] for p in parts]), all_rewards,
+                slice(start, start + len(rollout)))
 
     def train_step(self) -> list[dict]:
         """Collect one rollout, then `num_iterations` optimizer steps on it; one metrics row per step."""
@@ -255,9 +368,12 @@ class Trainer:
         generated = time.perf_counter()
         scores = self.score(rollout)
         rewards = self.episodes.rewards(rollout, scores)
-        advantages = self.episodes.advantages(rollout, rewards)
+        # Advantages over the global batch (batch-scaled std, AZR's task groups span ranks), then ours.
+        whole, whole_sc, whole_rewards, mine = self._whole_batch(rollout, scores.self_certainty, rewards)
+        whole_advantages = self.episodes.advantages(whole, whole_rewards)
+        advantages = whole_advantages[mine]
         scored = time.perf_counter()
-        shared = self._rollout_metrics(rollout, scores, rewards, advantages)
+        shared = self._rollout_metrics(whole, whole_sc, whole_rewards, whole_advantages)
         rows = []
         for _ in range(self.config.num_iterations):
             if self.step >= self.config.max_steps:
@@ -271,13 +387,13 @@ class Trainer:
             rows.append(row)
             started = generated = scored = now
             if self.bad_steps >= self.config.max_consecutive_bad_steps:
-                self._log(row, rollout, rewards)
+                self._log(row, whole, whole_rewards)
                 raise TrainingStopped(f"{self.bad_steps} consecutive steps with a non-finite loss or gradient "
                                       f"(step {self.step}); lower learning_rate or check the data")
-            self._log(row, rollout, rewards)
+            self._log(row, whole, whole_rewards)
         return rows
 
-    def _rollout_metrics(self, rollout, scores, rewards, advantages) -> dict:
+    def _rollout_metrics(self, rollout, self_certainty, rewards, advantages) -> dict:
         mask = rollout.completion_mask
         lengths = mask.sum(-1).float()
         weights = getattr(self.episodes, "weights", {})  # name → weight; 0 = logged only
@@ -285,7 +401,7 @@ class Trainer:
             if rewards else torch.zeros(len(rollout))
         metrics = {
             "reward/mean": float(total.mean()), "reward/std": float(total.std()) if len(total) > 1 else 0.0,
-            "self_certainty/mean": float(scores.self_certainty.mean()),
+            "self_certainty/mean": float(self_certainty.mean()),
             "completion_length/mean": float(lengths.mean()), "completion_length/max": float(lengths.max()),
             "completion_truncated/frac": float((mask[:, -1] & (lengths == mask.shape[1])).float().mean())
             if mask.shape[1] == self.config.max_completion_length else 0.0,

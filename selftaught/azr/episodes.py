@@ -20,6 +20,14 @@ buffer holds `seed_proposals` tasks (or `seed_rounds` batches were tried).
 Model-written code runs only in the sandboxed `PythonExecutor` (one per episode
 source, started on first use, closed by `close()` or at exit); parsing here uses
 `ast.parse` at most. No model output can raise.
+
+Several processes (`set_processes`): B is the *global* batch per (type, role). Every
+rank builds the same B proposer prompts and samples the same B solve tasks per type
+(same seeded `rng`, same buffers) and keeps its contiguous share; the valid
+proposals of all ranks are gathered and added to every rank's buffers in rank
+order, so there is one global buffer, identical on every rank (rank 0's checkpoint
+is everyone's). Each rank runs its own executor on its own share; counters and
+timings are summed (timings: the slowest rank) before they are logged.
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ from pathlib import Path
 import torch
 
 from ..advantages import keyed_advantages
+from ..distributed import Processes
 from ..rollout import Rollout
 from .buffers import TaskBuffer
 from .checking import check_answers
@@ -93,6 +102,17 @@ class AZREpisodes:
         if self.azr.self_certainty_weight > 0:
             self.weights["self_certainty"] = self.azr.self_certainty_weight
         self._stats: dict[str, float] = {}
+        self.processes = Processes.single()
+
+    def set_processes(self, processes: Processes) -> None:
+        processes.share(self.azr.tasks_per_type_role, "azr.tasks_per_type_role")  # must split evenly: fail now
+        self.processes = processes
+
+    def _mine(self, items: list, groups: int) -> list:
+        """This rank's share of each of `groups` consecutive blocks of B items (all of them on one process)."""
+        B = self.azr.tasks_per_type_role
+        share = self.processes.share(B, "azr.tasks_per_type_role")
+        return [item for g in range(groups) for item in items[g * B:(g + 1) * B][share]]
 
     # ------------------------------------------------------------- executor
 
@@ -197,7 +217,7 @@ class AZREpisodes:
 
     def _propose(self, sampler, task_types: list[str], step: int) -> tuple[Rollout, list[ProposalOutcome]]:
         B = self.azr.tasks_per_type_role
-        requests = [self._proposer_request(t) for t in task_types for _ in range(B)]
+        requests = self._mine([self._proposer_request(t) for t in task_types for _ in range(B)], len(task_types))
         started = time.perf_counter()
         rollout = sampler.sample([r.prompt for r in requests], 1)
         generated = time.perf_counter()
@@ -208,11 +228,12 @@ class AZREpisodes:
         return rollout, outcomes
 
     def _add_to_buffers(self, outcomes: list[ProposalOutcome]) -> None:
-        for outcome in outcomes:
-            if outcome.valid:
-                task_type = outcome.task.type
-                if not self.buffers[task_type].add(outcome.task):
-                    self._count(f"azr/{task_type}/propose/duplicates")
+        """Every rank's valid proposals enter every rank's buffers, in rank order (one global buffer)."""
+        mine = [outcome.task for outcome in outcomes if outcome.valid]
+        for rank, tasks in enumerate(self.processes.gather(mine)):
+            for task in tasks:
+                if not self.buffers[task.type].add(task) and rank == self.processes.rank:
+                    self._count(f"azr/{task.type}/propose/duplicates")  # each rank counts its own
 
     def seed(self, sampler) -> None:
         """The seeding phase: proposals without updates until the buffers are filled."""
@@ -279,7 +300,8 @@ class AZREpisodes:
             "program_chars": [len(o.task.program) if o.valid else None for o in outcomes],
         }
 
-        tasks = [task for t in self.types for task in self.buffers[t].sample(B, self.rng)]
+        tasks = self._mine([task for t in self.types for task in self.buffers[t].sample(B, self.rng)],
+                           len(self.types))
         solved, answers, correct = self.solve(sampler, tasks, 1)
         solved.extras = {
             "task_type": [task.type for task in tasks],
@@ -291,7 +313,20 @@ class AZREpisodes:
             "reason": [a.reason for a in answers],
             "program_chars": [len(task.program) for task in tasks],
         }
+        self._stats = self._over_ranks(self._stats)
         return Rollout.concat([proposed, solved], self.tokenizer.pad_token_id)
+
+    def _over_ranks(self, stats: dict[str, float]) -> dict[str, float]:
+        """Counters summed over ranks; timings and per-buffer figures (equal on every rank) their maximum."""
+        if self.processes.world == 1:
+            return stats
+        parts = self.processes.gather(stats)
+        out: dict[str, float] = {}
+        for key in dict.fromkeys(k for part in parts for k in part):
+            values = [part[key] for part in parts if key in part]
+            largest = "/time/" in key or key.endswith(("/rounds", "/buffer_size"))
+            out[key] = max(values) if largest else sum(values)
+        return out
 
     def rewards(self, rollout: Rollout, scores) -> dict[str, torch.Tensor]:
         """`azr`: the format-aware reward; `self_certainty` (solver rows only) when weighted."""

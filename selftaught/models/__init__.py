@@ -1,7 +1,8 @@
 """Load any model the project accepts: `(model, tokenizer) = load_model(name)`.
 
 Accepted: a built-in name, a local Hugging Face directory (a training checkpoint
-is one; a run's output directory means its newest checkpoint), a `.gguf` file
+is one; a LoRA checkpoint is loaded as its base with the adapter merged; a run's
+output directory means its newest checkpoint), a `.gguf` file
 (needs the `gguf` package), or a hub id (needs network). Failures a user can
 cause end in one UserError line.
 
@@ -115,6 +116,10 @@ def load_model(name_or_path: str, dtype: str = "auto", trust_remote_code: bool =
         return model.to(_torch_dtype(dtype)), _prepare_tokenizer(tokenizer)
 
     path = Path(name_or_path).expanduser()
+    from ..lora import is_adapter_checkpoint, merge_checkpoint
+
+    if is_adapter_checkpoint(path):  # a LoRA training checkpoint: its base with the adapter merged in
+        return merge_checkpoint(path, dtype, trust_remote_code)
     kwargs = {"dtype": _torch_dtype(dtype), "trust_remote_code": trust_remote_code}
     if path.suffix == ".gguf":
         if not path.is_file():

@@ -1,0 +1,164 @@
+"""Runs inside `accelerate launch --num_processes 2` for tests/test_multiprocess.py (and,
+imported, in one process for the reference side).
+
+    python tests/multiprocess_worker.py OUT_DIR
+
+Equivalence scenarios: the real Trainer and the real PromptEpisodes (Intuitor) on a
+`CannedSampler`, whose completions depend only on (prompt, index in the group), so
+one process with the whole batch and two processes with half each see the same
+global batch. Rank 0 saves the gradient (after DDP's all-reduce) and the parameters
+after one optimizer step.
+
+AZR scenario: one self-play step with the scripted policy on every rank; each rank
+writes what it proposed and what its buffers hold, so the test can check that there
+is one global buffer.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import zlib
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from conftest import tiny_overrides  # noqa: E402
+
+from selftaught.config import build_config  # noqa: E402
+from selftaught.rollout import Rollout  # noqa: E402
+from selftaught.trainer import Trainer  # noqa: E402
+
+GLOBAL_COMPLETIONS = 8  # per optimizer step, over all processes
+ACCUMULATION = 2
+# Adam's first step is lr·g/(|g| + ε): with ε = 1e-8 a gradient entry of ~1e-9 moves by
+# ~lr/10 and its float32 rounding noise (~1e-10, which depends on how the sum was split)
+# by ~lr·5%. ε = 1e-6 keeps the comparison about the gradient, not about that division.
+ADAM_EPSILON = 1e-6
+
+SCENARIOS = {
+    "token_mean": {"loss_type": "token_mean", "beta": 0.01, "scale_rewards": "group"},
+    "seq_mean": {"loss_type": "seq_mean", "beta": 0.0, "scale_rewards": "batch"},
+    "dr_grpo": {"loss_type": "dr_grpo", "beta": 0.01, "scale_rewards": "batch"},
+    "lora": {"loss_type": "token_mean", "beta": 0.01, "scale_rewards": "group",
+             "lora": {"r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"]}},
+}
+
+
+class CannedSampler:
+    """`Sampler.sample` with completions fixed by (prompt text, index in group): random token ids of
+    varied lengths, some ending in EOS, so padding and masks differ between rows and ranks."""
+
+    def __init__(self, tokenizer, max_prompt_length: int, max_completion_length: int):
+        self.tokenizer = tokenizer
+        self.max_prompt_length, self.max_completion_length = max_prompt_length, max_completion_length
+
+    def sample(self, prompts, num_generations=1, greedy=False, extras=None) -> Rollout:
+        tok = self.tokenizer
+        tok.padding_side, tok.truncation_side = "left", "left"
+        encoded = tok(prompts, return_tensors="pt", padding=True, truncation=True,
+                      max_length=self.max_prompt_length, add_special_tokens=False)
+        rows = []
+        for prompt in prompts:
+            for j in range(num_generations):
+                key = zlib.crc32(prompt.encode()) * 7 + j
+                length = 2 + key % (self.max_completion_length - 1)
+                ids = torch.randint(3, len(tok), (length,), generator=torch.Generator().manual_seed(key)).tolist()
+                if key % 3 == 0:
+                    ids[-1] = tok.eos_token_id
+                rows.append(ids)
+        T = max(len(r) for r in rows)
+        completion_ids = torch.full((len(rows), T), tok.pad_token_id, dtype=torch.long)
+        completion_mask = torch.zeros((len(rows), T), dtype=torch.bool)
+        for k, ids in enumerate(rows):
+            completion_ids[k, :len(ids)] = torch.tensor(ids)
+            completion_mask[k, :len(ids)] = True
+        repeat = encoded["input_ids"].repeat_interleave(num_generations, dim=0)
+        mask = encoded["attention_mask"].bool().repeat_interleave(num_generations, dim=0)
+        return Rollout(prompt_ids=repeat, prompt_mask=mask, completion_ids=completion_ids,
+                       completion_mask=completion_mask, prompts=[p for p in prompts for _ in range(num_generations)],
+                       completions=tok.batch_decode(completion_ids, skip_special_tokens=True),
+                       extras={k: [v for v in values for _ in range(num_generations)]
+                               for k, values in (extras or {}).items()})
+
+
+def equivalence_step(output_dir, scenario: str, processes: int) -> dict | None:
+    """One optimizer step of `scenario` on GLOBAL_COMPLETIONS split over `processes`.
+
+    Returns (on rank 0) the all-reduced gradient and the parameters after the step.
+    """
+    raw = tiny_overrides(output_dir, max_steps=1, num_generations=2, gradient_accumulation_steps=ACCUMULATION,
+                         per_device_train_batch_size=GLOBAL_COMPLETIONS // processes // ACCUMULATION,
+                         max_completion_length=12, learning_rate=1e-3, adam_epsilon=ADAM_EPSILON,
+                         **SCENARIOS[scenario])
+    trainer = Trainer(build_config(raw))
+    assert trainer.processes.world == processes, (trainer.processes, processes)
+    trainer.sampler = CannedSampler(trainer.tokenizer, trainer.config.max_prompt_length,
+                                    trainer.config.max_completion_length)
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    grads = {}
+    step = trainer.optimizer.step
+
+    def record_then_step(*args, **kwargs):
+        grads.update({n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None})
+        return step(*args, **kwargs)
+
+    trainer.optimizer.step = record_then_step
+    row = trainer.train()[0]
+    if not trainer.accelerator.is_main_process:
+        return None
+    return {"grads": grads, "params": {n: p.detach().clone() for n, p in model.named_parameters()},
+            "loss": row["loss"], "reward/mean": row["reward/mean"], "kl/mean": row.get("kl/mean")}
+
+
+def azr_step(output_dir) -> None:
+    from selftaught.azr.scripted import ScriptedSampler
+
+    raw = {
+        "method": "azr", "output_dir": str(output_dir), "max_steps": 1, "seed": 0,
+        "model": {"name_or_path": "tiny-random"},
+        "azr": {"tasks_per_type_role": 2, "learnability_rollouts": 2, "num_references": 1, "induction_inputs": 4,
+                "seed_proposals": 2, "seed_rounds": 1, "executor_workers": 1, "executor_timeout_s": 5.0},
+        "per_device_train_batch_size": 6, "max_prompt_length": 1024, "max_completion_length": 160,
+        "learning_rate": 1e-4, "lr_scheduler_type": "constant", "warmup_ratio": 0.0,
+        "temperature": 1.0, "save_steps": 1, "progress_bar": False,
+    }
+    trainer = Trainer(build_config(raw))
+    rank = trainer.processes.rank
+    sampler = ScriptedSampler(trainer.tokenizer, max_prompt_length=1024, max_completion_length=160, seed=rank,
+                              invalid_proposal_prob=0.0, malformed_prob=0.0)
+    sampler._next = 2 * rank  # the ranks propose different programs
+    trainer.sampler = sampler
+    episodes = trainer.episodes
+    proposed = []
+    evaluate = episodes.evaluate_proposals
+
+    def record(requests, completions, step):
+        outcomes = evaluate(requests, completions, step)
+        proposed.extend([list(o.task.key()) for o in outcomes if o.valid])
+        return outcomes
+
+    episodes.evaluate_proposals = record
+    try:
+        rows = trainer.train()
+    finally:
+        episodes.close()
+    buffers = {t: [list(task.key()) for task in b.tasks()] for t, b in episodes.buffers.items()}
+    (Path(output_dir) / f"azr_rank{rank}.json").write_text(json.dumps(
+        {"proposed": proposed, "buffers": buffers, "rows": rows if rank == 0 else None,
+         "rng": float(torch.rand(1))}, default=str))
+
+
+def main(out: str) -> None:
+    out_dir = Path(out)
+    for scenario in SCENARIOS:
+        result = equivalence_step(out_dir / scenario, scenario, processes=2)
+        if result is not None:
+            torch.save(result, out_dir / f"{scenario}.pt")
+    azr_step(out_dir / "azr")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
