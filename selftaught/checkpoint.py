@@ -50,6 +50,8 @@ def save(directory: Path, step: int, model, tokenizer, trainer_state: dict, keep
     partial = directory / f".step-{step}.partial"
     shutil.rmtree(partial, ignore_errors=True)
     extra = {} if state_dict is None else {"state_dict": state_dict}
+    if hasattr(model, "peft_config"):  # LoRA: the adapter alone; we never resize the embeddings, and
+        extra["save_embedding_layers"] = False  # "auto" would look the base model up on the hub
     model.save_pretrained(partial, safe_serialization=True, **extra)
     tokenizer.save_pretrained(partial)
     torch.save(trainer_state, partial / STATE_FILE)

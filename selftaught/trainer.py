@@ -91,6 +91,20 @@ def _mixed_precision(setting) -> str:
     return "bf16" if setting else "no"
 
 
+def _enable_gradient_checkpointing(model) -> None:
+    """Recompute each decoder layer in the backward; non-reentrant (works with DDP, LoRA, no_grad scoring).
+
+    transformers ≥ 5.2x names it `activation_checkpointing_enable` (the old name warns); both also
+    make the embeddings' output require grad, which LoRA's frozen embeddings need.
+    """
+    options = {"use_reentrant": False}
+    enable = getattr(model, "activation_checkpointing_enable", None)
+    if enable is not None:
+        enable(activation_checkpointing_kwargs=options)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=options)
+
+
 def _distributed_cpu() -> bool:
     """Several processes and no accelerator: tell accelerate so, or each process trains alone.
 
@@ -142,7 +156,7 @@ class Trainer:
                 config.model.name_or_path, config.model.dtype, config.model.trust_remote_code)[0]
             self.reference = copy.deepcopy(base).eval().requires_grad_(False).to(self.accelerator.device)
         if config.gradient_checkpointing:
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            _enable_gradient_checkpointing(model)
         model.config.use_cache = False  # generate turns the cache on for itself
 
         trainable = [p for p in model.parameters() if p.requires_grad]  # LoRA: the adapter only
