@@ -118,11 +118,12 @@ def evaluate(model: str, benchmarks: list[str], *, limit: int | None = None, sam
         temperature = 0.0 if samples == 1 else DEFAULT_SAMPLING_TEMPERATURE
     if temperature < 0 or (samples > 1 and temperature == 0):
         raise UserError("--samples > 1 needs --temperature > 0 (greedy samples are all the same)")
-    if batch_size < 1:
-        raise UserError(f"--batch-size must be at least 1, got {batch_size}")
+    for flag, value in (("--batch-size", batch_size), ("--limit", limit), ("--max-new-tokens", max_new_tokens)):
+        if value is not None and value < 1:
+            raise UserError(f"{flag} must be at least 1, got {value}")
     greedy = temperature == 0
     started = time.perf_counter()
-    benchmarks = [b for name in benchmarks for b in name.split(",") if b.strip()]
+    benchmarks = [b.strip() for name in benchmarks for b in name.split(",") if b.strip()]
     if not benchmarks:
         raise UserError("name at least one benchmark")
     for name in benchmarks:  # fail on a typo or a bad file before the model loads
