@@ -105,6 +105,26 @@ def _enable_gradient_checkpointing(model) -> None:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=options)
 
 
+def _check_parallelism(accelerator) -> None:
+    """Refuse the set-ups whose weights are sharded between ranks (FSDP, DeepSpeed ZeRO-3).
+
+    Sampling runs the policy's forward once per generated token, a different number of
+    times on each rank; with sharded weights every forward is a collective all-gather
+    that all ranks must call in step, so the HF rollout would hang. A lockstep or vLLM
+    rollout (docs/scaling.md) lifts this. DDP and ZeRO-2 keep whole weights on every rank.
+    """
+    from accelerate.utils import DistributedType
+
+    kind = accelerator.distributed_type
+    plugin = getattr(accelerator.state, "deepspeed_plugin", None)
+    if kind == DistributedType.FSDP or (kind == DistributedType.DEEPSPEED and plugin is not None
+                                        and plugin.zero_stage == 3):
+        name = "FSDP" if kind == DistributedType.FSDP else "DeepSpeed ZeRO-3"
+        raise UserError(f"{name} shards the weights that sampling needs on every rank, and the rollout does not "
+                        "decode in lockstep across ranks yet; use configs/accelerate/ddp.yaml or zero2.yaml "
+                        "(LoRA and gradient_checkpointing cut memory too; see docs/scaling.md)")
+
+
 def _distributed_cpu() -> bool:
     """Several processes and no accelerator: tell accelerate so, or each process trains alone.
 
@@ -132,6 +152,7 @@ class Trainer:
         self.output_dir = Path(config.output_dir)
         self.accelerator = Accelerator(mixed_precision=_mixed_precision(config.bf16), cpu=_distributed_cpu())
         check_launch(self.accelerator)
+        _check_parallelism(self.accelerator)
         self.processes = Processes.from_accelerator(self.accelerator)
         set_seed(config.seed)  # the same on every rank: identical initial weights (LoRA init included)
 
@@ -159,6 +180,9 @@ class Trainer:
             _enable_gradient_checkpointing(model)
         model.config.use_cache = False  # generate turns the cache on for itself
 
+        plugin = getattr(self.accelerator.state, "deepspeed_plugin", None)
+        if plugin is not None and plugin.is_auto("train_micro_batch_size_per_gpu"):  # no dataloader to infer it
+            plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = config.per_device_train_batch_size
         trainable = [p for p in model.parameters() if p.requires_grad]  # LoRA: the adapter only
         optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay,
                                       betas=(config.adam_beta1, config.adam_beta2), eps=config.adam_epsilon)
@@ -313,7 +337,10 @@ class Trainer:
         gradients), so the gradient does not depend on how the batch is split over
         micro-batches or processes.
         """
+        from accelerate.utils import DistributedType
+
         config, device, world = self.config, self.accelerator.device, self.processes.world
+        deepspeed = self.accelerator.distributed_type == DistributedType.DEEPSPEED
         mask = rollout.completion_mask
         global_tokens = max(self.processes.sum(float(mask.sum())), 1.0)
         totals = {"num_tokens": global_tokens / world, "num_rows": self.processes.sum(float(len(rollout))) / world}
@@ -322,6 +349,8 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         for i, index in enumerate(batches):
             rows = _rows(rollout, index, device)
+            if deepspeed:  # its engine steps at every backward that accelerate marks as a boundary
+                self.accelerator.sync_gradients = i == len(batches) - 1
             sync = nullcontext() if i == len(batches) - 1 else self.accelerator.no_sync(self.model)
             with sync, self.accelerator.autocast():
                 logp, _ = completion_logprobs(self.model, *rows, temperature=config.temperature,
@@ -340,8 +369,10 @@ class Trainer:
             parts = self.processes.gather((loss_sum, stats_sum))
             loss_sum = sum(p[0] for p in parts) / world
             stats_sum = {key: sum(p[1][key] for p in parts) for key in stats_sum}
-        grad_norm = float(self.accelerator.clip_grad_norm_(self.model.parameters(), config.max_grad_norm))
-        finite = math.isfinite(loss_sum) and math.isfinite(grad_norm)
+        # DeepSpeed has already clipped (its `gradient_clipping`) and stepped; it reports the norm.
+        norm = self.accelerator.clip_grad_norm_(self.model.parameters(), config.max_grad_norm)
+        grad_norm = float("nan") if norm is None else float(norm)
+        finite = math.isfinite(loss_sum) and (norm is None or math.isfinite(grad_norm))
         if finite:
             self.optimizer.step()
             self.bad_steps = 0

@@ -181,3 +181,21 @@ def test_a_launch_that_started_one_of_several_processes_is_refused(monkeypatch):
     monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
     with pytest.raises(UserError, match="--multi_gpu"):
         check_launch(OneProcess())
+
+
+def test_sharded_weights_are_refused_until_the_rollout_decodes_in_lockstep():
+    from types import SimpleNamespace
+
+    from accelerate.utils import DistributedType
+
+    from selftaught.trainer import _check_parallelism
+
+    def accelerator(kind, stage=None):
+        plugin = None if stage is None else SimpleNamespace(zero_stage=stage)
+        return SimpleNamespace(distributed_type=kind, state=SimpleNamespace(deepspeed_plugin=plugin))
+
+    _check_parallelism(accelerator(DistributedType.MULTI_GPU))
+    _check_parallelism(accelerator(DistributedType.DEEPSPEED, stage=2))
+    for refused in (accelerator(DistributedType.FSDP), accelerator(DistributedType.DEEPSPEED, stage=3)):
+        with pytest.raises(UserError, match="ddp.yaml or zero2.yaml"):
+            _check_parallelism(refused)
