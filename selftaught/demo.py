@@ -1,10 +1,16 @@
-"""`selftaught demo`: Intuitor (no labels) and GRPO (gold answers) side by side.
+"""`selftaught demo`: both methods changing what the built-in model can do, on a CPU.
 
-Both start from the same base model and train for the same number of steps on the
-built-in arithmetic generator; each is evaluated on the held-out split (never
-trained on) before and after. Until the built-in pretrained model ships, the base
-is `tiny-random`: the demo then shows the machinery working (rewards, certainty,
-checkpoints), not a model learning arithmetic, and the table says so.
+1. evaluates the base model (`tiny`, the shipped selftaught-tiny) on held-out
+   arithmetic and held-out program input/output tasks;
+2. trains a copy with Intuitor (self-certainty, no labels) and another with GRPO on
+   the gold answers, for the same steps, and evaluates both (the paper's comparison);
+3. runs Absolute Zero self-play from the base model and evaluates it on the held-out
+   program tasks;
+4. writes `summary.json` (every figure, with sample counts and 95% intervals) and
+   prints the table.
+
+Held-out data is never trained on (the splits are disjoint by construction) and
+nothing is tuned on it: every figure is what this run measured.
 """
 
 from __future__ import annotations
@@ -14,66 +20,119 @@ import time
 from pathlib import Path
 
 from .config import build_config
-from .data import PromptRow, arithmetic
-from .episodes import format_prompt
-from .evaluate import math_accuracy
+from .models.competence import AZR_SETTINGS, arithmetic_accuracy, program_solve_rates
 from .trainer import Trainer
 
-DEMO_MODEL = "tiny-random"
+DEMO_MODEL = "tiny"
+PROGRAM_TYPES = ("deduction", "abduction")  # the held-out program I/O tasks
 
 
-def _recipe(method: str, output_dir: Path, steps: int) -> dict:
-    return {
-        "method": method, "output_dir": str(output_dir), "max_steps": steps, "seed": 0,
-        "model": {"name_or_path": DEMO_MODEL},
-        "data": {"source": "arithmetic", "num_examples": 2000, "prompt_template": "Question: {prompt}\nAnswer:"},
-        "num_generations": 4, "per_device_train_batch_size": 16, "max_prompt_length": 64,
-        "max_completion_length": 24, "temperature": 0.9, "learning_rate": 1e-4, "beta": 0.0,
-        "save_steps": steps, "save_total_limit": 1, "log_completions": 2,
-    }
+def _common(output_dir: Path, steps: int) -> dict:
+    return {"output_dir": str(output_dir), "max_steps": steps, "seed": 0, "model": {"name_or_path": DEMO_MODEL},
+            "save_steps": steps, "save_total_limit": 1, "progress_bar": True}
 
 
-def _evaluate(trainer: Trainer, rows) -> dict:
-    data = trainer.config.data
-    texts = [format_prompt(trainer.tokenizer, r.prompt, data.prompt_template, data.system_prompt,
-                           data.use_chat_template) for r in rows]
-    return math_accuracy(trainer.sampler, rows, texts, greedy=True).as_dict()
+def intuitor_recipe(method: str, output_dir: Path, steps: int) -> dict:
+    """intuitor_tiny / grpo_tiny: 8 prompts × G = 4 per step on the arithmetic generator."""
+    return {**_common(output_dir, steps), "method": method,
+            "data": {"source": "arithmetic", "num_examples": 2000, "prompt_template": "Question: {prompt}\nAnswer:"},
+            "num_generations": 4, "per_device_train_batch_size": 32, "max_prompt_length": 64,
+            "max_completion_length": 32, "temperature": 0.9, "learning_rate": 1e-4, "warmup_ratio": 0.1,
+            "beta": 0.0}
+
+
+def azr_recipe(output_dir: Path, steps: int, per_type_role: int) -> dict:
+    """azr_tiny: the paper's loop at a CPU-sized batch."""
+    return {**_common(output_dir, steps), "method": "azr",
+            "azr": {**AZR_SETTINGS, "tasks_per_type_role": per_type_role, "learnability_rollouts": 4,
+                    "seed_proposals": per_type_role, "seed_rounds": 1},
+            "per_device_train_batch_size": 24, "max_prompt_length": 1024, "max_completion_length": 160,
+            "temperature": 1.0, "learning_rate": 1e-4, "lr_scheduler_type": "constant", "warmup_ratio": 0.0,
+            "beta": 0.0}
+
+
+def _evaluate(trainer: Trainer, n: int, arithmetic: bool = True) -> dict:
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    figures = {}
+    if arithmetic:
+        figures["arithmetic"] = arithmetic_accuracy(model, trainer.tokenizer, n, greedy=True).as_dict()
+    for task_type, accuracy in program_solve_rates(model, trainer.tokenizer, n, greedy=True,
+                                                   task_types=PROGRAM_TYPES).items():
+        figures[f"program/{task_type}"] = accuracy.as_dict()
+    return figures
+
+
+def _trend(history: list[dict], key: str) -> list[float] | None:
+    values = [row[key] for row in history if isinstance(row.get(key), (int, float))]
+    return [values[0], values[-1]] if values else None
 
 
 def run_demo(output_dir: str, quick: bool = False) -> dict:
     output = Path(output_dir)
-    steps, n_eval = (2, 16) if quick else (30, 200)
-    heldout = [PromptRow(p.prompt, p.answer) for p in arithmetic.generate(n_eval, split="heldout", seed=0)]
-    summary: dict = {"model": DEMO_MODEL, "steps": steps, "heldout_n": n_eval, "methods": {}}
+    steps, azr_steps, n_eval, per_type_role = (2, 1, 12, 2) if quick else (40, 8, 200, 4)
     started = time.perf_counter()
+    summary: dict = {"model": DEMO_MODEL, "quick": quick, "eval_n": n_eval, "decoding": "greedy", "runs": {}}
+
+    base = Trainer(build_config(intuitor_recipe("intuitor", output / "intuitor", steps)))
+    summary["base"] = _evaluate(base, n_eval)
+    print(_line("base", summary["base"]), flush=True)
     for method in ("intuitor", "grpo"):
-        trainer = Trainer(build_config(_recipe(method, output / method, steps)))
-        before = _evaluate(trainer, heldout)
+        trainer = base if method == "intuitor" else Trainer(build_config(intuitor_recipe(method, output / method,
+                                                                                         steps)))
         history = trainer.train()
-        after = _evaluate(trainer, heldout)
-        first, last = history[0], history[-1]
-        summary["methods"][method] = {
-            "heldout_before": before, "heldout_after": after,
-            "self_certainty": [first["self_certainty/mean"], last["self_certainty/mean"]],
-            "gold_reward": [first.get("rewards/math_answer/mean"), last.get("rewards/math_answer/mean")],
-            "completion_length": [first["completion_length/mean"], last["completion_length/mean"]],
+        summary["runs"][method] = {
+            "steps": len(history), "after": _evaluate(trainer, n_eval),
+            "self_certainty": _trend(history, "self_certainty/mean"),
+            "gold_reward": _trend(history, "rewards/math_answer/mean"),
+            "completion_length": _trend(history, "completion_length/mean"),
             "seconds_per_step": sum(r["time/step_s"] for r in history) / len(history),
         }
+        print(_line(method, summary["runs"][method]["after"]), flush=True)
+
+    azr = Trainer(build_config(azr_recipe(output / "azr", azr_steps, per_type_role)))
+    history = azr.train()
+    azr.episodes.close()
+    summary["runs"]["azr"] = {
+        "steps": len(history), "after": _evaluate(azr, n_eval, arithmetic=False),
+        "self_certainty": _trend(history, "self_certainty/mean"),
+        "completion_length": _trend(history, "completion_length/mean"),
+        "seconds_per_step": sum(r["time/step_s"] for r in history) / len(history),
+        **{f"{t}/{what}": _trend(history, f"azr/{t}/{what}")
+           for t in ("deduction", "abduction", "induction") for what in ("propose/valid_rate", "solve/solve_rate")},
+    }
+    print(_line("azr", summary["runs"]["azr"]["after"]), flush=True)
     summary["runtime_s"] = time.perf_counter() - started
     output.mkdir(parents=True, exist_ok=True)
     (output / "summary.json").write_text(json.dumps(summary, indent=2))
-    _print_table(summary)
+    print(table(summary))
     return summary
 
 
-def _print_table(summary: dict) -> None:
-    print(f"\nselftaught demo — base model {summary['model']}, {summary['steps']} steps each, "
-          f"held-out arithmetic n={summary['heldout_n']} (greedy)")
-    print(f"{'method':<10} {'acc before':>11} {'acc after':>10} {'self-cert first→last':>22} {'s/step':>7}")
-    for method, m in summary["methods"].items():
-        sc = m["self_certainty"]
-        print(f"{method:<10} {m['heldout_before']['accuracy']:>11.3f} {m['heldout_after']['accuracy']:>10.3f} "
-              f"{sc[0]:>10.4f} → {sc[1]:<9.4f} {m['seconds_per_step']:>7.2f}")
-    if summary["model"] == "tiny-random":
-        print("note: tiny-random is an untrained model; expect ~0 accuracy. This shows the pipeline, not learning.")
-    print(f"total {summary['runtime_s']:.0f}s; figures in summary.json")
+def _cell(figure: dict | None) -> str:
+    if not figure:
+        return "—"
+    low, high = figure["ci95"]
+    return f"{figure['accuracy']:.3f} [{low:.2f},{high:.2f}]"
+
+
+def _line(name: str, figures: dict) -> str:
+    return f"{name}: " + ", ".join(f"{k} {_cell(v)}" for k, v in figures.items())
+
+
+def table(summary: dict) -> str:
+    columns = ["arithmetic", *(f"program/{t}" for t in PROGRAM_TYPES)]
+    lines = [f"\nselftaught demo — base model `{summary['model']}`, held-out n={summary['eval_n']} per column, "
+             f"greedy, accuracy [95% CI]",
+             f"{'model':<14}" + "".join(f"{c:>24}" for c in columns) + f"{'s/step':>9}"]
+    rows = [("base", summary["base"], None)] + [
+        (f"+{name} ({run['steps']} st)", run["after"], run["seconds_per_step"]) for name, run in summary["runs"].items()]
+    for name, figures, seconds in rows:
+        lines.append(f"{name:<14}" + "".join(f"{_cell(figures.get(c)):>24}" for c in columns)
+                     + (f"{seconds:>9.2f}" if seconds else f"{'':>9}"))
+    for name, run in summary["runs"].items():
+        sc = run.get("self_certainty")
+        if sc:
+            lines.append(f"{name}: self-certainty {sc[0]:.3f} → {sc[1]:.3f}; completion length "
+                         f"{run['completion_length'][0]:.1f} → {run['completion_length'][1]:.1f}")
+    lines.append(f"total {summary['runtime_s']:.0f} s; every figure in summary.json")
+    return "\n".join(lines)

@@ -149,7 +149,7 @@ class AZREpisodes:
     def _fits(self, text: str) -> bool:
         return self._num_tokens(text) <= self.config.max_prompt_length
 
-    def _proposer_request(self, task_type: str) -> ProposerRequest:
+    def proposer_request(self, task_type: str) -> ProposerRequest:
         """A proposer prompt; references are dropped (last first) until it fits max_prompt_length."""
         spec = TASK_TYPE_SPECS[task_type]
         program, references = None, []
@@ -171,7 +171,7 @@ class AZREpisodes:
             self._count("azr/prompts/over_length")
         return ProposerRequest(task_type, text, program)
 
-    def _solver_text(self, task: Task) -> str:
+    def solver_text(self, task: Task) -> str:
         return self._text(solver_prompt(task))
 
     def _count(self, key: str, by: float = 1) -> None:
@@ -217,7 +217,7 @@ class AZREpisodes:
 
     def _propose(self, sampler, task_types: list[str], step: int) -> tuple[Rollout, list[ProposalOutcome]]:
         B = self.azr.tasks_per_type_role
-        requests = self._mine([self._proposer_request(t) for t in task_types for _ in range(B)], len(task_types))
+        requests = self._mine([self.proposer_request(t) for t in task_types for _ in range(B)], len(task_types))
         started = time.perf_counter()
         rollout = sampler.sample([r.prompt for r in requests], 1)
         generated = time.perf_counter()
@@ -260,7 +260,7 @@ class AZREpisodes:
     def solve(self, sampler, tasks: list[Task], num_generations: int) -> tuple[Rollout, list, list[bool]]:
         """Sample solver responses for `tasks` (num_generations each, rows grouped by task) and check them."""
         started = time.perf_counter()
-        texts = [self._solver_text(task) for task in tasks]
+        texts = [self.solver_text(task) for task in tasks]
         self._count("azr/prompts/over_length", sum(not self._fits(t) for t in texts))
         rollout = sampler.sample(texts, num_generations)
         generated = time.perf_counter()

