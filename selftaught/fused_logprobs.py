@@ -34,7 +34,7 @@ from contextlib import contextmanager
 import torch
 from torch import Tensor, nn
 
-DEFAULT_CHUNK_SIZE = 2048
+from .ops import DEFAULT_CHUNK_SIZE, check_token_arguments  # noqa: F401  (DEFAULT_CHUNK_SIZE re-exported)
 
 # Model types whose logits are exactly `lm_head(hidden)`: no soft-capping, no
 # scale after the head. Anything else goes through the logits path (`fused_head`).
@@ -168,13 +168,7 @@ def fused_token_logprobs_and_self_certainty(
         raise ValueError(f"weight must be [V, {H}], got {tuple(weight.shape)}")
     if bias is not None and bias.shape != (weight.shape[0],):
         raise ValueError(f"bias must be [{weight.shape[0]}], got {tuple(bias.shape)}")
-    if targets.shape != (B, T):
-        raise ValueError(f"targets must be [B, T] = {(B, T)}, got {tuple(targets.shape)}")
-    if temperature <= 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
-    chunk_size = DEFAULT_CHUNK_SIZE if chunk_size is None else int(chunk_size)
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    chunk_size = check_token_arguments(targets, B, T, temperature, chunk_size)
     mm_dtype = _matmul_dtype(hidden, weight)
     acc = torch.promote_types(mm_dtype, torch.float32)
 

@@ -116,6 +116,18 @@ class _ChunkedLogProbs(torch.autograd.Function):
         return grad.view(B, T, V), None, None, None, None
 
 
+def check_token_arguments(targets: Tensor, B: int, T: int, temperature: float, chunk_size: int | None) -> int:
+    """Validate the arguments shared by the logits and fused paths; returns the chunk size."""
+    if targets.shape != (B, T):
+        raise ValueError(f"targets must be [B, T] = {(B, T)}, got {tuple(targets.shape)}")
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    chunk_size = DEFAULT_CHUNK_SIZE if chunk_size is None else int(chunk_size)
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    return chunk_size
+
+
 def token_logprobs_and_self_certainty(
     logits: Tensor,
     targets: Tensor,
@@ -145,13 +157,7 @@ def token_logprobs_and_self_certainty(
     if logits.dim() != 3:
         raise ValueError(f"logits must be [B, T, V], got shape {tuple(logits.shape)}")
     B, T, V = logits.shape
-    if targets.shape != (B, T):
-        raise ValueError(f"targets must be [B, T] = {(B, T)}, got {tuple(targets.shape)}")
-    if temperature <= 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
-    chunk_size = DEFAULT_CHUNK_SIZE if chunk_size is None else int(chunk_size)
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    chunk_size = check_token_arguments(targets, B, T, temperature, chunk_size)
     if mask is None:
         mask = torch.ones(B, T, dtype=torch.bool, device=logits.device)
     else:

@@ -21,10 +21,11 @@ class PromptRow:
     answer: str | None = None
 
 
-def _rows_from_jsonl(path: Path, prompt_field: str, answer_field: str) -> list[PromptRow]:
+def read_jsonl(path: Path, what: str = "data file"):
+    """Yield (number, "path:number", record) for each non-blank line; UserError on a missing
+    file or a line that is not JSON (named by file and line)."""
     if not path.is_file():
-        raise UserError(f"data file not found: {path}")
-    rows = []
+        raise UserError(f"{what} not found: {path}")
     with path.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
@@ -33,8 +34,11 @@ def _rows_from_jsonl(path: Path, prompt_field: str, answer_field: str) -> list[P
                 record = json.loads(line)
             except json.JSONDecodeError as error:
                 raise UserError(f"{path}:{number}: not valid JSON ({error.msg})") from None
-            rows.append(_row(record, f"{path}:{number}", prompt_field, answer_field))
-    return rows
+            yield number, f"{path}:{number}", record
+
+
+def _rows_from_jsonl(path: Path, prompt_field: str, answer_field: str) -> list[PromptRow]:
+    return [_row(record, where, prompt_field, answer_field) for _, where, record in read_jsonl(path)]
 
 
 def _row(record, where: str, prompt_field: str, answer_field: str) -> PromptRow:

@@ -21,6 +21,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..data import read_jsonl
 from ..errors import UserError
 
 OUTPUT_PROMPT = (
@@ -141,29 +142,19 @@ def load_triplets(path: Path) -> list[Triplet]:
     """Triplets from JSONL rows `{program, input, output}`, as AZR's buffers export them
     (`output_dir/buffers/*.jsonl`); a row with `inputs`/`outputs` lists (induction) gives one
     triplet per pair; `code`/`snippet` are accepted for `program`. A bad row is a UserError."""
-    if not path.is_file():
-        raise UserError(f"benchmark file not found: {path}")
     triplets = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{number}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise UserError(f"{where}: not valid JSON ({error.msg})") from None
-            if not isinstance(row, dict):
-                raise UserError(f"{where}: expected a JSON object with program, input and output")
-            program = next((row[k] for k in _PROGRAM_FIELDS if k in row), None)
-            pairs = _pairs(row)
-            if not (isinstance(program, str) and pairs and all(
-                    isinstance(v, str) and v.strip() for pair in pairs for v in pair)):
-                raise UserError(f"{where}: a triplet row needs string fields program, input and output "
-                                f"(keys: {sorted(row)})")
-            if not re.search(r"^def\s+f\s*\(", program, re.MULTILINE):
-                raise UserError(f"{where}: the program must define an entry function f")
-            triplets += [Triplet(program, i, o, source=f"{path.name}:{number}") for i, o in pairs]
+    for number, where, row in read_jsonl(path, "benchmark file"):
+        if not isinstance(row, dict):
+            raise UserError(f"{where}: expected a JSON object with program, input and output")
+        program = next((row[k] for k in _PROGRAM_FIELDS if k in row), None)
+        pairs = _pairs(row)
+        if not (isinstance(program, str) and pairs and all(
+                isinstance(v, str) and v.strip() for pair in pairs for v in pair)):
+            raise UserError(f"{where}: a triplet row needs string fields program, input and output "
+                            f"(keys: {sorted(row)})")
+        if not re.search(r"^def\s+f\s*\(", program, re.MULTILINE):
+            raise UserError(f"{where}: the program must define an entry function f")
+        triplets += [Triplet(program, i, o, source=f"{path.name}:{number}") for i, o in pairs]
     if not triplets:
         raise UserError(f"benchmark file {path} has no rows")
     return triplets
