@@ -71,7 +71,8 @@ def run_demo(output_dir: str, quick: bool = False) -> dict:
     output = Path(output_dir)
     steps, azr_steps, n_eval, per_type_role = (2, 1, 12, 2) if quick else (40, 8, 200, 4)
     started = time.perf_counter()
-    summary: dict = {"model": DEMO_MODEL, "quick": quick, "eval_n": n_eval, "decoding": "greedy", "runs": {}}
+    summary: dict = {"model": DEMO_MODEL, "quick": quick, "eval_n_requested": n_eval, "decoding": "greedy",
+                     "runs": {}}
 
     base = Trainer(build_config(intuitor_recipe("intuitor", output / "intuitor", steps)))
     summary["base"] = _evaluate(base, n_eval)
@@ -121,9 +122,10 @@ def _line(name: str, figures: dict) -> str:
 
 def table(summary: dict) -> str:
     columns = ["arithmetic", *(f"program/{t}" for t in PROGRAM_TYPES)]
-    lines = [f"\nselftaught demo — base model `{summary['model']}`, held-out n={summary['eval_n']} per column, "
-             f"greedy, accuracy [95% CI]",
-             f"{'model':<14}" + "".join(f"{c:>24}" for c in columns) + f"{'s/step':>9}"]
+    sizes = {c: summary["base"][c]["n"] for c in columns if c in summary["base"]}
+    lines = [f"\nselftaught demo — base model `{summary['model']}`, held-out data, greedy, accuracy [95% CI]",
+             f"{'model':<14}" + "".join(f"{c:>24}" for c in columns) + f"{'s/step':>9}",
+             f"{'(n)':<14}" + "".join(f"{sizes.get(c, ''):>24}" for c in columns)]
     rows = [("base", summary["base"], None)] + [
         (f"+{name} ({run['steps']} st)", run["after"], run["seconds_per_step"]) for name, run in summary["runs"].items()]
     for name, figures, seconds in rows:
