@@ -21,7 +21,7 @@ demo: $(STAMP)
 	$(BIN)/selftaught demo --output-dir runs/demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -q
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow
