@@ -65,8 +65,23 @@ def build_model(vocab_size: int, eos_id: int, hidden: int, layers: int, seed: in
     return Qwen2ForCausalLM(config)
 
 
+def target_rows(values: dict) -> list[tuple[str, str, bool]]:
+    """The project's competence targets for the built-in model, checked on the measured figures."""
+    sampled, greedy = values["arithmetic/sampled"], values["arithmetic/greedy"]
+    rows = [("arithmetic accuracy at the sampling temperature in 20–80%", f"{sampled:.3f}", 0.2 <= sampled <= 0.8),
+            ("greedy arithmetic accuracy above sampled", f"{greedy:.3f} vs {sampled:.3f}", greedy > sampled)]
+    for task_type in ("deduction", "abduction", "induction"):
+        valid = values[f"azr/{task_type}/propose_valid"]
+        rows.append((f"≥ 20% valid AZR {task_type} proposals (τ = 1.0)", f"{valid:.3f}", valid >= 0.2))
+    solve = values["azr/deduction/solve"]
+    rows.append(("deduction solve rate (τ = 1.0) in 10–80%", f"{solve:.3f}", 0.1 <= solve <= 0.8))
+    return rows
+
+
 def model_card(figures: dict, stats: dict, args) -> str:
     rows = "\n".join(f"| {name} | {value} |" for name, value in figures["table"])
+    targets = "\n".join(f"| {name} | {value} | {'yes' if met else 'no'} |"
+                         for name, value, met in target_rows(figures["values"]))
     return f"""# selftaught-tiny
 
 The built-in base model of selftaught: a Qwen2-style causal LM of
@@ -99,6 +114,12 @@ loss {stats['final_loss']:.3f}; AdamW, lr {args.lr}, cosine to 10%, batches of a
 
 Limitations: it knows only the generators' templates; proposals are close copies of
 training programs; it is not a general language model.
+
+## Against the project's competence targets
+
+| target | measured | met |
+|---|---|---|
+{targets}
 """
 
 
