@@ -90,8 +90,8 @@ The built-in base model of selftaught: a Qwen2-style causal LM of
 project's synthetic corpus (arithmetic with worked solutions; small Python
 functions in the prompt/response formats of every Absolute Zero role). No
 external data, no download. Rebuild: `python scripts/build_tiny_model.py
---minutes {args.minutes} --seed {args.seed}` ({stats['build_seconds']:.0f} s on the
-build machine, 2 CPU cores).
+--eval-n {args.eval_n} --seed {args.seed}` ({stats['build_seconds']:.0f} s on the build machine,
+2 CPU cores; bitwise identity across machines is not promised, CPU kernels differ).
 
 It exists so that reinforcement learning has something to sharpen on a laptop CPU:
 it is partly right, not right.
@@ -127,8 +127,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", default=str(ROOT / "selftaught" / "assets" / "selftaught-tiny"))
     parser.add_argument("--minutes", type=float, default=22.0, help="training time budget")
-    parser.add_argument("--arithmetic-repeats", type=int, default=20)
-    parser.add_argument("--azr-repeats", type=int, default=2)
+    parser.add_argument("--arithmetic-repeats", type=int, default=14)
+    parser.add_argument("--azr-repeats", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--hidden", type=int, default=192)
     parser.add_argument("--layers", type=int, default=4)
