@@ -75,6 +75,32 @@ class Rollout:
         )
 
 
+def rollout_from_token_rows(tokenizer, prompts: list[str], rows: list[list[int]], num_generations: int,
+                            max_prompt_length: int, extras: dict | None = None) -> Rollout:
+    """A Rollout from given completion token rows (num_generations per prompt, in order).
+
+    For stand-in policies (tests, scripted self-play): every token of a row is real;
+    prompts are left-padded and truncated exactly as `Sampler` does.
+    """
+    tokenizer.padding_side, tokenizer.truncation_side = "left", "left"
+    encoded = tokenizer(prompts, return_tensors="pt", padding=True, truncation=True,
+                        max_length=max_prompt_length, add_special_tokens=False)
+    width = max(len(r) for r in rows)
+    completion_ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
+    completion_mask = torch.zeros((len(rows), width), dtype=torch.bool)
+    for k, row in enumerate(rows):
+        completion_ids[k, :len(row)] = torch.tensor(row)
+        completion_mask[k, :len(row)] = True
+    return Rollout(
+        prompt_ids=encoded["input_ids"].repeat_interleave(num_generations, dim=0),
+        prompt_mask=encoded["attention_mask"].bool().repeat_interleave(num_generations, dim=0),
+        completion_ids=completion_ids, completion_mask=completion_mask,
+        prompts=[p for p in prompts for _ in range(num_generations)],
+        completions=tokenizer.batch_decode(completion_ids, skip_special_tokens=True),
+        extras={k: [v for v in values for _ in range(num_generations)] for k, values in (extras or {}).items()},
+    )
+
+
 def eos_token_ids(tokenizer, model) -> list[int]:
     """Every id that ends a completion (chat models often have several)."""
     ids = {tokenizer.eos_token_id}

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest import tiny_overrides  # noqa: E402
 
 from selftaught.config import build_config  # noqa: E402
-from selftaught.rollout import Rollout  # noqa: E402
+from selftaught.rollout import Rollout, rollout_from_token_rows  # noqa: E402
 from selftaught.trainer import Trainer  # noqa: E402
 
 GLOBAL_COMPLETIONS = 8  # per optimizer step, over all processes
@@ -57,9 +57,6 @@ class CannedSampler:
 
     def sample(self, prompts, num_generations=1, greedy=False, extras=None) -> Rollout:
         tok = self.tokenizer
-        tok.padding_side, tok.truncation_side = "left", "left"
-        encoded = tok(prompts, return_tensors="pt", padding=True, truncation=True,
-                      max_length=self.max_prompt_length, add_special_tokens=False)
         rows = []
         for prompt in prompts:
             for j in range(num_generations):
@@ -69,19 +66,7 @@ class CannedSampler:
                 if key % 3 == 0:
                     ids[-1] = tok.eos_token_id
                 rows.append(ids)
-        T = max(len(r) for r in rows)
-        completion_ids = torch.full((len(rows), T), tok.pad_token_id, dtype=torch.long)
-        completion_mask = torch.zeros((len(rows), T), dtype=torch.bool)
-        for k, ids in enumerate(rows):
-            completion_ids[k, :len(ids)] = torch.tensor(ids)
-            completion_mask[k, :len(ids)] = True
-        repeat = encoded["input_ids"].repeat_interleave(num_generations, dim=0)
-        mask = encoded["attention_mask"].bool().repeat_interleave(num_generations, dim=0)
-        return Rollout(prompt_ids=repeat, prompt_mask=mask, completion_ids=completion_ids,
-                       completion_mask=completion_mask, prompts=[p for p in prompts for _ in range(num_generations)],
-                       completions=tok.batch_decode(completion_ids, skip_special_tokens=True),
-                       extras={k: [v for v in values for _ in range(num_generations)]
-                               for k, values in (extras or {}).items()})
+        return rollout_from_token_rows(tok, prompts, rows, num_generations, self.max_prompt_length, extras)
 
 
 def equivalence_step(output_dir, scenario: str, processes: int) -> dict | None:

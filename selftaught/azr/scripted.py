@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..rollout import Rollout
+from ..rollout import Rollout, rollout_from_token_rows
 from .prompts import prompt_role
 
 
@@ -116,25 +116,10 @@ class ScriptedSampler:
     def sample(self, prompts: list[str], num_generations: int = 1, greedy: bool = False,
                extras: dict | None = None) -> Rollout:
         tok = self.tokenizer
-        tok.padding_side, tok.truncation_side = "left", "left"
-        encoded = tok(prompts, return_tensors="pt", padding=True, truncation=True,
-                      max_length=self.max_prompt_length, add_special_tokens=False)
-        ids = encoded["input_ids"].repeat_interleave(num_generations, dim=0)
-        mask = encoded["attention_mask"].bool().repeat_interleave(num_generations, dim=0)
         rows = []
         for prompt in prompts:
             for _ in range(num_generations):
                 text = self.respond(prompt)
                 row = tok(text, add_special_tokens=False)["input_ids"][:self.max_completion_length - 1]
                 rows.append(row + [tok.eos_token_id])
-        width = max(len(r) for r in rows)
-        completion_ids = torch.full((len(rows), width), tok.pad_token_id, dtype=torch.long)
-        completion_mask = torch.zeros((len(rows), width), dtype=torch.bool)
-        for k, row in enumerate(rows):
-            completion_ids[k, :len(row)] = torch.tensor(row)
-            completion_mask[k, :len(row)] = True
-        texts = tok.batch_decode(completion_ids, skip_special_tokens=True)
-        repeated = {k: [v for v in values for _ in range(num_generations)] for k, values in (extras or {}).items()}
-        return Rollout(prompt_ids=ids, prompt_mask=mask, completion_ids=completion_ids,
-                       completion_mask=completion_mask, prompts=[p for p in prompts for _ in range(num_generations)],
-                       completions=texts, extras=repeated)
+        return rollout_from_token_rows(tok, prompts, rows, num_generations, self.max_prompt_length, extras)
