@@ -88,7 +88,8 @@ The built-in base model of selftaught: a Qwen2-style causal LM of
 {stats['parameters']:,} parameters with its own byte-level BPE tokenizer
 ({stats['vocab_size']} tokens, digits split), pretrained from nothing on the
 project's synthetic corpus (arithmetic with worked solutions; small Python
-functions in the prompt/response formats of every Absolute Zero role). No
+functions in the prompt/response formats of every Absolute Zero role, the
+deduction solver's answers preceded by worked execution traces). No
 external data, no download. Rebuild: `python scripts/build_tiny_model.py
 --eval-n {args.eval_n} --seed {args.seed}` ({stats['build_seconds']:.0f} s on the build machine,
 2 CPU cores; bitwise identity across machines is not promised, CPU kernels differ).
@@ -129,6 +130,10 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, default=22.0, help="training time budget")
     parser.add_argument("--arithmetic-repeats", type=int, default=14)
     parser.add_argument("--azr-repeats", type=int, default=5)
+    parser.add_argument("--program-examples", type=int, default=8,
+                        help="inputs per training program (the solver documents rotate through them)")
+    parser.add_argument("--deduction-examples", type=int, default=4,
+                        help="deduction solver documents (with worked traces) per program and repeat")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--hidden", type=int, default=192)
     parser.add_argument("--layers", type=int, default=4)
@@ -143,7 +148,8 @@ def main() -> int:
     started = time.perf_counter()
     torch.manual_seed(args.seed)
     documents = build_corpus(arithmetic_n=args.arithmetic, programs_n=args.programs, seed=args.seed,
-                             arithmetic_repeats=args.arithmetic_repeats, azr_repeats=args.azr_repeats)
+                             arithmetic_repeats=args.arithmetic_repeats, azr_repeats=args.azr_repeats,
+                             program_examples=args.program_examples, deduction_examples=args.deduction_examples)
     tokenizer = train_tokenizer([d.context + d.continuation for d in documents], args.vocab)
     model = build_model(len(tokenizer), tokenizer.eos_token_id, args.hidden, args.layers, args.seed)
     parameters = sum(p.numel() for p in model.parameters())

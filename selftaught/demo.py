@@ -6,8 +6,9 @@
    the gold answers, for the same steps, and evaluates both (the paper's comparison);
 3. runs Absolute Zero self-play from the base model and evaluates it on the held-out
    program tasks;
-4. writes `summary.json` (every figure, with sample counts and 95% intervals) and
-   prints the table.
+4. writes `summary.json` (every figure, with sample counts, 95% intervals, the
+   per-step curves and the configurations), `report.md` and `report.png`
+   (`selftaught.report`) and prints the table.
 
 Held-out data is never trained on (the splits are disjoint by construction) and
 nothing is tuned on it: every figure is what this run measured.
@@ -19,11 +20,17 @@ import json
 import time
 from pathlib import Path
 
+import torch
+
 from .config import build_config
-from .models.competence import AZR_SETTINGS, arithmetic_accuracy, program_solve_rates
+from .models.competence import AZR_COMPLETION_TOKENS, AZR_SETTINGS, arithmetic_accuracy, program_solve_rates
+from .report import write_report
 from .trainer import Trainer
 
 DEMO_MODEL = "tiny"
+DEMO_LEARNING_RATES = {"intuitor": 1e-5, "grpo": 3e-5}
+"""Chosen on a development set (train-split problems not trained on), never on the
+held-out data: `python scripts/demo_dev_sweep.py` (1e-5 / 3e-5 / 1e-4, 40 steps)."""
 PROGRAM_TYPES = ("deduction", "abduction")  # the held-out program I/O tasks
 
 
@@ -37,7 +44,8 @@ def intuitor_recipe(method: str, output_dir: Path, steps: int) -> dict:
     return {**_common(output_dir, steps), "method": method,
             "data": {"source": "arithmetic", "num_examples": 2000, "prompt_template": "Question: {prompt}\nAnswer:"},
             "num_generations": 4, "per_device_train_batch_size": 32, "max_prompt_length": 64,
-            "max_completion_length": 32, "temperature": 0.9, "learning_rate": 1e-4, "warmup_ratio": 0.1,
+            "max_completion_length": 32, "temperature": 0.9, "learning_rate": DEMO_LEARNING_RATES[method],
+            "warmup_ratio": 0.1,
             "beta": 0.0}
 
 
@@ -46,7 +54,8 @@ def azr_recipe(output_dir: Path, steps: int, per_type_role: int) -> dict:
     return {**_common(output_dir, steps), "method": "azr",
             "azr": {**AZR_SETTINGS, "tasks_per_type_role": per_type_role, "learnability_rollouts": 4,
                     "seed_proposals": per_type_role, "seed_rounds": 1},
-            "per_device_train_batch_size": 24, "max_prompt_length": 1024, "max_completion_length": 160,
+            "per_device_train_batch_size": 24, "max_prompt_length": 1024,
+            "max_completion_length": AZR_COMPLETION_TOKENS,
             "temperature": 1.0, "learning_rate": 1e-4, "lr_scheduler_type": "constant", "warmup_ratio": 0.0,
             "beta": 0.0}
 
@@ -62,49 +71,95 @@ def _evaluate(trainer: Trainer, n: int, arithmetic: bool = True) -> dict:
     return figures
 
 
-def _trend(history: list[dict], key: str) -> list[float] | None:
-    values = [row[key] for row in history if isinstance(row.get(key), (int, float))]
+CURVE_KEYS = ("reward/mean", "self_certainty/mean", "completion_length/mean", "rewards/math_answer/mean",
+              *(f"azr/{t}/{what}" for t in ("deduction", "abduction", "induction")
+                for what in ("propose/valid_rate", "solve/solve_rate")))
+
+
+def _curves(history: list[dict]) -> dict[str, list[float]]:
+    """Per-step values of the curves the report draws (keys a run does not log are left out)."""
+    curves = {}
+    for key in CURVE_KEYS:
+        values = [row[key] for row in history if isinstance(row.get(key), (int, float))]
+        if values:
+            curves[key] = values
+    return curves
+
+
+def _trend(curves: dict, key: str) -> list[float] | None:
+    values = curves.get(key)
     return [values[0], values[-1]] if values else None
+
+
+def auroc(positive: torch.Tensor, negative: torch.Tensor) -> float:
+    """P(a random positive scores above a random negative), ties counted half; 0.5 = chance."""
+    if len(positive) == 0 or len(negative) == 0:
+        return float("nan")
+    above = (positive[:, None] > negative[None, :]).double().mean()
+    tied = (positive[:, None] == negative[None, :]).double().mean()
+    return float(above + 0.5 * tied)
+
+
+def self_certainty_auroc(trainer: Trainer, n: int, samples: int = 4) -> dict:
+    """Does the model's self-certainty (Intuitor's reward) tell its right answers from its
+    wrong ones? Sampled completions of `n` training prompts, scored as in training.
+    Intuitor can only raise accuracy where this AUROC is above 0.5."""
+    from .data import arithmetic
+    from .rewards.math_answer import answers_match, extract_answer
+
+    recipe = trainer.config.data
+    problems = arithmetic.generate(n, split="train", seed=trainer.config.seed)
+    texts = [recipe.prompt_template.format(prompt=p.prompt) for p in problems for _ in range(samples)]
+    golds = [p.answer for p in problems for _ in range(samples)]
+    with torch.random.fork_rng():  # leave the training run's random stream as it was
+        rollout = trainer.sampler.sample(texts)
+        certainty = trainer.score(rollout).self_certainty
+    correct = torch.tensor([answers_match(extract_answer(text), gold) if extract_answer(text) is not None else False
+                            for text, gold in zip(rollout.completions, golds)])
+    return {"auroc": auroc(certainty[correct], certainty[~correct]), "n": len(golds),
+            "correct": int(correct.sum()), "self_certainty_right": float(certainty[correct].mean()),
+            "self_certainty_wrong": float(certainty[~correct].mean())}
+
+
+def _run_record(history: list[dict], after: dict, recipe: dict) -> dict:
+    curves = _curves(history)
+    return {"steps": len(history), "after": after, "config": recipe, "curves": curves,
+            "self_certainty": _trend(curves, "self_certainty/mean"),
+            "gold_reward": _trend(curves, "rewards/math_answer/mean"),
+            "completion_length": _trend(curves, "completion_length/mean"),
+            "seconds_per_step": sum(r["time/step_s"] for r in history) / len(history)}
 
 
 def run_demo(output_dir: str, quick: bool = False) -> dict:
     output = Path(output_dir)
-    steps, azr_steps, n_eval, per_type_role = (2, 1, 12, 2) if quick else (40, 8, 200, 4)
+    steps, azr_steps, n_eval, per_type_role = (2, 1, 12, 2) if quick else (120, 30, 200, 4)
     started = time.perf_counter()
     summary: dict = {"model": DEMO_MODEL, "quick": quick, "eval_n_requested": n_eval, "decoding": "greedy",
                      "runs": {}}
 
-    base = Trainer(build_config(intuitor_recipe("intuitor", output / "intuitor", steps)))
+    recipes = {method: intuitor_recipe(method, output / method, steps) for method in ("intuitor", "grpo")}
+    recipes["azr"] = azr_recipe(output / "azr", azr_steps, per_type_role)
+    base = Trainer(build_config(recipes["intuitor"]))
     summary["base"] = _evaluate(base, n_eval)
     print(_line("base", summary["base"]), flush=True)
+    summary["self_certainty_vs_correct"] = self_certainty_auroc(base, n_eval // 2)
+    print(f"base: self-certainty separates right from wrong answers with AUROC "
+          f"{summary['self_certainty_vs_correct']['auroc']:.3f} (0.5 = chance)", flush=True)
     for method in ("intuitor", "grpo"):
-        trainer = base if method == "intuitor" else Trainer(build_config(intuitor_recipe(method, output / method,
-                                                                                         steps)))
+        trainer = base if method == "intuitor" else Trainer(build_config(recipes[method]))
         history = trainer.train()
-        summary["runs"][method] = {
-            "steps": len(history), "after": _evaluate(trainer, n_eval),
-            "self_certainty": _trend(history, "self_certainty/mean"),
-            "gold_reward": _trend(history, "rewards/math_answer/mean"),
-            "completion_length": _trend(history, "completion_length/mean"),
-            "seconds_per_step": sum(r["time/step_s"] for r in history) / len(history),
-        }
+        summary["runs"][method] = _run_record(history, _evaluate(trainer, n_eval), recipes[method])
         print(_line(method, summary["runs"][method]["after"]), flush=True)
 
-    azr = Trainer(build_config(azr_recipe(output / "azr", azr_steps, per_type_role)))
+    azr = Trainer(build_config(recipes["azr"]))
     history = azr.train()
     azr.episodes.close()
-    summary["runs"]["azr"] = {
-        "steps": len(history), "after": _evaluate(azr, n_eval, arithmetic=False),
-        "self_certainty": _trend(history, "self_certainty/mean"),
-        "completion_length": _trend(history, "completion_length/mean"),
-        "seconds_per_step": sum(r["time/step_s"] for r in history) / len(history),
-        **{f"{t}/{what}": _trend(history, f"azr/{t}/{what}")
-           for t in ("deduction", "abduction", "induction") for what in ("propose/valid_rate", "solve/solve_rate")},
-    }
+    summary["runs"]["azr"] = _run_record(history, _evaluate(azr, n_eval, arithmetic=False), recipes["azr"])
     print(_line("azr", summary["runs"]["azr"]["after"]), flush=True)
     summary["runtime_s"] = time.perf_counter() - started
     output.mkdir(parents=True, exist_ok=True)
     (output / "summary.json").write_text(json.dumps(summary, indent=2))
+    write_report(summary, output)
     print(table(summary))
     return summary
 

@@ -15,8 +15,19 @@ CURVES = {
     "reward/mean": "reward (the method's own)",
     "self_certainty/mean": "self-certainty (mean KL(U‖p), nats)",
     "completion_length/mean": "completion length (tokens)",
+    "rewards/math_answer/mean": "gold-answer accuracy on training batches",
+}
+PLOTTED_CURVES = {
+    # Intuitor's reward *is* its self-certainty (next panel); on one axis with the
+    # others' 0–1 rewards it would flatten them.
+    "reward/mean": ("reward: GRPO (gold answer), AZR (its own)", {"intuitor"}),
+    "self_certainty/mean": ("self-certainty, mean KL(U‖p) in nats (Intuitor's reward)", set()),
+    "rewards/math_answer/mean": ("gold-answer accuracy on training batches", set()),
+    "completion_length/mean": ("completion length (tokens)", set()),
 }
 AZR_TYPES = ("deduction", "abduction", "induction")
+COLORS = {"base": "C0", "intuitor": "C1", "grpo": "C2", "azr": "C3"}
+"""One colour per model in every panel."""
 
 
 def verdict(before: dict, after: dict) -> str:
@@ -57,6 +68,12 @@ def markdown(summary: dict) -> str:
                for run in summary["runs"].values() for c in columns if c in run["after"]):
         lines += ["", "No method measurably improved this model in this run. Every figure above is what "
                       "the run measured; nothing was tuned on the held-out data."]
+    diagnostic = summary.get("self_certainty_vs_correct")
+    if diagnostic:
+        lines += ["", f"Base model: self-certainty (Intuitor's reward) separates its right answers from its wrong "
+                      f"ones with AUROC {diagnostic['auroc']:.3f} over {diagnostic['n']} sampled training-prompt "
+                      f"completions ({diagnostic['correct']} right; 0.5 = chance). Intuitor can only raise "
+                      "accuracy where this is above 0.5."]
     lines += ["", "## Training curves (first → last step)", ""]
     for name, run in summary["runs"].items():
         trends = [f"{label.split(' (')[0]} {values[0]:.3f} → {values[-1]:.3f}"
@@ -69,21 +86,26 @@ def markdown(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _legend(axis) -> None:
+    if axis.get_legend_handles_labels()[0]:  # a run may log none of a panel's curves
+        axis.legend(fontsize=7)
+
+
 def _integer_steps(axis) -> None:
     from matplotlib.ticker import MaxNLocator
 
     axis.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
-def _plot_curves(axis, summary: dict, key: str, title: str) -> None:
+def _plot_curves(axis, summary: dict, key: str, title: str, skip: set) -> None:
     for name, run in summary["runs"].items():
-        values = run.get("curves", {}).get(key)
+        values = None if name in skip else run.get("curves", {}).get(key)
         if values:
-            axis.plot(range(1, len(values) + 1), values, marker=".", label=name)
+            axis.plot(range(1, len(values) + 1), values, marker=".", label=name, color=COLORS.get(name))
     axis.set_title(title, fontsize=9)
     axis.set_xlabel("step", fontsize=8)
     _integer_steps(axis)
-    axis.legend(fontsize=7)
+    _legend(axis)
 
 
 def _plot_azr(axis, summary: dict, what: str, title: str) -> None:
@@ -96,12 +118,12 @@ def _plot_azr(axis, summary: dict, what: str, title: str) -> None:
     axis.set_title(title, fontsize=9)
     axis.set_xlabel("AZR step", fontsize=8)
     _integer_steps(axis)
-    axis.legend(fontsize=7)
+    _legend(axis)
 
 
 def _plot_accuracies(axis, summary: dict) -> None:
     columns = list(summary["base"])
-    models = [("base", summary["base"])] + [(f"+{n}", r["after"]) for n, r in summary["runs"].items()]
+    models = [("base", summary["base"])] + [(n, r["after"]) for n, r in summary["runs"].items()]
     width = 0.8 / len(models)
     for i, (name, figures) in enumerate(models):
         positions, heights, below, above = [], [], [], []
@@ -112,7 +134,8 @@ def _plot_accuracies(axis, summary: dict) -> None:
                 heights.append(figure["accuracy"])
                 below.append(figure["accuracy"] - figure["ci95"][0])
                 above.append(figure["ci95"][1] - figure["accuracy"])
-        axis.bar(positions, heights, width=width, yerr=[below, above], capsize=2, label=name)
+        axis.bar(positions, heights, width=width, yerr=[below, above], capsize=2, color=COLORS.get(name),
+                 label=name if name == "base" else f"+{name}")
     axis.set_xticks([j + 0.4 - width / 2 for j in range(len(columns))], columns, fontsize=7)
     axis.set_ylim(0, 1)
     axis.set_title("held-out accuracy, greedy (95% CI)", fontsize=9)
@@ -125,12 +148,13 @@ def plot(summary: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(2, 3, figsize=(14, 8))
-    for axis, (key, title) in zip(axes[0], CURVES.items()):
-        _plot_curves(axis, summary, key, title)
-    _plot_azr(axes[1][0], summary, "propose/valid_rate", "AZR valid-proposal rate")
-    _plot_azr(axes[1][1], summary, "solve/solve_rate", "AZR solve rate")
-    _plot_accuracies(axes[1][2], summary)
+    figure = plt.figure(figsize=(17, 8))
+    grid = figure.add_gridspec(2, 4)
+    for column, (key, (title, skip)) in enumerate(PLOTTED_CURVES.items()):
+        _plot_curves(figure.add_subplot(grid[0, column]), summary, key, title, skip)
+    _plot_azr(figure.add_subplot(grid[1, 0]), summary, "propose/valid_rate", "AZR valid-proposal rate")
+    _plot_azr(figure.add_subplot(grid[1, 1]), summary, "solve/solve_rate", "AZR solve rate")
+    _plot_accuracies(figure.add_subplot(grid[1, 2:]), summary)
     figure.suptitle(f"selftaught demo — {summary['model']}", fontsize=11)
     figure.tight_layout()
     figure.savefig(path, dpi=90)

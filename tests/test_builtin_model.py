@@ -72,3 +72,29 @@ def test_quick_demo_end_to_end(tmp_path):
     assert "arithmetic" in summary["runs"]["grpo"]["after"]
     assert "program/deduction" in summary["runs"]["azr"]["after"]
     assert "selftaught demo" in result.stdout
+    for name, run in summary["runs"].items():
+        assert run["config"]["method"] == name and run["config"]["max_steps"] == run["steps"], name
+        assert len(run["curves"]["reward/mean"]) == run["steps"], name
+    assert "azr/deduction/propose/valid_rate" in summary["runs"]["azr"]["curves"]
+    report = (tmp_path / "report.md").read_text()
+    for name, run in summary["runs"].items():
+        assert f"| + {name}, {run['steps']} steps |" in report
+    assert f"{summary['base']['arithmetic']['correct']}/{summary['base']['arithmetic']['n']}" in report
+    assert (tmp_path / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / "report.png").stat().st_size > 10_000
+    diagnostic = summary["self_certainty_vs_correct"]
+    assert diagnostic["n"] == 4 * (summary["eval_n_requested"] // 2) and 0 <= diagnostic["correct"] <= diagnostic["n"]
+    assert diagnostic["auroc"] != diagnostic["auroc"] or 0.0 <= diagnostic["auroc"] <= 1.0  # nan if all right/wrong
+
+
+def test_deduction_documents_think_through_a_worked_trace():
+    from selftaught.models.corpus import deduction_documents
+
+    item = programs.generate(1, "train", seed=0, examples=3)[0]
+    documents = deduction_documents(item, [0, 2])
+    assert len(documents) == 2
+    for document, args, output in zip(documents, [item.inputs[0], item.inputs[2]], [item.outputs[0], item.outputs[2]]):
+        assert document.context.endswith("Assistant: <think>") and f"```input\n{args}\n```" in document.context
+        thought, answer = document.continuation.split("</think>")
+        assert thought.strip().splitlines()[-1].endswith(f" = {output}")
+        assert f"```output\n{output}\n```" in answer

@@ -44,3 +44,25 @@ def test_write_report_draws_a_png(tmp_path):
     write_report(_summary(_figure(75, 200)), tmp_path)
     assert (tmp_path / "report.md").exists()
     assert (tmp_path / "report.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_auroc_matches_counting_pairs():
+    import itertools
+
+    import torch
+
+    from selftaught.demo import auroc
+
+    right = torch.tensor([3.0, 1.0, 2.0, 2.0])
+    wrong = torch.tensor([2.0, 0.5, 4.0])
+    pairs = list(itertools.product(right.tolist(), wrong.tolist()))
+    expected = sum(1.0 if a > b else 0.5 if a == b else 0.0 for a, b in pairs) / len(pairs)
+    assert abs(auroc(right, wrong) - expected) < 1e-12
+    assert auroc(torch.tensor([1.0]), torch.tensor([])) != auroc(torch.tensor([1.0]), torch.tensor([]))  # nan
+
+
+def test_markdown_states_the_self_certainty_diagnostic():
+    summary = _summary(_figure(75, 200))
+    summary["self_certainty_vs_correct"] = {"auroc": 0.512, "n": 400, "correct": 140,
+                                           "self_certainty_right": 12.7, "self_certainty_wrong": 12.6}
+    assert "AUROC 0.512 over 400 sampled training-prompt completions (140 right" in markdown(summary)

@@ -4,11 +4,14 @@ A deduction solver has to run a program in its head. Small models learn that far
 better from worked steps than from bare answers, so the built-in model's corpus
 shows, inside `<think>`, how each call evaluates:
 
-    xs = [1, 5, 4]
-    return [x * 2 for x in xs if x % 2 == 1] = [x * 2 for x in [1, 5, 4] if x % 2 == 1]
-      = [1 * 2, 5 * 2] = [2, 10]
+    n = 3
+    total = 0
+    i = 0: total = 0 + 0 * 4 = 0 + 0 = 0
+    i = 1: total = 0 + 1 * 4 = 0 + 4 = 4
+    i = 2: total = 4 + 2 * 4 = 4 + 8 = 12
+    return total = 12
 
-(one line per statement; the chain is on one line). The trace comes from a small
+(one line per statement or loop iteration). The trace comes from a small
 interpreter over the function's syntax tree: each expression is rewritten step by
 step (names replaced by their values, then every sub-expression whose parts are
 all values replaced by its value, in parallel; a comprehension over a known

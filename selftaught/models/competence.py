@@ -25,10 +25,15 @@ ARITHMETIC_TEMPERATURE = 0.9  # intuitor_tiny / grpo_tiny / the demo
 AZR_TEMPERATURE = 1.0  # AZR's default
 AZR_SETTINGS = {"num_references": 2, "induction_inputs": 4, "executor_workers": 2, "executor_timeout_s": 2.0}
 """The AZR prompt settings of the tiny recipes (and of the pretraining corpus)."""
+AZR_COMPLETION_TOKENS = 256
+"""Room for the worked execution traces the built-in model writes as deduction solver."""
 
 
-def arithmetic_accuracy(model, tokenizer, n: int, seed: int = 0, greedy: bool = True) -> Accuracy:
-    rows = [PromptRow(p.prompt, p.answer) for p in arithmetic.generate(n, split="heldout", seed=seed)]
+def arithmetic_accuracy(model, tokenizer, n: int, seed: int = 0, greedy: bool = True,
+                        problems: list | None = None) -> Accuracy:
+    """Accuracy on `n` held-out problems (or on the given `problems`, e.g. a dev set)."""
+    problems = arithmetic.generate(n, split="heldout", seed=seed) if problems is None else problems
+    rows = [PromptRow(p.prompt, p.answer) for p in problems]
     texts = [ARITHMETIC_CONTEXT.format(prompt=r.prompt) for r in rows]
     sampler = Sampler(model, tokenizer, max_prompt_length=128, max_completion_length=32,
                       temperature=ARITHMETIC_TEMPERATURE)
@@ -48,7 +53,7 @@ def azr_evaluator(tokenizer, seed: int = 0):
 
 
 def _sampler(model, tokenizer) -> Sampler:
-    return Sampler(model, tokenizer, max_prompt_length=1024, max_completion_length=160,
+    return Sampler(model, tokenizer, max_prompt_length=1024, max_completion_length=AZR_COMPLETION_TOKENS,
                    temperature=AZR_TEMPERATURE, generation_batch_size=32)
 
 

@@ -18,6 +18,7 @@ import random
 from ..azr.prompts import proposer_prompt, solver_prompt, wrap_prompt
 from ..azr.tasks import Task
 from ..data import arithmetic, programs
+from ..data.trace import worked_trace
 from .pretrain import Document
 
 ARITHMETIC_CONTEXT = "Question: {prompt}\nAnswer:"
@@ -33,10 +34,14 @@ FAMILY_MESSAGES = {
 }
 
 
-def _answer(*blocks: tuple[str, str]) -> str:
+PLAIN_THOUGHT = "I read the task and work it out."
+
+
+def _answer(*blocks: tuple[str, str], thought: str = PLAIN_THOUGHT) -> str:
     """An R1-style response (the prompt already opened <think>)."""
     body = "\n".join(f"```{kind}\n{content}\n```" for kind, content in blocks)
-    return f" I read the task and work it out. </think>\n<answer>\n{body}\n</answer>"
+    separator = "\n" if "\n" in thought else " "
+    return f" {thought}{separator}</think>\n<answer>\n{body}\n</answer>"
 
 
 def arithmetic_documents(n: int, seed: int, difficulty: int = 1) -> list[Document]:
@@ -44,23 +49,42 @@ def arithmetic_documents(n: int, seed: int, difficulty: int = 1) -> list[Documen
             for p in arithmetic.generate(n, split="train", seed=seed, difficulty=difficulty)]
 
 
-def _as_task(task_type: str, item: programs.ProgramTask, count: int = 1) -> Task:
-    return Task(task_type, item.program, item.inputs[:count], item.outputs[:count],
+def _as_task(task_type: str, item: programs.ProgramTask, count: int = 1, first: int = 0) -> Task:
+    inputs, outputs = item.inputs[first:first + count], item.outputs[first:first + count]
+    return Task(task_type, item.program, inputs, outputs,
                 FAMILY_MESSAGES[item.family] if task_type == "induction" else "")
 
 
+def deduction_documents(item: programs.ProgramTask, examples: list[int]) -> list[Document]:
+    """Deduction solver documents whose thinking is the worked execution trace
+    (`data.trace`), one per example index: running code in the head is what a
+    small model cannot learn from bare answers."""
+    documents = []
+    for index in examples:
+        task = _as_task("deduction", item, first=index)
+        trace = worked_trace(item.program, task.inputs[0])
+        response = _answer(("output", task.outputs[0]), thought=trace or PLAIN_THOUGHT)
+        documents.append(Document(wrap_prompt(solver_prompt(task)), response))
+    return documents
+
+
 def azr_documents(items: list[programs.ProgramTask], seed: int, max_references: int = 2,
-                  induction_inputs: int = 4, timeout_s: float = 2.0) -> list[Document]:
-    """Six documents per program: each (task type × role) with its ideal response."""
+                  induction_inputs: int = 4, timeout_s: float = 2.0, rotation: int = 0,
+                  deduction_examples: int = 1) -> list[Document]:
+    """Documents of every (task type × role) with its ideal response, per program.
+    `rotation` picks which of a program's examples the solver documents show (so
+    repeats show different calls); deduction gets `deduction_examples` of them."""
     rng = random.Random(seed)
     documents = []
     for item in items:
         if len(item.inputs) < induction_inputs:
             continue
-        first_in, first_out = item.inputs[0], item.outputs[0]
+        count = len(item.inputs)
+        first_in = item.inputs[rotation % count]
+        documents += deduction_documents(item, [(rotation * deduction_examples + j) % count
+                                                for j in range(deduction_examples)])
         solver_cases = [
-            (_as_task("deduction", item), ("output", first_out)),
-            (_as_task("abduction", item), ("input", first_in)),
+            (_as_task("abduction", item, first=rotation % count), ("input", first_in)),
             (_as_task("induction", item, induction_inputs), ("python", item.program)),
         ]
         for task, block in solver_cases:
@@ -86,15 +110,20 @@ def held_out_tasks(n: int, seed: int, induction_inputs: int = 4) -> dict[str, li
 
 
 def build_corpus(*, arithmetic_n: int, programs_n: int, seed: int, induction_inputs: int = 4,
-                 arithmetic_repeats: int = 1, azr_repeats: int = 1) -> list[Document]:
+                 arithmetic_repeats: int = 1, azr_repeats: int = 1, program_examples: int = 4,
+                 deduction_examples: int = 1) -> list[Document]:
     """The shuffled corpus. Repeats balance compute: arithmetic documents are short
     but their facts take many passes to learn; AZR documents are long but mostly
-    format to copy (each repeat re-draws the proposers' references)."""
-    items = programs.generate(programs_n, split="train", seed=seed, examples=induction_inputs)
+    format to copy (each repeat re-draws the proposers' references and shows the
+    solvers other examples of each program: `program_examples` per program, of
+    which induction shows the first `induction_inputs`)."""
+    examples = max(program_examples, induction_inputs)
+    items = programs.generate(programs_n, split="train", seed=seed, examples=examples)
     documents = []
     for r in range(arithmetic_repeats):
         documents += arithmetic_documents(arithmetic_n, seed)
     for r in range(azr_repeats):
-        documents += azr_documents(items, seed + r, induction_inputs=induction_inputs)
+        documents += azr_documents(items, seed + r, induction_inputs=induction_inputs, rotation=r,
+                                   deduction_examples=deduction_examples)
     random.Random(seed).shuffle(documents)
     return documents
