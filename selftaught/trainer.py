@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from . import checkpoint
+from . import checkpoint, sharded
 from .config import TrainConfig
 from .distributed import Processes, check_launch
 from .errors import UserError
@@ -106,23 +106,26 @@ def _enable_gradient_checkpointing(model) -> None:
 
 
 def _check_parallelism(accelerator) -> None:
-    """Refuse the set-ups whose weights are sharded between ranks (FSDP, DeepSpeed ZeRO-3).
+    """Refuse the set-ups whose sharded weights the rollout cannot sample from.
 
-    Sampling runs the policy's forward once per generated token, a different number of
-    times on each rank; with sharded weights every forward is a collective all-gather
-    that all ranks must call in step, so the HF rollout would hang. A lockstep or vLLM
-    rollout (docs/scaling.md) lifts this. DDP and ZeRO-2 keep whole weights on every rank.
+    FSDP2 works (`selftaught.sharded`: the weights are gathered once for sampling and
+    scoring, and every rank runs the same number of training micro-batches). FSDP1 and
+    DeepSpeed ZeRO-3 would need the same for their own wrappers, which is not built:
+    their per-module all-gathers would hang when ranks decode different numbers of
+    tokens. DDP and ZeRO-2 keep whole weights on every rank.
     """
     from accelerate.utils import DistributedType
 
     kind = accelerator.distributed_type
     plugin = getattr(accelerator.state, "deepspeed_plugin", None)
-    if kind == DistributedType.FSDP or (kind == DistributedType.DEEPSPEED and plugin is not None
-                                        and plugin.zero_stage == 3):
-        name = "FSDP" if kind == DistributedType.FSDP else "DeepSpeed ZeRO-3"
-        raise UserError(f"{name} shards the weights that sampling needs on every rank, and the rollout does not "
-                        "decode in lockstep across ranks yet; use configs/accelerate/ddp.yaml or zero2.yaml "
-                        "(LoRA and gradient_checkpointing cut memory too; see docs/scaling.md)")
+    fsdp = getattr(accelerator.state, "fsdp_plugin", None)
+    if kind == DistributedType.FSDP and getattr(fsdp, "fsdp_version", 1) != 2:
+        raise UserError("FSDP version 1 is not supported: set `fsdp_version: 2` in the accelerate config "
+                        "(configs/accelerate/fsdp2.yaml)")
+    if kind == DistributedType.DEEPSPEED and plugin is not None and plugin.zero_stage == 3:
+        raise UserError("DeepSpeed ZeRO-3 shards the weights that sampling needs on every rank, and the rollout "
+                        "does not gather them for it; use configs/accelerate/fsdp2.yaml (sharded, supported), "
+                        "ddp.yaml or zero2.yaml (see docs/scaling.md)")
 
 
 def _distributed_cpu() -> bool:
@@ -188,6 +191,8 @@ class Trainer:
                                       betas=(config.adam_beta1, config.adam_beta2), eps=config.adam_epsilon)
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
         self.scheduler = self._scheduler(self.optimizer)
+        # The fused path reads lm_head's weight after the forward, where FSDP2 has re-sharded it.
+        self.fused = config.fused_logprobs and not sharded.is_sharded(self.model)
         unwrapped = self.accelerator.unwrap_model(self.model)
         self.sampler = Sampler(unwrapped, self.tokenizer, max_prompt_length=config.max_prompt_length,
                                max_completion_length=config.max_completion_length,
@@ -250,12 +255,17 @@ class Trainer:
             raise UserError(f"checkpoint {path} was written by {saved} process(es) and this run has "
                             f"{self.processes.world}; resume with --num_processes {saved} (the batch per step "
                             "and each process's random stream depend on it)")
-        self.optimizer.load_state_dict(state["optimizer"])
+        sharded.load_optimizer_state(self.model, self.optimizer, state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.episodes.load_state_dict(state["episodes"])
         self.step, self.bad_steps = state["step"], state.get("bad_steps", 0)
         checkpoint.set_rng_state(state.get("rng_per_rank", [state["rng"]])[self.processes.rank])
         self.accelerator.print(f"resumed from {path} at step {self.step}")
+
+    def _full_weights(self):
+        """Whole weights on every rank for sampling and scoring (FSDP2); otherwise nothing."""
+        plugin = getattr(self.accelerator.state, "fsdp_plugin", None)
+        return sharded.full_weights(self.model, bool(getattr(plugin, "reshard_after_forward", True)))
 
     def _sharded(self) -> bool:
         from accelerate.utils import DistributedType
@@ -268,9 +278,10 @@ class Trainer:
         rng = self.processes.gather(checkpoint.rng_state())
         # FSDP / ZeRO-3 shard the weights: gathering them is collective (every rank calls it).
         weights = self.accelerator.get_state_dict(self.model) if self._sharded() else None
+        optimizer = sharded.optimizer_state(self.model, self.optimizer)  # FSDP2: gathered (collective)
         path = None
         if self.accelerator.is_main_process:
-            state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            state = {"optimizer": optimizer, "scheduler": self.scheduler.state_dict(),
                      "episodes": self.episodes.state_dict(), "step": self.step, "bad_steps": self.bad_steps,
                      "rng": rng[0], "rng_per_rank": rng, "num_processes": self.processes.world,
                      "config": self.config.model_dump()}
@@ -307,7 +318,7 @@ class Trainer:
         """One no-grad pass: π_old log-probs and online self-certainty (+ the reference's)."""
         device, n = self.accelerator.device, len(rollout)
         kwargs = {"temperature": self.config.temperature, "chunk_size": self.config.logits_chunk_size,
-                  "fused": self.config.fused_logprobs}
+                  "fused": self.fused}
         old, sc, ref, ref_sc = [], [], [], []
         reference, disabled = self._reference()
         self.model.eval()
@@ -345,22 +356,30 @@ class Trainer:
         global_tokens = max(self.processes.sum(float(mask.sum())), 1.0)
         totals = {"num_tokens": global_tokens / world, "num_rows": self.processes.sum(float(len(rollout))) / world}
         batches = self._micro_batches(len(rollout))
+        real = len(batches)
+        if sharded.is_sharded(self.model):  # each forward is a collective: all ranks run as many
+            batches += [batches[0]] * (sharded.padded_micro_batch_count(real, self.processes) - real)
         loss_sum, stats_sum = 0.0, {}
         self.optimizer.zero_grad(set_to_none=True)
         for i, index in enumerate(batches):
+            padding = i >= real  # a repeat whose loss counts zero times
             rows = _rows(rollout, index, device)
             if deepspeed:  # its engine steps at every backward that accelerate marks as a boundary
                 self.accelerator.sync_gradients = i == len(batches) - 1
             sync = nullcontext() if i == len(batches) - 1 else self.accelerator.no_sync(self.model)
             with sync, self.accelerator.autocast():
                 logp, _ = completion_logprobs(self.model, *rows, temperature=config.temperature,
-                                              chunk_size=config.logits_chunk_size, fused=config.fused_logprobs)
+                                              chunk_size=config.logits_chunk_size, fused=self.fused)
                 loss, stats = policy_loss(
                     logp, scores.old_logprobs[index].to(device), advantages[index].to(device), rows[3],
                     epsilon=config.epsilon, epsilon_high=config.epsilon_high, beta=config.beta,
                     ref_logprobs=None if scores.ref_logprobs is None else scores.ref_logprobs[index].to(device),
                     loss_type=config.loss_type, max_completion_length=config.max_completion_length, **totals)
+                if padding:
+                    loss = loss * 0.0
                 self.accelerator.backward(loss)
+            if padding:
+                continue
             loss_sum += loss.item()
             weight = float(rows[3].sum()) / global_tokens  # token-weighted means of the stats
             for key, value in stats.items():
@@ -409,9 +428,10 @@ class Trainer:
     def train_step(self) -> list[dict]:
         """Collect one rollout, then `num_iterations` optimizer steps on it; one metrics row per step."""
         started = time.perf_counter()
-        rollout = self.episodes.collect(self.sampler, self.completions_per_step())
-        generated = time.perf_counter()
-        scores = self.score(rollout)
+        with self._full_weights():  # FSDP2: gathered once; ranks sample different token counts
+            rollout = self.episodes.collect(self.sampler, self.completions_per_step())
+            generated = time.perf_counter()
+            scores = self.score(rollout)
         rewards = self.episodes.rewards(rollout, scores)
         # Advantages over the global batch (batch-scaled std, AZR's task groups span ranks), then ours.
         whole, whole_sc, whole_rewards, mine = self._whole_batch(rollout, scores.self_certainty, rewards)

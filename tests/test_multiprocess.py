@@ -183,19 +183,22 @@ def test_a_launch_that_started_one_of_several_processes_is_refused(monkeypatch):
         check_launch(OneProcess())
 
 
-def test_sharded_weights_are_refused_until_the_rollout_decodes_in_lockstep():
+def test_fsdp2_is_accepted_and_the_sharded_setups_without_gathered_sampling_are_refused():
     from types import SimpleNamespace
 
     from accelerate.utils import DistributedType
 
     from selftaught.trainer import _check_parallelism
 
-    def accelerator(kind, stage=None):
+    def accelerator(kind, stage=None, fsdp_version=None):
         plugin = None if stage is None else SimpleNamespace(zero_stage=stage)
-        return SimpleNamespace(distributed_type=kind, state=SimpleNamespace(deepspeed_plugin=plugin))
+        fsdp = None if fsdp_version is None else SimpleNamespace(fsdp_version=fsdp_version)
+        return SimpleNamespace(distributed_type=kind, state=SimpleNamespace(deepspeed_plugin=plugin, fsdp_plugin=fsdp))
 
     _check_parallelism(accelerator(DistributedType.MULTI_GPU))
     _check_parallelism(accelerator(DistributedType.DEEPSPEED, stage=2))
-    for refused in (accelerator(DistributedType.FSDP), accelerator(DistributedType.DEEPSPEED, stage=3)):
-        with pytest.raises(UserError, match="ddp.yaml or zero2.yaml"):
-            _check_parallelism(refused)
+    _check_parallelism(accelerator(DistributedType.FSDP, fsdp_version=2))
+    with pytest.raises(UserError, match="fsdp_version: 2"):
+        _check_parallelism(accelerator(DistributedType.FSDP, fsdp_version=1))
+    with pytest.raises(UserError, match="ZeRO-3"):
+        _check_parallelism(accelerator(DistributedType.DEEPSPEED, stage=3))
