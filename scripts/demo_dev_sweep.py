@@ -4,8 +4,8 @@ never on the held-out data the demo reports.
     python scripts/demo_dev_sweep.py [--rates 1e-5 3e-5 1e-4] [--steps 40]
 
 For each method and rate it trains the demo's recipe (`selftaught.demo.intuitor_recipe`)
-from the built-in model and measures greedy accuracy on 200 *train-split* arithmetic
-problems that the recipe does not train on (a different seed, minus any problem of
+from the built-in model and measures greedy accuracy on up to 200 *train-split*
+arithmetic problems that the recipe does not train on (a different seed, minus any problem of
 the training set). It prints the table and each method's best rate; the demo's
 `DEMO_LEARNING_RATES` records the choice.
 """

@@ -30,7 +30,7 @@ from .trainer import Trainer
 DEMO_MODEL = "tiny"
 DEMO_LEARNING_RATES = {"intuitor": 1e-5, "grpo": 3e-5}
 """Chosen on a development set (train-split problems not trained on), never on the
-held-out data: `python scripts/demo_dev_sweep.py` (1e-5 / 3e-5 / 1e-4, 40 steps)."""
+held-out data: `python scripts/demo_dev_sweep.py --steps 120` (1e-5 / 3e-5 / 1e-4)."""
 PROGRAM_TYPES = ("deduction", "abduction")  # the held-out program I/O tasks
 
 
@@ -114,11 +114,15 @@ def self_certainty_auroc(trainer: Trainer, n: int, samples: int = 4) -> dict:
     with torch.random.fork_rng():  # leave the training run's random stream as it was
         rollout = trainer.sampler.sample(texts)
         certainty = trainer.score(rollout).self_certainty
-    correct = torch.tensor([answers_match(extract_answer(text), gold) if extract_answer(text) is not None else False
-                            for text, gold in zip(rollout.completions, golds)])
-    return {"auroc": auroc(certainty[correct], certainty[~correct]), "n": len(golds),
-            "correct": int(correct.sum()), "self_certainty_right": float(certainty[correct].mean()),
-            "self_certainty_wrong": float(certainty[~correct].mean())}
+    correct = torch.tensor([extract_answer(text) is not None and bool(answers_match(extract_answer(text), gold))
+                            for text, gold in zip(rollout.completions, golds)], dtype=torch.bool)
+
+    def finite(value: float) -> float | None:  # JSON has no NaN: None when one side is empty
+        return value if value == value else None
+
+    return {"auroc": finite(auroc(certainty[correct], certainty[~correct])), "n": len(golds),
+            "correct": int(correct.sum()), "self_certainty_right": finite(float(certainty[correct].mean())),
+            "self_certainty_wrong": finite(float(certainty[~correct].mean()))}
 
 
 def _run_record(history: list[dict], after: dict, recipe: dict) -> dict:
@@ -143,8 +147,9 @@ def run_demo(output_dir: str, quick: bool = False) -> dict:
     summary["base"] = _evaluate(base, n_eval)
     print(_line("base", summary["base"]), flush=True)
     summary["self_certainty_vs_correct"] = self_certainty_auroc(base, n_eval // 2)
-    print(f"base: self-certainty separates right from wrong answers with AUROC "
-          f"{summary['self_certainty_vs_correct']['auroc']:.3f} (0.5 = chance)", flush=True)
+    value = summary["self_certainty_vs_correct"]["auroc"]
+    print("base: self-certainty separates right from wrong answers with AUROC "
+          + (f"{value:.3f} (0.5 = chance)" if value is not None else "— (all answers right or all wrong)"), flush=True)
     for method in ("intuitor", "grpo"):
         trainer = base if method == "intuitor" else Trainer(build_config(recipes[method]))
         history = trainer.train()

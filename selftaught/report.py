@@ -69,7 +69,7 @@ def markdown(summary: dict) -> str:
         lines += ["", "No method measurably improved this model in this run. Every figure above is what "
                       "the run measured; nothing was tuned on the held-out data."]
     diagnostic = summary.get("self_certainty_vs_correct")
-    if diagnostic:
+    if diagnostic and diagnostic.get("auroc") is not None:
         lines += ["", f"Base model: self-certainty (Intuitor's reward) separates its right answers from its wrong "
                       f"ones with AUROC {diagnostic['auroc']:.3f} over {diagnostic['n']} sampled training-prompt "
                       f"completions ({diagnostic['correct']} right; 0.5 = chance). Intuitor can only raise "
@@ -132,8 +132,9 @@ def _plot_accuracies(axis, summary: dict) -> None:
             if figure:
                 positions.append(j + i * width)
                 heights.append(figure["accuracy"])
-                below.append(figure["accuracy"] - figure["ci95"][0])
-                above.append(figure["ci95"][1] - figure["accuracy"])
+                # max(0, ·): the Wilson bounds at 0/n and n/n are off by rounding
+                below.append(max(0.0, figure["accuracy"] - figure["ci95"][0]))
+                above.append(max(0.0, figure["ci95"][1] - figure["accuracy"]))
         axis.bar(positions, heights, width=width, yerr=[below, above], capsize=2, color=COLORS.get(name),
                  label=name if name == "base" else f"+{name}")
     axis.set_xticks([j + 0.4 - width / 2 for j in range(len(columns))], columns, fontsize=7)

@@ -13,8 +13,9 @@ on each rank during the rollout â€” as TRL's and verl's gathered generation do â
 none during the update, where the optimizer state and gradients live.
 
 Optimizer checkpoints: each rank's optimizer holds only its shard. `optimizer_state`
-gathers the whole state (collective) so a checkpoint is the same as an unsharded
-run's; `load_optimizer_state` scatters it back.
+gathers the whole state (collective) into one file, keyed by parameter name (an
+unsharded run's is keyed by position); `load_optimizer_state` scatters it back.
+Resume with the same accelerate config that wrote it.
 
 Everything here is the identity for a model that FSDP2 does not shard.
 """
@@ -57,6 +58,9 @@ def full_weights(model, reshard_after_forward: bool = True):
         for module in modules:
             module.reshard()
         root.set_reshard_after_forward(reshard_after_forward)
+        # FSDP2's own default for the root: keep its weights (embeddings, head) gathered from
+        # forward to backward instead of all-gathering them again for the backward.
+        root.set_reshard_after_forward(False, recurse=False)
 
 
 def padded_micro_batch_count(count: int, processes) -> int:
@@ -67,11 +71,21 @@ def padded_micro_batch_count(count: int, processes) -> int:
     return max(processes.gather(count))
 
 
+def _registered_sharded(model) -> None:
+    """Make the module's parameters the sharded ones the optimizer holds again (a
+    forward without a backward leaves the root's gathered copies registered).
+    Local: frees gathered copies, no communication."""
+    for module in fsdp_modules(model):
+        module.reshard()
+
+
 def optimizer_state(model, optimizer) -> dict:
     """The optimizer's state dict; under FSDP2 the whole state, gathered (collective)."""
     if not is_sharded(model):
         return optimizer.state_dict()
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+
+    _registered_sharded(model)
 
     return get_optimizer_state_dict(model, optimizer,
                                     options=StateDictOptions(full_state_dict=True, cpu_offload=True))
@@ -84,6 +98,8 @@ def load_optimizer_state(model, optimizer, state: dict) -> None:
         optimizer.load_state_dict(state)
         return
     from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+    _registered_sharded(model)
 
     set_optimizer_state_dict(model, optimizer, optim_state_dict=state,
                              options=StateDictOptions(full_state_dict=True))

@@ -191,7 +191,7 @@ class Trainer:
                                       betas=(config.adam_beta1, config.adam_beta2), eps=config.adam_epsilon)
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
         self.scheduler = self._scheduler(self.optimizer)
-        # The fused path reads lm_head's weight after the forward, where FSDP2 has re-sharded it.
+        # The fused path reads lm_head's weight after the forward, where FSDP2 may have re-sharded it.
         self.fused = config.fused_logprobs and not sharded.is_sharded(self.model)
         unwrapped = self.accelerator.unwrap_model(self.model)
         self.sampler = Sampler(unwrapped, self.tokenizer, max_prompt_length=config.max_prompt_length,
@@ -358,6 +358,8 @@ class Trainer:
         batches = self._micro_batches(len(rollout))
         real = len(batches)
         if sharded.is_sharded(self.model):  # each forward is a collective: all ranks run as many
+            if not batches:
+                raise RuntimeError("a rank has no rows to train on; under FSDP2 it cannot join the update")
             batches += [batches[0]] * (sharded.padded_micro_batch_count(real, self.processes) - real)
         loss_sum, stats_sum = 0.0, {}
         self.optimizer.zero_grad(set_to_none=True)

@@ -47,14 +47,20 @@ def main(out_dir: str) -> None:
     fully_shard(model)
     assert is_sharded(model) and not is_sharded(reference)
 
-    settings = {"max_prompt_length": 32, "max_completion_length": 10, "temperature": 1.0}
+    # Different prompt counts and completion lengths: the ranks run different numbers of forwards.
+    settings = {"max_prompt_length": 32, "max_completion_length": 4 + 6 * rank, "temperature": 1.0}
     prompts = [f"Question: What is {rank} + {i}?\nAnswer:" for i in range(2 + 3 * rank)]  # 2 vs 5 prompts
     results = {}
     for round_ in range(2):  # twice: the block can be entered again after an update
         with full_weights(model):
-            sharded_out = Sampler(model, tokenizer, **settings).sample(prompts, greedy=True).completions
+            sampled = Sampler(model, tokenizer, **settings).sample(prompts, greedy=True)
         expected = Sampler(reference, tokenizer, **settings).sample(prompts, greedy=True).completions
-        results[f"sampling_equal_{round_}"] = sharded_out == expected
+        equal = [None, None]
+        dist.all_gather_object(equal, sampled.completions == expected)
+        results[f"sampling_equal_{round_}"] = all(equal)
+        widths = [None, None]
+        dist.all_gather_object(widths, (len(prompts), sampled.completion_ids.shape[1]))
+        results[f"rollout_shapes_{round_}"] = widths
         weight = model.model.layers[0].mlp.up_proj.weight
         results[f"resharded_{round_}"] = weight.to_local().shape[0] < full(weight).shape[0]
 
@@ -84,7 +90,7 @@ def main(out_dir: str) -> None:
     try:
         fused, _ = completion_logprobs(model, *rows, **{**options, "fused": True})
         results["fused_outside_gather"] = f"max diff {float((fused - expected).abs().max()):.3g}"
-    except Exception as error:  # noqa: BLE001 - recorded, not hidden: the trainer turns fused off
+    except Exception as error:  # noqa: BLE001 - recorded for information; the trainer keeps fused off
         results["fused_outside_gather"] = f"{type(error).__name__}"
 
     sharded_optimizer, reference_optimizer = main.optimizers

@@ -84,7 +84,7 @@ def test_quick_demo_end_to_end(tmp_path):
     assert (tmp_path / "report.png").stat().st_size > 10_000
     diagnostic = summary["self_certainty_vs_correct"]
     assert diagnostic["n"] == 4 * (summary["eval_n_requested"] // 2) and 0 <= diagnostic["correct"] <= diagnostic["n"]
-    assert diagnostic["auroc"] != diagnostic["auroc"] or 0.0 <= diagnostic["auroc"] <= 1.0  # nan if all right/wrong
+    assert diagnostic["auroc"] is None or 0.0 <= diagnostic["auroc"] <= 1.0  # None if all right or all wrong
 
 
 def test_deduction_documents_think_through_a_worked_trace():

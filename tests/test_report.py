@@ -66,3 +66,11 @@ def test_markdown_states_the_self_certainty_diagnostic():
     summary["self_certainty_vs_correct"] = {"auroc": 0.512, "n": 400, "correct": 140,
                                            "self_certainty_right": 12.7, "self_certainty_wrong": 12.6}
     assert "AUROC 0.512 over 400 sampled training-prompt completions (140 right" in markdown(summary)
+
+
+def test_png_survives_zero_and_perfect_scores(tmp_path):
+    # The Wilson bounds at 0/n and n/n are off by rounding (a "negative" error bar).
+    summary = _summary(_figure(0, 11))
+    summary["runs"]["azr"]["after"]["program/deduction"] = _figure(6, 6)
+    write_report(summary, tmp_path)
+    assert (tmp_path / "report.png").stat().st_size > 0

@@ -20,6 +20,8 @@ def test_sharded_model_samples_trains_and_checkpoints_like_the_whole_model(tmp_p
     figures = json.loads((tmp_path / "result.json").read_text())
     for round_ in (0, 1):
         assert figures[f"sampling_equal_{round_}"] is True
+        (prompts0, width0), (prompts1, width1) = figures[f"rollout_shapes_{round_}"]
+        assert prompts0 != prompts1 and width0 != width1  # different numbers of forwards per rank
         assert figures[f"resharded_{round_}"] is True
         assert figures[f"step_max_param_diff_{round_}"] < 1e-5
     assert figures["update_logprobs_max_diff"] < 1e-6

@@ -1,6 +1,7 @@
 """Worked execution traces (selftaught.data.trace) against the real calls."""
 
 import ast
+import builtins
 
 import pytest
 
@@ -34,7 +35,7 @@ def test_every_step_of_a_chain_has_the_same_value():
         line = worked_trace(item.program, args).splitlines()[-1]
         steps = line[len("return "):].split(" = ")
         for step in steps[1:]:
-            if not any(isinstance(node, ast.Name) and node.id not in dir(__builtins__)
+            if not any(isinstance(node, ast.Name) and node.id not in dir(builtins)
                        for node in ast.walk(ast.parse(step, mode="eval"))):
                 assert repr(eval(step)) == output, (item.program, args, step)
                 checked += 1
@@ -48,6 +49,12 @@ def test_loop_traces_one_line_per_iteration():
     assert trace[2:6] == ["i = 0: total = 0 + 0 * 3 = 0 + 0 = 0", "i = 1: total = 0 + 1 * 3 = 0 + 3 = 3",
                           "i = 2: total = 3 + 2 * 3 = 3 + 6 = 9", "i = 3: total = 9 + 3 * 3 = 9 + 9 = 18"]
     assert trace[6] == "return total = 18"
+
+
+def test_a_return_inside_a_loop_keeps_its_iteration_line():
+    program = "def f(xs):\n    for x in xs:\n        if x > 2:\n            return x\n    return 0"
+    assert worked_trace(program, "[1, 3, 5]").splitlines() == [
+        "xs = [1, 3, 5]", "x = 1: if 1 > 2 = False", "x = 3: if 3 > 2 = True; return 3"]
 
 
 def test_branch_and_comprehension_steps():

@@ -15,9 +15,11 @@ shows, inside `<think>`, how each call evaluates:
 interpreter over the function's syntax tree: each expression is rewritten step by
 step (names replaced by their values, then every sub-expression whose parts are
 all values replaced by its value, in parallel; a comprehension over a known
-sequence expands into its elements). Every value is computed by Python itself, and
-the trace's result is checked against the real call, so a trace is never wrong;
-a construct the interpreter does not cover gives no trace (None), never a guess.
+sequence expands into its elements). Every value is computed by Python itself
+(`eval` of the sub-expression with the values in place), and the trace's final
+value is checked against the real call. Mutation is not modelled (`xs.pop()` would
+not change `xs` in the trace); the generator's templates do not mutate. A construct
+the interpreter does not cover gives no trace (None), never a guess.
 
 Only our own generated programs are traced (never model-written code).
 """
@@ -218,8 +220,10 @@ def _run(statements: list[ast.stmt], env: dict, lines: list[str], in_loop: bool 
             for item in _value(_substitute(statement.iter, env)):
                 env.update(_bind(statement.target, item))
                 body: list[str] = []
-                _run(statement.body, env, body, in_loop=True)  # a return inside the loop propagates
-                lines.append(f"{ast.unparse(statement.target)} = {item!r}: " + "; ".join(body))
+                try:
+                    _run(statement.body, env, body, in_loop=True)
+                finally:  # a return inside the loop still shows its iteration, then propagates
+                    lines.append(f"{ast.unparse(statement.target)} = {item!r}: " + "; ".join(body))
         else:
             raise _Unsupported(type(statement).__name__)
 
