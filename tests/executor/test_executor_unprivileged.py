@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from capabilities import unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -44,12 +44,12 @@ print(json.dumps(out))
 
 def test_unprivileged_user_gets_namespaces(tmp_path):
     if os.geteuid() != 0 or not (shutil.which("unshare") and shutil.which("setpriv")) or not os.path.isdir("/mnt"):
-        pytest.skip("needs root (to become another user), unshare, setpriv and /mnt")
+        unavailable("needs root (to become another user), unshare, setpriv and /mnt")
     prefix = Path(sys.base_prefix).resolve()
     python = Path(os.path.realpath(sys.executable)).relative_to(prefix) if \
         os.path.realpath(sys.executable).startswith(str(prefix)) else None
     if python is None:
-        pytest.skip("the interpreter does not live under sys.base_prefix")
+        unavailable("the interpreter does not live under sys.base_prefix")
     script = Path("/dev/shm") / f"selftaught-unpriv-{os.getpid()}.py"
     script.write_text(SCRIPT)
     script.chmod(0o644)
@@ -60,13 +60,13 @@ def test_unprivileged_user_gets_namespaces(tmp_path):
     finally:
         script.unlink()
     if proc.returncode != 0 and ("ModuleNotFoundError" in proc.stderr or "Permission denied" in proc.stderr):
-        pytest.skip(f"the project is not readable by an ordinary user here: {proc.stderr[-300:]}")
+        unavailable(f"the project is not readable by an ordinary user here: {proc.stderr[-300:]}")
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["uid"] == 65534
     c = out["containment"]
     if not c["user_namespace"]:
-        pytest.skip(f"this kernel refuses unprivileged user namespaces: {c['notes']}")
+        unavailable(f"this kernel refuses unprivileged user namespaces: {c['notes']}")
     assert {"user", "net", "pid", "mount"} <= set(c["namespaces"]) and c["filesystem"] == "jail"
     assert out["add"] == "3" and out["after"] == "42"
     assert out["passwd"] is None          # no host filesystem
