@@ -178,6 +178,7 @@ def test_parse_answer_well_formed(task_type, kind, value):
     ("abduction", answer(("input", "1)(2")), "unparsable: input"),
     ("abduction", answer(("input", "1), (2")), "unparsable: input"),
     ("abduction", answer(("input", "\x00")), "unparsable: input"),
+    ("abduction", answer(("input", "7  # seven")), "unparsable: input"),  # the executor could never run it
     ("induction", answer(("output", "3")), "missing_block: python"),
     ("induction", answer(("python", "def f(a)\n    return a")), "unparsable: python"),
     ("induction", answer(("python", "def g(a):\n    return a")), "unparsable: python"),

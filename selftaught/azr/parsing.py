@@ -24,6 +24,7 @@ import re
 import textwrap
 from dataclasses import dataclass, field
 
+from ..executor.checks import parse_call
 from .tasks import TASK_TYPE_SPECS
 
 _ANSWER = re.compile(r"<answer>(.*?)</answer>", re.S)
@@ -116,12 +117,6 @@ def parse_proposal(text: str, task_type: str, num_inputs: int = 1) -> ParsedProp
     return out
 
 
-def _is_call_arguments(text: str) -> bool:
-    tree = ast.parse(f"f({text}\n)", mode="eval")
-    call = tree.body
-    return isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "f"
-
-
 def _defines_f(text: str) -> bool:
     tree = ast.parse(text)
     return any(isinstance(node, ast.FunctionDef) and node.name == "f" for node in tree.body)
@@ -133,7 +128,8 @@ def _well_typed(kind: str, text: str) -> bool:
             ast.parse(text, mode="eval")
             return True
         if kind == "input":
-            return _is_call_arguments(text)
+            parse_call(text)  # the executor's own rule for an argument list
+            return True
         if kind == "python":
             return _defines_f(text)
     except Exception:  # SyntaxError, ValueError (null bytes), RecursionError, MemoryError

@@ -21,7 +21,19 @@ DEFAULT_FORBIDDEN: frozenset[str] = frozenset({
     "os.sys", "os.path", "sys.exit", "os.environ",
 })
 
-_PARSE_ERRORS = (SyntaxError, ValueError, OverflowError, MemoryError, RecursionError)
+PARSE_ERRORS = (SyntaxError, ValueError, OverflowError, MemoryError, RecursionError)
+"""What parsing hostile source can raise."""
+
+
+def parse_call(inputs: str) -> ast.Expression:
+    """`f(<inputs>)` as an expression tree. Raises one of PARSE_ERRORS unless the
+    inputs are the arguments of exactly one call to f (threat: "1), g(2" smuggling
+    a second expression in)."""
+    tree = ast.parse(f"f({inputs})", "<inputs>", "eval")
+    call = tree.body
+    if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "f"):
+        raise SyntaxError("inputs must be the arguments of one call f(...)")
+    return tree
 
 
 def _hits(dotted: str, forbidden) -> str | None:
@@ -124,7 +136,7 @@ def check_program_code(program: str, forbidden=DEFAULT_FORBIDDEN, *, allow_helpe
         return ("syntax", "the program must be a string"), None
     try:
         code = compile(program, "<program>", "exec")
-    except _PARSE_ERRORS as exc:
+    except PARSE_ERRORS as exc:
         return ("syntax", f"{type(exc).__name__}: {exc}"), None
     verdict = shape_of(code, allow_helpers)
     if verdict is None:
@@ -172,12 +184,10 @@ def check_inputs_tree(inputs: str, forbidden=DEFAULT_FORBIDDEN):
     if not isinstance(inputs, str):
         return ("syntax: inputs", "inputs must be a string"), None
     try:
-        tree = ast.parse(f"f({inputs})", mode="eval")
-    except _PARSE_ERRORS as exc:
+        tree = parse_call(inputs)
+    except PARSE_ERRORS as exc:
         return ("syntax: inputs", f"{type(exc).__name__}: {exc}"), None
     call = tree.body
-    if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "f"):
-        return ("syntax: inputs", "inputs must be the arguments of one call f(...)"), None
     hit = find_forbidden(tree, forbidden, inputs)
     if hit:
         return (f"forbidden: {hit}", f"the inputs use {hit}"), call

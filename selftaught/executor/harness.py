@@ -29,7 +29,7 @@ import types
 import isolation
 import protocol
 from audit import make_audit_hook
-from checks import literal_arguments
+from checks import PARSE_ERRORS, literal_arguments, parse_call
 from guard import reseed_random
 
 
@@ -68,22 +68,13 @@ def _error_kind(exc):
     return "memory" if isinstance(exc, MemoryError) else f"error: {type(exc).__name__}"
 
 
-_SYNTAX = (SyntaxError, ValueError, OverflowError, MemoryError, RecursionError)
-
-
 def _parse_call(inputs, literal_inputs):
-    """Compile `f(<inputs>)`; with literal_inputs, return (args, kwargs) instead.
-
-    Threat: inputs such as "1), g(2" that smuggle a second expression, or
-    arguments that run code (literal_inputs=True refuses anything but literals).
-    """
-    tree = ast.parse(f"f({inputs})", "<inputs>", "eval")
-    call = tree.body
-    if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "f"):
-        raise SyntaxError("inputs must be the arguments of one call f(...)")
+    """Compile `f(<inputs>)`; with literal_inputs, return (args, kwargs) instead
+    (threat: arguments that run code; literal_inputs=True refuses anything but literals)."""
+    tree = parse_call(inputs)
     if not literal_inputs:
         return compile(tree, "<inputs>", "eval")
-    return literal_arguments(call)
+    return literal_arguments(tree.body)
 
 
 _SCALARS = frozenset({int, str, bool, type(None), bytes, complex})
@@ -139,7 +130,7 @@ def execute(req, cfg, out, guard, violations, cache, _repr=repr, literal_eval=as
 
     try:
         code, tier, touches, reseed = compile_program(req["program"], guard, cache, req.get("_code"))
-    except _SYNTAX as exc:
+    except PARSE_ERRORS as exc:
         return fail("syntax", _short(exc)), 0, False, False
     try:
         # The trainer sends the arguments' values when it parsed them already.
@@ -148,7 +139,7 @@ def execute(req, cfg, out, guard, violations, cache, _repr=repr, literal_eval=as
         if str(exc) == "inputs_not_literal":
             return fail("inputs_not_literal", "inputs must be Python literals"), tier, touches, reseed
         return fail("syntax: inputs", _short(exc)), tier, touches, reseed
-    except _SYNTAX as exc:
+    except PARSE_ERRORS as exc:
         return fail("syntax: inputs", _short(exc)), tier, touches, reseed
     namespace = {"__name__": "__sandbox__", "__builtins__": builtins}
     try:
