@@ -55,10 +55,16 @@ class TaskBuffer:
         new = key not in self._proposed
         self._proposed.pop(key, None)
         self._proposed[key] = task
+        self.evicted += self._trim()
+        return new
+
+    def _trim(self) -> int:
+        """Drop the oldest proposed tasks beyond capacity; how many were dropped."""
+        dropped = 0
         while len(self) > self.capacity:
             self._proposed.popitem(last=False)
-            self.evicted += 1
-        return new
+            dropped += 1
+        return dropped
 
     def sample(self, k: int, rng: random.Random) -> list[Task]:
         """k tasks uniformly, without replacement while the buffer lasts."""
@@ -82,8 +88,7 @@ class TaskBuffer:
         self._pinned_keys = {t.key() for t in self.pinned}
         self._proposed = OrderedDict((t.key(), t) for t in map(Task.from_state, state["tasks"]))
         self.evicted = state.get("evicted", 0)
-        while len(self) > self.capacity:  # resumed with a smaller capacity
-            self._proposed.popitem(last=False)
+        self._trim()  # resumed with a smaller capacity
 
     def export(self, path: Path) -> None:
         """One task per line (`Task.to_json`), oldest first, written atomically."""

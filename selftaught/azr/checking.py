@@ -56,7 +56,7 @@ def check_answers(executor, tasks: list[Task], answers: list[str | None]) -> lis
 
     def passes(run: tuple[str, str, str]) -> bool:
         r = results[run[:2]]
-        return bool(r.ok) and not getattr(r, "violation", None) and values_equal(r.output, run[2])
+        return bool(r.ok) and not r.violation and values_equal(r.output, run[2])
 
     execute([runs[0][:2] for runs in plans.values()])  # round 1: the first pair of each answer
     alive = {k: runs for k, runs in plans.items() if passes(runs[0])}

@@ -135,8 +135,7 @@ class AZREpisodes:
     def _validate(self, items: list[tuple[str, str]]) -> list:
         if not items:
             return []
-        many = getattr(self.executor, "validate_many", None)
-        return many(items) if many else [self.executor.validate(p, i) for p, i in items]
+        return self.executor.validate_many(items)
 
     # -------------------------------------------------------------- prompts
 
@@ -163,11 +162,12 @@ class AZREpisodes:
             text = self._text(proposer_prompt(task_type, references=references, program=program,
                                               num_inputs=self.azr.induction_inputs,
                                               timeout_s=self.azr.executor_timeout_s))
-            if not references or self._fits(text):
+            fits = self._fits(text)
+            if fits or not references:
                 break
             references = references[:-1]
             self._count("azr/prompts/references_dropped")
-        if not self._fits(text):
+        if not fits:
             self._count("azr/prompts/over_length")
         return ProposerRequest(task_type, text, program)
 

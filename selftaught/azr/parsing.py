@@ -72,12 +72,12 @@ class ParsedAnswer:
     value: str | None = None
 
 
-def _blocks_of(section: str, kind: str) -> list[str]:
-    return [content for k, content in fenced_blocks(section) if k == kind]
+def _blocks_of(blocks: list[tuple[str, str]], kind: str) -> list[str]:
+    return [content for k, content in blocks if k == kind]
 
 
-def _single(section: str, kind: str) -> tuple[str | None, str | None]:
-    found = _blocks_of(section, kind)
+def _single(blocks: list[tuple[str, str]], kind: str) -> tuple[str | None, str | None]:
+    found = _blocks_of(blocks, kind)
     if not found:
         return None, f"missing_block: {kind}"
     if len(found) > 1:
@@ -93,11 +93,12 @@ def parse_proposal(text: str, task_type: str, num_inputs: int = 1) -> ParsedProp
     section = answer_section(text)
     if section is None:
         return ParsedProposal(False, "no_answer_tag")
+    blocks = fenced_blocks(section)
     out = ParsedProposal(True)
     for kind in spec.proposer_writes:
         if kind == "input" and spec.many_inputs:
             seen, inputs = set(), []
-            for content in _blocks_of(section, "input"):
+            for content in _blocks_of(blocks, "input"):
                 if content and content not in seen:
                     seen.add(content)
                     inputs.append(content)
@@ -105,7 +106,7 @@ def parse_proposal(text: str, task_type: str, num_inputs: int = 1) -> ParsedProp
                 return ParsedProposal(False, "missing_block: input")
             out.inputs = inputs[:num_inputs]
             continue
-        content, reason = _single(section, kind)
+        content, reason = _single(blocks, kind)
         if reason:
             return ParsedProposal(False, reason)
         if kind == "python":
@@ -143,7 +144,7 @@ def parse_answer(text: str, task_type: str) -> ParsedAnswer:
     section = answer_section(text)
     if section is None:
         return ParsedAnswer(False, "no_answer_tag")
-    content, reason = _single(section, kind)
+    content, reason = _single(fenced_blocks(section), kind)
     if reason:
         return ParsedAnswer(False, reason)
     if not _well_typed(kind, content):

@@ -55,13 +55,28 @@ def solver_title(task_type: str) -> str:
 
 
 def answer_format(kinds: list[str], note: str = "") -> str:
-    blocks = "\n".join(block(k, _PLACEHOLDERS[k]) for k in kinds)
-    return f"Answer in exactly this format{note}:\n<think> your reasoning </think>\n<answer>\n{blocks}\n</answer>"
+    placeholders = blocks(*((k, _PLACEHOLDERS[k]) for k in kinds))
+    return f"Answer in exactly this format{note}:\n<think> your reasoning </think>\n<answer>\n{placeholders}\n</answer>"
+
+
+def blocks(*pairs: tuple[str, str]) -> str:
+    """Fenced blocks, one per (kind, content), one after another."""
+    return "\n".join(block(kind, content) for kind, content in pairs)
+
+
+def response(thought: str, *pairs: tuple[str, str]) -> str:
+    """An ideal R1-style response to a prompt that ends in <think>: the thought, then
+    the answer blocks (scripted policies and the pretraining corpus write these)."""
+    separator = "\n" if "\n" in thought else " "
+    return f" {thought}{separator}</think>\n<answer>\n{blocks(*pairs)}\n</answer>"
+
+
+def _io_pairs(pairs) -> str:
+    return "\n".join(blocks(("input", i), ("output", o)) for i, o in pairs)
 
 
 def _task_blocks(task: Task) -> str:
-    return "\n".join([block("python", task.program)]
-                     + [f"{block('input', i)}\n{block('output', o)}" for i, o in zip(task.inputs, task.outputs)])
+    return "\n".join([block("python", task.program), _io_pairs(zip(task.inputs, task.outputs))])
 
 
 def proposer_prompt(task_type: str, *, references: list[Task] = (), program: str | None = None,
@@ -91,7 +106,7 @@ def proposer_prompt(task_type: str, *, references: list[Task] = (), program: str
         parts.append("### Reference tasks\n" + shown)
     if spec.given_program:
         parts.append("### Program\n" + block("python", program or ""))
-    kinds = [k for k in spec.proposer_writes]
+    kinds = list(spec.proposer_writes)
     note = f" (one ```input block per input, {num_inputs} in all)" if spec.many_inputs else ""
     parts.append(answer_format(kinds, note))
     return "\n\n".join(parts)
@@ -103,8 +118,7 @@ def solver_prompt(task: Task) -> str:
     parts = [solver_title(task.type), spec.solver_instruction]
     for name in spec.solver_shows:
         if name == "pairs":
-            pairs = "\n".join(f"{block('input', i)}\n{block('output', o)}" for i, o in task.shown_pairs())
-            parts.append("### Examples\n" + pairs)
+            parts.append("### Examples\n" + _io_pairs(task.shown_pairs()))
         else:
             heading, kind, value = _FIELDS[name]
             parts.append(f"### {heading}\n" + block(kind, value(task)))

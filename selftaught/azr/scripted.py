@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import torch
 
 from ..rollout import Rollout, rollout_from_token_rows
-from .prompts import prompt_role
+from .prompts import prompt_role, response
+from .tasks import IDENTITY_INPUT, IDENTITY_MESSAGE, IDENTITY_OUTPUT, IDENTITY_PROGRAM
 
 
 @dataclass(frozen=True)
@@ -32,8 +33,8 @@ class CannedTask:
 
 
 CANNED = (
-    CannedTask("def f(a):\n    return a", "'Hello world'", "'Hello world'", '"Hello world"',
-               ("1", "'x'", "[1, 2]", "None"), "f gives back what it is given."),
+    CannedTask(IDENTITY_PROGRAM, IDENTITY_INPUT, IDENTITY_OUTPUT, '"Hello world"',
+               ("1", "'x'", "[1, 2]", "None"), IDENTITY_MESSAGE),
     CannedTask("def f(a, b):\n    return a * b + 1", "3, 4", "13", "4, 3",
                ("1, 2", "2, 5", "0, 7", "3, 3"), "Multiply the two numbers, then add one."),
     CannedTask("def f(xs):\n    return sorted(set(xs))", "[3, 1, 3, 2]", "[1, 2, 3]", "[2, 3, 1]",
@@ -52,9 +53,8 @@ INVALID_PROPOSALS = (
 WRONG_PROGRAM = "def f(*args):\n    return 0"
 
 
-def _answer(*blocks: tuple[str, str]) -> str:
-    body = "\n".join(f"```{kind}\n{content}\n```" for kind, content in blocks)
-    return f" Let me think it through. </think>\n<answer>\n{body}\n</answer>"
+def _answer(*pairs: tuple[str, str]) -> str:
+    return response("Let me think it through.", *pairs)
 
 
 class ScriptedSampler:

@@ -4,9 +4,8 @@ AZR task formats and for held-out code-reasoning evaluation.
 Each program is a template (one family of behaviour: arithmetic, strings, lists,
 dicts, conditionals, loops) filled with constants. A program's split is decided
 by its template and constants alone (1 in 5 held out), so no seed of one split can
-produce a program of the other. Outputs are computed by running the program, in
-`selftaught.executor` when one is given, else in-process (these are our own
-generated programs, never model-written code).
+produce a program of the other. Outputs are computed by running the program
+in-process (these are our own generated programs, never model-written code).
 """
 
 from __future__ import annotations
@@ -48,10 +47,10 @@ def _dict_arg(rng):
 
 
 _TEMPLATES: list[tuple[str, str, callable]] = [
-    ("arithmetic", "def f(a):\n    return a * {c0} + {c1}", lambda r: _int_args(r)),
+    ("arithmetic", "def f(a):\n    return a * {c0} + {c1}", _int_args),
     ("arithmetic", "def f(a, b):\n    return a - b * {c0}", lambda r: _int_args(r, 2)),
-    ("arithmetic", "def f(a):\n    return (a + {c0}) % {c2}", lambda r: _int_args(r)),
-    ("conditional", "def f(a):\n    if a > {c0}:\n        return a - {c1}\n    return a + {c1}", lambda r: _int_args(r)),
+    ("arithmetic", "def f(a):\n    return (a + {c0}) % {c2}", _int_args),
+    ("conditional", "def f(a):\n    if a > {c0}:\n        return a - {c1}\n    return a + {c1}", _int_args),
     ("conditional", "def f(a, b):\n    return a if a % {c2} == 0 else b", lambda r: _int_args(r, 2)),
     ("loop", "def f(n):\n    total = 0\n    for i in range(n):\n        total += i * {c0}\n    return total",
      lambda r: str(r.randint(0, 9))),

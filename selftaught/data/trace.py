@@ -168,9 +168,11 @@ def _parts(node: ast.expr) -> list[ast.expr]:
     raise _Unsupported(type(node).__name__)
 
 
+_BUILTIN_NAMES = frozenset(dir(builtins))
+
+
 def _free_names(node: ast.expr) -> set[str]:
-    builtin_names = set(dir(builtins))
-    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and n.id not in builtin_names}
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and n.id not in _BUILTIN_NAMES}
 
 
 def _chain(node: ast.expr, env: dict, show_source: bool = True) -> tuple[str, object]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import random
 
-from ..azr.prompts import proposer_prompt, solver_prompt, wrap_prompt
+from ..azr.prompts import proposer_prompt, response, solver_prompt, wrap_prompt
 from ..azr.tasks import Task
 from ..data import arithmetic, programs
 from ..data.trace import worked_trace
@@ -37,11 +37,8 @@ FAMILY_MESSAGES = {
 PLAIN_THOUGHT = "I read the task and work it out."
 
 
-def _answer(*blocks: tuple[str, str], thought: str = PLAIN_THOUGHT) -> str:
-    """An R1-style response (the prompt already opened <think>)."""
-    body = "\n".join(f"```{kind}\n{content}\n```" for kind, content in blocks)
-    separator = "\n" if "\n" in thought else " "
-    return f" {thought}{separator}</think>\n<answer>\n{body}\n</answer>"
+def _answer(*pairs: tuple[str, str], thought: str = PLAIN_THOUGHT) -> str:
+    return response(thought, *pairs)
 
 
 def arithmetic_documents(n: int, seed: int, difficulty: int = 1) -> list[Document]:
