@@ -103,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .errors import UserError
+    from .errors import TrainingStopped, UserError
 
     args = build_parser().parse_args(argv)
     try:
@@ -114,13 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("selftaught: interrupted; `--resume` continues from the last checkpoint", file=sys.stderr)
         return 130
-    except Exception as error:
-        from .trainer import TrainingStopped
-
-        if isinstance(error, TrainingStopped):
-            print(f"selftaught: stopped: {error}", file=sys.stderr)
-            return 1
-        raise
+    except TrainingStopped as error:
+        print(f"selftaught: stopped: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

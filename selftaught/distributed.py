@@ -10,7 +10,7 @@ whole batch) and for resumability:
 - rewards, per-row keys and the few statistics that need the whole batch are
   gathered to every rank (`gather`), advantages are computed on the global batch
   and each rank keeps its rows;
-- the loss of each rank is normalised by global counts (`sum`), so DDP's average
+- the loss of each rank is normalised by the gathered batch's counts, so DDP's average
   of the ranks' gradients is the full-batch gradient.
 
 `Processes.single()` is the one-process case: every operation is the identity, so
@@ -38,10 +38,6 @@ class Processes:
     def from_accelerator(accelerator) -> "Processes":
         return Processes(accelerator.process_index, accelerator.num_processes)
 
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
     def share(self, total: int, what: str = "items") -> slice:
         """This rank's contiguous part of `total` items (which must split evenly)."""
         if total % self.world:
@@ -57,12 +53,6 @@ class Processes:
         from accelerate.utils import gather_object
 
         return gather_object([item])
-
-    def sum(self, value: float) -> float:
-        """Σ over ranks of a Python number (float64, so counts stay exact)."""
-        if self.world == 1:
-            return value
-        return float(sum(self.gather(float(value))))
 
 
 def check_launch(accelerator) -> None:

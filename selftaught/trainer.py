@@ -33,7 +33,7 @@ import torch
 from . import checkpoint, sharded
 from .config import TrainConfig
 from .distributed import Processes, check_launch
-from .errors import UserError
+from .errors import TrainingStopped, UserError  # noqa: F401 - TrainingStopped is raised from here
 from .fused_logprobs import capture_head_input, fused_head, fused_token_logprobs_and_self_certainty
 from .losses import policy_loss
 from .metrics_log import MetricsWriter
@@ -41,10 +41,6 @@ from .models import load_model
 from .ops import sequence_mean, token_logprobs_and_self_certainty
 from .rewards import Scores
 from .rollout import Rollout, Sampler
-
-
-class TrainingStopped(RuntimeError):
-    """Too many consecutive non-finite steps: the run is diverging."""
 
 
 def completion_logprobs(model, prompt_ids, prompt_mask, completion_ids, completion_mask, *,
@@ -173,8 +169,9 @@ class Trainer:
 
         # β = 0 and online self-certainty: no reference model at all (saves a model's memory).
         # With LoRA the reference is the policy with its adapter disabled (`_reference`).
+        self.needs_reference = config.beta > 0 or bool(getattr(episodes, "needs_reference_self_certainty", False))
         self.reference = None
-        if (config.beta > 0 or self._offline_self_certainty(episodes)) and config.lora is None:
+        if self.needs_reference and config.lora is None:
             # the *initial* model, never a checkpoint being resumed
             base = model if resume_from is None else load_model(
                 config.model.name_or_path, config.model.dtype, config.model.trust_remote_code)[0]
@@ -192,7 +189,8 @@ class Trainer:
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
         self.scheduler = self._scheduler(self.optimizer)
         # The fused path reads lm_head's weight after the forward, where FSDP2 may have re-sharded it.
-        self.fused = config.fused_logprobs and not sharded.is_sharded(self.model)
+        self.sharded = sharded.is_sharded(self.model)  # FSDP2
+        self.fused = config.fused_logprobs and not self.sharded
         unwrapped = self.accelerator.unwrap_model(self.model)
         self.sampler = Sampler(unwrapped, self.tokenizer, max_prompt_length=config.max_prompt_length,
                                max_completion_length=config.max_completion_length,
@@ -235,10 +233,6 @@ class Trainer:
             share(self.processes)
         elif self.processes.world > 1:
             raise UserError(f"{type(episodes).__name__} does not support multiple processes; run one process")
-
-    @staticmethod
-    def _offline_self_certainty(episodes) -> bool:
-        return bool(getattr(episodes, "needs_reference_self_certainty", False))
 
     def _scheduler(self, optimizer):
         from transformers import get_constant_schedule_with_warmup, get_cosine_schedule_with_warmup
@@ -308,7 +302,7 @@ class Trainer:
         """
         if self.reference is not None:
             return self.reference, nullcontext
-        if self.config.lora is not None and (self.config.beta > 0 or self._offline_self_certainty(self.episodes)):
+        if self.config.lora is not None and self.needs_reference:
             policy = self.accelerator.unwrap_model(self.model)
             return policy, policy.disable_adapter
         return None, None
@@ -340,24 +334,23 @@ class Trainer:
 
     # ------------------------------------------------------------------ update
 
-    def _update(self, rollout: Rollout, scores: Scores, advantages: torch.Tensor) -> dict:
-        """One optimizer step over the whole rollout, in micro-batches (gradient accumulation).
+    def _update(self, rollout: Rollout, scores: Scores, advantages: torch.Tensor, whole: Rollout) -> dict:
+        """One optimizer step over this rank's rollout, in micro-batches (gradient accumulation).
 
-        Each micro-batch's loss is normalised by the whole step's token/row count over
-        *all* processes, times the number of processes (DDP averages the ranks'
-        gradients), so the gradient does not depend on how the batch is split over
-        micro-batches or processes.
+        Each micro-batch's loss is normalised by the token/row count of `whole` (the
+        step's batch over *all* processes), times the number of processes (DDP
+        averages the ranks' gradients), so the gradient does not depend on how the
+        batch is split over micro-batches or processes.
         """
         from accelerate.utils import DistributedType
 
         config, device, world = self.config, self.accelerator.device, self.processes.world
         deepspeed = self.accelerator.distributed_type == DistributedType.DEEPSPEED
-        mask = rollout.completion_mask
-        global_tokens = max(self.processes.sum(float(mask.sum())), 1.0)
-        totals = {"num_tokens": global_tokens / world, "num_rows": self.processes.sum(float(len(rollout))) / world}
+        global_tokens = max(float(whole.completion_mask.sum()), 1.0)
+        totals = {"num_tokens": global_tokens / world, "num_rows": len(whole) / world}
         batches = self._micro_batches(len(rollout))
         real = len(batches)
-        if sharded.is_sharded(self.model):  # each forward is a collective: all ranks run as many
+        if self.sharded:  # each forward is a collective: all ranks run as many
             if not batches:
                 raise RuntimeError("a rank has no rows to train on; under FSDP2 it cannot join the update")
             batches += [batches[0]] * (sharded.padded_micro_batch_count(real, self.processes) - real)
@@ -445,7 +438,7 @@ class Trainer:
         for _ in range(self.config.num_iterations):
             if self.step >= self.config.max_steps:
                 break
-            update = self._update(rollout, scores, advantages)
+            update = self._update(rollout, scores, advantages, whole)
             self.step += 1
             now = time.perf_counter()
             row = {"step": self.step, **update, **shared, "learning_rate": self.scheduler.get_last_lr()[0],
@@ -453,11 +446,10 @@ class Trainer:
                    "time/step_s": now - started}
             rows.append(row)
             started = generated = scored = now
+            self._log(row, whole, whole_rewards)
             if self.bad_steps >= self.config.max_consecutive_bad_steps:
-                self._log(row, whole, whole_rewards)
                 raise TrainingStopped(f"{self.bad_steps} consecutive steps with a non-finite loss or gradient "
                                       f"(step {self.step}); lower learning_rate or check the data")
-            self._log(row, whole, whole_rewards)
         return rows
 
     def _rollout_metrics(self, rollout, self_certainty, rewards, advantages) -> dict:

@@ -65,7 +65,7 @@ def _one_update(tmp_path, monkeypatch, extra_micro_batches):
     rollout = trainer.episodes.collect(trainer.sampler, trainer.completions_per_step())
     scores = trainer.score(rollout)
     advantages = torch.linspace(-1.0, 1.0, len(rollout))
-    update = trainer._update(rollout, scores, advantages)
+    update = trainer._update(rollout, scores, advantages, rollout)  # one process: the whole batch
     return update, [p.detach().clone() for p in trainer.model.parameters()]
 
 
