@@ -22,47 +22,25 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from selftaught.models.competence import measure_competence  # noqa: E402
 from selftaught.models.corpus import build_corpus  # noqa: E402
 from selftaught.models.pretrain import pretrain  # noqa: E402
+from selftaught.models.tiny import qwen2_model, train_bpe_tokenizer  # noqa: E402
 
 SPECIAL_TOKENS = ["<|endoftext|>"]
 
 
 def train_tokenizer(texts: list[str], vocab_size: int):
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    core = Tokenizer(models.BPE())
-    core.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Digits(individual_digits=True),
-        pre_tokenizers.ByteLevel(add_prefix_space=False),
-    ])
-    core.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    core.train_from_iterator(texts, trainer)
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, eos_token="<|endoftext|>", pad_token="<|endoftext|>")
-    tokenizer.padding_side = "left"
-    return tokenizer
+    return train_bpe_tokenizer(texts, vocab_size, SPECIAL_TOKENS, split_digits=True)
 
 
-def build_model(vocab_size: int, eos_id: int, hidden: int, layers: int, seed: int):
-    from transformers import Qwen2Config, Qwen2ForCausalLM
-
-    config = Qwen2Config(
-        vocab_size=vocab_size, hidden_size=hidden, intermediate_size=hidden * 8 // 3,
-        num_hidden_layers=layers, num_attention_heads=hidden // 48, num_key_value_heads=2,
-        max_position_embeddings=1536, tie_word_embeddings=True, rope_theta=10000.0,
-        bos_token_id=eos_id, eos_token_id=eos_id, pad_token_id=eos_id,
-    )
-    torch.manual_seed(seed)
-    return Qwen2ForCausalLM(config)
+def build_model(tokenizer, hidden: int, layers: int, seed: int):
+    return qwen2_model(tokenizer, seed, hidden_size=hidden, intermediate_size=hidden * 8 // 3,
+                       num_hidden_layers=layers, num_attention_heads=hidden // 48, num_key_value_heads=2,
+                       max_position_embeddings=1536, tie_word_embeddings=True, rope_theta=10000.0)
 
 
 def target_rows(values: dict) -> list[tuple[str, str, bool]]:
@@ -146,12 +124,11 @@ def main() -> int:
     args = parser.parse_args()
 
     started = time.perf_counter()
-    torch.manual_seed(args.seed)
     documents = build_corpus(arithmetic_n=args.arithmetic, programs_n=args.programs, seed=args.seed,
                              arithmetic_repeats=args.arithmetic_repeats, azr_repeats=args.azr_repeats,
                              program_examples=args.program_examples, deduction_examples=args.deduction_examples)
     tokenizer = train_tokenizer([d.context + d.continuation for d in documents], args.vocab)
-    model = build_model(len(tokenizer), tokenizer.eos_token_id, args.hidden, args.layers, args.seed)
+    model = build_model(tokenizer, args.hidden, args.layers, args.seed)
     parameters = sum(p.numel() for p in model.parameters())
     print(f"corpus: {len(documents)} documents; tokenizer: {len(tokenizer)} tokens; model: {parameters:,} parameters",
           flush=True)
