@@ -45,7 +45,6 @@ def main() -> int:
                                            "progress_bar=false", f"save_steps={args.steps}"])
         trainer = Trainer(config)
         history = trainer.train()
-        trainer.episodes.close()
     timed_keys = sorted(k for k in history[0] if k.startswith("azr/time/"))
     print("per-step timers recorded:", ", ".join(timed_keys))
     steady = history[1:] or history

@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from selftaught.config import build_config  # noqa: E402
 from selftaught.data import arithmetic  # noqa: E402
 from selftaught.demo import intuitor_recipe  # noqa: E402
+from selftaught.models import load_model  # noqa: E402
 from selftaught.models.competence import arithmetic_accuracy  # noqa: E402
 from selftaught.trainer import Trainer  # noqa: E402
 
@@ -43,10 +44,9 @@ def main() -> int:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as scratch:
         recipe = intuitor_recipe("intuitor", Path(scratch) / "base", args.steps)
-        base = Trainer(build_config(recipe))
         problems = dev_problems(recipe)
-        model = base.accelerator.unwrap_model(base.model)
-        base_accuracy = arithmetic_accuracy(model, base.tokenizer, len(problems), problems=problems)
+        model, tokenizer = load_model(recipe["model"]["name_or_path"])
+        base_accuracy = arithmetic_accuracy(model, tokenizer, len(problems), problems=problems)
         print(f"dev set: {len(problems)} train-split problems not trained on; base {base_accuracy.value:.3f}")
         best = {}
         for method in ("intuitor", "grpo"):

@@ -23,8 +23,10 @@ from pathlib import Path
 import torch
 
 from .config import build_config
-from .models.competence import AZR_COMPLETION_TOKENS, AZR_SETTINGS, arithmetic_accuracy, program_solve_rates
-from .report import write_report
+from .models.competence import (ARITHMETIC_TEMPERATURE, AZR_COMPLETION_TOKENS, AZR_SETTINGS, AZR_TEMPERATURE,
+                                arithmetic_accuracy, program_solve_rates)
+from .models.corpus import ARITHMETIC_CONTEXT
+from .report import AZR_TYPES, CURVES, write_report
 from .trainer import Trainer
 
 DEMO_MODEL = "tiny"
@@ -42,9 +44,10 @@ def _common(output_dir: Path, steps: int) -> dict:
 def intuitor_recipe(method: str, output_dir: Path, steps: int) -> dict:
     """intuitor_tiny / grpo_tiny: 8 prompts × G = 4 per step on the arithmetic generator."""
     return {**_common(output_dir, steps), "method": method,
-            "data": {"source": "arithmetic", "num_examples": 2000, "prompt_template": "Question: {prompt}\nAnswer:"},
+            "data": {"source": "arithmetic", "num_examples": 2000, "prompt_template": ARITHMETIC_CONTEXT},
             "num_generations": 4, "per_device_train_batch_size": 32, "max_prompt_length": 64,
-            "max_completion_length": 32, "temperature": 0.9, "learning_rate": DEMO_LEARNING_RATES[method],
+            "max_completion_length": 32, "temperature": ARITHMETIC_TEMPERATURE,
+            "learning_rate": DEMO_LEARNING_RATES[method],
             "warmup_ratio": 0.1,
             "beta": 0.0}
 
@@ -56,7 +59,8 @@ def azr_recipe(output_dir: Path, steps: int, per_type_role: int) -> dict:
                     "seed_proposals": per_type_role, "seed_rounds": 1},
             "per_device_train_batch_size": 24, "max_prompt_length": 1024,
             "max_completion_length": AZR_COMPLETION_TOKENS,
-            "temperature": 1.0, "learning_rate": 1e-4, "lr_scheduler_type": "constant", "warmup_ratio": 0.0,
+            "temperature": AZR_TEMPERATURE, "learning_rate": 1e-4, "lr_scheduler_type": "constant",
+            "warmup_ratio": 0.0,
             "beta": 0.0}
 
 
@@ -71,9 +75,7 @@ def _evaluate(trainer: Trainer, n: int, arithmetic: bool = True) -> dict:
     return figures
 
 
-CURVE_KEYS = ("reward/mean", "self_certainty/mean", "completion_length/mean", "rewards/math_answer/mean",
-              *(f"azr/{t}/{what}" for t in ("deduction", "abduction", "induction")
-                for what in ("propose/valid_rate", "solve/solve_rate")))
+CURVE_KEYS = (*CURVES, *(f"azr/{t}/{what}" for t in AZR_TYPES for what in ("propose/valid_rate", "solve/solve_rate")))
 
 
 def _curves(history: list[dict]) -> dict[str, list[float]]:
@@ -84,11 +86,6 @@ def _curves(history: list[dict]) -> dict[str, list[float]]:
         if values:
             curves[key] = values
     return curves
-
-
-def _trend(curves: dict, key: str) -> list[float] | None:
-    values = curves.get(key)
-    return [values[0], values[-1]] if values else None
 
 
 def auroc(positive: torch.Tensor, negative: torch.Tensor) -> float:
@@ -105,32 +102,28 @@ def self_certainty_auroc(trainer: Trainer, n: int, samples: int = 4) -> dict:
     wrong ones? Sampled completions of `n` training prompts, scored as in training.
     Intuitor can only raise accuracy where this AUROC is above 0.5."""
     from .data import arithmetic
-    from .rewards.math_answer import answers_match, extract_answer
+    from .episodes import format_prompt
+    from .rewards import MathAnswerReward
 
-    recipe = trainer.config.data
+    data = trainer.config.data
     problems = arithmetic.generate(n, split="train", seed=trainer.config.seed)
-    texts = [recipe.prompt_template.format(prompt=p.prompt) for p in problems for _ in range(samples)]
-    golds = [p.answer for p in problems for _ in range(samples)]
+    texts = [format_prompt(trainer.tokenizer, p.prompt, data.prompt_template, data.system_prompt,
+                           data.use_chat_template) for p in problems]
     with torch.random.fork_rng():  # leave the training run's random stream as it was
-        rollout = trainer.sampler.sample(texts)
+        rollout = trainer.sampler.sample(texts, samples, extras={"answer": [p.answer for p in problems]})
         certainty = trainer.score(rollout).self_certainty
-    correct = torch.tensor([extract_answer(text) is not None and bool(answers_match(extract_answer(text), gold))
-                            for text, gold in zip(rollout.completions, golds)], dtype=torch.bool)
+    correct = MathAnswerReward()(rollout.completions, rollout.extras, None).bool()
 
     def finite(value: float) -> float | None:  # JSON has no NaN: None when one side is empty
         return value if value == value else None
 
-    return {"auroc": finite(auroc(certainty[correct], certainty[~correct])), "n": len(golds),
+    return {"auroc": finite(auroc(certainty[correct], certainty[~correct])), "n": len(rollout),
             "correct": int(correct.sum()), "self_certainty_right": finite(float(certainty[correct].mean())),
             "self_certainty_wrong": finite(float(certainty[~correct].mean()))}
 
 
 def _run_record(history: list[dict], after: dict, recipe: dict) -> dict:
-    curves = _curves(history)
-    return {"steps": len(history), "after": after, "config": recipe, "curves": curves,
-            "self_certainty": _trend(curves, "self_certainty/mean"),
-            "gold_reward": _trend(curves, "rewards/math_answer/mean"),
-            "completion_length": _trend(curves, "completion_length/mean"),
+    return {"steps": len(history), "after": after, "config": recipe, "curves": _curves(history),
             "seconds_per_step": sum(r["time/step_s"] for r in history) / len(history)}
 
 
@@ -158,7 +151,6 @@ def run_demo(output_dir: str, quick: bool = False) -> dict:
 
     azr = Trainer(build_config(recipes["azr"]))
     history = azr.train()
-    azr.episodes.close()
     summary["runs"]["azr"] = _run_record(history, _evaluate(azr, n_eval, arithmetic=False), recipes["azr"])
     print(_line("azr", summary["runs"]["azr"]["after"]), flush=True)
     summary["runtime_s"] = time.perf_counter() - started
@@ -192,9 +184,9 @@ def table(summary: dict) -> str:
         lines.append(f"{name:<14}" + "".join(f"{_cell(figures.get(c)):>24}" for c in columns)
                      + (f"{seconds:>9.2f}" if seconds else f"{'':>9}"))
     for name, run in summary["runs"].items():
-        sc = run.get("self_certainty")
-        if sc:
-            lines.append(f"{name}: self-certainty {sc[0]:.3f} → {sc[1]:.3f}; completion length "
-                         f"{run['completion_length'][0]:.1f} → {run['completion_length'][1]:.1f}")
+        sc, length = run["curves"].get("self_certainty/mean"), run["curves"].get("completion_length/mean")
+        if sc and length:
+            lines.append(f"{name}: self-certainty {sc[0]:.3f} → {sc[-1]:.3f}; completion length "
+                         f"{length[0]:.1f} → {length[-1]:.1f}")
     lines.append(f"total {summary['runtime_s']:.0f} s; every figure in summary.json")
     return "\n".join(lines)

@@ -504,4 +504,7 @@ class Trainer:
             bar.close()
             if self.metrics is not None:
                 self.metrics.close()
+            close = getattr(self.episodes, "close", None)  # e.g. AZR's sandbox processes
+            if close is not None:
+                close()
         return history

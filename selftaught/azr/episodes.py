@@ -257,12 +257,13 @@ class AZREpisodes:
 
     # --------------------------------------------------------------- solving
 
-    def solve(self, sampler, tasks: list[Task], num_generations: int) -> tuple[Rollout, list, list[bool]]:
+    def solve(self, sampler, tasks: list[Task], num_generations: int,
+              greedy: bool = False) -> tuple[Rollout, list, list[bool]]:
         """Sample solver responses for `tasks` (num_generations each, rows grouped by task) and check them."""
         started = time.perf_counter()
         texts = [self.solver_text(task) for task in tasks]
         self._count("azr/prompts/over_length", sum(not self._fits(t) for t in texts))
-        rollout = sampler.sample(texts, num_generations)
+        rollout = sampler.sample(texts, num_generations, greedy=greedy)
         generated = time.perf_counter()
         row_tasks = [task for task in tasks for _ in range(num_generations)]
         answers = [parse_answer(text, task.type) for text, task in zip(rollout.completions, row_tasks)]

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
-from ..azr.checking import check_answers
 from ..azr.episodes import AZREpisodes
-from ..azr.parsing import parse_answer
 from ..config import build_config
 from ..data import PromptRow, arithmetic
 from ..evaluate import Accuracy, math_accuracy
@@ -65,9 +63,7 @@ def program_solve_rates(model, tokenizer, n: int, seed: int = 0, greedy: bool = 
     rates = {}
     with azr_evaluator(tokenizer, seed) as source:
         for task_type in task_types:
-            rollout = sampler.sample([source.solver_text(t) for t in tasks[task_type]], greedy=greedy)
-            answers = [parse_answer(text, task.type) for text, task in zip(rollout.completions, tasks[task_type])]
-            correct = check_answers(source.executor, tasks[task_type], [a.value if a.ok else None for a in answers])
+            _, _, correct = source.solve(sampler, tasks[task_type], 1, greedy=greedy)  # exactly as in self-play
             rates[task_type] = Accuracy(sum(correct), len(correct))
     return rates
 

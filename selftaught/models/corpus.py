@@ -116,9 +116,7 @@ def build_corpus(*, arithmetic_n: int, programs_n: int, seed: int, induction_inp
     which induction shows the first `induction_inputs`)."""
     examples = max(program_examples, induction_inputs)
     items = programs.generate(programs_n, split="train", seed=seed, examples=examples)
-    documents = []
-    for r in range(arithmetic_repeats):
-        documents += arithmetic_documents(arithmetic_n, seed)
+    documents = arithmetic_documents(arithmetic_n, seed) * arithmetic_repeats  # the same problems each pass
     for r in range(azr_repeats):
         documents += azr_documents(items, seed + r, induction_inputs=induction_inputs, rotation=r,
                                    deduction_examples=deduction_examples)
