@@ -126,9 +126,10 @@ def evaluate(model: str, benchmarks: list[str], *, limit: int | None = None, sam
     benchmarks = [b.strip() for name in benchmarks for b in name.split(",") if b.strip()]
     if not benchmarks:
         raise UserError("name at least one benchmark")
-    for name in benchmarks:  # fail on a typo or a bad file before the model loads
+    preloaded = {}  # user files, read once: fail on a bad file before the model loads
+    for name in benchmarks:
         if name.endswith(".jsonl"):
-            load_benchmark(name, limit)
+            preloaded[name] = load_benchmark(name, limit)
         elif name not in NAMES:
             raise UserError(f"unknown benchmark {name!r}; choose from {', '.join(NAMES)} or a .jsonl file")
 
@@ -147,7 +148,7 @@ def evaluate(model: str, benchmarks: list[str], *, limit: int | None = None, sam
             executor = PythonExecutor(workers=executor_workers, timeout_s=10.0, memory_mb=512)
         for name in benchmarks:
             t0 = time.perf_counter()
-            bench = load_benchmark(name, limit, executor)
+            bench = preloaded.get(name) or load_benchmark(name, limit, executor)
             new_tokens = max_new_tokens or bench.max_new_tokens
             sampler = Sampler(policy, tokenizer, max_prompt_length=max_prompt_length,
                               max_completion_length=new_tokens, temperature=temperature or 1.0, top_p=top_p,
