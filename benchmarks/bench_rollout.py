@@ -55,7 +55,7 @@ def main() -> None:
 
     from selftaught.data import arithmetic
     from selftaught.ops import completion_mask
-    from selftaught.rollout import Sampler
+    from selftaught.rollout import Sampler, encode_prompts
 
     model, tokenizer = build_model(args.hidden, args.layers)
     model.eval()
@@ -64,7 +64,7 @@ def main() -> None:
     settings = dict(max_prompt_length=256, max_completion_length=T, temperature=0.9, top_p=1.0, top_k=0)
     ours = Sampler(model, tokenizer, **settings)
     previous = Sampler(model, tokenizer, backend="generate", **settings)
-    ids, mask = ours._tokenize(prompts)
+    ids, mask = encode_prompts(tokenizer, prompts, settings["max_prompt_length"])
     ids, mask = ids.repeat_interleave(G, 0), mask.repeat_interleave(G, 0)
     config = ours._generation_config(greedy=False)
 

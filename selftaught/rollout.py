@@ -75,6 +75,19 @@ class Rollout:
         )
 
 
+def encode_prompts(tokenizer, prompts: list[str], max_prompt_length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids, attention mask) of `prompts`, left-padded and left-truncated to max_prompt_length."""
+    tokenizer.padding_side, tokenizer.truncation_side = "left", "left"
+    encoded = tokenizer(prompts, return_tensors="pt", padding=True, truncation=True,
+                        max_length=max_prompt_length, add_special_tokens=False)
+    return encoded["input_ids"], encoded["attention_mask"]
+
+
+def repeat_per_completion(values: list, num_generations: int) -> list:
+    """Per-prompt values as per-completion values (a group's rows are consecutive)."""
+    return [v for v in values for _ in range(num_generations)]
+
+
 def rollout_from_token_rows(tokenizer, prompts: list[str], rows: list[list[int]], num_generations: int,
                             max_prompt_length: int, extras: dict | None = None) -> Rollout:
     """A Rollout from given completion token rows (num_generations per prompt, in order).
@@ -82,9 +95,7 @@ def rollout_from_token_rows(tokenizer, prompts: list[str], rows: list[list[int]]
     For stand-in policies (tests, scripted self-play): every token of a row is real;
     prompts are left-padded and truncated exactly as `Sampler` does.
     """
-    tokenizer.padding_side, tokenizer.truncation_side = "left", "left"
-    encoded = tokenizer(prompts, return_tensors="pt", padding=True, truncation=True,
-                        max_length=max_prompt_length, add_special_tokens=False)
+    prompt_ids, prompt_mask = encode_prompts(tokenizer, prompts, max_prompt_length)
     width = max(len(r) for r in rows)
     completion_ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
     completion_mask = torch.zeros((len(rows), width), dtype=torch.bool)
@@ -92,12 +103,12 @@ def rollout_from_token_rows(tokenizer, prompts: list[str], rows: list[list[int]]
         completion_ids[k, :len(row)] = torch.tensor(row)
         completion_mask[k, :len(row)] = True
     return Rollout(
-        prompt_ids=encoded["input_ids"].repeat_interleave(num_generations, dim=0),
-        prompt_mask=encoded["attention_mask"].bool().repeat_interleave(num_generations, dim=0),
+        prompt_ids=prompt_ids.repeat_interleave(num_generations, dim=0),
+        prompt_mask=prompt_mask.bool().repeat_interleave(num_generations, dim=0),
         completion_ids=completion_ids, completion_mask=completion_mask,
-        prompts=[p for p in prompts for _ in range(num_generations)],
+        prompts=repeat_per_completion(prompts, num_generations),
         completions=tokenizer.batch_decode(completion_ids, skip_special_tokens=True),
-        extras={k: [v for v in values for _ in range(num_generations)] for k, values in (extras or {}).items()},
+        extras={k: repeat_per_completion(values, num_generations) for k, values in (extras or {}).items()},
     )
 
 
@@ -218,12 +229,6 @@ class Sampler:
             pad_token_id=self.pad_id, bos_token_id=None, repetition_penalty=1.0, **sampling,
         )
 
-    def _tokenize(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        self.tokenizer.padding_side, self.tokenizer.truncation_side = "left", "left"
-        encoded = self.tokenizer(prompts, return_tensors="pt", padding=True, truncation=True,
-                                 max_length=self.max_prompt_length, add_special_tokens=False)
-        return encoded["input_ids"], encoded["attention_mask"]
-
     @torch.no_grad()
     def sample(self, prompts: list[str], num_generations: int = 1, greedy: bool = False,
                extras: dict | None = None) -> Rollout:
@@ -232,7 +237,7 @@ class Sampler:
         `extras`: per-prompt lists (e.g. gold answers), repeated to per-completion.
         """
         device = next(self.model.parameters()).device
-        unique_ids, unique_mask = self._tokenize(prompts)
+        unique_ids, unique_mask = encode_prompts(self.tokenizer, prompts, self.max_prompt_length)
         group = torch.arange(len(prompts)).repeat_interleave(num_generations)  # row → its prompt
         was_training = self.model.training
         self.model.eval()
@@ -251,9 +256,9 @@ class Sampler:
         cmask = completion_mask(completion_ids, self.eos_ids)
         completion_ids = completion_ids.masked_fill(~cmask, self.pad_id)
         texts = self.tokenizer.batch_decode(completion_ids, skip_special_tokens=True)
-        repeated = {k: [v for v in values for _ in range(num_generations)] for k, values in (extras or {}).items()}
+        repeated = {k: repeat_per_completion(values, num_generations) for k, values in (extras or {}).items()}
         return Rollout(prompt_ids=ids, prompt_mask=mask.bool(), completion_ids=completion_ids,
-                       completion_mask=cmask, prompts=[p for p in prompts for _ in range(num_generations)],
+                       completion_mask=cmask, prompts=repeat_per_completion(prompts, num_generations),
                        completions=texts, extras=repeated)
 
     def _generate_chunk(self, unique_ids, unique_mask, rows, greedy, device) -> torch.Tensor:
