@@ -50,9 +50,10 @@ class MetricsWriter:
         path.write_text("".join(line + "\n" for line in kept))
 
     @staticmethod
-    def _append(path: Path, record: dict) -> None:
+    def _append(path: Path, *records: dict) -> None:
+        """Append JSON lines and make them durable (one open and one fsync per call)."""
         with path.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps({k: _clean(v) for k, v in record.items()}) + "\n")
+            handle.write("".join(json.dumps({k: _clean(v) for k, v in r.items()}) + "\n" for r in records))
             handle.flush()
             os.fsync(handle.fileno())
 
@@ -64,8 +65,8 @@ class MetricsWriter:
                     self.board.add_scalar(key, value, record["step"])
 
     def log_completions(self, step: int, samples: list[dict]) -> None:
-        for sample in samples:
-            self._append(self.completions_path, {"step": step, **sample})
+        if samples:
+            self._append(self.completions_path, *({"step": step, **sample} for sample in samples))
 
     def close(self) -> None:
         if self.board is not None:
