@@ -23,6 +23,25 @@ def tiny_overrides(output_dir, **extra) -> dict:
         "save_steps": 1,
         "progress_bar": False,
     }
+    return _override(raw, extra)
+
+
+def azr_overrides(output_dir, **extra) -> dict:
+    """A fast Absolute Zero config on the built-in random model (scripted policies drive it)."""
+    raw = {
+        "method": "azr", "output_dir": str(output_dir), "max_steps": 2, "seed": 0,
+        "model": {"name_or_path": "tiny-random"},
+        "azr": {"tasks_per_type_role": 2, "learnability_rollouts": 3, "num_references": 1, "induction_inputs": 4,
+                "seed_proposals": 2, "seed_rounds": 1, "executor_workers": 2, "executor_timeout_s": 2.0},
+        "per_device_train_batch_size": 12, "max_prompt_length": 1024, "max_completion_length": 160,
+        "learning_rate": 1e-4, "lr_scheduler_type": "constant", "warmup_ratio": 0.0,
+        "temperature": 1.0, "save_steps": 1, "progress_bar": False,
+    }
+    return _override(raw, extra)
+
+
+def _override(raw: dict, extra: dict) -> dict:
+    """Set dotted keys ("azr.seed_rounds") in a raw config."""
     for key, value in extra.items():
         node = raw
         *parents, last = key.split(".")

@@ -25,7 +25,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from conftest import tiny_overrides  # noqa: E402
+from conftest import azr_overrides, tiny_overrides  # noqa: E402
 
 from selftaught.config import build_config  # noqa: E402
 from selftaught.rollout import Rollout, rollout_from_token_rows  # noqa: E402
@@ -101,15 +101,8 @@ def equivalence_step(output_dir, scenario: str, processes: int) -> dict | None:
 def azr_step(output_dir) -> None:
     from selftaught.azr.scripted import ScriptedSampler
 
-    raw = {
-        "method": "azr", "output_dir": str(output_dir), "max_steps": 1, "seed": 0,
-        "model": {"name_or_path": "tiny-random"},
-        "azr": {"tasks_per_type_role": 2, "learnability_rollouts": 2, "num_references": 1, "induction_inputs": 4,
-                "seed_proposals": 2, "seed_rounds": 1, "executor_workers": 1, "executor_timeout_s": 5.0},
-        "per_device_train_batch_size": 6, "max_prompt_length": 1024, "max_completion_length": 160,
-        "learning_rate": 1e-4, "lr_scheduler_type": "constant", "warmup_ratio": 0.0,
-        "temperature": 1.0, "save_steps": 1, "progress_bar": False,
-    }
+    raw = azr_overrides(output_dir, max_steps=1, per_device_train_batch_size=6, **{
+        "azr.learnability_rollouts": 2, "azr.executor_workers": 1, "azr.executor_timeout_s": 5.0})
     trainer = Trainer(build_config(raw))
     rank = trainer.processes.rank
     sampler = ScriptedSampler(trainer.tokenizer, max_prompt_length=1024, max_completion_length=160, seed=rank,

@@ -4,6 +4,8 @@ built-in random model through the command line (mechanics only)."""
 
 import json
 
+from conftest import azr_overrides
+
 from selftaught.azr.scripted import CANNED, ScriptedSampler
 from selftaught.cli import main
 from selftaught.config import build_config
@@ -14,22 +16,7 @@ ROLES = ("propose", "solve")
 
 
 def azr_config(output_dir, **extra):
-    raw = {
-        "method": "azr", "output_dir": str(output_dir), "max_steps": 2, "seed": 0,
-        "model": {"name_or_path": "tiny-random"},
-        "azr": {"tasks_per_type_role": 2, "learnability_rollouts": 3, "num_references": 1, "induction_inputs": 4,
-                "seed_proposals": 2, "seed_rounds": 1, "executor_workers": 2, "executor_timeout_s": 2.0},
-        "per_device_train_batch_size": 12, "max_prompt_length": 1024, "max_completion_length": 160,
-        "learning_rate": 1e-4, "lr_scheduler_type": "constant", "warmup_ratio": 0.0,
-        "temperature": 1.0, "save_steps": 1, "progress_bar": False,
-    }
-    for key, value in extra.items():
-        node = raw
-        *parents, last = key.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[last] = value
-    return build_config(raw)
+    return build_config(azr_overrides(output_dir, **extra))
 
 
 def scripted_trainer(config, resume=False):
