@@ -1,6 +1,7 @@
 """Prompt data sets: rows of {"prompt": str, "answer": str | None}.
 
-Sources: the built-in arithmetic generator, a JSONL file, or a Hugging Face data
+Sources: the built-in generators (`arithmetic`; `addition`, the task of the
+`tiny-math` model), a JSONL file, or a Hugging Face data
 set (by name, or a local directory saved with `save_to_disk`). Every bad input
 ends in a UserError naming the file, line and fix.
 """
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UserError
-from . import arithmetic
+from . import addition, arithmetic
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,11 @@ def load_rows(source: str, *, split: str = "train", prompt_field: str = "prompt"
         problems = arithmetic.generate(num_examples, split=split if split in arithmetic.SPLITS else "train",
                                        seed=seed, difficulty=difficulty)
         rows = [PromptRow(p.prompt, p.answer) for p in problems]
+    elif source == "addition":
+        if split not in addition.SPLITS:
+            raise UserError(f"data.split {split!r} is not a split of the addition generator; "
+                            f"choose one of {', '.join(addition.SPLITS)}")
+        rows = [PromptRow(p.prompt, p.answer) for p in addition.generate(num_examples, split=split, seed=seed)]
     elif source.endswith(".jsonl"):
         rows = _rows_from_jsonl(Path(source), prompt_field, answer_field)
     else:

