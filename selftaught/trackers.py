@@ -137,17 +137,22 @@ class TrackioTracker:
 
 
 class MlflowTracker:
-    """MLFLOW_TRACKING_URI when set, else a file store in `output_dir/mlruns`."""
+    """MLFLOW_TRACKING_URI when set, else an SQLite store `output_dir/mlflow.db` with the
+    artifacts in `output_dir/mlartifacts` (MLflow 3 refuses its old file store)."""
     name = "mlflow"
 
     def __init__(self, output_dir: Path, run_name: str, config: dict):
         import mlflow
 
         self.mlflow = mlflow
+        name = os.environ.get("MLFLOW_EXPERIMENT_NAME", PROJECT)
         if not os.environ.get("MLFLOW_TRACKING_URI"):
-            mlflow.set_tracking_uri((output_dir / "mlruns").resolve().as_uri())
-        mlflow.set_experiment(os.environ.get("MLFLOW_EXPERIMENT_NAME", PROJECT))
-        self.run = mlflow.start_run(run_name=run_name)
+            output_dir.mkdir(parents=True, exist_ok=True)
+            mlflow.set_tracking_uri(f"sqlite:///{(output_dir / 'mlflow.db').resolve()}")
+            if mlflow.get_experiment_by_name(name) is None:
+                mlflow.create_experiment(name, artifact_location=(output_dir / "mlartifacts").resolve().as_uri())
+        experiment = mlflow.set_experiment(name)
+        self.run = mlflow.start_run(run_name=run_name, experiment_id=experiment.experiment_id)
         limit = 6000  # mlflow's longest parameter value
         mlflow.log_params({k: str(v)[:limit] for k, v in _flatten(config).items()})
 

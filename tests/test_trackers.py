@@ -155,7 +155,7 @@ def test_wandb_offline_and_trackio_get_every_row_config_and_completions(tmp_path
 
 
 @pytest.mark.skipif(not trackers.installed("mlflow"), reason="mlflow is not installed (not in requirements.lock)")
-def test_mlflow_file_store_gets_every_row(tmp_path, monkeypatch):
+def test_mlflow_local_store_gets_every_row_params_and_completions(tmp_path, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     _adapter_roundtrip("mlflow", tmp_path)
     import mlflow
@@ -164,6 +164,9 @@ def test_mlflow_file_store_gets_every_row(tmp_path, monkeypatch):
     assert run.data.params["learning_rate"] == "0.001"
     history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "reward/mean")
     assert [(m.step, m.value) for m in history] == [(1, 0.5), (2, 0.75)]
+    artifacts = [a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "completions")]
+    assert artifacts == ["completions/step-000001.jsonl", "completions/step-000002.jsonl"]
+    assert (tmp_path / "mlflow.db").exists()
 
 
 @pytest.mark.skipif(not trackers.installed("tensorboard"), reason="tensorboard is not installed")
