@@ -30,7 +30,7 @@ def _eval(args) -> int:
     results = evaluate(args.model, args.benchmark, limit=args.limit, samples=args.samples,
                        temperature=args.temperature, top_p=args.top_p, max_new_tokens=args.max_new_tokens,
                        batch_size=args.batch_size, seed=args.seed, output_dir=args.output_dir, dtype=args.dtype,
-                       use_chat_template=args.chat_template, 
+                       use_chat_template=args.chat_template,
                        log_every=0 if args.quiet else 1 if args.log_every is None else args.log_every)
     print(format_table(results))
     print(f"results: {args.output_dir}/results.json")
@@ -77,9 +77,15 @@ def _log_overrides(args) -> list[str]:
     return [f"{key}={str(value).lower()}" for key, value in _log_settings(args).items()]
 
 
+def _count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number of 0 or more, got {text!r}")
+    return int(text)
+
+
 def _add_log_flags(command, unit: str = "steps") -> None:
     command.add_argument("--quiet", action="store_true", help="no progress bar and no progress lines")
-    command.add_argument("--log-every", type=int, default=None, metavar="N",
+    command.add_argument("--log-every", type=_count, default=None, metavar="N",
                          help=f"when stdout is not a terminal, one plain progress line every N {unit}")
 
 
@@ -144,9 +150,6 @@ def main(argv: list[str] | None = None) -> int:
     from .errors import TrainingStopped, UserError
 
     args = build_parser().parse_args(argv)
-    if getattr(args, "log_every", None) is not None and args.log_every < 0:
-        print("selftaught: error: --log-every must be 0 or more", file=sys.stderr)
-        return 2
     try:
         return args.run(args)
     except UserError as error:

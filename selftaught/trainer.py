@@ -496,12 +496,12 @@ class Trainer:
     def train(self) -> list[dict]:
         """Train to `max_steps`, checkpointing every `save_steps` and at the end."""
         history: list[dict] = []
-        if self.metrics is not None:
-            self.metrics.start()  # trackers first: a tracker that cannot start stops the run before step 1
         progress = TrainProgress(self.config.max_steps, self.step, enabled=self.accelerator.is_main_process,
                                  bar=self.config.progress_bar, log_every=self.config.log_every)
         last_saved = self.step
         try:
+            if self.metrics is not None:
+                self.metrics.start()  # trackers first: one that cannot start stops the run before step 1
             while self.step < self.config.max_steps:
                 for row in self.train_step():
                     history.append(row)

@@ -177,6 +177,9 @@ def test_tensorboard_gets_every_row(tmp_path):
     events = EventAccumulator(str(tmp_path / "tensorboard"))
     events.Reload()
     assert [(e.step, e.value) for e in events.Scalars("reward/mean")] == [(1, 0.5), (2, 0.75)]
+    texts = {tag: [e.tensor_proto.string_val[0].decode() for e in events.Tensors(tag)] for tag in events.Tags()["tensors"]}
+    assert '"learning_rate": 0.001' in texts["config/text_summary"][0]
+    assert texts["completions/text_summary"][1].splitlines()[2] == "| 1+1= | 2 | 1.0 |"
 
 
 def _adapter_roundtrip(name, output_dir):
