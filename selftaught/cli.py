@@ -83,10 +83,10 @@ def _count(text: str) -> int:
     return int(text)
 
 
-def _add_log_flags(command, unit: str = "steps") -> None:
+def _add_log_flags(command, every: str = "when stdout is not a terminal, one plain progress line every N steps "
+                                          "(default 10; a terminal gets the progress bar)") -> None:
     command.add_argument("--quiet", action="store_true", help="no progress bar and no progress lines")
-    command.add_argument("--log-every", type=_count, default=None, metavar="N",
-                         help=f"when stdout is not a terminal, one plain progress line every N {unit}")
+    command.add_argument("--log-every", type=_count, default=None, metavar="N", help=every)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -120,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--chat-template", default="auto", choices=["auto", "always", "never"],
                     help="wrap prompts in the tokenizer's chat template (auto: when it has one)")
     ev.add_argument("--output-dir", default="runs/eval", help="results.json goes here")
-    _add_log_flags(ev, unit="generate batches (default 1)")
+    _add_log_flags(ev, every="one progress line on stderr every N generate batches (default 1)")
     ev.set_defaults(run=_eval)
 
     export = commands.add_parser("export", help="write a training checkpoint as a plain model directory")
