@@ -77,8 +77,11 @@ class TensorBoardTracker:
             self.writer.add_scalar(key, value, step)
 
     def log_completions(self, step: int, samples: list[dict]) -> None:
+        """A Markdown table (TensorBoard's text tab renders it)."""
+        def cells(values) -> str:
+            return "| " + " | ".join(str(v).replace("|", "\\|").replace("\n", "⏎") for v in values) + " |"
+
         columns, rows = _table(samples)
-        cells = lambda values: "| " + " | ".join(str(v).replace("|", "\\|").replace("\n", "⏎") for v in values) + " |"  # noqa: E731
         text = "\n".join([cells(columns), "|" + "---|" * len(columns), *(cells(r) for r in rows)])
         self.writer.add_text("completions", text, step)
 
