@@ -98,8 +98,9 @@ def plot(runs: dict[str, list[dict]], keys: list[str], path: Path) -> None:
     columns = min(4, len(keys))
     rows = -(-len(keys) // columns)
     figure, axes = plt.subplots(rows, columns, figsize=(4.3 * columns, 3.3 * rows), squeeze=False)
+    colors = {label: f"C{i % 10}" for i, label in enumerate(runs)}  # one colour per run in every panel
     for axis, key in zip(axes.flat, keys):
-        plot_curves(axis, {label: series(run, key) for label, run in runs.items()}, _title(key),
+        plot_curves(axis, {label: series(run, key) for label, run in runs.items()}, _title(key), colors=colors,
                     unit_interval=key.startswith("azr/") or key == "clip_fraction")
     for axis in list(axes.flat)[len(keys):]:
         axis.set_visible(False)
