@@ -1,4 +1,4 @@
-"""`selftaught` command line: train | eval | demo | export.
+"""`selftaught` command line: train | eval | demo | export | report.
 
 Errors a user can cause end in one line on stderr and exit code 2; a diverging
 run (too many non-finite steps) exits 1; bugs keep their traceback.
@@ -14,7 +14,7 @@ def _train(args) -> int:
     from .config import load_config
     from .trainer import Trainer
 
-    config = load_config(args.config, args.set)
+    config = load_config(args.config, args.set + _log_overrides(args))
     trainer = Trainer(config, resume=args.resume)
     history = trainer.train()
     if history and trainer.accelerator.is_main_process:
@@ -30,7 +30,8 @@ def _eval(args) -> int:
     results = evaluate(args.model, args.benchmark, limit=args.limit, samples=args.samples,
                        temperature=args.temperature, top_p=args.top_p, max_new_tokens=args.max_new_tokens,
                        batch_size=args.batch_size, seed=args.seed, output_dir=args.output_dir, dtype=args.dtype,
-                       use_chat_template=args.chat_template)
+                       use_chat_template=args.chat_template,
+                       log_every=0 if args.quiet else 1 if args.log_every is None else args.log_every)
     print(format_table(results))
     print(f"results: {args.output_dir}/results.json")
     return 0
@@ -50,8 +51,42 @@ def _export(args) -> int:
 def _demo(args) -> int:
     from .demo import run_demo
 
-    run_demo(args.output_dir, quick=args.quick)
+    run_demo(args.output_dir, quick=args.quick, logging=_log_settings(args))
     return 0
+
+
+def _report(args) -> int:
+    from .run_report import report_runs
+
+    output = report_runs(args.run_dirs, args.output)
+    print(f"report: {output / 'report.md'} and {output / 'report.png'}")
+    return 0
+
+
+def _log_settings(args) -> dict:
+    """`--quiet` / `--log-every N` as config keys (progress_bar, log_every)."""
+    settings = {}
+    if args.quiet:
+        settings.update(progress_bar=False, log_every=0)
+    elif args.log_every is not None:
+        settings["log_every"] = args.log_every
+    return settings
+
+
+def _log_overrides(args) -> list[str]:
+    return [f"{key}={str(value).lower()}" for key, value in _log_settings(args).items()]
+
+
+def _count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number of 0 or more, got {text!r}")
+    return int(text)
+
+
+def _add_log_flags(command, every: str = "when stdout is not a terminal, one plain progress line every N steps "
+                                          "(default 10; a terminal gets the progress bar)") -> None:
+    command.add_argument("--quiet", action="store_true", help="no progress bar and no progress lines")
+    command.add_argument("--log-every", type=_count, default=None, metavar="N", help=every)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config key (dotted for nested keys), repeatable")
     train.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in output_dir")
+    _add_log_flags(train)
     train.set_defaults(run=_train)
 
     ev = commands.add_parser("eval", help="score a model on benchmarks (math, HumanEval, CodeI/O, your JSONL)")
@@ -84,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--chat-template", default="auto", choices=["auto", "always", "never"],
                     help="wrap prompts in the tokenizer's chat template (auto: when it has one)")
     ev.add_argument("--output-dir", default="runs/eval", help="results.json goes here")
+    _add_log_flags(ev, every="one progress line on stderr every N generate batches (default 1)")
     ev.set_defaults(run=_eval)
 
     export = commands.add_parser("export", help="write a training checkpoint as a plain model directory")
@@ -98,7 +135,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="train the built-in model with Intuitor and GRPO and compare")
     demo.add_argument("--output-dir", default="runs/demo")
     demo.add_argument("--quick", action="store_true", help="a shortened demo (for tests)")
+    _add_log_flags(demo)
     demo.set_defaults(run=_demo)
+
+    report = commands.add_parser("report", help="draw the curves of one or more runs' metrics.jsonl, overlaid")
+    report.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="training output directories")
+    report.add_argument("--output", default=None, metavar="DIR",
+                        help="where report.png and report.md go (default: the first RUN_DIR)")
+    report.set_defaults(run=_report)
     return parser
 
 

@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .azr.config import AZRConfig
 from .errors import UserError
+from .trackers import default_report_to
 
 
 class _Strict(BaseModel):
@@ -151,6 +152,29 @@ class TrainConfig(_Strict):
     log_completions: int = Field(2, ge=0)
     """Completions written to `completions.jsonl` per step."""
     progress_bar: bool = True
+    """On a terminal, the progress bar; false (or `--quiet`) turns it off."""
+    log_every: int = Field(10, ge=0)
+    """When stdout is not a terminal (a log file, a pipe): one plain line every N steps
+    (and at the last step) instead of bar frames; 0 = none."""
+    report_to: list[Literal["tensorboard", "wandb", "trackio", "mlflow", "none"]] = Field(
+        default_factory=default_report_to)
+    """Experiment trackers that receive every metrics row, the config and the sampled
+    completions (TRL's key): default `[tensorboard]` when it is installed, else none;
+    `none` = only the files in output_dir."""
+    run_name: str | None = None
+    """The run's name in the trackers; default: the name of `output_dir`."""
+
+    @field_validator("report_to", mode="before")
+    @classmethod
+    def _report_to_list(cls, value):
+        return [value] if isinstance(value, str) else value  # `--set report_to=wandb`
+
+    @field_validator("report_to")
+    @classmethod
+    def _report_to_none(cls, value: list[str]) -> list[str]:
+        if "none" in value and len(value) > 1:
+            raise ValueError("'none' cannot be combined with a tracker")
+        return list(dict.fromkeys(v for v in value if v != "none"))
 
     @model_validator(mode="after")
     def _check_geometry(self) -> "TrainConfig":

@@ -127,7 +127,8 @@ def _run_record(history: list[dict], after: dict, recipe: dict) -> dict:
             "seconds_per_step": sum(r["time/step_s"] for r in history) / len(history)}
 
 
-def run_demo(output_dir: str, quick: bool = False) -> dict:
+def run_demo(output_dir: str, quick: bool = False, logging: dict | None = None) -> dict:
+    """`logging`: progress keys for every recipe (`progress_bar`, `log_every`; the CLI's --quiet/--log-every)."""
     output = Path(output_dir)
     steps, azr_steps, n_eval, per_type_role = (2, 1, 12, 2) if quick else (120, 30, 200, 4)
     started = time.perf_counter()
@@ -136,6 +137,8 @@ def run_demo(output_dir: str, quick: bool = False) -> dict:
 
     recipes = {method: intuitor_recipe(method, output / method, steps) for method in ("intuitor", "grpo")}
     recipes["azr"] = azr_recipe(output / "azr", azr_steps, per_type_role)
+    for recipe in recipes.values():
+        recipe.update(logging or {})
     base = Trainer(build_config(recipes["intuitor"]))
     summary["base"] = _evaluate(base, n_eval)
     print(_line("base", summary["base"]), flush=True)

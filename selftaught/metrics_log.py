@@ -1,5 +1,6 @@
-"""Per-step metrics: `metrics.jsonl` (one object per optimizer step), TensorBoard
-event files when tensorboard is installed, and a few sampled completions."""
+"""Per-step metrics: `metrics.jsonl` (one object per optimizer step), a few sampled
+completions (`completions.jsonl`), and the same rows sent on to the experiment
+trackers of `report_to` (`selftaught.trackers`)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,10 @@ def _clean(value):
 
 
 class MetricsWriter:
-    def __init__(self, output_dir: Path, resume_step: int | None = None, tensorboard: bool = True):
+    """`trackers`: a function returning the started trackers, called by `start()` (or the
+    first `log`), so a Trainer that is built but never trained opens no tracker run."""
+
+    def __init__(self, output_dir: Path, resume_step: int | None = None, trackers=None):
         self.path = output_dir / "metrics.jsonl"
         self.completions_path = output_dir / "completions.jsonl"
         output_dir.mkdir(parents=True, exist_ok=True)
@@ -27,14 +31,12 @@ class MetricsWriter:
         else:  # drop rows written after the checkpoint we resume from
             for path in (self.path, self.completions_path):
                 self._truncate_after(path, resume_step)
-        self.board = None
-        if tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
+        self._start = trackers
+        self.trackers: list | None = None
 
-                self.board = SummaryWriter(str(output_dir / "tensorboard"))
-            except ImportError:
-                pass
+    def start(self) -> None:
+        if self.trackers is None:
+            self.trackers = list(self._start()) if self._start is not None else []
 
     @staticmethod
     def _truncate_after(path: Path, step: int) -> None:
@@ -59,15 +61,18 @@ class MetricsWriter:
 
     def log(self, record: dict) -> None:
         self._append(self.path, record)
-        if self.board is not None:
-            for key, value in record.items():
-                if isinstance(value, (int, float)) and key != "step":
-                    self.board.add_scalar(key, value, record["step"])
+        self.start()
+        for tracker in self.trackers:
+            tracker.log(record, record["step"])
 
     def log_completions(self, step: int, samples: list[dict]) -> None:
         if samples:
             self._append(self.completions_path, *({"step": step, **sample} for sample in samples))
+            self.start()
+            for tracker in self.trackers:
+                tracker.log_completions(step, samples)
 
     def close(self) -> None:
-        if self.board is not None:
-            self.board.close()
+        trackers, self.trackers = self.trackers or [], None
+        for tracker in trackers:
+            tracker.finish()

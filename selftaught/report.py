@@ -97,28 +97,33 @@ def _integer_steps(axis) -> None:
     axis.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
-def _plot_curves(axis, summary: dict, key: str, title: str, skip: set) -> None:
-    for name, run in summary["runs"].items():
-        values = None if name in skip else run.get("curves", {}).get(key)
-        if values:
-            axis.plot(range(1, len(values) + 1), values, marker=".", label=name, color=COLORS.get(name))
+def plot_curves(axis, series: dict, title: str, *, xlabel: str = "step", colors: dict | None = None,
+                unit_interval: bool = False) -> None:
+    """One panel of curves: `series` maps a label to its values (steps 1, 2, ...) or to
+    (steps, values); labels with no values are left out. The demo's panels and
+    `selftaught report`'s are all drawn here."""
+    for label, values in series.items():
+        steps, values = values if isinstance(values, tuple) else (range(1, len(values) + 1), values)
+        if len(values):
+            axis.plot(steps, values, marker=".", label=label,
+                      color=(colors or {}).get(label))
+    if unit_interval:
+        axis.set_ylim(-0.05, 1.05)
     axis.set_title(title, fontsize=9)
-    axis.set_xlabel("step", fontsize=8)
+    axis.set_xlabel(xlabel, fontsize=8)
     _integer_steps(axis)
     _legend(axis)
+
+
+def _plot_curves(axis, summary: dict, key: str, title: str, skip: set) -> None:
+    series = {name: run.get("curves", {}).get(key) or [] for name, run in summary["runs"].items() if name not in skip}
+    plot_curves(axis, series, title, colors=COLORS)
 
 
 def _plot_azr(axis, summary: dict, what: str, title: str) -> None:
     curves = summary["runs"].get("azr", {}).get("curves", {})
-    for task_type in AZR_TYPES:
-        values = curves.get(f"azr/{task_type}/{what}")
-        if values:
-            axis.plot(range(1, len(values) + 1), values, marker=".", label=task_type)
-    axis.set_ylim(-0.05, 1.05)
-    axis.set_title(title, fontsize=9)
-    axis.set_xlabel("AZR step", fontsize=8)
-    _integer_steps(axis)
-    _legend(axis)
+    plot_curves(axis, {t: curves.get(f"azr/{t}/{what}") or [] for t in AZR_TYPES}, title, xlabel="AZR step",
+                unit_interval=True)
 
 
 def _plot_accuracies(axis, summary: dict) -> None:

@@ -32,6 +32,7 @@ import torch
 
 from . import checkpoint, sharded
 from .config import TrainConfig
+from .console import TrainProgress, silence_library_bars
 from .distributed import Processes, check_launch
 from .errors import TrainingStopped, UserError  # noqa: F401 - TrainingStopped is raised from here
 from .fused_logprobs import capture_head_input, fused_head, fused_token_logprobs_and_self_certainty
@@ -41,6 +42,7 @@ from .models import load_model
 from .ops import sequence_mean, token_logprobs_and_self_certainty
 from .rewards import Scores
 from .rollout import Rollout, Sampler
+from .trackers import check_installed, start_trackers
 
 
 def completion_logprobs(model, prompt_ids, prompt_mask, completion_ids, completion_mask, *,
@@ -141,11 +143,13 @@ class Trainer:
     """Runs `config.max_steps` optimizer steps of any episode source."""
 
     def __init__(self, config: TrainConfig, episodes=None, resume: bool = False):
+        """`episodes`: an episode source, or a class built here as `episodes(config, tokenizer)`
+        (e.g. a `PromptEpisodes` subclass with one more reward); None = the method's own."""
         from accelerate import Accelerator
         from accelerate.utils import set_seed
-        from transformers.utils import logging as hf_logging
 
-        hf_logging.disable_progress_bar()  # our bar is the one to watch
+        check_installed(config.report_to)  # a missing tracker stops the run before anything loads
+        silence_library_bars()  # our bar (or plain lines) is the one to watch
 
         self.config = config
         self.output_dir = Path(config.output_dir)
@@ -160,6 +164,8 @@ class Trainer:
             raise UserError(f"--resume: no checkpoint in {self.output_dir / 'checkpoints'}; start without --resume")
         model, self.tokenizer = self._load_policy(resume_from)
 
+        if isinstance(episodes, type):  # an episode-source class: built with the policy's tokenizer
+            episodes = episodes(config, self.tokenizer)
         if episodes is None:
             from .episodes import build_episodes
 
@@ -202,10 +208,16 @@ class Trainer:
             self._restore(resume_from)
         elif self.processes.world > 1:  # each rank samples its own completions: its own stream
             set_seed(config.seed + self.processes.rank)
-        self.metrics = MetricsWriter(self.output_dir, resume_step=self.step if resume_from else None) \
-            if self.accelerator.is_main_process else None
+        self.metrics = MetricsWriter(self.output_dir, resume_step=self.step if resume_from else None,
+                                     trackers=self._start_trackers) if self.accelerator.is_main_process else None
 
     # ------------------------------------------------------------------ set-up
+
+    def _start_trackers(self) -> list:
+        """The `report_to` trackers (rank 0), started when training starts, with the config."""
+        config = self.config
+        return start_trackers(config.report_to, self.output_dir, config.run_name or self.output_dir.resolve().name,
+                              config.model_dump(mode="json"))
 
     def _load_policy(self, resume_from: Path | None):
         """(model, tokenizer) to train: the configured model, a resumed checkpoint, or either with LoRA."""
@@ -483,25 +495,23 @@ class Trainer:
 
     def train(self) -> list[dict]:
         """Train to `max_steps`, checkpointing every `save_steps` and at the end."""
-        from tqdm.auto import tqdm
-
         history: list[dict] = []
-        bar = tqdm(total=self.config.max_steps, initial=self.step, desc="train", dynamic_ncols=True,
-                   disable=not (self.config.progress_bar and self.accelerator.is_main_process))
+        progress = TrainProgress(self.config.max_steps, self.step, enabled=self.accelerator.is_main_process,
+                                 bar=self.config.progress_bar, log_every=self.config.log_every)
         last_saved = self.step
         try:
+            if self.metrics is not None:
+                self.metrics.start()  # trackers first: one that cannot start stops the run before step 1
             while self.step < self.config.max_steps:
                 for row in self.train_step():
                     history.append(row)
-                    bar.update(1)
-                    bar.set_postfix(reward=f"{row['reward/mean']:.3f}", sc=f"{row['self_certainty/mean']:.3f}",
-                                    len=f"{row['completion_length/mean']:.0f}", loss=f"{row['loss']:.4f}")
+                    progress.update(row)
                 # Checkpoints fall on rollout boundaries (a mid-rollout state would need the rollout too).
                 if self.step - last_saved >= self.config.save_steps or self.step >= self.config.max_steps:
                     self.save_checkpoint()
                     last_saved = self.step
         finally:
-            bar.close()
+            progress.close()
             if self.metrics is not None:
                 self.metrics.close()
             close = getattr(self.episodes, "close", None)  # e.g. AZR's sandbox processes

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from ..console import interactive, silence_library_bars
 from ..errors import UserError
 from . import Accuracy
 from .benchmarks import NAMES, Benchmark, Item, load_benchmark, needs_executor
@@ -65,21 +66,24 @@ def check_responses(bench: Benchmark, responses: list[list[str]], executor) -> t
     return out_correct, out_extracted
 
 
-def _generate(sampler, prompts: list[str], samples: int, greedy: bool, batch_size: int, label: str) -> list[list[str]]:
-    """K completions per prompt, batched by prompt length; results in the original order."""
+def _generate(sampler, prompts: list[str], samples: int, greedy: bool, batch_size: int, label: str,
+              log_every: int = 1) -> list[list[str]]:
+    """K completions per prompt, batched by prompt length; results in the original order.
+    A progress line on stderr every `log_every` batches and after the last (0 = none)."""
     lengths = [len(sampler.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
     order = sorted(range(len(prompts)), key=lambda i: lengths[i])
     per_call = max(1, batch_size // samples)
     responses: list[list[str] | None] = [None] * len(prompts)
     started = time.perf_counter()
-    for start in range(0, len(order), per_call):
+    for batch, start in enumerate(range(0, len(order), per_call), 1):
         chunk = order[start:start + per_call]
         rollout = sampler.sample([prompts[i] for i in chunk], num_generations=samples, greedy=greedy)
         for j, i in enumerate(chunk):
             responses[i] = rollout.completions[j * samples:(j + 1) * samples]
         done = min(start + per_call, len(order))
-        print(f"  {label}: {done}/{len(order)} prompts, {time.perf_counter() - started:.0f}s", file=sys.stderr,
-              flush=True)
+        if log_every and (batch % log_every == 0 or done == len(order)):
+            print(f"  {label}: {done}/{len(order)} prompts, {time.perf_counter() - started:.0f}s", file=sys.stderr,
+                  flush=True)
     return responses
 
 
@@ -107,8 +111,10 @@ def _summary(bench: Benchmark, correct: list[list[bool]], samples: int) -> dict:
 def evaluate(model: str, benchmarks: list[str], *, limit: int | None = None, samples: int = 1,
              temperature: float | None = None, top_p: float = 1.0, max_new_tokens: int | None = None,
              batch_size: int = 16, seed: int = 0, output_dir: str | None = "runs/eval", dtype: str = "auto",
-             use_chat_template: str = "auto", max_prompt_length: int = 2048, executor_workers: int = 2) -> dict:
-    """Evaluate `model` on `benchmarks`; write `output_dir/results.json` and return the same dict."""
+             use_chat_template: str = "auto", max_prompt_length: int = 2048, executor_workers: int = 2,
+             log_every: int = 1) -> dict:
+    """Evaluate `model` on `benchmarks`; write `output_dir/results.json` and return the same dict.
+    `log_every`: a progress line on stderr every N generate batches (0 = none)."""
     from ..models import load_model, resolve_model_name
     from ..rollout import Sampler
 
@@ -133,6 +139,10 @@ def evaluate(model: str, benchmarks: list[str], *, limit: int | None = None, sam
         elif name not in NAMES:
             raise UserError(f"unknown benchmark {name!r}; choose from {', '.join(NAMES)} or a .jsonl file")
 
+    if log_every < 0:
+        raise UserError(f"--log-every must be 0 or more, got {log_every}")
+    if not interactive():
+        silence_library_bars()  # transformers' weight-loading bar would write \r frames into a log
     resolved = resolve_model_name(model)
     policy, tokenizer = load_model(model, dtype)
     policy.eval()
@@ -155,7 +165,7 @@ def evaluate(model: str, benchmarks: list[str], *, limit: int | None = None, sam
                               generation_batch_size=batch_size)
             prompts = [_prompt(tokenizer, item, use_chat_template) for item in bench.items]
             torch.manual_seed(seed)
-            responses = _generate(sampler, prompts, samples, greedy, batch_size, bench.name)
+            responses = _generate(sampler, prompts, samples, greedy, batch_size, bench.name, log_every)
             correct, extracted = check_responses(bench, responses, executor)
             summary = _summary(bench, correct, samples)
             summary.update(seconds=time.perf_counter() - t0, max_new_tokens=new_tokens, **bench.notes)
