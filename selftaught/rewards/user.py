@@ -91,7 +91,7 @@ class UserReward:
 
     def __init__(self, function: Callable, name: str | None = None):
         self.function = function
-        self.name = name or getattr(function, "__qualname__", None) or repr(function)
+        self.name = name or getattr(function, "__name__", None) or type(function).__name__
 
     def __call__(self, completions, extras, scores, rollout=None) -> torch.Tensor:
         if rollout is None:
