@@ -266,3 +266,19 @@ def test_trainer_rewards_match_a_brute_force_forward(tmp_path):
             lp.append(math.log(float(p[answer[t]])))
         assert rewards["token_entropy"][b].item() == pytest.approx(-sum(h) / len(h), abs=1e-4)
         assert rewards["trajectory_logprob"][b].item() == pytest.approx(sum(lp) / len(lp), abs=1e-4)
+
+
+@pytest.mark.parametrize("name", ["majority_vote", "answer_agreement", "token_entropy", "trajectory_logprob"])
+def test_each_label_free_recipe_is_valid_and_names_its_source(name):
+    from selftaught.config import load_config
+
+    from conftest import ROOT
+
+    config = load_config(ROOT / "configs" / f"{name}_tiny.yaml")
+    assert [(r.name, r.weight) for r in config.rewards] == [(name, 1.0), ("math_answer", 0.0)]
+
+
+def test_majority_vote_run_logs_the_majority_agreement(tmp_path):
+    history = Trainer(build_config(tiny_overrides(tmp_path, max_steps=1, rewards=[{"name": "majority_vote"}]))).train()
+    assert 0.0 <= history[0]["majority_vote/agreement"] <= 1.0
+    assert history[0]["reward/mean"] == pytest.approx(history[0]["rewards/majority_vote/mean"])
