@@ -282,3 +282,17 @@ def test_majority_vote_run_logs_the_majority_agreement(tmp_path):
     history = Trainer(build_config(tiny_overrides(tmp_path, max_steps=1, rewards=[{"name": "majority_vote"}]))).train()
     assert 0.0 <= history[0]["majority_vote/agreement"] <= 1.0
     assert history[0]["reward/mean"] == pytest.approx(history[0]["rewards/majority_vote/mean"])
+
+
+def test_entropy_block_size_does_not_change_the_result(monkeypatch):
+    import selftaught.ops as ops
+
+    torch.manual_seed(3)
+    logits = torch.randn(2, 7, 40)
+    logits[0, 0, :5] = float("-inf")  # e.g. a banned token: e·u must be 0, not NaN
+    targets = torch.randint(5, 40, (2, 7))
+    expected = brute_entropy(logits, torch.ones(2, 7, dtype=torch.bool), 0.8)
+    for rows in (1, 3, 256):
+        monkeypatch.setitem(ops.ENTROPY_BLOCK_ROWS, "cpu", rows)
+        got = token_statistics(logits, targets, temperature=0.8, chunk_size=5, entropy=True).entropy
+        torch.testing.assert_close(got.double(), expected, atol=1e-5, rtol=1e-5)
