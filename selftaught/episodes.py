@@ -101,7 +101,9 @@ class PromptEpisodes:
             self.sources[source.name], self.weights[source.name] = source, float(weight)
         # Data-set columns for user functions: every key any row has (None where a row lacks it),
         # so all ranks' extras have the same keys.
-        self.columns = sorted({key for row in rows for key in row.columns} - {"answer"})
+        # "answer" is the gold string already; the signature's own names cannot be columns.
+        self.columns = sorted({key for row in rows for key in row.columns}
+                              - {"answer", "prompts", "completions", "completion_ids"})
         self.processes = Processes.single()
 
     @property
