@@ -18,8 +18,10 @@ see tests/test_label_free_rewards.py::test_all_token_sources_come_from_one_forwa
 
 A fake h and W (random, seeded) stand in for the model; 1/8 of the rows are padding.
 Each variant runs in a fresh child process; peak memory = the child's peak RSS
-(getrusage) minus its RSS once the inputs exist; time = wall time, median over
-`--rounds` alternating rounds. The parent checks the variants' common outputs agree.
+(getrusage) minus its RSS once the inputs exist; time = the child's CPU time
+(process_time; one thread, so it is the work done, whatever else the shared machine
+runs — wall time is printed too), median over `--rounds` alternating rounds. The
+parent checks the variants' common outputs agree.
 
 Prints `RESULT scoring_all_sources_vs_sc time_ratio=... mem_ratio=...` (lower is better; 1.0 = free).
 """
@@ -61,7 +63,7 @@ def child(args) -> None:
     small = torch.randn(64, H).to(dtype) @ weight[:4096].t()  # warm up the BLAS threads
     del small
     before = _rss_bytes()
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     with torch.no_grad():
         entropy = args.child == "all_sources"
         stats = fused_token_statistics(hidden, weight, targets, mask, TEMPERATURE, args.chunk_size, entropy=entropy)
@@ -75,11 +77,12 @@ def child(args) -> None:
         if args.child != "self_certainty":
             rewards["token_entropy"] = TokenEntropyReward()([""] * B, {}, scores)
             rewards["trajectory_logprob"] = TrajectoryLogprobReward()([""] * B, {}, scores)
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     peak = _peak_rss_bytes()
     if args.save:
         torch.save({"logp": stats.logprobs, "rewards": rewards}, args.save)
-    print(json.dumps({"variant": args.child, "seconds": seconds, "peak_delta": peak - before}))
+    print(json.dumps({"variant": args.child, "seconds": cpu, "wall_seconds": seconds, "peak_delta": peak - before,
+                      "threads": torch.get_num_threads()}))
 
 
 def run_child(variant: str, args, save: str | None) -> dict:
@@ -90,7 +93,8 @@ def run_child(variant: str, args, save: str | None) -> dict:
         cmd += ["--save", save]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True)
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    print(f"  {variant:15s} {result['seconds']:7.2f} s   peak +{result['peak_delta'] / 2**30:6.2f} GiB", flush=True)
+    print(f"  {variant:15s} {result['seconds']:7.2f} s CPU ({result['wall_seconds']:.2f} s wall, "
+          f"{result['threads']} thread(s))   peak +{result['peak_delta'] / 2**30:6.2f} GiB", flush=True)
     return result
 
 
@@ -131,7 +135,7 @@ def main() -> None:
         return statistics.median(x[key] for x in results[v])
 
     base_s, base_m = median("self_certainty", "seconds"), median("self_certainty", "peak_delta")
-    print(f"\n{'variant':15s} {'time s':>8s} {'× sc':>6s} {'peak GiB':>9s} {'× sc':>6s}")
+    print(f"\n{'variant':15s} {'CPU s':>8s} {'× sc':>6s} {'peak GiB':>9s} {'× sc':>6s}")
     for v in VARIANTS:
         s, m = median(v, "seconds"), median(v, "peak_delta")
         print(f"{v:15s} {s:8.2f} {s / base_s:6.2f} {m / 2**30:9.2f} {m / base_m:6.2f}")
