@@ -51,6 +51,10 @@ def group_advantages(
     Returns:
         [N] advantages (float; dtype of `rewards` if floating, else float32).
         A group whose rewards are all equal gets A = 0.
+
+    A NaN reward means "no reward for this row" (a user function's None): the row
+    is left out of its group's mean and std (and of the batch std) and gets A = 0;
+    a group with fewer than two rewarded rows gets A = 0.
     """
     scale_rewards = _check_scale(scale_rewards)
     if group_size < 2:
@@ -62,12 +66,31 @@ def group_advantages(
         raise ValueError(f"number of rewards ({n}) is not a multiple of group_size ({group_size})")
     r = rewards if rewards.is_floating_point() else rewards.float()
     grouped = r.view(-1, group_size)  # [num_groups, G]
+    missing = torch.isnan(grouped)
+    if bool(missing.any()):
+        return _masked_group_advantages(grouped, ~missing, scale_rewards, eps).reshape(n)
     centred = grouped - grouped.mean(dim=1, keepdim=True)
     if scale_rewards == "group":
         centred = _safe_div(centred, grouped.std(dim=1, keepdim=True) + eps)
     elif scale_rewards == "batch":
         centred = _safe_div(centred, r.std() + eps)
     return centred.reshape(n)
+
+
+def _masked_group_advantages(grouped: Tensor, valid: Tensor, scale_rewards: str, eps: float) -> Tensor:
+    """`group_advantages` over the `valid` entries of [num_groups, G] only (others → 0)."""
+    count = valid.sum(dim=1, keepdim=True)
+    values = torch.where(valid, grouped, 0.0)
+    mean = values.sum(dim=1, keepdim=True) / count.clamp(min=1)
+    centred = torch.where(valid & (count >= 2), grouped - mean, 0.0)
+    if scale_rewards == "group":
+        std = (centred.square().sum(dim=1, keepdim=True) / (count - 1).clamp(min=1)).sqrt()
+        centred = _safe_div(centred, std + eps)
+    elif scale_rewards == "batch":
+        rewarded = grouped[valid]
+        std = rewarded.std() if rewarded.numel() > 1 else rewarded.new_zeros(())
+        centred = _safe_div(centred, std + eps)
+    return torch.where(valid, centred, 0.0)
 
 
 def keyed_advantages(

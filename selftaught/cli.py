@@ -1,4 +1,4 @@
-"""`selftaught` command line: train | eval | demo | export | report.
+"""`selftaught` command line: train | eval | diagnose | demo | export | report.
 
 Errors a user can cause end in one line on stderr and exit code 2; a diverging
 run (too many non-finite steps) exits 1; bugs keep their traceback.
@@ -89,6 +89,37 @@ def _add_log_flags(command, every: str = "when stdout is not a terminal, one pla
     command.add_argument("--log-every", type=_count, default=None, metavar="N", help=every)
 
 
+def _diagnose(args) -> int:
+    from .diagnose import format_report, run_diagnose
+    from .errors import UserError
+
+    options = {}
+    if args.config:  # a training recipe: its model, data, prompt format, sampling and user rewards
+        from .config import load_config
+
+        config = load_config(args.config, args.set)
+        data = config.data
+        options = dict(model=config.model.name_or_path, data=data.source, split=data.split,
+                       prompt_template=data.prompt_template, system_prompt=data.system_prompt,
+                       use_chat_template=data.use_chat_template, temperature=config.temperature,
+                       max_new_tokens=config.max_completion_length, max_prompt_length=config.max_prompt_length,
+                       difficulty=data.difficulty, prompt_field=data.prompt_field, answer_field=data.answer_field,
+                       dtype=config.model.dtype, seed=config.seed,
+                       rewards=[r.name for r in config.rewards if ":" in r.name])
+    flags = dict(model=args.model, data=args.data, split=args.split, prompt_template=args.prompt_template,
+                 use_chat_template=args.chat_template, temperature=args.temperature,
+                 max_new_tokens=args.max_new_tokens, difficulty=args.difficulty, seed=args.seed)
+    options.update({key: value for key, value in flags.items() if value is not None})
+    options["rewards"] = list(options.get("rewards", [])) + list(args.reward)
+    if not options.get("model") or not options.get("data"):
+        raise UserError("diagnose needs --model and --data (or --config with a training recipe)")
+    record = run_diagnose(n=args.n, samples=args.samples, batch_size=args.batch_size, output_dir=args.output_dir,
+                          **options)
+    print(format_report(record))
+    print(f"results: {args.output_dir}/diagnose.json")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="selftaught", description="Language models that teach themselves to reason.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -122,6 +153,30 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--output-dir", default="runs/eval", help="results.json goes here")
     _add_log_flags(ev, every="one progress line on stderr every N generate batches (default 1)")
     ev.set_defaults(run=_eval)
+
+    diag = commands.add_parser("diagnose", help="before training: do label-free rewards rank this model's right "
+                                                 "answers above its wrong ones?")
+    diag.add_argument("--model", help="any model `train` accepts: tiny, smollm2, a directory, a .gguf, a hub id")
+    diag.add_argument("--data", help="arithmetic or a .jsonl with prompt/answer (as train's data.source)")
+    diag.add_argument("--n", type=int, default=40, help="prompts (the first N with a gold answer)")
+    diag.add_argument("--samples", type=int, default=8, help="completions per prompt K (pass@K, majority@K)")
+    diag.add_argument("--config", help="a training recipe: model, data, prompt template, τ, lengths and user "
+                                       "rewards come from it (flags override)")
+    diag.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a --config key")
+    diag.add_argument("--split", default=None, help="data split (default: train — the data you would train on)")
+    diag.add_argument("--prompt-template", default=None,
+                      help="{prompt} is replaced; default: 'Question: {prompt}\nAnswer:' without a chat "
+                           "template (the built-in tiny model's format), the eval's \boxed{} instruction inside one")
+    diag.add_argument("--chat-template", default=None, choices=["auto", "always", "never"])
+    diag.add_argument("--temperature", type=float, default=None, help="τ for sampling and scoring (default 0.9)")
+    diag.add_argument("--max-new-tokens", type=int, default=None, help="default 64")
+    diag.add_argument("--difficulty", type=int, default=None, help="built-in arithmetic only (default 1)")
+    diag.add_argument("--reward", action="append", default=[], metavar="MODULE:FUNCTION",
+                      help="also rank a user reward function (package.module:function or file.py:function)")
+    diag.add_argument("--batch-size", type=int, default=32, help="completions per generate / scoring call")
+    diag.add_argument("--seed", type=int, default=None)
+    diag.add_argument("--output-dir", default="runs/diagnose", help="diagnose.json goes here")
+    diag.set_defaults(run=_diagnose)
 
     export = commands.add_parser("export", help="write a training checkpoint as a plain model directory")
     export.add_argument("--checkpoint", required=True,

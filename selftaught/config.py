@@ -56,12 +56,35 @@ class DataConfig(_Strict):
 
 
 class RewardSpec(_Strict):
-    name: Literal["self_certainty", "math_answer"]
+    name: str
+    """A built-in source (`selftaught.rewards.REWARD_NAMES`: self_certainty, math_answer,
+    majority_vote, answer_agreement, token_entropy, trajectory_logprob) or a user function,
+    `package.module:function` or `path/to/file.py:function` (docs/rewards.md)."""
     weight: float = 1.0
     """Weight of this source's group-normalised advantage; 0 = logged only."""
     mode: Literal["online", "offline"] = "online"
     """self_certainty only. `online` scores with the current policy (the paper's
     default; offline is reward-hacked within ~100 steps and exists for ablation)."""
+    answer_only: bool = False
+    """token_entropy only: average H(p_t) over the final answer's tokens, not the whole completion."""
+
+    @model_validator(mode="after")
+    def _check_name(self) -> "RewardSpec":
+        from .rewards import REWARD_NAMES, is_user_function
+
+        if is_user_function(self.name):
+            target, _, function = self.name.rpartition(":")
+            if not target or not function.isidentifier():
+                raise ValueError(f"reward {self.name!r}: a user function is 'package.module:function' or "
+                                 "'path/to/file.py:function'")
+        elif self.name not in REWARD_NAMES:
+            close = difflib.get_close_matches(self.name, REWARD_NAMES, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(f"unknown reward {self.name!r}{hint}; built-in: {', '.join(REWARD_NAMES)}, or a user "
+                             "function 'package.module:function' / 'path/to/file.py:function'")
+        if self.answer_only and self.name != "token_entropy":
+            raise ValueError(f"answer_only applies to token_entropy only, not {self.name!r}")
+        return self
 
 
 class LoraSettings(_Strict):

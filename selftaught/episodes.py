@@ -27,23 +27,27 @@ from collections import Counter
 import torch
 
 from .advantages import combine_advantages
-from .config import TrainConfig
+from .config import RewardSpec, TrainConfig
 from .data import PromptSampler, load_rows
 from .distributed import Processes
 from .errors import UserError
 from .rewards import Scores, build_reward
 from .rewards.entropy import harmonic_entropy
+from .rewards.label_free import majority_agreement
+from .rewards.user import UserReward
 from .rewards.math_answer import extract_answer
 from .rollout import Rollout, Sampler
 
 
-def build_episodes(config: TrainConfig, tokenizer):
-    """The episode source for `config.method`."""
+def build_episodes(config: TrainConfig, tokenizer, rewards=None):
+    """The episode source for `config.method`; `rewards`: extra reward callables (prompt methods)."""
     if config.method == "azr":
+        if rewards:
+            raise UserError("user reward functions apply to method intuitor / grpo, not azr")
         from .azr.episodes import AZREpisodes
 
         return AZREpisodes(config, tokenizer)
-    return PromptEpisodes(config, tokenizer)
+    return PromptEpisodes(config, tokenizer, rewards=rewards)
 
 
 def format_prompt(tokenizer, text: str, template: str = "{prompt}", system_prompt: str | None = None,
@@ -63,7 +67,10 @@ def format_prompt(tokenizer, text: str, template: str = "{prompt}", system_promp
 class PromptEpisodes:
     """Intuitor / GRPO: data-set prompts, G samples each, weighted group advantages."""
 
-    def __init__(self, config: TrainConfig, tokenizer):
+    def __init__(self, config: TrainConfig, tokenizer, rewards=None):
+        """`rewards`: reward callables (TRL's signature, `rewards.user`), or (callable, weight)
+        pairs, trained with the configured ones; when `config.rewards` is empty they replace
+        the method's default main reward (the gold-answer check is still logged, weight 0)."""
         self.config = config
         data = config.data
         rows = load_rows(data.source, split=data.split, prompt_field=data.prompt_field,
@@ -73,6 +80,9 @@ class PromptEpisodes:
         self.texts = {row.prompt: format_prompt(tokenizer, row.prompt, data.prompt_template,
                                                 data.system_prompt, data.use_chat_template) for row in rows}
         self.specs = config.reward_specs()
+        callables = [r if isinstance(r, tuple) else (r, 1.0) for r in (rewards or [])]
+        if callables and not config.rewards:
+            self.specs = [RewardSpec(name="math_answer", weight=0.0)]
         has_answers = any(row.answer is not None for row in rows)
         for spec in self.specs:
             if spec.name == "math_answer" and spec.weight != 0 and not has_answers:
@@ -80,9 +90,26 @@ class PromptEpisodes:
                                 f"{data.answer_field!r} field; use method: intuitor or add answers")
         # A gold-answer reward over data without answers would only log zeros.
         self.specs = [s for s in self.specs if s.name != "math_answer" or has_answers]
-        self.sources = {spec.name: build_reward(spec.name, spec.mode) for spec in self.specs}
+        G = config.num_generations
+        self.sources = {spec.name: build_reward(spec.name, spec.mode, group_size=G, tokenizer=tokenizer,
+                                                answer_only=spec.answer_only) for spec in self.specs}
         self.weights = {spec.name: spec.weight for spec in self.specs}
+        for function, weight in callables:
+            source = UserReward(function)
+            if not callable(function) or source.name in self.sources:
+                raise UserError(f"Trainer(rewards=...): {source.name!r} is not a callable or is named twice")
+            self.sources[source.name], self.weights[source.name] = source, float(weight)
+        # Data-set columns for user functions: every key any row has (None where a row lacks it),
+        # so all ranks' extras have the same keys.
+        # "answer" is the gold string already; the signature's own names cannot be columns.
+        self.columns = sorted({key for row in rows for key in row.columns}
+                              - {"answer", "prompts", "completions", "completion_ids"})
         self.processes = Processes.single()
+
+    @property
+    def needs_token_entropy(self) -> bool:
+        """Whether the scoring pass must also return H(p_t) (same forward)."""
+        return any(getattr(source, "needs_entropy", False) for source in self.sources.values())
 
     def set_processes(self, processes: Processes) -> None:
         self.processes = processes
@@ -101,11 +128,13 @@ class PromptEpisodes:
         prompts_here = num_completions // G
         rows = self.prompts.take(prompts_here * self.processes.world)
         rows = rows[self.processes.rank * prompts_here:(self.processes.rank + 1) * prompts_here]
-        return sampler.sample([self.texts[row.prompt] for row in rows], num_generations=G,
-                              extras={"answer": [row.answer for row in rows]})
+        extras = {"answer": [row.answer for row in rows],
+                  **{key: [row.columns.get(key) for row in rows] for key in self.columns}}
+        return sampler.sample([self.texts[row.prompt] for row in rows], num_generations=G, extras=extras)
 
     def rewards(self, rollout: Rollout, scores: Scores) -> dict[str, torch.Tensor]:
-        return {name: source(rollout.completions, rollout.extras, scores) for name, source in self.sources.items()}
+        return {name: source(rollout.completions, rollout.extras, scores, rollout=rollout)
+                for name, source in self.sources.items()}
 
     def advantages(self, rollout: Rollout, rewards: dict[str, torch.Tensor]) -> torch.Tensor:
         return combine_advantages(rewards, self.weights, self.config.num_generations,
@@ -118,11 +147,14 @@ class PromptEpisodes:
         groups = [answers[i:i + G] for i in range(0, len(answers), G)]
         extracted = sum(a is not None for a in answers) / max(len(answers), 1)
         top_share = [Counter(g).most_common(1)[0][1] / len(g) for g in groups]
-        return {
+        metrics = {
             "answer_entropy/mean": sum(harmonic_entropy(g) for g in groups) / len(groups),
             "answer_agreement/mean": sum(top_share) / len(top_share),
             "answer_extracted/frac": extracted,
         }
+        if "majority_vote" in self.sources:  # the majority's share of its group, by equivalence (TTRL)
+            metrics["majority_vote/agreement"] = majority_agreement(rollout.completions, G)
+        return metrics
 
     def state_dict(self) -> dict:
         return {"prompts": self.prompts.state_dict()}

@@ -11,6 +11,7 @@ With τ the temperature, z the chunk's logits already divided by τ, p = softmax
 
     logp_t = z_t[y_t] − lse_t,   lse_t = logsumexp(z_t)
     sc_t   = lse_t − mean(z_t) − log V            (a reward: no gradient)
+    H_t    = −Σ_j p_t[j] log p_t[j]               (optional, `entropy=True`; no gradient)
 
 Backward, with g_t = ∂L/∂logp_t:
 
@@ -34,7 +35,7 @@ from contextlib import contextmanager
 import torch
 from torch import Tensor, nn
 
-from .ops import DEFAULT_CHUNK_SIZE, check_token_arguments  # noqa: F401  (DEFAULT_CHUNK_SIZE re-exported)
+from .ops import DEFAULT_CHUNK_SIZE, TokenStatistics, check_token_arguments, row_statistics  # noqa: F401
 
 # Model types whose logits are exactly `lm_head(hidden)`: no soft-capping, no
 # scale after the head. Anything else goes through the logits path (`fused_head`).
@@ -58,13 +59,14 @@ class _FusedLinearLogProbs(torch.autograd.Function):
     """Rows [N, H] → (logp [N], sc [N]); see the module docstring for the maths."""
 
     @staticmethod
-    def forward(ctx, hidden, weight, bias, targets, temperature, chunk_size, mm_dtype):
+    def forward(ctx, hidden, weight, bias, targets, temperature, chunk_size, mm_dtype, entropy=False):
         acc = torch.promote_types(mm_dtype, torch.float32)
         N, V = hidden.shape[0], weight.shape[0]
         device_type = hidden.device.type
         logp = torch.empty(N, dtype=acc, device=hidden.device)
         sc = torch.empty(N, dtype=acc, device=hidden.device)
         lse = torch.empty(N, dtype=acc, device=hidden.device)
+        ent = torch.empty(N if entropy else 0, dtype=acc, device=hidden.device)
         log_v = math.log(V)
         with torch.autocast(device_type, enabled=False):
             w = weight.to(mm_dtype)
@@ -72,22 +74,19 @@ class _FusedLinearLogProbs(torch.autograd.Function):
             for start in range(0, N, chunk_size):
                 end = min(start + chunk_size, N)
                 z = _chunk_logits(hidden[start:end], w, b, temperature, acc)  # [C, V], the one big buffer
-                tgt = z.gather(1, targets[start:end, None]).squeeze(1)
-                mean = z.mean(dim=1)
-                zmax = z.amax(dim=1)
-                lse_c = zmax + z.sub_(zmax[:, None]).exp_().sum(dim=1).log()  # z is overwritten here
+                logp[start:end], sc[start:end], lse[start:end], h = row_statistics(
+                    z, targets[start:end], log_v, entropy)  # z is overwritten here
+                if entropy:
+                    ent[start:end] = h
                 del z
-                logp[start:end] = tgt - lse_c
-                sc[start:end] = lse_c - mean - log_v
-                lse[start:end] = lse_c
         ctx.save_for_backward(hidden, weight, bias, targets, lse)
         ctx.temperature, ctx.chunk_size, ctx.mm_dtype = temperature, chunk_size, mm_dtype
-        ctx.mark_non_differentiable(sc)
-        return logp, sc
+        ctx.mark_non_differentiable(sc, ent)
+        return logp, sc, ent
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_logp, grad_sc):
+    def backward(ctx, grad_logp, grad_sc, grad_entropy):
         hidden, weight, bias, targets, lse = ctx.saved_tensors
         tau, chunk_size, mm_dtype = ctx.temperature, ctx.chunk_size, ctx.mm_dtype
         acc = lse.dtype
@@ -120,7 +119,7 @@ class _FusedLinearLogProbs(torch.autograd.Function):
                 del e, e_mm
         grad_w = None if grad_w is None else grad_w.to(weight.dtype)
         grad_b = None if grad_b is None else grad_b.to(bias.dtype)
-        return grad_h, grad_w, grad_b, None, None, None, None
+        return grad_h, grad_w, grad_b, None, None, None, None, None
 
 
 def _chunk_logits(h: Tensor, w: Tensor, b: Tensor | None, tau: float, acc: torch.dtype) -> Tensor:
@@ -161,6 +160,21 @@ def fused_token_logprobs_and_self_certainty(
         hidden, weight and bias; sc [B, T] same dtype, no gradient. Both 0 where
         mask == 0.
     """
+    return tuple(fused_token_statistics(hidden, weight, targets, mask, temperature, chunk_size, bias)[:2])
+
+
+def fused_token_statistics(
+    hidden: Tensor,
+    weight: Tensor,
+    targets: Tensor,
+    mask: Tensor | None = None,
+    temperature: float = 1.0,
+    chunk_size: int | None = None,
+    bias: Tensor | None = None,
+    entropy: bool = False,
+) -> TokenStatistics:
+    """`fused_token_logprobs_and_self_certainty`, plus per-token entropy H(p_t) when `entropy`
+    (same chunks, one more elementwise pass each; masked rows skipped as for the others)."""
     if hidden.dim() != 3:
         raise ValueError(f"hidden must be [B, T, H], got shape {tuple(hidden.shape)}")
     B, T, H = hidden.shape
@@ -184,12 +198,12 @@ def fused_token_logprobs_and_self_certainty(
             rows, flat_targets = rows.index_select(0, index), flat_targets.index_select(0, index)
     if bool(((flat_targets < 0) | (flat_targets >= weight.shape[0])).any()):
         raise ValueError("targets at unmasked positions must be token ids in [0, V)")
-    logp, sc = _FusedLinearLogProbs.apply(rows, weight, bias, flat_targets, float(temperature), chunk_size,
-                                          mm_dtype)
+    outputs = _FusedLinearLogProbs.apply(rows, weight, bias, flat_targets, float(temperature), chunk_size,
+                                         mm_dtype, bool(entropy))
+    outputs = outputs if entropy else outputs[:2]
     if index is not None:
-        logp = torch.zeros(B * T, dtype=acc, device=hidden.device).index_copy(0, index, logp)
-        sc = torch.zeros(B * T, dtype=acc, device=hidden.device).index_copy(0, index, sc)
-    return logp.view(B, T), sc.view(B, T)
+        outputs = [torch.zeros(B * T, dtype=acc, device=hidden.device).index_copy(0, index, o) for o in outputs]
+    return TokenStatistics(*(o.view(B, T) for o in outputs))
 
 
 # --------------------------------------------------------------- models

@@ -35,47 +35,26 @@ from .config import TrainConfig
 from .console import TrainProgress, silence_library_bars
 from .distributed import Processes, check_launch
 from .errors import TrainingStopped, UserError  # noqa: F401 - TrainingStopped is raised from here
-from .fused_logprobs import capture_head_input, fused_head, fused_token_logprobs_and_self_certainty
 from .losses import policy_loss
 from .metrics_log import MetricsWriter
 from .models import load_model
-from .ops import sequence_mean, token_logprobs_and_self_certainty
 from .rewards import Scores
+from .rewards.user import RewardFunctionError
 from .rollout import Rollout, Sampler
 from .trackers import check_installed, start_trackers
+from .scoring import completion_token_statistics, score_rollout
 
 
 def completion_logprobs(model, prompt_ids, prompt_mask, completion_ids, completion_mask, *,
                         temperature: float, chunk_size: int, fused: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """log π(o_t | q, o_<t) and sc_t for every completion token: two [n, T] float32 tensors.
 
-    Position P-1+t of the prompt+completion sequence predicts completion token t;
-    only those T positions reach the output layer (`logits_to_keep`). Position ids
-    follow the attention mask, as in `generate`, so left padding does not shift them.
-
-    `fused` (default): the lm_head's input is captured and log-probs/self-certainty
-    come from `fused_logprobs` chunk by chunk, so no [n, T, V] logits tensor exists
-    (forward or backward). Models whose logits are not exactly `lm_head(hidden)`
-    (soft-capping, logit scales, unknown architectures) use the logits path.
+    `scoring.completion_token_statistics` without the entropy (alignment, padding and
+    the fused path are documented there).
     """
-    input_ids = torch.cat([prompt_ids, completion_ids], dim=1)
-    attention = torch.cat([prompt_mask, completion_mask], dim=1).long()
-    position_ids = (attention.cumsum(-1) - 1).clamp(min=0)
-    T = completion_ids.shape[1]
-    inputs = dict(input_ids=input_ids, attention_mask=attention, position_ids=position_ids,
-                  logits_to_keep=T + 1, use_cache=False)
-    head = fused_head(model) if fused else None
-    if head is None:
-        logits = model(**inputs).logits[:, :-1]
-        return token_logprobs_and_self_certainty(logits, completion_ids, completion_mask,
-                                                 temperature=temperature, chunk_size=chunk_size)
-    with capture_head_input(head) as captured:
-        model(**inputs)
-    if len(captured) != 1:
-        raise RuntimeError(f"expected one lm_head call in the forward pass, saw {len(captured)}")
-    hidden = captured[0][:, :-1]  # [n, T, H]: the states that predict completion tokens 0..T-1
-    return fused_token_logprobs_and_self_certainty(hidden, head.weight, completion_ids, completion_mask,
-                                                   temperature=temperature, chunk_size=chunk_size, bias=head.bias)
+    stats = completion_token_statistics(model, prompt_ids, prompt_mask, completion_ids, completion_mask,
+                                        temperature=temperature, chunk_size=chunk_size, fused=fused)
+    return stats.logprobs, stats.self_certainty
 
 
 def _rows(rollout: Rollout, index: slice, device) -> tuple[torch.Tensor, ...]:
@@ -142,9 +121,11 @@ def _distributed_cpu() -> bool:
 class Trainer:
     """Runs `config.max_steps` optimizer steps of any episode source."""
 
-    def __init__(self, config: TrainConfig, episodes=None, resume: bool = False):
+    def __init__(self, config: TrainConfig, episodes=None, resume: bool = False, rewards=None):
         """`episodes`: an episode source, or a class built here as `episodes(config, tokenizer)`
-        (e.g. a `PromptEpisodes` subclass with one more reward); None = the method's own."""
+        (e.g. a `PromptEpisodes` subclass); None = the method's own. `rewards`: optional reward
+        callables with TRL's signature (see `selftaught.rewards.user`), trained alongside the
+        config's rewards; an episode source given in `episodes` brings its own."""
         from accelerate import Accelerator
         from accelerate.utils import set_seed
 
@@ -169,7 +150,10 @@ class Trainer:
         if episodes is None:
             from .episodes import build_episodes
 
-            episodes = build_episodes(config, self.tokenizer)
+            episodes = build_episodes(config, self.tokenizer, rewards=rewards)
+        elif rewards:
+            raise UserError("Trainer(rewards=...) adds rewards to the built-in episode source; an episode source "
+                            "passed as `episodes` computes its own")
         self.episodes = episodes
         self._share_processes(episodes)
 
@@ -321,28 +305,20 @@ class Trainer:
 
     @torch.no_grad()
     def score(self, rollout: Rollout) -> Scores:
-        """One no-grad pass: π_old log-probs and online self-certainty (+ the reference's)."""
-        device, n = self.accelerator.device, len(rollout)
-        kwargs = {"temperature": self.config.temperature, "chunk_size": self.config.logits_chunk_size,
-                  "fused": self.fused}
-        old, sc, ref, ref_sc = [], [], [], []
+        """One no-grad pass: π_old log-probs, online self-certainty, per-token entropy when a
+        reward needs it (+ the reference's log-probs and self-certainty)."""
         reference, disabled = self._reference()
         self.model.eval()
-        for index in self._micro_batches(n):
-            rows = _rows(rollout, index, device)
-            with self.accelerator.autocast():
-                logp, sc_tokens = completion_logprobs(self.model, *rows, **kwargs)
-                old.append(logp.cpu())
-                sc.append(sequence_mean(sc_tokens, rows[3]).cpu())
-                if reference is not None:
-                    with disabled():
-                        logp, sc_tokens = completion_logprobs(reference, *rows, **kwargs)
-                    ref.append(logp.cpu())
-                    ref_sc.append(sequence_mean(sc_tokens, rows[3]).cpu())
-        self.model.train()
-        return Scores(old_logprobs=torch.cat(old), self_certainty=torch.cat(sc),
-                      ref_logprobs=torch.cat(ref) if ref else None,
-                      ref_self_certainty=torch.cat(ref_sc) if ref_sc else None)
+        try:
+            return score_rollout(self.model, rollout, temperature=self.config.temperature,
+                                 chunk_size=self.config.logits_chunk_size,
+                                 batch_size=self.config.per_device_train_batch_size,
+                                 device=self.accelerator.device, fused=self.fused,
+                                 entropy=bool(getattr(self.episodes, "needs_token_entropy", False)),
+                                 reference=reference, reference_context=disabled or nullcontext,
+                                 autocast=self.accelerator.autocast)
+        finally:
+            self.model.train()
 
     # ------------------------------------------------------------------ update
 
@@ -439,7 +415,10 @@ class Trainer:
             rollout = self.episodes.collect(self.sampler, self.completions_per_step())
             generated = time.perf_counter()
             scores = self.score(rollout)
-        rewards = self.episodes.rewards(rollout, scores)
+        try:
+            rewards = self.episodes.rewards(rollout, scores)
+        except RewardFunctionError as error:  # before any update or checkpoint of this step
+            raise UserError(error.describe(step=self.step + 1)) from None
         # Advantages over the global batch (batch-scaled std, AZR's task groups span ranks), then ours.
         whole, whole_sc, whole_rewards, mine = self._whole_batch(rollout, scores.self_certainty, rewards)
         whole_advantages = self.episodes.advantages(whole, whole_rewards)
@@ -467,9 +446,12 @@ class Trainer:
     def _rollout_metrics(self, rollout, self_certainty, rewards, advantages) -> dict:
         mask = rollout.completion_mask
         lengths = mask.sum(-1).float()
-        weights = getattr(self.episodes, "weights", {})  # name → weight; 0 = logged only
-        total = sum(weights.get(k, 1.0) * v for k, v in rewards.items() if weights.get(k, 1.0) != 0) \
-            if rewards else torch.zeros(len(rollout))
+        # The advantages' weights (name → weight; 0 or absent = logged only); a source without a
+        # `weights` table counts every reward once. A row without a reward (None → NaN) adds 0.
+        weights = getattr(self.episodes, "weights", None)
+        weights = {k: 1.0 for k in rewards} if weights is None else weights
+        total = sum((weights.get(k, 0.0) * torch.nan_to_num(v.float(), nan=0.0) for k, v in rewards.items()
+                     if weights.get(k, 0.0) != 0), torch.zeros(len(rollout)))
         metrics = {
             "reward/mean": float(total.mean()), "reward/std": float(total.std()) if len(total) > 1 else 0.0,
             "self_certainty/mean": float(self_certainty.mean()),
@@ -479,7 +461,10 @@ class Trainer:
             "advantage/abs_mean": float(advantages.abs().mean()),
         }
         for name, values in rewards.items():
-            metrics[f"rewards/{name}/mean"] = float(values.mean())
+            metrics[f"rewards/{name}/mean"] = float(values.float().nanmean()) if len(values) else 0.0
+            missing = torch.isnan(values.float())
+            if bool(missing.any()):
+                metrics[f"rewards/{name}/none_frac"] = float(missing.float().mean())
         metrics.update(self.episodes.metrics(rollout, rewards))
         return metrics
 

@@ -9,7 +9,7 @@ ends in a UserError naming the file, line and fix.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UserError
@@ -20,6 +20,8 @@ from . import addition, arithmetic
 class PromptRow:
     prompt: str
     answer: str | None = None
+    columns: dict = field(default_factory=dict, compare=False, hash=False)
+    """The record's other fields as read (JSONL / HF rows), for user reward functions."""
 
 
 def read_jsonl(path: Path, what: str = "data file"):
@@ -49,7 +51,8 @@ def _row(record, where: str, prompt_field: str, answer_field: str) -> PromptRow:
     if not isinstance(prompt, str) or not prompt.strip():
         raise UserError(f"{where}: row has no non-empty string {prompt_field!r} field (keys: {sorted(record)})")
     answer = record.get(answer_field)
-    return PromptRow(prompt=prompt, answer=None if answer is None else str(answer))
+    columns = {key: value for key, value in record.items() if key != prompt_field}
+    return PromptRow(prompt=prompt, answer=None if answer is None else str(answer), columns=columns)
 
 
 def _rows_from_hf(source: str, split: str, prompt_field: str, answer_field: str) -> list[PromptRow]:

@@ -1,40 +1,22 @@
-"""Reward sources behind one small interface.
+"""Reward sources behind one small interface, and the registry that names them.
 
-A source maps a scored rollout to one reward per completion ([N] float32). The
-trainer group-normalises every source separately and sums the weighted
-advantages (REFERENCE §2, Intuitor's code); a source of weight 0 is only logged.
+A source maps a scored rollout to one reward per completion ([N] float32; NaN =
+no reward for that row). The trainer group-normalises every source separately
+and sums the weighted advantages (REFERENCE §2, Intuitor's code); a source of
+weight 0 is only logged.
+
+A `rewards:` entry names a built-in (`REWARD_NAMES`) or a user function written
+`package.module:function` or `path/to/file.py:function` (`user.py`: TRL's
+reward-function signature).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
-
 import torch
 
+from .base import RewardSource, Scores
+from .label_free import AnswerAgreementReward, MajorityVoteReward, TokenEntropyReward, TrajectoryLogprobReward
 from .math_answer import answers_match, extract_answer
-
-
-@dataclass
-class Scores:
-    """What the trainer's no-grad scoring pass measured for each completion.
-
-    old_logprobs: [N, T] log π_old(o_t) (the PPO ratio's denominator).
-    self_certainty: [N] SC(o|q) under the current policy — online (REFERENCE §1).
-    ref_logprobs / ref_self_certainty: the same under the frozen reference model,
-    present only when one is loaded (β > 0 or offline self-certainty).
-    """
-
-    old_logprobs: torch.Tensor
-    self_certainty: torch.Tensor
-    ref_logprobs: torch.Tensor | None = None
-    ref_self_certainty: torch.Tensor | None = None
-
-
-class RewardSource(Protocol):
-    name: str
-
-    def __call__(self, completions: list[str], extras: dict, scores: Scores) -> torch.Tensor: ...
 
 
 class SelfCertaintyReward:
@@ -45,7 +27,7 @@ class SelfCertaintyReward:
     def __init__(self, mode: str = "online"):
         self.mode = mode
 
-    def __call__(self, completions, extras, scores: Scores) -> torch.Tensor:
+    def __call__(self, completions, extras, scores: Scores, rollout=None) -> torch.Tensor:
         if self.mode == "offline":
             if scores.ref_self_certainty is None:
                 raise RuntimeError("offline self-certainty needs the reference model's scores")
@@ -58,7 +40,7 @@ class MathAnswerReward:
 
     name = "math_answer"
 
-    def __call__(self, completions, extras, scores) -> torch.Tensor:
+    def __call__(self, completions, extras, scores, rollout=None) -> torch.Tensor:
         answers = extras.get("answer") or [None] * len(completions)
         return torch.tensor(
             [float(gold is not None and answers_match(extract_answer(text), gold))
@@ -67,9 +49,40 @@ class MathAnswerReward:
         )
 
 
-def build_reward(name: str, mode: str = "online") -> RewardSource:
-    if name == "self_certainty":
-        return SelfCertaintyReward(mode)
-    if name == "math_answer":
-        return MathAnswerReward()
-    raise ValueError(f"unknown reward source {name!r}")
+# name → factory(mode, group_size, tokenizer, answer_only). The config's list of valid
+# names is this table's keys (plus the `module:function` form).
+_BUILT_IN = {
+    "self_certainty": lambda mode, group_size, tokenizer, answer_only: SelfCertaintyReward(mode),
+    "math_answer": lambda mode, group_size, tokenizer, answer_only: MathAnswerReward(),
+    "majority_vote": lambda mode, group_size, tokenizer, answer_only: MajorityVoteReward(group_size),
+    "answer_agreement": lambda mode, group_size, tokenizer, answer_only: AnswerAgreementReward(group_size),
+    "token_entropy": lambda mode, group_size, tokenizer, answer_only: TokenEntropyReward(answer_only, tokenizer),
+    "trajectory_logprob": lambda mode, group_size, tokenizer, answer_only: TrajectoryLogprobReward(),
+}
+REWARD_NAMES = tuple(_BUILT_IN)
+# Every built-in that needs no gold answer (what `selftaught diagnose` ranks).
+LABEL_FREE_REWARDS = tuple(name for name in REWARD_NAMES if name != "math_answer")
+
+
+def is_user_function(name: str) -> bool:
+    """`package.module:function` or `path/to/file.py:function`."""
+    return ":" in name
+
+
+def build_reward(name: str, mode: str = "online", *, group_size: int | None = None, tokenizer=None,
+                 answer_only: bool = False) -> RewardSource:
+    """The source a `rewards:` entry names (a user function is imported here: UserError if it cannot be)."""
+    if is_user_function(name):
+        from .user import UserReward, load_reward_function
+
+        return UserReward(load_reward_function(name), name)
+    if name not in _BUILT_IN:
+        raise ValueError(f"unknown reward source {name!r}")
+    if name in ("majority_vote", "answer_agreement") and not group_size:
+        raise ValueError(f"{name} needs the group size (num_generations)")
+    return _BUILT_IN[name](mode, group_size, tokenizer, answer_only)
+
+
+__all__ = ["AnswerAgreementReward", "LABEL_FREE_REWARDS", "MajorityVoteReward", "MathAnswerReward",
+           "REWARD_NAMES", "RewardSource", "Scores", "SelfCertaintyReward", "TokenEntropyReward",
+           "TrajectoryLogprobReward", "build_reward", "is_user_function"]

@@ -1,0 +1,87 @@
+"""The no-grad scoring pass, shared by the trainer and `selftaught diagnose`.
+
+One forward per micro-batch gives every token-level quantity a reward may need:
+log π(o_t) (the PPO ratio's π_old, and `trajectory_logprob`), sc_t
+(self-certainty) and, when asked, H(p_t) (`token_entropy`). The extra sources
+cost one elementwise pass over each logits chunk, never another forward.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+
+import torch
+
+from .fused_logprobs import capture_head_input, fused_head, fused_token_statistics
+from .ops import TokenStatistics, sequence_mean, token_statistics
+from .rewards import Scores
+
+
+def completion_token_statistics(model, prompt_ids, prompt_mask, completion_ids, completion_mask, *,
+                                temperature: float, chunk_size: int, fused: bool = True,
+                                entropy: bool = False) -> TokenStatistics:
+    """log π(o_t | q, o_<t), sc_t and (if `entropy`) H(p_t) for every completion token, [n, T] each.
+
+    Position P-1+t of the prompt+completion sequence predicts completion token t;
+    only those T positions reach the output layer (`logits_to_keep`). Position ids
+    follow the attention mask, as in `generate`, so left padding does not shift them.
+
+    `fused` (default): the lm_head's input is captured and the statistics come from
+    `fused_logprobs` chunk by chunk, so no [n, T, V] logits tensor exists (forward or
+    backward). Models whose logits are not exactly `lm_head(hidden)` (soft-capping,
+    logit scales, unknown architectures) use the logits path.
+    """
+    input_ids = torch.cat([prompt_ids, completion_ids], dim=1)
+    attention = torch.cat([prompt_mask, completion_mask], dim=1).long()
+    position_ids = (attention.cumsum(-1) - 1).clamp(min=0)
+    T = completion_ids.shape[1]
+    inputs = dict(input_ids=input_ids, attention_mask=attention, position_ids=position_ids,
+                  logits_to_keep=T + 1, use_cache=False)
+    head = fused_head(model) if fused else None
+    if head is None:
+        logits = model(**inputs).logits[:, :-1]
+        return token_statistics(logits, completion_ids, completion_mask, temperature=temperature,
+                                chunk_size=chunk_size, entropy=entropy)
+    with capture_head_input(head) as captured:
+        model(**inputs)
+    if len(captured) != 1:
+        raise RuntimeError(f"expected one lm_head call in the forward pass, saw {len(captured)}")
+    hidden = captured[0][:, :-1]  # [n, T, H]: the states that predict completion tokens 0..T-1
+    return fused_token_statistics(hidden, head.weight, completion_ids, completion_mask, temperature=temperature,
+                                  chunk_size=chunk_size, bias=head.bias, entropy=entropy)
+
+
+@torch.no_grad()
+def score_rollout(model, rollout, *, temperature: float, chunk_size: int, batch_size: int, device,
+                  fused: bool = True, entropy: bool = False, reference=None, reference_context=nullcontext,
+                  autocast=nullcontext) -> Scores:
+    """Scores of every completion of `rollout`, `batch_size` rows per forward.
+
+    `reference` (optional): a second model scored alike (log-probs and self-certainty)
+    inside `reference_context()` (e.g. LoRA's `disable_adapter`). `autocast`: the
+    mixed-precision context of the caller (accelerate's). The model's train/eval
+    mode is the caller's business.
+    """
+    kwargs = {"temperature": temperature, "chunk_size": chunk_size, "fused": fused}
+    old, sc, ent, ref, ref_sc = [], [], [], [], []
+    n = len(rollout)
+    for start in range(0, n, batch_size):
+        index = slice(start, min(start + batch_size, n))
+        rows = tuple(t[index].to(device) for t in (rollout.prompt_ids, rollout.prompt_mask,
+                                                   rollout.completion_ids, rollout.completion_mask))
+        with autocast():
+            stats = completion_token_statistics(model, *rows, entropy=entropy, **kwargs)
+            old.append(stats.logprobs.cpu())
+            sc.append(sequence_mean(stats.self_certainty, rows[3]).cpu())
+            if entropy:
+                ent.append(stats.entropy.float().cpu())
+            if reference is not None:
+                with reference_context():
+                    ref_stats = completion_token_statistics(reference, *rows, **kwargs)
+                ref.append(ref_stats.logprobs.cpu())
+                ref_sc.append(sequence_mean(ref_stats.self_certainty, rows[3]).cpu())
+    return Scores(old_logprobs=torch.cat(old), self_certainty=torch.cat(sc),
+                  ref_logprobs=torch.cat(ref) if ref else None,
+                  ref_self_certainty=torch.cat(ref_sc) if ref_sc else None,
+                  token_entropy=torch.cat(ent) if ent else None,
+                  completion_mask=rollout.completion_mask.bool().cpu())
