@@ -135,8 +135,14 @@ def run_diagnose(model: str, data: str, *, n: int = 40, samples: int = 8, split:
                  use_chat_template: str = "auto", temperature: float = 0.9, max_new_tokens: int = 64,
                  max_prompt_length: int = 256, rewards: list[str] = (), seed: int = 0, batch_size: int = 32,
                  difficulty: int = 1, prompt_field: str = "prompt", answer_field: str = "answer",
-                 dtype: str = "auto", output_dir: str = "runs/diagnose", chunk_size: int = 2048) -> dict:
-    """Run the diagnostic and write `output_dir/diagnose.json`; returns the same record."""
+                 dtype: str = "auto", output_dir: str = "runs/diagnose", chunk_size: int = 2048,
+                 tags: dict | None = None) -> dict:
+    """Run the diagnostic and write `output_dir/diagnose.json`; returns the same record.
+
+    `tags`: name → predicate on a completion's text (e.g. "takes the column procedure"):
+    the record gains, per tag, the share of sampled completions it holds for
+    (`tags`) and the accuracy of those it holds and does not hold for
+    (`tag_accuracy`), with the same bootstrap intervals over prompts."""
     from .episodes import format_prompt
     from .models import load_model
     from .rewards import LABEL_FREE_REWARDS, MathAnswerReward, build_reward
@@ -191,7 +197,14 @@ def run_diagnose(model: str, data: str, *, n: int = 40, samples: int = 8, split:
         result["line"] = verdict_line(name, result)
         results[name] = result
 
+    tagged = {name: np.array([bool(holds(text)) for text in rollout.completions]).reshape(-1, samples)
+              for name, holds in (tags or {}).items()}
     record = {
+        "tags": {name: ratio_with_interval(t.sum(axis=1), ones * samples, seed=seed) for name, t in tagged.items()},
+        "tag_accuracy": {name: {
+            "with": ratio_with_interval((t & by_group).sum(axis=1), t.sum(axis=1), seed=seed),
+            "without": ratio_with_interval((~t & by_group).sum(axis=1), (~t).sum(axis=1), seed=seed)}
+            for name, t in tagged.items()},
         "model": model, "data": data, "split": split, "n": len(rows), "samples": samples,
         "temperature": temperature, "max_new_tokens": max_new_tokens, "prompt_template": template,
         "chat_template": bool(getattr(tokenizer, "chat_template", None)) and use_chat_template != "never",
