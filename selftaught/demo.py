@@ -1,81 +1,120 @@
-"""`selftaught demo`: both methods changing what the built-in model can do, on a CPU.
+"""`selftaught demo`: every method teaching a built-in model, measured on held-out data, on a CPU.
 
-1. evaluates the base model (`tiny`, the shipped selftaught-tiny) on held-out
-   arithmetic and held-out program input/output tasks;
-2. trains a copy with Intuitor (self-certainty, no labels) and another with GRPO on
-   the gold answers, for the same steps, and evaluates both (the paper's comparison);
-3. runs Absolute Zero self-play from the base model and evaluates it on the held-out
-   program tasks;
-4. writes `summary.json` (every figure, with sample counts, 95% intervals, the
-   per-step curves and the configurations), `report.md` and `report.png`
-   (`selftaught.report`) and prints the table.
+1. `selftaught diagnose` on the base model `tiny-math` (held-out long additions,
+   8 samples each): sampled pass@1, pass@8, majority@8, greedy, the share of
+   completions that take the column procedure, and how well each label-free reward
+   ranks right completions above wrong ones (within-group AUROC);
+2. trains one copy per method on the RL prompts (the `train` split: the held-out
+   distribution, never its problems) — GRPO on gold answers, Intuitor
+   (self-certainty) and every other label-free reward the project ships — and
+   measures each again the same way;
+3. runs Absolute Zero self-play from `tiny` (the program model) and measures its
+   held-out deduction and abduction solve rates before and after;
+4. writes `summary.json` (every figure with its interval and sample count, the
+   per-step curves, each run's configuration), `report.md` and `report.png`
+   (`selftaught.report`, with the targets met or missed) and prints the table.
 
-Held-out data is never trained on (the splits are disjoint by construction) and
-nothing is tuned on it: every figure is what this run measured.
+Nothing is tuned on held-out data: learning rates come from the `dev` split
+(`scripts/demo_dev_sweep.py`), and every figure is what this run measured.
 """
 
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from pathlib import Path
 
 import torch
 
 from .config import build_config
-from .models.competence import (ARITHMETIC_TEMPERATURE, AZR_COMPLETION_TOKENS, AZR_SETTINGS, AZR_TEMPERATURE,
-                                arithmetic_accuracy, program_solve_rates)
-from .models.corpus import ARITHMETIC_CONTEXT
+from .data import addition
+from .diagnose import run_diagnose
+from .models.addition_corpus import ANSWER_CONTEXT
+from .models.competence import AZR_COMPLETION_TOKENS, AZR_SETTINGS, AZR_TEMPERATURE, program_solve_rates
 from .report import AZR_TYPES, CURVES, write_report
 from .trainer import Trainer
 
-DEMO_MODEL = "tiny"
-DEMO_LEARNING_RATES = {"intuitor": 1e-5, "grpo": 3e-5}
-"""Chosen on a development set (train-split problems not trained on), never on the
-held-out data: `python scripts/demo_dev_sweep.py --steps 120` (1e-5 / 3e-5 / 1e-4)."""
+MATH_MODEL = "tiny-math"
+PROGRAM_MODEL = "tiny"
+MATH_TEMPERATURE = 1.0  # sampled, the base model takes each habit as often as it learned it
+MATH_SAMPLES = 8
+METHOD_REWARDS = {
+    "grpo": "math_answer",  # the labelled baseline
+    "intuitor": "self_certainty",
+    "majority_vote": "majority_vote",
+    "answer_agreement": "answer_agreement",
+    "token_entropy": "token_entropy",
+    "trajectory_logprob": "trajectory_logprob",
+}
+"""Demo run → the one reward it trains on (every label-free run also logs gold accuracy, weight 0)."""
+LABEL_FREE = tuple(name for name in METHOD_REWARDS if name != "grpo")
+DEMO_LEARNING_RATES = {"grpo": 3e-4, "intuitor": 1e-4, "majority_vote": 3e-4, "answer_agreement": 3e-4,
+                       "token_entropy": 1e-4, "trajectory_logprob": 3e-4}
+"""Chosen on the `dev` split, never on held-out data: `python scripts/demo_dev_sweep.py --rates 1e-4 3e-4 6e-4`
+(40 steps; dev pass@1 from a base of 0.282 — grpo 0.449 / 0.887 / 0.814, intuitor 0.099 / 0.019 / 0.001,
+majority_vote 0.422 / 0.746 / 0.054, answer_agreement 0.438 / 0.833 / 0.039, token_entropy 0.454 / 0.441 /
+0.041, trajectory_logprob 0.440 / 0.524 / 0.000). Intuitor is below its base at every rate; 1e-4 hurts least."""
 PROGRAM_TYPES = ("deduction", "abduction")  # the held-out program I/O tasks
+PROCEDURE = "procedure share"
 
 
 def _common(output_dir: Path, steps: int) -> dict:
-    return {"output_dir": str(output_dir), "max_steps": steps, "seed": 0, "model": {"name_or_path": DEMO_MODEL},
-            "save_steps": steps, "save_total_limit": 1, "progress_bar": True}
+    return {"output_dir": str(output_dir), "max_steps": steps, "seed": 0, "save_steps": steps,
+            "save_total_limit": 1, "progress_bar": True}
 
 
-def intuitor_recipe(method: str, output_dir: Path, steps: int) -> dict:
-    """intuitor_tiny / grpo_tiny: 8 prompts × G = 4 per step on the arithmetic generator."""
-    return {**_common(output_dir, steps), "method": method,
-            "data": {"source": "arithmetic", "num_examples": 2000, "prompt_template": ARITHMETIC_CONTEXT},
-            "num_generations": 4, "per_device_train_batch_size": 32, "max_prompt_length": 64,
-            "max_completion_length": 32, "temperature": ARITHMETIC_TEMPERATURE,
-            "learning_rate": DEMO_LEARNING_RATES[method],
-            "warmup_ratio": 0.1,
+def math_recipe(method: str, output_dir: Path, steps: int) -> dict:
+    """8 RL prompts × G = 8 completions per step from the addition generator's `train` split."""
+    reward = METHOD_REWARDS[method]
+    logged = [] if reward == "math_answer" else [{"name": "math_answer", "weight": 0.0}]
+    return {**_common(output_dir, steps), "method": "grpo" if method == "grpo" else "intuitor",
+            "model": {"name_or_path": MATH_MODEL},
+            "rewards": [{"name": reward, "weight": 1.0}, *logged],
+            "data": {"source": "addition", "split": "train", "num_examples": 2000, "prompt_template": ANSWER_CONTEXT},
+            "num_generations": MATH_SAMPLES, "per_device_train_batch_size": 8 * MATH_SAMPLES,
+            "max_prompt_length": 64, "max_completion_length": 64, "temperature": MATH_TEMPERATURE,
+            "learning_rate": DEMO_LEARNING_RATES[method], "lr_scheduler_type": "constant", "warmup_ratio": 0.0,
             "beta": 0.0}
 
 
 def azr_recipe(output_dir: Path, steps: int, per_type_role: int) -> dict:
-    """azr_tiny: the paper's loop at a CPU-sized batch."""
-    return {**_common(output_dir, steps), "method": "azr",
+    """azr_tiny: the paper's loop at a CPU-sized batch, from the program model."""
+    return {**_common(output_dir, steps), "method": "azr", "model": {"name_or_path": PROGRAM_MODEL},
             "azr": {**AZR_SETTINGS, "tasks_per_type_role": per_type_role, "learnability_rollouts": 4,
                     "seed_proposals": per_type_role, "seed_rounds": 1},
             "per_device_train_batch_size": 24, "max_prompt_length": 1024,
             "max_completion_length": AZR_COMPLETION_TOKENS,
             "temperature": AZR_TEMPERATURE, "learning_rate": 1e-4, "lr_scheduler_type": "constant",
-            "warmup_ratio": 0.0,
-            "beta": 0.0}
+            "warmup_ratio": 0.0, "beta": 0.0}
 
 
-def _evaluate(trainer: Trainer, n: int, arithmetic: bool = True) -> dict:
+def measure_math(model: str, n: int, output_dir: Path) -> dict:
+    """selftaught diagnose on `n` held-out problems: the accuracy figures, the procedure share
+    and every label-free source's within-group AUROC."""
+    record = run_diagnose(model, "addition", split="heldout", n=n, samples=MATH_SAMPLES,
+                          prompt_template=ANSWER_CONTEXT, temperature=MATH_TEMPERATURE, max_new_tokens=64,
+                          max_prompt_length=64, output_dir=str(output_dir), batch_size=64,
+                          tags={"procedure": addition.uses_procedure})
+    figures = {name: {**result, "n": record["n"]} for name, result in record["accuracy"].items()}
+    figures[PROCEDURE] = {**record["tags"]["procedure"], "n": record["n"]}
+    return {"figures": figures, "auroc": {name: {k: result[k] for k in ("value", "low", "high", "pairs", "verdict")}
+                                          for name, result in record["sources"].items()}}
+
+
+def measure_programs(trainer: Trainer, n: int) -> dict:
+    """Greedy held-out solve rates of the program model (AZR's own checking), 95% Wilson intervals."""
     model = trainer.accelerator.unwrap_model(trainer.model)
     figures = {}
-    if arithmetic:
-        figures["arithmetic"] = arithmetic_accuracy(model, trainer.tokenizer, n, greedy=True).as_dict()
     for task_type, accuracy in program_solve_rates(model, trainer.tokenizer, n, greedy=True,
                                                    task_types=PROGRAM_TYPES).items():
-        figures[f"program/{task_type}"] = accuracy.as_dict()
+        low, high = accuracy.wilson_interval()
+        figures[f"program/{task_type}"] = {"value": accuracy.value, "low": low, "high": high, "n": accuracy.total}
     return figures
 
 
-CURVE_KEYS = (*CURVES, *(f"azr/{t}/{what}" for t in AZR_TYPES for what in ("propose/valid_rate", "solve/solve_rate")))
+CURVE_KEYS = (*CURVES, *(f"rewards/{source}/mean" for source in METHOD_REWARDS.values()),
+              *(f"azr/{t}/{what}" for t in AZR_TYPES for what in ("propose/valid_rate", "solve/solve_rate")))
 
 
 def _curves(history: list[dict]) -> dict[str, list[float]]:
@@ -88,73 +127,47 @@ def _curves(history: list[dict]) -> dict[str, list[float]]:
     return curves
 
 
-def auroc(positive: torch.Tensor, negative: torch.Tensor) -> float:
-    """P(a random positive scores above a random negative), ties counted half; 0.5 = chance."""
-    if len(positive) == 0 or len(negative) == 0:
-        return float("nan")
-    above = (positive[:, None] > negative[None, :]).double().mean()
-    tied = (positive[:, None] == negative[None, :]).double().mean()
-    return float(above + 0.5 * tied)
-
-
-def self_certainty_auroc(trainer: Trainer, n: int, samples: int = 4) -> dict:
-    """Does the model's self-certainty (Intuitor's reward) tell its right answers from its
-    wrong ones? Sampled completions of `n` training prompts, scored as in training.
-    Intuitor can only raise accuracy where this AUROC is above 0.5."""
-    from .data import arithmetic
-    from .episodes import format_prompt
-    from .rewards import MathAnswerReward
-
-    data = trainer.config.data
-    problems = arithmetic.generate(n, split="train", seed=trainer.config.seed)
-    texts = [format_prompt(trainer.tokenizer, p.prompt, data.prompt_template, data.system_prompt,
-                           data.use_chat_template) for p in problems]
-    with torch.random.fork_rng():  # leave the training run's random stream as it was
-        rollout = trainer.sampler.sample(texts, samples, extras={"answer": [p.answer for p in problems]})
-        certainty = trainer.score(rollout).self_certainty
-    correct = MathAnswerReward()(rollout.completions, rollout.extras, None).bool()
-
-    def finite(value: float) -> float | None:  # JSON has no NaN: None when one side is empty
-        return value if value == value else None
-
-    return {"auroc": finite(auroc(certainty[correct], certainty[~correct])), "n": len(rollout),
-            "correct": int(correct.sum()), "self_certainty_right": finite(float(certainty[correct].mean())),
-            "self_certainty_wrong": finite(float(certainty[~correct].mean()))}
-
-
-def _run_record(history: list[dict], after: dict, recipe: dict) -> dict:
-    return {"steps": len(history), "after": after, "config": recipe, "curves": _curves(history),
-            "seconds_per_step": sum(r["time/step_s"] for r in history) / len(history)}
+def _run_record(history: list[dict], after: dict, recipe: dict, auroc: dict | None = None) -> dict:
+    record = {"steps": len(history), "after": after, "config": recipe, "curves": _curves(history),
+              "seconds_per_step": sum(r["time/step_s"] for r in history) / len(history)}
+    if auroc is not None:
+        record["auroc_after"] = auroc
+    return record
 
 
 def run_demo(output_dir: str, quick: bool = False, logging: dict | None = None) -> dict:
     """`logging`: progress keys for every recipe (`progress_bar`, `log_every`; the CLI's --quiet/--log-every)."""
     output = Path(output_dir)
-    steps, azr_steps, n_eval, per_type_role = (2, 1, 12, 2) if quick else (120, 30, 200, 4)
+    steps, azr_steps, n_math, n_programs, per_type_role = (2, 1, 16, 8, 2) if quick else (40, 20, 200, 100, 4)
     started = time.perf_counter()
-    summary: dict = {"model": DEMO_MODEL, "quick": quick, "eval_n_requested": n_eval, "decoding": "greedy",
-                     "runs": {}}
-
-    recipes = {method: intuitor_recipe(method, output / method, steps) for method in ("intuitor", "grpo")}
-    recipes["azr"] = azr_recipe(output / "azr", azr_steps, per_type_role)
-    for recipe in recipes.values():
-        recipe.update(logging or {})
-    base = Trainer(build_config(recipes["intuitor"]))
-    summary["base"] = _evaluate(base, n_eval)
+    summary: dict = {"models": {"math": MATH_MODEL, "programs": PROGRAM_MODEL}, "quick": quick,
+                     "eval": {"math_n": n_math, "programs_n": n_programs, "samples": MATH_SAMPLES,
+                              "temperature": MATH_TEMPERATURE}, "runs": {}}
+    with tempfile.TemporaryDirectory() as scratch:
+        base = measure_math(MATH_MODEL, n_math, Path(scratch))
+    summary["base"], summary["auroc"] = base["figures"], base["auroc"]
     print(_line("base", summary["base"]), flush=True)
-    summary["self_certainty_vs_correct"] = self_certainty_auroc(base, n_eval // 2)
-    value = summary["self_certainty_vs_correct"]["auroc"]
-    print("base: self-certainty separates right from wrong answers with AUROC "
-          + (f"{value:.3f} (0.5 = chance)" if value is not None else "— (all answers right or all wrong)"), flush=True)
-    for method in ("intuitor", "grpo"):
-        trainer = base if method == "intuitor" else Trainer(build_config(recipes[method]))
-        history = trainer.train()
-        summary["runs"][method] = _run_record(history, _evaluate(trainer, n_eval), recipes[method])
-        print(_line(method, summary["runs"][method]["after"]), flush=True)
+    for name, result in summary["auroc"].items():
+        print(f"  base diagnose: {name} within-group AUROC {result['value']:.2f} → {result['verdict']}"
+              if result["value"] is not None else f"  base diagnose: {name}: no right/wrong pairs", flush=True)
 
-    azr = Trainer(build_config(recipes["azr"]))
+    for method in METHOD_REWARDS:
+        recipe = math_recipe(method, output / method, steps)
+        recipe.update(logging or {})
+        trainer = Trainer(build_config(recipe))
+        history = trainer.train()
+        after = measure_math(str(output / method), n_math, output / method / "diagnose")
+        summary["runs"][method] = _run_record(history, after["figures"], recipe, after["auroc"])
+        print(_line(method, summary["runs"][method]["after"]), flush=True)
+        del trainer
+
+    recipe = azr_recipe(output / "azr", azr_steps, per_type_role)
+    recipe.update(logging or {})
+    azr = Trainer(build_config(recipe))
+    with torch.random.fork_rng():  # measuring the base leaves the run's random stream as it was
+        summary["base"].update(measure_programs(azr, n_programs))
     history = azr.train()
-    summary["runs"]["azr"] = _run_record(history, _evaluate(azr, n_eval, arithmetic=False), recipes["azr"])
+    summary["runs"]["azr"] = _run_record(history, measure_programs(azr, n_programs), recipe)
     print(_line("azr", summary["runs"]["azr"]["after"]), flush=True)
     summary["runtime_s"] = time.perf_counter() - started
     output.mkdir(parents=True, exist_ok=True)
@@ -165,10 +178,9 @@ def run_demo(output_dir: str, quick: bool = False, logging: dict | None = None) 
 
 
 def _cell(figure: dict | None) -> str:
-    if not figure:
+    if not figure or figure.get("value") is None:
         return "—"
-    low, high = figure["ci95"]
-    return f"{figure['accuracy']:.3f} [{low:.2f},{high:.2f}]"
+    return f"{figure['value']:.3f} [{figure['low']:.2f},{figure['high']:.2f}]"
 
 
 def _line(name: str, figures: dict) -> str:
@@ -176,20 +188,16 @@ def _line(name: str, figures: dict) -> str:
 
 
 def table(summary: dict) -> str:
-    columns = ["arithmetic", *(f"program/{t}" for t in PROGRAM_TYPES)]
-    sizes = {c: summary["base"][c]["n"] for c in columns if c in summary["base"]}
-    lines = [f"\nselftaught demo — base model `{summary['model']}`, held-out data, greedy, accuracy [95% CI]",
-             f"{'model':<14}" + "".join(f"{c:>24}" for c in columns) + f"{'s/step':>9}",
-             f"{'(n)':<14}" + "".join(f"{sizes.get(c, ''):>24}" for c in columns)]
+    columns = list(summary["base"])
+    width = 22
+    lines = [f"\nselftaught demo — held-out data, value [95% CI]; math: `{summary['models']['math']}`, "
+             f"{summary['eval']['math_n']} problems × {summary['eval']['samples']} samples at "
+             f"τ={summary['eval']['temperature']}; programs: `{summary['models']['programs']}`, greedy",
+             f"{'model':<26}" + "".join(f"{c:>{width}}" for c in columns) + f"{'s/step':>8}"]
     rows = [("base", summary["base"], None)] + [
         (f"+{name} ({run['steps']} st)", run["after"], run["seconds_per_step"]) for name, run in summary["runs"].items()]
     for name, figures, seconds in rows:
-        lines.append(f"{name:<14}" + "".join(f"{_cell(figures.get(c)):>24}" for c in columns)
-                     + (f"{seconds:>9.2f}" if seconds else f"{'':>9}"))
-    for name, run in summary["runs"].items():
-        sc, length = run["curves"].get("self_certainty/mean"), run["curves"].get("completion_length/mean")
-        if sc and length:
-            lines.append(f"{name}: self-certainty {sc[0]:.3f} → {sc[-1]:.3f}; completion length "
-                         f"{length[0]:.1f} → {length[-1]:.1f}")
-    lines.append(f"total {summary['runtime_s']:.0f} s; every figure in summary.json")
+        lines.append(f"{name:<26}" + "".join(f"{_cell(figures.get(c)):>{width}}" for c in columns)
+                     + (f"{seconds:>8.2f}" if seconds else f"{'':>8}"))
+    lines.append(f"total {summary['runtime_s']:.0f} s; every figure in summary.json, the verdicts in report.md")
     return "\n".join(lines)
