@@ -108,7 +108,7 @@ def _train_cli(tmp_path, rewards, **extra):
     path.write_text(yaml.safe_dump(raw))
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{tmp_path}", "OMP_NUM_THREADS": "1"}
     return subprocess.run([sys.executable, "-m", "selftaught", "train", "--config", str(path)], cwd=tmp_path,
-                          env=env, capture_output=True, text=True, timeout=300)
+                          env=env, capture_output=True, text=True, timeout=900)
 
 
 @pytest.mark.parametrize("function, message", [
