@@ -118,11 +118,15 @@ class PromptEpisodes:
         groups = [answers[i:i + G] for i in range(0, len(answers), G)]
         extracted = sum(a is not None for a in answers) / max(len(answers), 1)
         top_share = [Counter(g).most_common(1)[0][1] / len(g) for g in groups]
-        return {
+        metrics = {
             "answer_entropy/mean": sum(harmonic_entropy(g) for g in groups) / len(groups),
             "answer_agreement/mean": sum(top_share) / len(top_share),
             "answer_extracted/frac": extracted,
         }
+        for name, source in self.sources.items():  # refused or timed-out answer checks (scored 0)
+            if hasattr(source, "last_timeouts"):
+                metrics[f"rewards/{name}/timeouts"] = float(source.last_timeouts)
+        return metrics
 
     def state_dict(self) -> dict:
         return {"prompts": self.prompts.state_dict()}
