@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import math
+import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -155,9 +156,7 @@ class Trainer:
         self.processes = Processes.from_accelerator(self.accelerator)
         set_seed(config.seed)  # the same on every rank: identical initial weights (LoRA init included)
 
-        resume_from = checkpoint.latest(self.output_dir / "checkpoints") if resume else None
-        if resume and resume_from is None:
-            raise UserError(f"--resume: no checkpoint in {self.output_dir / 'checkpoints'}; start without --resume")
+        resume_from = self._checkpoint_to_resume() if resume else None
         model, self.tokenizer = self._load_policy(resume_from)
 
         if episodes is None:
@@ -206,6 +205,19 @@ class Trainer:
             if self.accelerator.is_main_process else None
 
     # ------------------------------------------------------------------ set-up
+
+    def _checkpoint_to_resume(self) -> Path:
+        """The newest intact checkpoint; one warning line per damaged one skipped (rank 0 prints)."""
+        directory = self.output_dir / "checkpoints"
+        if not checkpoint.list_checkpoints(directory):
+            raise UserError(f"--resume: no checkpoint in {directory}; start without --resume")
+        warn = (lambda line: print(f"selftaught: warning: {line}", file=sys.stderr, flush=True)) \
+            if self.accelerator.is_main_process else (lambda line: None)
+        path, skipped = checkpoint.latest_intact(directory, warn)
+        if path is None:
+            raise UserError(f"--resume: no intact checkpoint in {directory} ({'; '.join(skipped)}); "
+                            "start without --resume, or restore a checkpoint from a backup")
+        return path
 
     def _load_policy(self, resume_from: Path | None):
         """(model, tokenizer) to train: the configured model, a resumed checkpoint, or either with LoRA."""
