@@ -20,7 +20,23 @@ from collections.abc import Iterable
 import torch
 from torch import Tensor
 
-DEFAULT_CHUNK_SIZE = 2048  # rows per fp32 chunk, as verl does
+# A chunk is sized by bytes, not rows: its fp32 [C, V] buffer takes DEFAULT_CHUNK_BYTES,
+# so C = DEFAULT_CHUNK_BYTES / (V · 4) (110 rows at Qwen2.5's V = 151,936; at least 1).
+# The peak is a few such buffers (the cast, z/τ, logsumexp's exp): ~0.25 GiB, under
+# the bf16 logits of any batch above ~850 tokens at that V, and under 1/8 of what a
+# straightforward log_softmax path holds (benchmarks/bench_logprobs.py). The old
+# fixed 2048 rows were 1.24 GB per buffer at that V.
+DEFAULT_CHUNK_BYTES = 64 << 20
+DEFAULT_CHUNK_SIZE = None  # rows; None = from DEFAULT_CHUNK_BYTES (an explicit row count wins)
+
+
+def chunk_rows(vocab_size: int, chunk_size: int | None = None, budget_bytes: int | None = None) -> int:
+    """Rows per fp32 chunk: `chunk_size` when given, else budget // (V · 4), at least 1
+    (budget: `budget_bytes`, default DEFAULT_CHUNK_BYTES)."""
+    if chunk_size is not None:
+        return int(chunk_size)
+    budget = DEFAULT_CHUNK_BYTES if budget_bytes is None else int(budget_bytes)
+    return max(1, budget // (4 * max(1, int(vocab_size))))
 
 
 def _row_chunks(logits: Tensor, chunk_size: int):
@@ -116,13 +132,17 @@ class _ChunkedLogProbs(torch.autograd.Function):
         return grad.view(B, T, V), None, None, None, None
 
 
-def check_token_arguments(targets: Tensor, B: int, T: int, temperature: float, chunk_size: int | None) -> int:
-    """Validate the arguments shared by the logits and fused paths; returns the chunk size."""
+def check_token_arguments(targets: Tensor, B: int, T: int, temperature: float, chunk_size: int | None,
+                          vocab_size: int | None = None) -> int:
+    """Validate the arguments shared by the logits and fused paths; returns the chunk's rows
+    (`chunk_rows`: None → from the byte budget at `vocab_size`)."""
     if targets.shape != (B, T):
         raise ValueError(f"targets must be [B, T] = {(B, T)}, got {tuple(targets.shape)}")
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
-    chunk_size = DEFAULT_CHUNK_SIZE if chunk_size is None else int(chunk_size)
+    if chunk_size is None and vocab_size is None:
+        raise ValueError("chunk_size=None needs the vocabulary size to size the chunk by bytes")
+    chunk_size = chunk_rows(vocab_size or 1, chunk_size)
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     return chunk_size
@@ -146,7 +166,7 @@ def token_logprobs_and_self_certainty(
         temperature: τ; logits are divided by it (in fp32) before the softmax,
             for both outputs (REFERENCE §1: the same τ as sampling).
         chunk_size: rows of the flattened [B*T, V] processed per fp32 chunk
-            (None → 2048).
+            (None → `chunk_rows(V)`: a 64 MiB fp32 chunk, 110 rows at V = 151,936).
 
     Returns:
         logp: [B, T] float32 (float64 for float64 logits), log softmax(z/τ)[target];
@@ -157,7 +177,7 @@ def token_logprobs_and_self_certainty(
     if logits.dim() != 3:
         raise ValueError(f"logits must be [B, T, V], got shape {tuple(logits.shape)}")
     B, T, V = logits.shape
-    chunk_size = check_token_arguments(targets, B, T, temperature, chunk_size)
+    chunk_size = check_token_arguments(targets, B, T, temperature, chunk_size, vocab_size=V)
     if mask is None:
         mask = torch.ones(B, T, dtype=torch.bool, device=logits.device)
     else:

@@ -45,7 +45,7 @@ from .rollout import Rollout, Sampler
 
 
 def completion_logprobs(model, prompt_ids, prompt_mask, completion_ids, completion_mask, *,
-                        temperature: float, chunk_size: int, fused: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+                        temperature: float, chunk_size: int | None, fused: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """log π(o_t | q, o_<t) and sc_t for every completion token: two [n, T] float32 tensors.
 
     Position P-1+t of the prompt+completion sequence predicts completion token t;
