@@ -51,9 +51,29 @@ def timed_call(reward, completions, extras, in_thread: bool):
     return out["rewards"], out["seconds"]
 
 
+def old_in_process_seconds(answer: str, gold: str = "42") -> float:
+    """What one answer cost before: math-verify in this process, its 5 s signal timeout (main thread)."""
+    import logging
+
+    from math_verify import parse, verify
+
+    logging.getLogger("math_verify").setLevel(logging.CRITICAL)
+    start = time.perf_counter()
+    try:
+        g, p = parse(f"${gold}$", parsing_timeout=5), parse(f"${answer}$", parsing_timeout=5)
+        if g and p:
+            verify(g, p, timeout_seconds=5)
+    except BaseException:  # noqa: BLE001 - math-verify's TimeoutException is not an Exception
+        pass
+    return time.perf_counter() - start
+
+
 def main() -> None:
+    start = time.perf_counter()
     reward = MathAnswerReward()
-    timed_call(reward, [r"\boxed{x+1}"], {"answer": ["1+x"]}, in_thread=False)  # cold start, not timed
+    timed_call(reward, [r"\boxed{x+1}"], {"answer": ["1+x"]}, in_thread=False)
+    print(f"cold start (worker process + math-verify import, first symbolic answer): "
+          f"{time.perf_counter() - start:.2f} s, once per process")
     completions = [rf"so the answer is \boxed{{{HOSTILE[i % len(HOSTILE)]}}}" for i in range(64)]
     extras = {"answer": ["42"] * 64}
     print(f"{'case':<44}{'total s':>9}{'per answer ms':>15}{'vs 2 s target':>15}  verdicts")
@@ -72,6 +92,9 @@ def main() -> None:
     print(f"{'1 symbolic that passes the pre-check':<44}{seconds:>9.3f}{'':>15}{'':>15}  "
           f"deadline {DEFAULT_DEADLINE_S} s, timeouts: {reward.last_timeouts}")
     print(f"process totals: {unverified_counts()}")
+    old = old_in_process_seconds(HOSTILE[0])
+    print(f"before (math-verify in-process, main thread) one {HOSTILE[0]!r}: {old:.2f} s; 64 of them ~{64 * old:.0f} s "
+          f"= {64 * old / TARGET_S:.0f}x the target (off the main thread it never returned)")
 
 
 if __name__ == "__main__":

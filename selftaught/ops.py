@@ -72,6 +72,13 @@ def _compute_dtype(logits: Tensor) -> torch.dtype:
     return torch.promote_types(logits.dtype, torch.float32)
 
 
+def _scaled(rows: Tensor, acc: torch.dtype, temperature: float) -> Tensor:
+    """rows / τ in `acc` as one new [C, V] buffer (rows itself is never written)."""
+    if rows.dtype == acc:
+        return rows / temperature
+    return rows.to(acc).div_(temperature)
+
+
 class _ChunkedLogProbs(torch.autograd.Function):
     """log p(target) and self-certainty, chunked, with a recomputing backward.
 
@@ -92,7 +99,7 @@ class _ChunkedLogProbs(torch.autograd.Function):
         flat_targets = targets.reshape(-1)
         log_v = math.log(V)
         for start, end, rows in _row_chunks(logits, chunk_size):
-            z = rows.to(acc) / temperature  # [C, V] fp32, the only large temporary
+            z = _scaled(rows, acc, temperature)  # [C, V] fp32, the only large temporary
             lse = torch.logsumexp(z, dim=-1)  # [C]
             tgt = flat_targets[start:end].unsqueeze(-1)
             logp[start:end] = z.gather(-1, tgt).squeeze(-1) - lse
@@ -120,15 +127,15 @@ class _ChunkedLogProbs(torch.autograd.Function):
         flat_mask = mask.reshape(-1)
         grad = torch.empty((B * T, V), dtype=logits.dtype, device=logits.device)
         for start, end, rows in _row_chunks(logits, ctx.chunk_size):
-            z = rows.to(acc) / tau
+            z = _scaled(rows, acc, tau)
             p = torch.softmax(z, dim=-1)
             del z
             gc = g[start:end].unsqueeze(-1)  # [C, 1]
             chunk_grad = p.mul_(-gc)  # −p_j · g/τ
             chunk_grad.scatter_add_(-1, flat_targets[start:end].unsqueeze(-1), gc)  # + 1[j=y] · g/τ
-            # where, not g = 0 alone: a NaN/inf logit at a padded position must not leak.
-            chunk_grad = torch.where(flat_mask[start:end].unsqueeze(-1), chunk_grad, 0.0)
-            grad[start:end] = chunk_grad.to(logits.dtype)
+            # a fill, not g = 0 alone: a NaN/inf logit at a padded position must not leak.
+            chunk_grad.masked_fill_(~flat_mask[start:end].unsqueeze(-1), 0.0)
+            grad[start:end].copy_(chunk_grad)  # casts to the logits' dtype without another chunk
         return grad.view(B, T, V), None, None, None, None
 
 

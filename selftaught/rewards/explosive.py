@@ -18,6 +18,7 @@ import re
 MAX_ANSWER_CHARS = 1000  # a final answer, not a derivation
 MAX_NESTING = 24  # brackets of any kind, \left( ... \right) included
 MAX_EXPONENT = 1_000  # a literal exponent of a number; 7^{1000} already has 846 digits
+MAX_TOWER = 2  # exponents within exponents: e^{-x^{2}} is 2 high; x^{y^{z^{w}}} takes sympy seconds
 MAX_SYMBOLIC_EXPONENT = 100  # of an expression or a symbol: (x+1)^{9999} expands for minutes
 MAX_FACTORIAL = 1_000  # 1000! has 2,568 digits
 
@@ -64,7 +65,22 @@ def _operand(s: str, start: int) -> tuple[str, int]:
     return m.group(), m.end()
 
 
+def _tower_height(s: str, depth: int = 0) -> int:
+    """How many exponents are stacked in s (x^2: 1, e^{-x^{2}}: 2); stops past MAX_TOWER."""
+    if depth > MAX_TOWER:
+        return depth
+    height = 0
+    for op in _EXPONENT_OP.finditer(s):
+        exponent, _ = _operand(s, op.end())
+        height = max(height, 1 + _tower_height(exponent, depth + 1))
+        if height > MAX_TOWER:
+            break
+    return height
+
+
 def _power_reason(s: str) -> str | None:
+    if _tower_height(s) > MAX_TOWER:
+        return "power tower"
     for op in _EXPONENT_OP.finditer(s):
         exponent, end = _operand(s, op.end())
         numeric_exponent = exponent.replace(" ", "").lstrip("+-").isdigit()
@@ -98,8 +114,8 @@ def refusal_reason(answer: str) -> str | None:
 
     Linear in len(answer). Refuses: more than MAX_ANSWER_CHARS characters,
     bracket nesting deeper than MAX_NESTING, numeric power towers
-    (``10^{10^{10}}``, ``9^9^9``, ``2**2**40``; symbolic ones such as
-    ``e^{-x^{2}}`` pass), literal exponents above
+    (``10^{10^{10}}``, ``9^9^9``, ``2**2**40``) and any tower higher than
+    MAX_TOWER (symbolic ones such as ``e^{-x^{2}}`` pass), literal exponents above
     MAX_EXPONENT on a number or MAX_SYMBOLIC_EXPONENT on anything else (a
     group, a symbol, a sum's bound), factorials above MAX_FACTORIAL! and factorials of expressions.
     """
