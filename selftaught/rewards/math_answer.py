@@ -147,7 +147,7 @@ def check_answer(predicted: str | None, gold: str) -> Verdict:
 
     Bounded time from any thread: the pre-check (`explosive.refusal_reason`) is
     linear in the answer, and math-verify runs in a worker process that is
-    killed at `symbolic_worker.DEFAULT_DEADLINE_S`.
+    killed after `symbolic_worker.DEFAULT_DEADLINE_S` of CPU time (WALL_CAP_S of wall time).
     """
     if predicted is None or gold is None:
         return Verdict.NO_MATCH

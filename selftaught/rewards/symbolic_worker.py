@@ -9,10 +9,11 @@ small server process and waits with a bound.
     trainer process ── pipe ──► server (imports math-verify once, no threads)
                                   └─ fork ─► checker (runs one comparison at a time)
 
-The server forwards each comparison to its checker and waits at most
-`deadline_s`; on expiry it SIGKILLs the checker and forks a fresh one from its
+The server forwards each comparison to its checker and lets it use at most
+`deadline_s` of CPU time (and WALL_CAP_S of wall time, for a starved machine);
+past either it SIGKILLs the checker and forks a fresh one from its
 already-imported state (milliseconds, not the second a cold import takes), and
-answers "timed out". The client waits `deadline_s + _GRACE_S` for the server;
+answers "timed out". The client waits WALL_CAP_S + _GRACE_S for the server;
 a server that misses that (or dies) is killed and restarted on the next call.
 Every wait is bounded, from any thread: at most one comparison runs at a time
 (a lock), so a caller waits at most its queue position × the bound.
@@ -25,6 +26,7 @@ torch through the package's ``__init__``).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import select
 import signal
@@ -34,11 +36,14 @@ import sys
 import threading
 import time
 
-DEFAULT_DEADLINE_S = 1.0  # one comparison; ordinary ones take milliseconds
-_GRACE_S = 5.0  # the server's own overhead (a re-fork) on top of the deadline
+logger = logging.getLogger(__name__)
+DEFAULT_DEADLINE_S = 1.0  # CPU seconds for one comparison; ordinary ones take milliseconds
+WALL_CAP_S = 10.0  # and at most this much wall time, however starved of CPU the machine is
+_GRACE_S = 5.0  # the server's own overhead (a re-fork) on top of the wall cap
 _STARTUP_S = 60.0  # the cold import of math-verify/sympy, on a loaded machine
 _CHECKER_MEMORY_BYTES = 4 << 30  # address-space cap of a checker (RLIMIT_AS)
 _HEADER = struct.Struct("!I")
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 # -- framing: 4-byte length + UTF-8 JSON, over raw file descriptors -------------------------
@@ -93,6 +98,10 @@ def _compare(predicted: str, gold: str) -> bool:
     return bool(verify(gold_parsed, pred_parsed, timeout_seconds=None))
 
 
+_WARM_UP = [("1", "1"), ("x = 3", "3"), (r"\frac{\sqrt{8}}{4}", r"\frac{\sqrt2}{2}"), ("2x+1", "1+2x"),
+            (r"\{1,2\}", r"\{2,1\}"), (r"(1, 2]", r"(1,2]"), (r"\text{(B)}", "B"), (r"\pi/2", r"\frac{\pi}{2}")]
+
+
 def _checker_loop(jobs: int, verdicts: int) -> None:
     try:
         import resource
@@ -125,13 +134,32 @@ class _Checker:
         os.close(job_r)
         os.close(verdict_w)
 
+    def cpu_seconds(self) -> float:
+        try:
+            with open(f"/proc/{self.pid}/stat", "rb") as fh:
+                fields = fh.read().rsplit(b")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS  # utime + stime
+        except (OSError, IndexError, ValueError):
+            return 0.0  # no /proc: the wall cap alone bounds it
+
     def ask(self, predicted: str, gold: str, deadline_s: float):
-        """True/False, or None when it timed out or died."""
+        """True/False, or None when it used `deadline_s` of CPU, WALL_CAP_S of wall time, or died.
+
+        CPU time, not wall time, is the deadline: on a machine whose CPUs are taken
+        by other work an ordinary comparison may wait seconds for a CPU, while an
+        explosive one burns its second of CPU and is killed."""
         try:
             _write_message(self.jobs, {"p": predicted, "g": gold})
         except OSError:
             return None
-        return _read_message(self.verdicts, time.monotonic() + deadline_s)
+        cpu_limit = self.cpu_seconds() + deadline_s
+        wall_limit = time.monotonic() + max(WALL_CAP_S, deadline_s)
+        while True:
+            step = min(0.05, wall_limit - time.monotonic())
+            if step <= 0 or self.cpu_seconds() > cpu_limit:
+                return None
+            if select.select([self.verdicts], [], [], step)[0]:
+                return _read_message(self.verdicts, wall_limit)
 
     def kill(self) -> None:
         try:
@@ -149,7 +177,8 @@ def _serve(requests: int, replies: int) -> None:
     logging.disable(logging.CRITICAL)  # math-verify logs whole answers on every timeout
     import math_verify  # noqa: F401 - imported once here, inherited by every checker
 
-    _compare("1", "1")  # warm sympy's caches before the first fork
+    for pair in _WARM_UP:  # import and warm what comparisons use, once, before the first fork
+        _compare(*pair)
     checker = _Checker()
     _write_message(replies, "ready")
     while True:
@@ -175,6 +204,7 @@ class SymbolicVerifier:
         self._server: subprocess.Popen | None = None
         self._ready = False
         self._owner = os.getpid()
+        self._warned = False
 
     def start(self) -> None:
         """Start the server now (its cold import then overlaps other work); idempotent."""
@@ -187,7 +217,7 @@ class SymbolicVerifier:
         if self._server is not None and self._server.poll() is None:
             return
         self._server = subprocess.Popen(
-            [sys.executable, "-I", os.path.abspath(__file__)],
+            [sys.executable, os.path.abspath(__file__)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             start_new_session=True, close_fds=True)
         self._ready = False
@@ -201,10 +231,15 @@ class SymbolicVerifier:
                 if not self._ready:
                     if _read_message(server.stdout.fileno(), time.monotonic() + _STARTUP_S) != "ready":
                         self._stop_locked()
+                        if not self._warned:
+                            self._warned = True
+                            logger.warning("the math-verify worker process did not start; symbolic answers "
+                                           "count as timed out (is math-verify installed for %s?)", sys.executable)
                         return None
                     self._ready = True
                 _write_message(server.stdin.fileno(), {"p": predicted, "g": gold, "t": self.deadline_s})
-                verdict = _read_message(server.stdout.fileno(), time.monotonic() + self.deadline_s + _GRACE_S)
+                verdict = _read_message(server.stdout.fileno(),
+                                        time.monotonic() + max(WALL_CAP_S, self.deadline_s) + _GRACE_S)
             except (OSError, ValueError):
                 verdict = "broken"
             if not isinstance(verdict, bool) and verdict is not None:
@@ -233,4 +268,6 @@ class SymbolicVerifier:
 
 
 if __name__ == "__main__":
+    _here = os.path.dirname(os.path.abspath(__file__))
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _here]  # our files must not shadow others
     _serve(sys.stdin.fileno(), sys.stdout.fileno())
