@@ -154,7 +154,8 @@ class _Zygote:
         takes every process in the namespace along, init reaping them). The zygote
         stays alive to reap its child, so the whole tree is reaped by its parents.
         `close_pipes=False` keeps our ends of the worker's pipes open for a thread
-        still selecting on them (they close when this object is collected).
+        still selecting on them (closing them under it could hand it a reused fd);
+        `close()` closes them once every thread has handed its slot back.
         """
         with self._kill_lock:
             if self._tree is not None:
