@@ -171,6 +171,9 @@ class _Zygote:
         the processes still there after REAP_S (none unless the machine is stuck)."""
         self.begin_kill()
         with self._kill_lock:
+            late = proctree.descendants(self.proc.pid)  # forked since begin_kill (a start racing close)
+            proctree.kill_all(late)
+            self._tree = self._tree + [p for p in late if p not in self._tree]
             try:
                 self.proc.wait(timeout=REAP_S)
             except subprocess.TimeoutExpired:

@@ -2,13 +2,16 @@
 
 Counted independently of the executor: the descendants of this test process,
 read from /proc (parent links), before and after close(), while neighbour
-processes load every CPU and the programs in flight misbehave.
+processes load every CPU and the programs in flight misbehave, and (every other
+round) a sandbox is lost just before close(), so a restart races it — the case
+that left zygotes behind before close() was made synchronous.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import threading
 import time
 
@@ -73,6 +76,12 @@ def _rounds(rounds: int, workers: int = 2, isolation: str = "auto") -> list[int]
             runner = threading.Thread(target=lambda: results.extend(ex.run_many(items)), daemon=True)
             runner.start()
             time.sleep(0.1 + 0.1 * (r % 4))  # close at different points of the runs
+            if r % 2:  # a sandbox lost mid-run: its thread starts a new one while close() runs
+                try:
+                    os.killpg(ex.process_ids()[0], signal.SIGKILL)
+                except OSError:
+                    pass
+                time.sleep(0.02 * (r % 3))
             ex.close()
             leftovers.append(len(_descendants(os.getpid()) - others))
             runner.join(30)
