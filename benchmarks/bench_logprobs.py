@@ -1,7 +1,17 @@
-"""Fused log-probs + self-certainty vs the straightforward path, at Qwen2.5-1.5B sizes, on CPU.
+"""Fused log-probs + self-certainty vs the straightforward path, at Qwen2.5-1.5B sizes, on CPU,
+and the chunked op's memory on bf16 logits; all at the chunk size users get by default.
 
     python benchmarks/bench_logprobs.py                      # hidden 1536, V 151,936, T 4096, fp32
     python benchmarks/bench_logprobs.py --tokens 512         # a quick look
+
+Default chunk: the library's byte budget (`ops.DEFAULT_CHUNK_BYTES` = 64 MiB of fp32
+logits per chunk, 110 rows at V = 151,936); `--chunk-size N` measures N rows instead.
+
+Chunked op (`ops.token_logprobs_and_self_certainty`) on bf16 logits [1, 2048, V]:
+the forward (the trainer's no-grad scoring pass) at the default chunk and at the
+old fixed default of 2048 rows; target: peak growth <= the input's own size. Its
+forward + backward is printed too, less the [1, 2048, V] logits gradient that any
+path must produce (it is the input's size by definition).
 
 Both paths compute per-token log p(y_t) and self-certainty at τ = 0.9 from the
 final hidden states h [1, T, H] and the output weight W [V, H], then backpropagate
@@ -13,9 +23,10 @@ a random upstream gradient into h and W:
                    [C, V] fp32 buffer, backward recomputes each chunk's logits
 
 Memory: each variant runs in a fresh child process. Peak memory = the child's peak
-resident set size (getrusage ru_maxrss, which sees every allocation, torch's
-included — tracemalloc does not) minus its resident size just before the
-forward, i.e. after the inputs h, W exist. It includes the gradients (∂h, and
+resident set size (VmHWM in /proc/self/status, which sees every allocation, torch's
+included — tracemalloc does not), reset just before the measured work (writing 5 to
+/proc/self/clear_refs, so building the inputs cannot hide a lower peak), minus
+its resident size at that moment, i.e. after the inputs exist. It includes the gradients (∂h, and
 ∂W, which alone is 0.87 GiB in fp32 and is produced by both paths; a second
 RESULT line subtracts it from both, leaving the memory the computation itself needs).
 Time: wall time of forward + backward in the child; variants alternate for
@@ -32,7 +43,6 @@ import argparse
 import json
 import math
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -49,7 +59,13 @@ def _rss_bytes() -> int:
 
 
 def _peak_rss_bytes() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM:"))
+
+
+def _reset_peak() -> None:
+    with open("/proc/self/clear_refs", "w") as f:  # Linux >= 4.0: VmHWM := VmRSS
+        f.write("5")
 
 
 def straightforward(hidden, weight, targets, temperature):
@@ -76,9 +92,39 @@ def logits_then_chunked_ops(hidden, weight, targets, temperature, chunk_size):
     return token_logprobs_and_self_certainty(hidden @ weight.t(), targets, None, temperature, chunk_size)
 
 
+def chunked_child(args) -> None:
+    """The chunked op on bf16 logits [1, T, V]: forward only, or forward + backward."""
+    import torch
+
+    from selftaught.ops import chunk_rows, token_logprobs_and_self_certainty
+
+    torch.manual_seed(0)
+    T, V = args.chunked_tokens, args.vocab
+    backward = args.child == "chunked_fwd_bwd"
+    logits = torch.randn(1, T, V, dtype=torch.bfloat16).requires_grad_(backward)  # no fp32 temporary
+    targets = torch.randint(0, V, (1, T))
+    token_logprobs_and_self_certainty(logits.detach()[:, :4], targets[:, :4], None, TEMPERATURE, 1)  # warm-up
+    before = _rss_bytes()
+    _reset_peak()
+    start = time.perf_counter()
+    with torch.set_grad_enabled(backward):
+        logp, sc = token_logprobs_and_self_certainty(logits, targets, None, TEMPERATURE, args.chunk_size)
+        if backward:
+            logp.sum().backward()
+    seconds = time.perf_counter() - start
+    peak = _peak_rss_bytes()
+    print(json.dumps({"variant": args.child, "seconds": seconds, "peak_delta": peak - before,
+                      "input_bytes": logits.numel() * logits.element_size(),
+                      "grad_bytes": 0 if logits.grad is None else logits.grad.numel() * logits.grad.element_size(),
+                      "rows": chunk_rows(V, args.chunk_size)}))
+
+
 def child(args) -> None:
     import torch
 
+    if args.child.startswith("chunked_"):
+        chunked_child(args)
+        return
     torch.manual_seed(0)
     H, V, T = args.hidden, args.vocab, args.tokens
     # In place (mul_), so building the inputs never needs a second W-sized tensor.
@@ -94,7 +140,7 @@ def child(args) -> None:
     small = torch.randn(64, H) @ weight.detach()[:4096].t()
     del small
     before = _rss_bytes()
-    peak_before = _peak_rss_bytes()
+    _reset_peak()
     start = time.perf_counter()
     logp, sc = run()
     (logp * upstream).sum().backward()
@@ -103,12 +149,15 @@ def child(args) -> None:
     if args.save:
         torch.save({"logp": logp.detach(), "sc": sc, "grad_h": hidden.grad, "grad_w": weight.grad}, args.save)
     print(json.dumps({"variant": args.child, "seconds": seconds, "peak_delta": peak - before,
-                      "peak_before_delta": peak_before - before, "threads": torch.get_num_threads()}))
+                      "threads": torch.get_num_threads()}))
 
 
-def run_child(variant: str, args, save: str | None) -> dict:
+def run_child(variant: str, args, save: str | None, chunk_size: int | None = None) -> dict:
     cmd = [sys.executable, __file__, "--child", variant, "--hidden", str(args.hidden), "--vocab", str(args.vocab),
-           "--tokens", str(args.tokens), "--chunk-size", str(args.chunk_size)]
+           "--tokens", str(args.tokens), "--chunked-tokens", str(args.chunked_tokens)]
+    chunk_size = args.chunk_size if chunk_size is None else chunk_size
+    if chunk_size is not None:
+        cmd += ["--chunk-size", str(chunk_size)]
     if save:
         cmd += ["--save", save]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True)
@@ -134,7 +183,12 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=1536)
     parser.add_argument("--vocab", type=int, default=151_936)
     parser.add_argument("--tokens", type=int, default=4096)
-    parser.add_argument("--chunk-size", type=int, default=256, help="fused rows per [C, V] chunk")
+    parser.add_argument("--chunk-size", type=int, default=None,
+                        help="rows per [C, V] chunk (default: the library's, from its byte budget)")
+    parser.add_argument("--chunked-tokens", type=int, default=2048, help="T of the chunked op's bf16 logits")
+    parser.add_argument("--old-chunk-size", type=int, default=2048,
+                        help="the chunked op also at this many rows (the old fixed default), for comparison")
+    parser.add_argument("--skip-fused", action="store_true", help="only the chunked op's memory")
     parser.add_argument("--rounds", type=int, default=1, help="alternating runs per variant (median is used)")
     parser.add_argument("--with-logits-path", action="store_true",
                         help="also time the project's previous path (full logits, then chunked ops)")
@@ -145,8 +199,32 @@ def main() -> None:
         child(args)
         return
 
+    from selftaught.ops import DEFAULT_CHUNK_BYTES, chunk_rows
+
+    rows = chunk_rows(args.vocab, args.chunk_size)
+    print(f"chunk: {rows} rows ({'explicit' if args.chunk_size else f'{DEFAULT_CHUNK_BYTES >> 20} MiB fp32 budget'}), "
+          f"V {args.vocab}, {os.cpu_count()} CPUs", flush=True)
+    print(f"chunked op on bf16 logits [1, {args.chunked_tokens}, {args.vocab}]:", flush=True)
+    forward = run_child("chunked_forward", args, None)
+    old = run_child("chunked_forward", args, None, chunk_size=args.old_chunk_size)
+    both = run_child("chunked_fwd_bwd", args, None)
+    size = forward["input_bytes"]
+    print(f"RESULT chunked_op_forward_peak_vs_input ratio={forward['peak_delta'] / size:.3f} "
+          f"peak_mib={forward['peak_delta'] / 2**20:.0f} input_mib={size / 2**20:.0f} rows={forward['rows']} "
+          f"target<=1 met={forward['peak_delta'] <= size}")
+    print(f"RESULT chunked_op_forward_peak_default_vs_{args.old_chunk_size}_rows "
+          f"ratio={forward['peak_delta'] / old['peak_delta']:.3f} default_mib={forward['peak_delta'] / 2**20:.0f} "
+          f"rows{args.old_chunk_size}_mib={old['peak_delta'] / 2**20:.0f} "
+          f"rows{args.old_chunk_size}_vs_input={old['peak_delta'] / size:.3f}")
+    extra = both["peak_delta"] - both["grad_bytes"]
+    print(f"RESULT chunked_op_fwd_bwd_peak_excl_logits_grad_vs_input ratio={extra / size:.3f} "
+          f"peak_mib={both['peak_delta'] / 2**20:.0f} logits_grad_mib={both['grad_bytes'] / 2**20:.0f} "
+          f"time_s={both['seconds']:.2f}")
+    if args.skip_fused:
+        return
+
     print(f"log-probs + self-certainty, fwd+bwd: hidden {args.hidden}, V {args.vocab}, T {args.tokens}, fp32, "
-          f"fused chunk {args.chunk_size} rows, {os.cpu_count()} CPUs", flush=True)
+          f"fused chunk {rows} rows", flush=True)
     variants = ["straightforward", "fused"] + (["logits+chunked_ops"] if args.with_logits_path else [])
     results: dict[str, list[dict]] = {v: [] for v in variants}
     with tempfile.TemporaryDirectory() as tmp:
@@ -164,9 +242,10 @@ def main() -> None:
     print(f"RESULT logprobs_peak_memory ratio={mem / base_mem:.3f} fused_gib={mem / 2**30:.2f} "
           f"straightforward_gib={base_mem / 2**30:.2f} target<=0.125 met={mem / base_mem <= 0.125}")
     grad_w = args.vocab * args.hidden * 4  # ∂W in fp32: produced by both paths, the same bytes
-    print(f"RESULT logprobs_peak_memory_excl_weight_grad ratio={(mem - grad_w) / (base_mem - grad_w):.3f} "
+    excl = (mem - grad_w) / (base_mem - grad_w)
+    print(f"RESULT logprobs_peak_memory_excl_weight_grad ratio={excl:.3f} "
           f"fused_gib={(mem - grad_w) / 2**30:.2f} straightforward_gib={(base_mem - grad_w) / 2**30:.2f} "
-          f"weight_grad_gib={grad_w / 2**30:.2f}")
+          f"weight_grad_gib={grad_w / 2**30:.2f} target<=0.125 met={excl <= 0.125}")
     print(f"RESULT logprobs_time ratio={s / base_s:.3f} fused_s={s:.2f} straightforward_s={base_s:.2f} "
           f"target<=1.2 met={s / base_s <= 1.2}")
     max_rel = max(rel for _, rel in worst.values())

@@ -87,7 +87,7 @@ def child(args) -> None:
 
 def run_child(variant: str, args, save: str | None) -> dict:
     cmd = [sys.executable, __file__, "--child", variant, "--hidden", str(args.hidden), "--vocab", str(args.vocab),
-           "--tokens", str(args.tokens), "--batch", str(args.batch), "--chunk-size", str(args.chunk_size),
+           "--tokens", str(args.tokens), "--batch", str(args.batch), *(["--chunk-size", str(args.chunk_size)] if args.chunk_size else []),
            "--dtype", args.dtype]
     if save:
         cmd += ["--save", save]
@@ -104,7 +104,8 @@ def main() -> None:
     parser.add_argument("--vocab", type=int, default=151_936)
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--tokens", type=int, default=1024)
-    parser.add_argument("--chunk-size", type=int, default=2048, help="rows per [C, V] chunk (the trainer's default)")
+    parser.add_argument("--chunk-size", type=int, default=None,
+                        help="rows per [C, V] chunk (default: the library's, from its byte budget)")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--child", choices=VARIANTS, help=argparse.SUPPRESS)
@@ -117,7 +118,7 @@ def main() -> None:
     import torch
 
     print(f"no-grad scoring from h: hidden {args.hidden}, V {args.vocab}, [{args.batch}, {args.tokens}] tokens, "
-          f"{args.dtype}, chunk {args.chunk_size} rows, {os.cpu_count()} CPUs", flush=True)
+          f"{args.dtype}, chunk {args.chunk_size or 'default'} rows, {os.cpu_count()} CPUs", flush=True)
     results: dict[str, list[dict]] = {v: [] for v in VARIANTS}
     with tempfile.TemporaryDirectory() as tmp:
         files = {v: str(Path(tmp) / f"{v}.pt") for v in VARIANTS}

@@ -161,8 +161,9 @@ class TrainConfig(_Strict):
     gradient_checkpointing: bool = False
     """Recompute each decoder layer's activations in the backward (non-reentrant):
     less memory for longer completions, one extra forward's compute."""
-    logits_chunk_size: int = Field(2048, ge=1)
-    """Rows of logits handled at once in fp32 (log-probs, self-certainty)."""
+    logits_chunk_size: int | None = Field(None, ge=1)
+    """Rows of logits handled at once in fp32 (log-probs, self-certainty). None (default):
+    from a 64 MiB fp32 budget, rows = 64 MiB / (V · 4 bytes) (110 at V = 151,936)."""
     fused_logprobs: bool = True
     """Log-probs and self-certainty from the lm_head's input, chunk by chunk, never
     holding [B, T, V] logits; false = the model's logits, then the chunked ops."""

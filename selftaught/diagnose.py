@@ -135,7 +135,7 @@ def run_diagnose(model: str, data: str, *, n: int = 40, samples: int = 8, split:
                  use_chat_template: str = "auto", temperature: float = 0.9, max_new_tokens: int = 64,
                  max_prompt_length: int = 256, rewards: list[str] = (), seed: int = 0, batch_size: int = 32,
                  difficulty: int = 1, prompt_field: str = "prompt", answer_field: str = "answer",
-                 dtype: str = "auto", output_dir: str = "runs/diagnose", chunk_size: int = 2048,
+                 dtype: str = "auto", output_dir: str = "runs/diagnose", chunk_size: int | None = None,
                  tags: dict | None = None) -> dict:
     """Run the diagnostic and write `output_dir/diagnose.json`; returns the same record.
 

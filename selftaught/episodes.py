@@ -154,6 +154,9 @@ class PromptEpisodes:
         }
         if "majority_vote" in self.sources:  # the majority's share of its group, by equivalence (TTRL)
             metrics["majority_vote/agreement"] = majority_agreement(rollout.completions, G)
+        for name, source in self.sources.items():  # refused or timed-out answer checks (scored 0)
+            if hasattr(source, "last_timeouts"):
+                metrics[f"rewards/{name}/timeouts"] = float(source.last_timeouts)
         return metrics
 
     def state_dict(self) -> dict:

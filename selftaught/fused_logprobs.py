@@ -35,7 +35,8 @@ from contextlib import contextmanager
 import torch
 from torch import Tensor, nn
 
-from .ops import DEFAULT_CHUNK_SIZE, TokenStatistics, check_token_arguments, row_statistics  # noqa: F401
+from .ops import (DEFAULT_CHUNK_BYTES, DEFAULT_CHUNK_SIZE, TokenStatistics,  # noqa: F401  (re-exported)
+                  check_token_arguments, row_statistics)
 
 # Model types whose logits are exactly `lm_head(hidden)`: no soft-capping, no
 # scale after the head. Anything else goes through the logits path (`fused_head`).
@@ -153,7 +154,7 @@ def fused_token_logprobs_and_self_certainty(
         mask: [B, T] bool or 0/1; None = all real. Masked rows are skipped entirely
             (no logits are computed for padding).
         temperature: τ > 0, applied to both outputs (REFERENCE §1).
-        chunk_size: rows per [C, V] fp32 chunk (None → 2048).
+        chunk_size: rows per [C, V] fp32 chunk (None → `ops.chunk_rows(V)`, a 64 MiB chunk).
 
     Returns:
         logp [B, T] float32 (float64 for float64 inputs), differentiable w.r.t.
@@ -182,7 +183,7 @@ def fused_token_statistics(
         raise ValueError(f"weight must be [V, {H}], got {tuple(weight.shape)}")
     if bias is not None and bias.shape != (weight.shape[0],):
         raise ValueError(f"bias must be [{weight.shape[0]}], got {tuple(bias.shape)}")
-    chunk_size = check_token_arguments(targets, B, T, temperature, chunk_size)
+    chunk_size = check_token_arguments(targets, B, T, temperature, chunk_size, vocab_size=weight.shape[0])
     mm_dtype = _matmul_dtype(hidden, weight)
     acc = torch.promote_types(mm_dtype, torch.float32)
 

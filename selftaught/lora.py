@@ -94,7 +94,7 @@ def export_checkpoint(checkpoint: str, output: str, merge: bool) -> str:
     with `merge`, a plain Hugging Face model (adapter merged into the base); without,
     the adapter directory (PEFT format, loadable with `PeftModel.from_pretrained`).
     """
-    from .checkpoint import STATE_FILE
+    from .checkpoint import MANIFEST_FILE, STATE_FILE
     from .models import resolve_model_name
 
     source = Path(resolve_model_name(checkpoint))
@@ -112,6 +112,6 @@ def export_checkpoint(checkpoint: str, output: str, merge: bool) -> str:
         raise UserError(f"{source} is neither a model directory nor a LoRA checkpoint")
     target.mkdir(parents=True, exist_ok=True)
     for item in source.iterdir():
-        if item.is_file() and item.name != STATE_FILE:
+        if item.is_file() and item.name not in (STATE_FILE, MANIFEST_FILE):
             shutil.copy2(item, target / item.name)
     return "adapter" if is_adapter_checkpoint(source) else "model"

@@ -24,7 +24,23 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-DEFAULT_CHUNK_SIZE = 2048  # rows per fp32 chunk, as verl does
+# A chunk is sized by bytes, not rows: its fp32 [C, V] buffer takes DEFAULT_CHUNK_BYTES,
+# so C = DEFAULT_CHUNK_BYTES / (V · 4) (110 rows at Qwen2.5's V = 151,936; at least 1).
+# The peak is a few such buffers (the cast, z/τ, logsumexp's exp): ~0.25 GiB, under
+# the bf16 logits of any batch above ~850 tokens at that V, and under 1/8 of what a
+# straightforward log_softmax path holds (benchmarks/bench_logprobs.py). The old
+# fixed 2048 rows were 1.24 GB per buffer at that V.
+DEFAULT_CHUNK_BYTES = 64 << 20
+DEFAULT_CHUNK_SIZE = None  # rows; None = from DEFAULT_CHUNK_BYTES (an explicit row count wins)
+
+
+def chunk_rows(vocab_size: int, chunk_size: int | None = None, budget_bytes: int | None = None) -> int:
+    """Rows per fp32 chunk: `chunk_size` when given, else budget // (V · 4), at least 1
+    (budget: `budget_bytes`, default DEFAULT_CHUNK_BYTES)."""
+    if chunk_size is not None:
+        return int(chunk_size)
+    budget = DEFAULT_CHUNK_BYTES if budget_bytes is None else int(budget_bytes)
+    return max(1, budget // (4 * max(1, int(vocab_size))))
 
 
 class TokenStatistics(NamedTuple):
@@ -111,6 +127,13 @@ def _compute_dtype(logits: Tensor) -> torch.dtype:
     return torch.promote_types(logits.dtype, torch.float32)
 
 
+def _scaled(rows: Tensor, acc: torch.dtype, temperature: float) -> Tensor:
+    """rows / τ in `acc` as one new [C, V] buffer (rows itself is never written)."""
+    if rows.dtype == acc:
+        return rows / temperature
+    return rows.to(acc).div_(temperature)
+
+
 class _ChunkedLogProbs(torch.autograd.Function):
     """log p(target) and self-certainty, chunked, with a recomputing backward.
 
@@ -132,7 +155,7 @@ class _ChunkedLogProbs(torch.autograd.Function):
         flat_targets = targets.reshape(-1)
         log_v = math.log(V)
         for start, end, rows in _row_chunks(logits, chunk_size):
-            z = rows.to(acc) / temperature  # [C, V] fp32, the only large temporary
+            z = _scaled(rows, acc, temperature)  # [C, V] fp32, the only large temporary
             logp[start:end], sc[start:end], _, h = row_statistics(z, flat_targets[start:end], log_v, entropy)
             if entropy:
                 ent[start:end] = h
@@ -161,25 +184,29 @@ class _ChunkedLogProbs(torch.autograd.Function):
         flat_mask = mask.reshape(-1)
         grad = torch.empty((B * T, V), dtype=logits.dtype, device=logits.device)
         for start, end, rows in _row_chunks(logits, ctx.chunk_size):
-            z = rows.to(acc) / tau
+            z = _scaled(rows, acc, tau)
             p = torch.softmax(z, dim=-1)
             del z
             gc = g[start:end].unsqueeze(-1)  # [C, 1]
             chunk_grad = p.mul_(-gc)  # −p_j · g/τ
             chunk_grad.scatter_add_(-1, flat_targets[start:end].unsqueeze(-1), gc)  # + 1[j=y] · g/τ
-            # where, not g = 0 alone: a NaN/inf logit at a padded position must not leak.
-            chunk_grad = torch.where(flat_mask[start:end].unsqueeze(-1), chunk_grad, 0.0)
-            grad[start:end] = chunk_grad.to(logits.dtype)
+            # a fill, not g = 0 alone: a NaN/inf logit at a padded position must not leak.
+            chunk_grad.masked_fill_(~flat_mask[start:end].unsqueeze(-1), 0.0)
+            grad[start:end].copy_(chunk_grad)  # casts to the logits' dtype without another chunk
         return grad.view(B, T, V), None, None, None, None, None
 
 
-def check_token_arguments(targets: Tensor, B: int, T: int, temperature: float, chunk_size: int | None) -> int:
-    """Validate the arguments shared by the logits and fused paths; returns the chunk size."""
+def check_token_arguments(targets: Tensor, B: int, T: int, temperature: float, chunk_size: int | None,
+                          vocab_size: int | None = None) -> int:
+    """Validate the arguments shared by the logits and fused paths; returns the chunk's rows
+    (`chunk_rows`: None → from the byte budget at `vocab_size`)."""
     if targets.shape != (B, T):
         raise ValueError(f"targets must be [B, T] = {(B, T)}, got {tuple(targets.shape)}")
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
-    chunk_size = DEFAULT_CHUNK_SIZE if chunk_size is None else int(chunk_size)
+    if chunk_size is None and vocab_size is None:
+        raise ValueError("chunk_size=None needs the vocabulary size to size the chunk by bytes")
+    chunk_size = chunk_rows(vocab_size or 1, chunk_size)
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     return chunk_size
@@ -203,7 +230,7 @@ def token_logprobs_and_self_certainty(
         temperature: τ; logits are divided by it (in fp32) before the softmax,
             for both outputs (REFERENCE §1: the same τ as sampling).
         chunk_size: rows of the flattened [B*T, V] processed per fp32 chunk
-            (None → 2048).
+            (None → `chunk_rows(V)`: a 64 MiB fp32 chunk, 110 rows at V = 151,936).
 
     Returns:
         logp: [B, T] float32 (float64 for float64 logits), log softmax(z/τ)[target];
@@ -230,7 +257,7 @@ def token_statistics(
     if logits.dim() != 3:
         raise ValueError(f"logits must be [B, T, V], got shape {tuple(logits.shape)}")
     B, T, V = logits.shape
-    chunk_size = check_token_arguments(targets, B, T, temperature, chunk_size)
+    chunk_size = check_token_arguments(targets, B, T, temperature, chunk_size, vocab_size=V)
     if mask is None:
         mask = torch.ones(B, T, dtype=torch.bool, device=logits.device)
     else:

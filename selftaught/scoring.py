@@ -18,7 +18,7 @@ from .rewards import Scores
 
 
 def completion_token_statistics(model, prompt_ids, prompt_mask, completion_ids, completion_mask, *,
-                                temperature: float, chunk_size: int, fused: bool = True,
+                                temperature: float, chunk_size: int | None, fused: bool = True,
                                 entropy: bool = False) -> TokenStatistics:
     """log π(o_t | q, o_<t), sc_t and (if `entropy`) H(p_t) for every completion token, [n, T] each.
 
@@ -52,7 +52,7 @@ def completion_token_statistics(model, prompt_ids, prompt_mask, completion_ids, 
 
 
 @torch.no_grad()
-def score_rollout(model, rollout, *, temperature: float, chunk_size: int, batch_size: int, device,
+def score_rollout(model, rollout, *, temperature: float, chunk_size: int | None, batch_size: int, device,
                   fused: bool = True, entropy: bool = False, reference=None, reference_context=nullcontext,
                   autocast=nullcontext) -> Scores:
     """Scores of every completion of `rollout`, `batch_size` rows per forward.

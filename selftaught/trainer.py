@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import math
+import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -46,7 +47,7 @@ from .scoring import completion_token_statistics, score_rollout
 
 
 def completion_logprobs(model, prompt_ids, prompt_mask, completion_ids, completion_mask, *,
-                        temperature: float, chunk_size: int, fused: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+                        temperature: float, chunk_size: int | None, fused: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """log π(o_t | q, o_<t) and sc_t for every completion token: two [n, T] float32 tensors.
 
     `scoring.completion_token_statistics` without the entropy (alignment, padding and
@@ -140,9 +141,7 @@ class Trainer:
         self.processes = Processes.from_accelerator(self.accelerator)
         set_seed(config.seed)  # the same on every rank: identical initial weights (LoRA init included)
 
-        resume_from = checkpoint.latest(self.output_dir / "checkpoints") if resume else None
-        if resume and resume_from is None:
-            raise UserError(f"--resume: no checkpoint in {self.output_dir / 'checkpoints'}; start without --resume")
+        resume_from = self._checkpoint_to_resume() if resume else None
         model, self.tokenizer = self._load_policy(resume_from)
 
         if isinstance(episodes, type):  # an episode-source class: built with the policy's tokenizer
@@ -202,6 +201,18 @@ class Trainer:
         config = self.config
         return start_trackers(config.report_to, self.output_dir, config.run_name or self.output_dir.resolve().name,
                               config.model_dump(mode="json"))
+    def _checkpoint_to_resume(self) -> Path:
+        """The newest intact checkpoint; one warning line per damaged one skipped (rank 0 prints)."""
+        directory = self.output_dir / "checkpoints"
+        if not checkpoint.list_checkpoints(directory):
+            raise UserError(f"--resume: no checkpoint in {directory}; start without --resume")
+        warn = (lambda line: print(f"selftaught: warning: {line}", file=sys.stderr, flush=True)) \
+            if self.accelerator.is_main_process else (lambda line: None)
+        path, skipped = checkpoint.latest_intact(directory, warn)
+        if path is None:
+            raise UserError(f"--resume: no intact checkpoint in {directory} ({'; '.join(skipped)}); "
+                            "start without --resume, or restore a checkpoint from a backup")
+        return path
 
     def _load_policy(self, resume_from: Path | None):
         """(model, tokenizer) to train: the configured model, a resumed checkpoint, or either with LoRA."""

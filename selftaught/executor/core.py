@@ -29,7 +29,7 @@ import weakref
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from . import protocol
+from . import proctree, protocol
 from .checks import DEFAULT_FORBIDDEN, check_inputs_tree, check_program_code, literal_arguments
 from .values import values_equal
 
@@ -38,6 +38,7 @@ START_TIMEOUT_S = 30.0
 PIPELINE = 4  # requests queued per worker (see PythonExecutor._drive)
 PIPELINE_MAX_BYTES = 12 << 10  # larger ones wait for an idle worker (all queued must fit a 64 KiB pipe)
 GRACE_S = 5.0  # close() waits this long past the timeout for runs in flight
+REAP_S = 10.0  # bound on each wait for sandbox processes to be reaped (a loaded machine)
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,8 @@ class _Zygote:
         self.w_in = self.w_out = None  # the current worker's request and reply pipes
         self.memory_mb = int(cfg["memory_mb"])
         self.report: dict | None = None
+        self._kill_lock = threading.RLock()
+        self._tree: list | None = None  # what begin_kill found below the zygote
 
     def _ask(self, message: dict | None, wait_s: float) -> dict:
         """Send a control message (None: just listen); adopt the worker pipes that come back."""
@@ -144,19 +147,47 @@ class _Zygote:
     def pids(self) -> list[int]:
         return [self.proc.pid]
 
+    def begin_kill(self, close_pipes: bool = True) -> None:
+        """SIGKILL every process below the zygote and tell the zygote to exit; does not wait.
+
+        Below the zygote are its worker, or init of its PID namespace (whose death
+        takes every process in the namespace along, init reaping them). The zygote
+        stays alive to reap its child, so the whole tree is reaped by its parents.
+        `close_pipes=False` keeps our ends of the worker's pipes open for a thread
+        still selecting on them (closing them under it could hand it a reused fd);
+        `close()` closes them once every thread has handed its slot back.
+        """
+        with self._kill_lock:
+            if self._tree is not None:
+                return
+            self._tree = proctree.descendants(self.proc.pid)
+            proctree.kill_all(self._tree)
+            if close_pipes:
+                self._close_pipes()
+            self.ctl.close()  # end of file: the zygote reaps its worker and exits
+
+    def finish_kill(self) -> list:
+        """Wait (bounded) until the zygote and everything below it are reaped; returns
+        the processes still there after REAP_S (none unless the machine is stuck)."""
+        self.begin_kill()
+        with self._kill_lock:
+            late = proctree.descendants(self.proc.pid)  # forked since begin_kill (a start racing close)
+            proctree.kill_all(late)
+            self._tree = self._tree + [p for p in late if p not in self._tree]
+            try:
+                self.proc.wait(timeout=REAP_S)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except OSError:
+                    pass
+                self.proc.wait()
+            return proctree.wait_gone(self._tree, REAP_S)
+
     def kill(self) -> None:
-        """Stop the zygote and, with it, its worker. Idempotent."""
-        self._close_pipes()
-        self.ctl.close()  # a zygote that sees end of file cleans up and exits
-        try:
-            self.proc.wait(timeout=1.0)
-        except subprocess.TimeoutExpired:
-            pass
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)  # the zygote, and in a PID namespace everything in it
-        except OSError:
-            pass
-        self.proc.wait()
+        """Stop the zygote and everything it started; returns when they are reaped. Idempotent."""
+        self.begin_kill()
+        self.finish_kill()
 
 
 class PythonExecutor:
@@ -202,6 +233,7 @@ class PythonExecutor:
         self._closed = False
         self._idle: queue.Queue = queue.Queue()
         self._all: list[_Zygote | None] = []
+        self._started: list[_Zygote] = []  # every zygote ever started, for close() to reap
         zygotes: list[_Zygote] = []
         try:
             for i in range(self.workers):  # start them all, then wait: they start in parallel
@@ -222,9 +254,14 @@ class PythonExecutor:
     # ------------------------------------------------------------ lifecycle
 
     def _new_zygote(self, i: int) -> _Zygote:
-        cfg = dict(self._cfg, host_scratch=os.path.join(self._host_scratch, f"z{i}-{time.monotonic_ns()}"))
-        os.mkdir(cfg["host_scratch"], 0o711)
-        return _Zygote(cfg)
+        with self._lock:  # never start one that close() would not see
+            if self._closed:
+                raise RuntimeError("this PythonExecutor is closed")
+            cfg = dict(self._cfg, host_scratch=os.path.join(self._host_scratch, f"z{i}-{time.monotonic_ns()}"))
+            os.mkdir(cfg["host_scratch"], 0o711)
+            z = _Zygote(cfg)
+            self._started = [s for s in self._started if s._tree is None] + [z]
+            return z
 
     def __enter__(self) -> "PythonExecutor":
         return self
@@ -233,19 +270,32 @@ class PythonExecutor:
         self.close()
 
     def close(self) -> None:
-        """Stop every sandbox process and remove the scratch area. Idempotent."""
+        """Stop every sandbox process and remove the scratch area. Idempotent.
+
+        Synchronous: when it returns, every process this executor started has been
+        reaped (each wait bounded by REAP_S). Runs in flight on other threads end
+        with 'executor_error' (their workers are killed first, which wakes them);
+        those threads hand their slots back before the pipes they read are closed.
+        """
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-        for _ in range(len(self._all)):  # wait for runs in flight on other threads
+            zygotes = list(self._started)
+        handed_back = 0
+        for z in zygotes:  # kill first: a thread waiting on a worker sees end of file at once
+            z.begin_kill(close_pipes=False)
+        deadline = time.monotonic() + self.timeout_s + GRACE_S
+        while handed_back < len(self._all):  # the slots come back as their threads notice
             try:
-                self._idle.get(timeout=self.timeout_s + GRACE_S)
+                self._idle.get(timeout=max(0.0, deadline - time.monotonic()))
+                handed_back += 1
             except queue.Empty:
                 break
-        for z in self._all:
-            if z is not None:
-                z.kill()
+        for z in zygotes:
+            if handed_back == len(self._all):
+                z._close_pipes()
+            z.finish_kill()
         shutil.rmtree(self._host_scratch, ignore_errors=True)
 
     def __del__(self):
@@ -287,7 +337,13 @@ class PythonExecutor:
         timeout = self.timeout_s if timeout_s is None else float(timeout_s)
         memory = self.memory_mb if memory_mb is None else int(memory_mb)
         results: dict = {}
-        held = [self._idle.get()]
+        while True:  # wait for a free worker, but not past close()
+            try:
+                held = [self._idle.get(timeout=0.1)]
+                break
+            except queue.Empty:
+                if self._closed:
+                    raise RuntimeError("this PythonExecutor is closed") from None
         while len(held) < min(max(size, 1), self.workers):
             try:
                 held.append(self._idle.get_nowait())
@@ -334,6 +390,13 @@ class PythonExecutor:
             return False
 
         while True:
+            if self._closed:  # close() killed the workers: settle everything, start nothing
+                closed = ExecResult(False, None, "executor_error", 0.0, "the executor was closed")
+                while pull():
+                    pass
+                for key, *_ in [*pending, *(q for i in held for q in queues[i])]:
+                    results[key] = closed
+                return
             for i in held:  # fill every queue up to PIPELINE
                 while len(queues[i]) < PIPELINE and (pending or pull()):
                     key, payload, retried = pending[0]

@@ -16,7 +16,7 @@ import torch
 
 from .base import RewardSource, Scores
 from .label_free import AnswerAgreementReward, MajorityVoteReward, TokenEntropyReward, TrajectoryLogprobReward
-from .math_answer import answers_match, extract_answer
+from .math_answer import Verdict, answers_match, check_answer, extract_answer, start_verifier  # noqa: F401
 
 
 class SelfCertaintyReward:
@@ -36,17 +36,25 @@ class SelfCertaintyReward:
 
 
 class MathAnswerReward:
-    """GRPO's verifiable reward: 1 if the extracted final answer matches the gold one."""
+    """GRPO's verifiable reward: 1 if the extracted final answer matches the gold one.
+
+    An answer the pre-check refuses or that misses math-verify's deadline scores
+    0; `last_timeouts` is how many did in the latest call (logged as
+    ``rewards/math_answer/timeouts``; this process's share under several ranks).
+    """
 
     name = "math_answer"
 
+    def __init__(self):
+        self.last_timeouts = 0
+        start_verifier()  # its cold import overlaps model loading
+
     def __call__(self, completions, extras, scores, rollout=None) -> torch.Tensor:
         answers = extras.get("answer") or [None] * len(completions)
-        return torch.tensor(
-            [float(gold is not None and answers_match(extract_answer(text), gold))
-             for text, gold in zip(completions, answers)],
-            dtype=torch.float32,
-        )
+        verdicts = [check_answer(extract_answer(text), gold) if gold is not None else Verdict.NO_MATCH
+                    for text, gold in zip(completions, answers)]
+        self.last_timeouts = sum(v in (Verdict.REFUSED, Verdict.TIMED_OUT) for v in verdicts)
+        return torch.tensor([float(v is Verdict.MATCH) for v in verdicts], dtype=torch.float32)
 
 
 # name → factory(mode, group_size, tokenizer, answer_only). The config's list of valid

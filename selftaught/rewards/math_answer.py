@@ -3,16 +3,23 @@
 `extract_answer` pulls one answer string out of a completion; `answers_match`
 compares it with the gold answer: exact (normalised) string, then plain
 numbers, then math-verify for everything symbolic (fractions, roots, sets,
-intervals, equations). It never raises.
+intervals, equations). It never raises and never hangs: math-verify runs in a
+killable worker process under a deadline (`symbolic_worker`), behind a pre-check
+that refuses answers whose evaluation would explode (`explosive`).
 """
 
 from __future__ import annotations
 
+import atexit
+import enum
 import logging
 import math
 import re
 import threading
 from fractions import Fraction
+
+from .explosive import MAX_ANSWER_CHARS, refusal_reason
+from .symbolic_worker import SymbolicVerifier
 
 logger = logging.getLogger(__name__)
 
@@ -99,29 +106,73 @@ def _as_number(s: str) -> float | None:
     return None
 
 
-def _wrap_latex(s: str) -> str:
-    """math-verify's LaTeX extractor needs a math environment around the answer."""
-    if "$" in s or "\\boxed" in s or "\\(" in s or "\\[" in s:
-        return s
-    return f"${s}$"
+_verifier = SymbolicVerifier()
+atexit.register(_verifier.close)
+_unverified = {"refused": 0, "timed_out": 0}
+_unverified_lock = threading.Lock()
 
 
-def _math_verify(predicted: str, gold: str) -> bool:
-    from math_verify import parse, verify
-    from math_verify.errors import TimeoutException
+class Verdict(enum.Enum):
+    MATCH = "match"
+    NO_MATCH = "no_match"
+    REFUSED = "refused"  # the pre-check would not evaluate it (counts as wrong)
+    TIMED_OUT = "timed_out"  # math-verify missed its deadline (counts as wrong)
 
-    # math-verify's timeouts use signal.alarm, which only works in the main
-    # thread; elsewhere it would raise, so run without a timeout there.
-    timeout = 5 if threading.current_thread() is threading.main_thread() else None
+
+def _short(s: str, keep: int = 40) -> str:
+    """A log-safe prefix of a model-written string."""
+    return repr(s[:keep]) + (f"...({len(s)} chars)" if len(s) > keep else "")
+
+
+def _count(verdict: Verdict, predicted: str, why: str) -> Verdict:
+    with _unverified_lock:
+        _unverified[verdict.value] += 1
+    logger.debug("answer %s (%s): %s", verdict.value, why, _short(predicted))
+    return verdict
+
+
+def unverified_counts() -> dict[str, int]:
+    """How many comparisons this process refused / timed out so far (both count as wrong)."""
+    with _unverified_lock:
+        return dict(_unverified)
+
+
+def start_verifier() -> None:
+    """Start the math-verify worker process now, so its import overlaps other work."""
+    _verifier.start()
+
+
+def check_answer(predicted: str | None, gold: str) -> Verdict:
+    """`answers_match` with the reason for a False: no match, refused or timed out.
+
+    Bounded time from any thread: the pre-check (`explosive.refusal_reason`) is
+    linear in the answer, and math-verify runs in a worker process that is
+    killed after `symbolic_worker.DEFAULT_DEADLINE_S` of CPU time (WALL_CAP_S of wall time).
+    """
+    if predicted is None or gold is None:
+        return Verdict.NO_MATCH
     try:
-        gold_parsed = parse(_wrap_latex(gold), parsing_timeout=timeout)
-        pred_parsed = parse(_wrap_latex(predicted), parsing_timeout=timeout)
-        if not gold_parsed or not pred_parsed:
-            return False
-        return bool(verify(gold_parsed, pred_parsed, timeout_seconds=timeout))
-    except (Exception, TimeoutException):
-        logger.debug("math-verify failed on %r vs %r", predicted, gold, exc_info=True)
-        return False
+        predicted, gold = str(predicted), str(gold)
+        if not predicted.strip() or not gold.strip():
+            return Verdict.NO_MATCH
+        if len(predicted) > MAX_ANSWER_CHARS:  # before any regex work on it
+            return _count(Verdict.REFUSED, predicted, "too long")
+        if _normalise(predicted) == _normalise(gold):
+            return Verdict.MATCH
+        p_num, g_num = _as_number(predicted), _as_number(gold)
+        if p_num is not None and g_num is not None:
+            close = math.isclose(p_num, g_num, rel_tol=1e-6, abs_tol=1e-12)
+            return Verdict.MATCH if close else Verdict.NO_MATCH
+        reason = refusal_reason(predicted)  # gold answers are data, not model-written
+        if reason:
+            return _count(Verdict.REFUSED, predicted, reason)
+        verdict = _verifier.verify(predicted, gold)
+        if verdict is None:
+            return _count(Verdict.TIMED_OUT, predicted, "math-verify deadline")
+        return Verdict.MATCH if verdict else Verdict.NO_MATCH
+    except Exception:
+        logger.debug("answers_match failed on %s vs %s", _short(str(predicted)), _short(str(gold)), exc_info=True)
+        return Verdict.NO_MATCH
 
 
 def answers_match(predicted: str | None, gold: str) -> bool:
@@ -130,20 +181,9 @@ def answers_match(predicted: str | None, gold: str) -> bool:
     Order: normalised string equality; if both are plain numbers, relative
     tolerance 1e-6 (decides, no further check: math-verify would compare the
     same two numbers); otherwise math-verify ``verify(parse(gold), parse(pred))``
-    with both wrapped in ``$...$``. Never raises; any failure is False.
+    with both wrapped in ``$...$``, in a worker process under a hard deadline.
+    An answer the pre-check refuses (power towers, huge factorials, absurd
+    nesting or length) or that misses the deadline is False and counted
+    (`unverified_counts`). Never raises, never hangs, from any thread.
     """
-    if predicted is None or gold is None:
-        return False
-    try:
-        predicted, gold = str(predicted), str(gold)
-        if not predicted.strip() or not gold.strip():
-            return False
-        if _normalise(predicted) == _normalise(gold):
-            return True
-        p_num, g_num = _as_number(predicted), _as_number(gold)
-        if p_num is not None and g_num is not None:
-            return math.isclose(p_num, g_num, rel_tol=1e-6, abs_tol=1e-12)
-        return _math_verify(predicted, gold)
-    except Exception:
-        logger.debug("answers_match failed on %r vs %r", predicted, gold, exc_info=True)
-        return False
+    return check_answer(predicted, gold) is Verdict.MATCH

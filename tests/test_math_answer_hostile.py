@@ -1,0 +1,130 @@
+"""Answer checking cannot stall: pre-check refusals, the worker's hard deadline, counted verdicts.
+
+Timing targets live in benchmarks/bench_math_answer.py; here only correctness
+and that every call returns (a generous bound, so a hang fails the test).
+"""
+
+import logging
+import os
+import signal
+import threading
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from selftaught.episodes import PromptEpisodes
+from selftaught.rewards import MathAnswerReward
+from selftaught.rewards import math_answer
+from selftaught.rewards.explosive import refusal_reason
+from selftaught.rewards.math_answer import Verdict, answers_match, check_answer, unverified_counts
+from selftaught.rewards.symbolic_worker import DEFAULT_DEADLINE_S
+
+HANG_BOUND_S = 30  # far above the 2 s target; only a hang or a 5 s-per-answer stall exceeds it
+
+HOSTILE = [
+    r"10^{10^{10}}", r"2^{2^{40}}", r"100000000!", "(" * 5000 + "1" + ")" * 5000,
+    r"9^{9^{9^{9}}}", "2**2**40", "9^9^9", r"(10^{9})!", r"\left(" * 3000 + "x" + r"\right)" * 3000,
+    r"7^{99999999}", r"(x+1)^{99999}", r"\prod_{k=1}^{10^{9}} k", r"3!!!", r"\Gamma(10^{8})",
+    r"99999999999!", "1+" * 2000 + "1", r"x^{y^{z^{w}}}",
+]
+# A symbolic answer the pre-check lets through but sympy cannot finish within the deadline.
+SLOW_BUT_ALLOWED = r"\int_0^1 e^{x^{2}}\sin(x)\,dx"
+
+
+@pytest.mark.parametrize("answer", HOSTILE)
+def test_precheck_refuses_explosive_answers(answer):
+    assert refusal_reason(answer) is not None
+    assert check_answer(answer, "42") is Verdict.REFUSED
+
+
+@pytest.mark.parametrize("answer", [
+    "42", r"\frac{1}{2}", r"2^{10}", "10!", "(x+1)^{2}", r"e^{-x^{2}}", r"x^{y^{z}}", r"\sqrt{2}", "x^2 + y^2",
+    r"\{1,2\}", r"(1, 2]", r"\binom{10}{3}", r"\left(\frac{1}{2}\right)^{3}", r"\sum_{k=1}^{10} k", "2**10",
+])
+def test_precheck_lets_ordinary_answers_through(answer):
+    assert refusal_reason(answer) is None
+
+
+def _reward_call_in(thread: bool, completions, gold):
+    reward, out = MathAnswerReward(), {}
+
+    def call():
+        out["rewards"] = reward(completions, {"answer": gold}, None)
+
+    if thread:
+        t = threading.Thread(target=call, daemon=True)
+        t.start()
+        t.join(HANG_BOUND_S)
+        assert not t.is_alive(), "answer checking hung in a worker thread"
+    else:
+        start = time.monotonic()
+        call()
+        assert time.monotonic() - start < HANG_BOUND_S
+    return reward, out["rewards"]
+
+
+@pytest.mark.parametrize("thread", [False, True], ids=["main_thread", "worker_thread"])
+def test_64_hostile_answers_in_one_reward_call_are_wrong_and_counted(thread):
+    completions = [rf"the answer is \boxed{{{HOSTILE[i % len(HOSTILE)]}}}" for i in range(64)]
+    before = unverified_counts()["refused"]
+    reward, rewards = _reward_call_in(thread, completions, ["42"] * 64)
+    assert rewards.tolist() == [0.0] * 64
+    assert reward.last_timeouts == 64
+    assert unverified_counts()["refused"] >= before + 64
+
+
+def test_deadline_kills_a_slow_comparison_and_the_worker_recovers():
+    start = time.monotonic()
+    assert check_answer(SLOW_BUT_ALLOWED, "3") is Verdict.TIMED_OUT
+    assert time.monotonic() - start < HANG_BOUND_S
+    assert DEFAULT_DEADLINE_S <= time.monotonic() - start
+    # the re-forked checker answers ordinary symbolic questions right away
+    assert answers_match(r"\frac{\sqrt{8}}{4}", r"\frac{\sqrt2}{2}")
+    assert not answers_match(r"\sqrt{2}", "2")
+
+
+def test_a_killed_server_is_restarted():
+    assert answers_match("2x+1", "1+2x")
+    server = math_answer._verifier._server
+    os.killpg(server.pid, signal.SIGKILL)
+    server.wait(timeout=10)
+    # the call that finds it dead may count as a timeout; the one after must verify again
+    answers_match("2x+1", "1+2x")
+    assert answers_match("2x+1", "1+2x")
+    assert math_answer._verifier._server.pid != server.pid
+
+
+def test_concurrent_threads_get_their_own_verdicts():
+    pairs = [(r"\frac{\sqrt{8}}{4}", r"\frac{\sqrt2}{2}", True), (r"\sqrt{2}", "2", False),
+             (r"2^{2^{40}}", "1", False), ("2x+1", "1+2x", True)] * 4
+    results = [None] * len(pairs)
+
+    def check(i):
+        results[i] = answers_match(pairs[i][0], pairs[i][1])
+
+    threads = [threading.Thread(target=check, args=(i,), daemon=True) for i in range(len(pairs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(HANG_BOUND_S)
+    assert results == [want for _, _, want in pairs]
+
+
+def test_logs_carry_only_a_short_prefix_of_an_answer(caplog):
+    caplog.set_level(logging.DEBUG)
+    huge = "(" * 5000 + "1" + ")" * 5000
+    for answer in [huge, r"2^{2^{40}}" + "x" * 900, SLOW_BUT_ALLOWED + "+" + "y" * 500]:
+        answers_match(answer, "1")
+    assert caplog.records
+    assert all(len(r.getMessage()) < 200 for r in caplog.records)
+
+
+def test_prompt_episode_metrics_report_timeouts():
+    reward = MathAnswerReward()
+    completions = [r"\boxed{2^{2^{40}}}", r"\boxed{42}", r"\boxed{100000000!}", "no answer"]
+    rewards = {"math_answer": reward(completions, {"answer": ["42"] * 4}, None)}
+    episodes = SimpleNamespace(config=SimpleNamespace(num_generations=2), sources={"math_answer": reward})
+    metrics = PromptEpisodes.metrics(episodes, SimpleNamespace(completions=completions), rewards)
+    assert rewards["math_answer"].tolist() == [0.0, 1.0, 0.0, 0.0]
+    assert metrics["rewards/math_answer/timeouts"] == 2.0
