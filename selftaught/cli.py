@@ -90,8 +90,12 @@ def _add_log_flags(command, every: str = "when stdout is not a terminal, one pla
 
 
 def _diagnose(args) -> int:
+    from .console import interactive, silence_library_bars
     from .diagnose import format_report, run_diagnose
     from .errors import UserError
+
+    if not interactive():
+        silence_library_bars()  # weight-loading bars would write \r frames into a log
 
     options = {}
     if args.config:  # a training recipe: its model, data, prompt format, sampling and user rewards
