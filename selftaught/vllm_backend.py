@@ -51,6 +51,7 @@ def import_vllm():
         raise UserError("rollout_backend: vllm runs the engine in the training process; unset "
                         f"VLLM_ENABLE_V1_MULTIPROCESSING (it is {mode!r}) or set it to 0")
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB; vLLM's CPU default (4) is much more than we need
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # its per-start INFO lines would bury our progress
     try:
         import vllm
     except ImportError as error:
@@ -130,16 +131,24 @@ class VLLMSampler:
             generation_config="vllm",  # our sampling settings, never the model's shipped defaults
             logprobs_mode="processed_logprobs", enforce_eager=on_cpu,
             gpu_memory_utilization=gpu_memory_utilization, enable_prefix_caching=True,
+            # Whole prompts per step: a prefill split across steps rewinds its seeded generator by an
+            # offset, which vLLM 0.32 cannot do for a CPU generator (RuntimeError).
+            enable_chunked_prefill=not on_cpu,
         )
         if distributed:  # each rank's own engine inside the existing process group (see docs/scaling.md)
             options["distributed_executor_backend"] = "external_launcher"
         try:
             self.llm = vllm.LLM(**options)
+            self.sync_weights()
+            # One token from the engine: kernels that reject this model (e.g. the CPU attention's head
+            # sizes) fail here, at start-up, rather than at the first rollout; it also warms the engine up.
+            self.llm.generate([{"prompt_token_ids": [self.eos_ids[0]]}],
+                              vllm.SamplingParams(max_tokens=1, temperature=0.0, detokenize=False), use_tqdm=False)
         except (ValueError, NotImplementedError, RuntimeError) as error:
             first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             architecture = ", ".join(getattr(config, "architectures", None) or [type(model).__name__])
-            raise UserError(f"rollout_backend: vllm could not start an engine for {architecture}: {first}") from None
-        self.sync_weights()
+            raise UserError(f"rollout_backend: vllm cannot run {architecture} ({first}); "
+                            "use rollout_backend: selftaught for this model") from None
 
     # ------------------------------------------------------------ weights
 

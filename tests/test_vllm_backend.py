@@ -98,6 +98,17 @@ def test_sampled_logprobs_match_the_trainers_recompute(engine, policy, prompts):
     assert_same_rollout(first, engine.sample(prompts[:3], 2))
 
 
+def test_more_prompt_tokens_than_one_engine_step_takes(engine, prompts):
+    """1,440 seeded requests (≈ 20k prompt tokens, over vLLM's per-step budget): on a CPU a prefill split
+    across steps would crash vLLM 0.32 (it rewinds the request's generator), so the backend keeps prompts whole."""
+    engine.max_completion_length = 2
+    try:
+        rollout = engine.sample(prompts * 30, 4)
+    finally:
+        engine.max_completion_length = COMPLETION_LENGTH
+    assert len(rollout) == 1440 and int(rollout.prompt_mask.sum()) > 16384
+
+
 def test_top_k_and_top_p_are_honoured(engine, policy, prompts):
     model, _ = policy
     engine.top_k, engine.top_p = 3, 1.0
@@ -116,6 +127,22 @@ def test_top_k_and_top_p_are_honoured(engine, policy, prompts):
     assert int(rank[rollout.completion_mask].max()) < 3
     # processed log-probs are renormalised over the top 3: exp sums to ≤ 1 only over those.
     assert float(rollout.sampler_logprobs[rollout.completion_mask].exp().max()) <= 1.0 + 1e-6
+
+
+def test_a_model_the_engine_cannot_run_is_one_user_error():
+    """tiny-random's head size (16) has no vLLM CPU attention kernel: refused at start-up, in one line."""
+    from selftaught.errors import UserError
+    from selftaught.models import load_model
+    from selftaught.vllm_backend import VLLMSampler
+
+    model, tokenizer = load_model("tiny-random")
+    if torch.cuda.is_available():
+        pytest.skip("the GPU kernels accept head size 16")
+    with pytest.raises(UserError, match="cannot run Qwen2ForCausalLM") as error:
+        VLLMSampler(model, tokenizer, max_prompt_length=16, max_completion_length=4, temperature=1.0)
+    assert "\n" not in str(error.value)
+    with pytest.raises(UserError, match="max_position_embeddings"):
+        VLLMSampler(model, tokenizer, max_prompt_length=1000, max_completion_length=100, temperature=1.0)
 
 
 def test_an_optimizer_step_reaches_the_engine(engine, policy, prompts):
