@@ -145,6 +145,33 @@ def test_a_model_the_engine_cannot_run_is_one_user_error():
         VLLMSampler(model, tokenizer, max_prompt_length=1000, max_completion_length=100, temperature=1.0)
 
 
+def test_a_lora_policy_is_sampled_with_its_adapter_merged(engine, policy, prompts):
+    import copy
+
+    pytest.importorskip("peft")
+    from selftaught.config import LoraSettings
+    from selftaught.lora import apply_lora
+
+    model, tokenizer = policy
+    lora = apply_lora(copy.deepcopy(model), LoraSettings(r=4, target_modules="all-linear"), "tiny")
+    with torch.no_grad():
+        for name, param in lora.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 0.2)  # B = 0 at init would make the adapter a no-op
+    lora.eval()
+    original = engine.model
+    try:
+        engine.model = lora
+        engine.sync_weights()
+        theirs = engine.sample(prompts, 1, greedy=True)
+        mine = ours((lora, tokenizer)).sample(prompts, 1, greedy=True)
+        assert theirs.completions != ours(policy).sample(prompts, 1, greedy=True).completions  # the adapter matters
+        assert_same_rollout(theirs, mine)
+    finally:
+        engine.model = original
+        engine.sync_weights()
+
+
 def test_an_optimizer_step_reaches_the_engine(engine, policy, prompts):
     """A large-lr step changes greedy completions; after `sync_weights` vLLM's equal the updated HF model's."""
     model, tokenizer = policy
