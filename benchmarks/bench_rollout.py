@@ -18,6 +18,14 @@ at these model sizes a second OpenMP thread mostly adds synchronisation (under
 load, 2 threads ran 10-30x slower than 1). Wall-clock tokens/s is printed too.
 Prints `RESULT rollout_tokens_per_s ratio=<sampler / generate>` (higher is
 better) and the same for the previous rollout.
+
+    python benchmarks/bench_rollout.py --backend vllm          # in .venv-vllm (`make setup-vllm`); model: tiny
+
+compares instead our Sampler with `VLLMSampler` (rollout_backend: vllm: the same
+prompts, G, τ, top_p, top_k, max tokens; vLLM's engine in this process, float32,
+eager on a CPU) and prints `RESULT rollout_vllm_vs_ours ratio=<vllm / ours>`, in
+tokens per CPU second as above, tokens per wall second alongside. The engine's
+start-up (and its first call, which warms it up) is timed and reported apart.
 """
 
 from __future__ import annotations
@@ -50,6 +58,9 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=None)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--backend", choices=["generate", "vllm"], default="generate",
+                        help="what our Sampler is compared with: model.generate, or the vLLM backend")
+    parser.add_argument("--model", default=None, help="a model load_model accepts; default tiny-random (tiny with --backend vllm)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -57,7 +68,14 @@ def main() -> None:
     from selftaught.ops import completion_mask
     from selftaught.rollout import Sampler, encode_prompts
 
-    model, tokenizer = build_model(args.hidden, args.layers)
+    if args.backend == "vllm" and args.model is None and args.hidden is None and args.layers is None:
+        args.model = "tiny"  # vLLM's CPU attention has no kernel for tiny-random's head size (16)
+    if args.model is not None:
+        from selftaught.models import load_model
+
+        model, tokenizer = load_model(args.model)
+    else:
+        model, tokenizer = build_model(args.hidden, args.layers)
     model.eval()
     prompts = [f"Q: {p.prompt}\nA:" for p in arithmetic.generate(args.prompts, split="train", seed=1)]
     G, T = args.num_generations, args.max_new_tokens
@@ -77,6 +95,15 @@ def main() -> None:
         return lambda: int(sampler.sample(prompts, G).completion_mask.sum())
 
     variants = {"generate": run_generate, "sampler": run_sampler(ours), "sampler_generate": run_sampler(previous)}
+    startup = None
+    if args.backend == "vllm":
+        from selftaught.vllm_backend import VLLMSampler
+
+        start, cpu = time.perf_counter(), time.process_time()
+        engine = VLLMSampler(model, tokenizer, **settings)
+        engine.sample(prompts[:1], 1)  # the first call warms the engine up: part of its start-up
+        startup = (time.perf_counter() - start, time.process_time() - cpu)
+        variants = {"sampler": run_sampler(ours), "vllm": run_sampler(engine)}
     print(f"rollout: {type(model).__name__} hidden {model.config.hidden_size} layers {model.config.num_hidden_layers}, "
           f"{args.prompts} prompts × G {G}, ≤{T} new tokens, {torch.get_num_threads()} threads", flush=True)
     torch.manual_seed(0)
@@ -92,12 +119,18 @@ def main() -> None:
             seconds[name].append(time.process_time() - cpu)
             wall[name].append(time.perf_counter() - start)
             tokens[name].append(n)
-    rate = {}
+    rate, wall_rate = {}, {}
     for name in variants:
         rate[name] = sum(tokens[name]) / sum(seconds[name])
+        wall_rate[name] = sum(tokens[name]) / sum(wall[name])
         print(f"  {name:17s} {statistics.median(seconds[name]):7.3f} CPU s/call  {rate[name]:9.1f} tokens/CPU s  "
-              f"{sum(tokens[name]) / sum(wall[name]):9.1f} tokens/wall s  "
-              f"(mean {statistics.mean(tokens[name]):.0f} tokens/call)")
+              f"{wall_rate[name]:9.1f} tokens/wall s  (mean {statistics.mean(tokens[name]):.0f} tokens/call)")
+    if args.backend == "vllm":
+        print(f"  vllm start-up (engine + first call, not in the rates): {startup[0]:.1f} s wall, {startup[1]:.1f} CPU s")
+        print(f"RESULT rollout_vllm_vs_ours ratio={rate['vllm'] / rate['sampler']:.2f} vllm={rate['vllm']:.1f} "
+              f"ours={rate['sampler']:.1f} unit=tokens_per_cpu_s wall_ratio={wall_rate['vllm'] / wall_rate['sampler']:.2f} "
+              f"startup_s={startup[0]:.1f}")
+        return
     print(f"RESULT rollout_tokens_per_s ratio={rate['sampler'] / rate['generate']:.2f} "
           f"sampler={rate['sampler']:.1f} generate={rate['generate']:.1f} unit=tokens_per_cpu_s")
     print(f"RESULT rollout_previous_tokens_per_s ratio={rate['sampler_generate'] / rate['generate']:.2f} "

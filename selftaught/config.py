@@ -138,6 +138,20 @@ class TrainConfig(_Strict):
     top_p: float = Field(1.0, gt=0, le=1)
     top_k: int = Field(0, ge=0)
     """0 = no top-k truncation (the sampled distribution is the scored one)."""
+    rollout_backend: Literal["selftaught", "vllm"] = "selftaught"
+    """Who samples the completions: `selftaught` (our decoding loop) or `vllm` (a vLLM
+    engine in the training process, weights synced in place after the optimizer
+    steps; needs `make setup-vllm`, see README "vLLM rollout backend")."""
+    vllm_gpu_memory_utilization: float = Field(0.3, gt=0, le=1)
+    """vllm: fraction of the GPU's memory vLLM may take (weights + KV cache); the rest
+    is the trainer's. On a CPU the KV cache is VLLM_CPU_KVCACHE_SPACE GiB (default 1 here)."""
+    vllm_dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    """vllm: the engine's dtype. `auto`: bfloat16 when the trainer computes in bf16, else float32."""
+    vllm_importance_sampling_correction: Literal["none", "token", "sequence"] = "token"
+    """vllm: weigh the surrogate by the truncated ratio π_old / π_vllm of the sampled
+    tokens, per token or per sequence (TRL's truncated importance sampling); `none` off."""
+    vllm_importance_sampling_cap: float = Field(2.0, ge=1)
+    """vllm: the truncation C of the importance weights, min(π_old / π_vllm, C)."""
 
     # GRPO objective (REFERENCE §2)
     beta: float = Field(0.0, ge=0)

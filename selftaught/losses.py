@@ -115,14 +115,18 @@ def policy_loss(
     max_completion_length: int | None = None,
     num_tokens: float | None = None,
     num_rows: float | None = None,
+    importance_weights: Tensor | None = None,
 ) -> tuple[Tensor, dict[str, float]]:
-    """GRPO loss: aggregate(L_t + β·kl_t) and statistics.
+    """GRPO loss: aggregate(w_t·L_t + β·kl_t) and statistics.
 
     Args:
         logprobs, old_logprobs, ref_logprobs: [B, T] per-token log-probs.
         advantages: [B] or [B, T].
         mask: [B, T] real completion tokens.
         beta: KL coefficient β; β > 0 needs `ref_logprobs`.
+        importance_weights: [B, T] constant weights w_t on the surrogate (truncated
+            π_old / π_sampler when another engine sampled, `selftaught.importance`);
+            None = 1.
         Others: see `clipped_surrogate` and `aggregate`.
 
     Returns:
@@ -135,6 +139,8 @@ def policy_loss(
     per_token, clipped = clipped_surrogate(
         logprobs, old_logprobs, advantages, epsilon=epsilon, epsilon_high=epsilon_high
     )
+    if importance_weights is not None:
+        per_token = per_token * importance_weights.detach()
     kl = None
     if beta > 0:
         kl = k3_kl(logprobs, ref_logprobs.detach())

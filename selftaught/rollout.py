@@ -37,6 +37,8 @@ class Rollout:
 
     prompt_ids/prompt_mask: [N, P] left-padded. completion_ids/completion_mask:
     [N, T]; the mask covers tokens up to and including the first EOS.
+    sampler_logprobs: [N, T] log-probs of the sampled tokens as the sampling engine
+    reported them (vLLM), or None when the trainer's own model sampled.
     """
 
     prompt_ids: torch.Tensor
@@ -46,6 +48,7 @@ class Rollout:
     prompts: list[str]
     completions: list[str]
     extras: dict = field(default_factory=dict)
+    sampler_logprobs: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return self.completion_ids.shape[0]
@@ -64,6 +67,9 @@ class Rollout:
         for r in parts:
             for key, values in r.extras.items():
                 extras.setdefault(key, []).extend(values)
+        reported = [r.sampler_logprobs for r in parts]
+        sampler_logprobs = None if any(t is None for t in reported) else \
+            torch.cat([pad(t, T, False, 0.0) for t in reported])
         return Rollout(
             prompt_ids=torch.cat([pad(r.prompt_ids, P, True, pad_token_id) for r in parts]),
             prompt_mask=torch.cat([pad(r.prompt_mask, P, True, 0) for r in parts]),
@@ -71,7 +77,7 @@ class Rollout:
             completion_mask=torch.cat([pad(r.completion_mask, T, False, False) for r in parts]),
             prompts=[p for r in parts for p in r.prompts],
             completions=[c for r in parts for c in r.completions],
-            extras=extras,
+            extras=extras, sampler_logprobs=sampler_logprobs,
         )
 
 
@@ -89,13 +95,15 @@ def repeat_per_completion(values: list, num_generations: int) -> list:
 
 
 def rollout_from_token_rows(tokenizer, prompts: list[str], rows: list[list[int]], num_generations: int,
-                            max_prompt_length: int, extras: dict | None = None) -> Rollout:
+                            max_prompt_length: int, extras: dict | None = None,
+                            encoded: tuple[torch.Tensor, torch.Tensor] | None = None) -> Rollout:
     """A Rollout from given completion token rows (num_generations per prompt, in order).
 
-    For stand-in policies (tests, scripted self-play): every token of a row is real;
-    prompts are left-padded and truncated exactly as `Sampler` does.
+    For stand-in policies (tests, scripted self-play) and other engines (vLLM): every
+    token of a row is real; prompts are left-padded and truncated exactly as `Sampler`
+    does (`encoded`: the prompts' `encode_prompts` output, when the caller has it).
     """
-    prompt_ids, prompt_mask = encode_prompts(tokenizer, prompts, max_prompt_length)
+    prompt_ids, prompt_mask = encoded or encode_prompts(tokenizer, prompts, max_prompt_length)
     width = max(len(r) for r in rows)
     completion_ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
     completion_mask = torch.zeros((len(rows), width), dtype=torch.bool)

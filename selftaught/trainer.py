@@ -36,6 +36,7 @@ from .config import TrainConfig
 from .console import TrainProgress, silence_library_bars
 from .distributed import Processes, check_launch
 from .errors import TrainingStopped, UserError  # noqa: F401 - TrainingStopped is raised from here
+from .importance import importance_weights, logprob_mismatch, weight_stats
 from .losses import policy_loss
 from .metrics_log import MetricsWriter
 from .models import load_model
@@ -181,10 +182,7 @@ class Trainer:
         self.sharded = sharded.is_sharded(self.model)  # FSDP2
         self.fused = config.fused_logprobs and not self.sharded
         unwrapped = self.accelerator.unwrap_model(self.model)
-        self.sampler = Sampler(unwrapped, self.tokenizer, max_prompt_length=config.max_prompt_length,
-                               max_completion_length=config.max_completion_length,
-                               temperature=config.temperature, top_p=config.top_p, top_k=config.top_k,
-                               generation_batch_size=config.generation_batch_size)
+        self.sampler = self._build_sampler(unwrapped)
         self.step = 0
         self.bad_steps = 0
         if resume_from is not None:
@@ -232,6 +230,43 @@ class Trainer:
         if resume_from is not None:
             return load_adapter_checkpoint(resume_from, model, trainable=True), tokenizer
         return apply_lora(model, config.lora, config.model.name_or_path), tokenizer
+
+    def _build_sampler(self, policy):
+        """Our decoding loop, or (`rollout_backend: vllm`) a colocated vLLM engine synced from `policy`."""
+        config = self.config
+        settings = dict(max_prompt_length=config.max_prompt_length, max_completion_length=config.max_completion_length,
+                        temperature=config.temperature, top_p=config.top_p, top_k=config.top_k)
+        if config.rollout_backend == "selftaught":
+            return Sampler(policy, self.tokenizer, generation_batch_size=config.generation_batch_size, **settings)
+        if self.sharded:
+            raise UserError("rollout_backend: vllm with FSDP2 is not supported (the engine needs whole weights "
+                            "to sync); use configs/accelerate/ddp.yaml or the selftaught backend")
+        from .vllm_backend import VLLMSampler
+
+        return VLLMSampler(policy, self.tokenizer, seed=config.seed + self.processes.rank,
+                           gpu_memory_utilization=config.vllm_gpu_memory_utilization, dtype=config.vllm_dtype,
+                           trainer_bf16=self.accelerator.mixed_precision == "bf16",
+                           distributed=self.processes.world > 1, **settings)
+
+    def _sampler_correction(self, rollout: Rollout, scores: Scores) -> tuple[torch.Tensor | None, dict]:
+        """Truncated importance weights π_old / π_sampler and the mismatch metrics, when another
+        engine sampled the rollout (it reported its log-probs); (None, {}) for our own loop."""
+        if rollout.sampler_logprobs is None:
+            return None, {}
+        config = self.config
+        old, reported, mask = scores.old_logprobs, rollout.sampler_logprobs, rollout.completion_mask
+        mismatch = logprob_mismatch(old, reported, mask)
+        if self.processes.world > 1:  # over every rank's tokens: token-weighted mean, max of maxes
+            parts = self.processes.gather((mismatch, float(mask.sum())))
+            total = max(sum(n for _, n in parts), 1.0)
+            mismatch = {"mean": sum(m["mean"] * n for m, n in parts) / total, "max": max(m["max"] for m, _ in parts)}
+        metrics = {"vllm/logprob_abs_diff/mean": mismatch["mean"], "vllm/logprob_abs_diff/max": mismatch["max"]}
+        weights = importance_weights(old, reported, mask, config.vllm_importance_sampling_correction,
+                                     config.vllm_importance_sampling_cap)
+        if weights is not None:
+            stats = weight_stats(weights, mask, config.vllm_importance_sampling_cap)
+            metrics.update({"vllm/is_weight/mean": stats["mean"], "vllm/is_weight/truncated_frac": stats["truncated_frac"]})
+        return weights, metrics
 
     def _share_processes(self, episodes) -> None:
         """Tell the episode source which share of the batch is this rank's."""
@@ -333,13 +368,15 @@ class Trainer:
 
     # ------------------------------------------------------------------ update
 
-    def _update(self, rollout: Rollout, scores: Scores, advantages: torch.Tensor, whole: Rollout) -> dict:
+    def _update(self, rollout: Rollout, scores: Scores, advantages: torch.Tensor, whole: Rollout,
+                weights: torch.Tensor | None = None) -> dict:
         """One optimizer step over this rank's rollout, in micro-batches (gradient accumulation).
 
         Each micro-batch's loss is normalised by the token/row count of `whole` (the
         step's batch over *all* processes), times the number of processes (DDP
         averages the ranks' gradients), so the gradient does not depend on how the
-        batch is split over micro-batches or processes.
+        batch is split over micro-batches or processes. `weights`: [N, T] importance
+        weights on the surrogate (vLLM sampled: `_sampler_correction`), or None.
         """
         from accelerate.utils import DistributedType
 
@@ -368,7 +405,8 @@ class Trainer:
                     logp, scores.old_logprobs[index].to(device), advantages[index].to(device), rows[3],
                     epsilon=config.epsilon, epsilon_high=config.epsilon_high, beta=config.beta,
                     ref_logprobs=None if scores.ref_logprobs is None else scores.ref_logprobs[index].to(device),
-                    loss_type=config.loss_type, max_completion_length=config.max_completion_length, **totals)
+                    loss_type=config.loss_type, max_completion_length=config.max_completion_length,
+                    importance_weights=None if weights is None else weights[index].to(device), **totals)
                 if padding:
                     loss = loss * 0.0
                 self.accelerator.backward(loss)
@@ -426,6 +464,7 @@ class Trainer:
             rollout = self.episodes.collect(self.sampler, self.completions_per_step())
             generated = time.perf_counter()
             scores = self.score(rollout)
+        weights, correction = self._sampler_correction(rollout, scores)
         try:
             rewards = self.episodes.rewards(rollout, scores)
         except RewardFunctionError as error:  # before any update or checkpoint of this step
@@ -435,13 +474,18 @@ class Trainer:
         whole_advantages = self.episodes.advantages(whole, whole_rewards)
         advantages = whole_advantages[mine]
         scored = time.perf_counter()
-        shared = self._rollout_metrics(whole, whole_sc, whole_rewards, whole_advantages)
+        shared = {**self._rollout_metrics(whole, whole_sc, whole_rewards, whole_advantages), **correction}
         rows = []
-        for _ in range(self.config.num_iterations):
+        sync = getattr(self.sampler, "sync_weights", None)  # another engine samples: it needs the new weights
+        for i in range(self.config.num_iterations):
             if self.step >= self.config.max_steps:
                 break
-            update = self._update(rollout, scores, advantages, whole)
+            update = self._update(rollout, scores, advantages, whole, weights)
             self.step += 1
+            if sync is not None and (i == self.config.num_iterations - 1 or self.step >= self.config.max_steps):
+                synced = time.perf_counter()  # once per rollout, after its last optimizer step
+                sync()
+                update["time/sync_s"] = time.perf_counter() - synced
             now = time.perf_counter()
             row = {"step": self.step, **update, **shared, "learning_rate": self.scheduler.get_last_lr()[0],
                    "time/generate_s": generated - started, "time/score_s": scored - generated,
@@ -510,7 +554,8 @@ class Trainer:
             progress.close()
             if self.metrics is not None:
                 self.metrics.close()
-            close = getattr(self.episodes, "close", None)  # e.g. AZR's sandbox processes
-            if close is not None:
-                close()
+            for owner in (self.episodes, self.sampler):  # e.g. AZR's sandbox processes, vLLM's config dir
+                close = getattr(owner, "close", None)
+                if close is not None:
+                    close()
         return history
