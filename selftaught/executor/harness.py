@@ -191,6 +191,7 @@ _INCIDENTS = ("memory", "crash", "output_too_large", "repr_error", "setup")
 
 def lock_down(cfg, memory_mb, base, in_user_namespace):
     """Per-process containment, applied once before any user code."""
+    parent = os.getppid()
     isolation.prctl(isolation.PR_SET_PDEATHSIG, signal.SIGKILL)  # threat: outliving the zygote
     os.setsid()  # own session and process group: one killpg reaches everything
     mem = int(memory_mb) << 20
@@ -204,6 +205,12 @@ def lock_down(cfg, memory_mb, base, in_user_namespace):
     resource.setrlimit(resource.RLIMIT_MEMLOCK, (0, 0))
     os.chdir(base)
     isolation.drop_privileges(int(cfg["run_uid"]), in_user_namespace)
+    # The kernel clears the parent-death signal when credentials change (setuid above):
+    # set it again, or a worker whose zygote is killed spins on as an orphan until its
+    # CPU limit (seen: a timed-out loop at 100% of a core, parent pid 1, for minutes).
+    isolation.prctl(isolation.PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the zygote died before the signal was armed again
+        os._exit(1)
     # threat: fork bombs, leftover children and threads. Enforced for any uid but 0,
     # which is why a worker never runs as root.
     resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))

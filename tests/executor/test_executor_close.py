@@ -15,9 +15,14 @@ import signal
 import threading
 import time
 
+from pathlib import Path
+
 import pytest
 
+from selftaught import executor
 from selftaught.executor import ExecResult, PythonExecutor
+
+ZYGOTE = (str(Path(executor.__file__).parent / "zygote.py")).encode()
 
 MISBEHAVING = [
     ("def f(n):\n    while True:\n        n += 1", "0"),  # spins past the timeout
@@ -52,6 +57,30 @@ def _descendants(root: int) -> set[int]:
     return found
 
 
+def _sandbox_processes() -> set[int]:
+    """Live processes running this package's zygote.py (zygotes and the sandboxes they fork),
+    wherever they now hang in the tree: a sandbox orphaned by its zygote's death is
+    re-parented to init and would escape `_descendants`. Zombies have no cmdline."""
+    found = set()
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/cmdline", "rb") as fh:
+                    if ZYGOTE in fh.read():
+                        found.add(int(name))
+            except OSError:
+                continue
+    return found
+
+
+def _orphans(before: set[int], grace_s: float = 5.0) -> int:
+    """Sandbox processes started since `before` that are still alive after `grace_s`."""
+    deadline = time.monotonic() + grace_s
+    while (left := _sandbox_processes() - before) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return len(left)
+
+
 def _spin(stop):
     while not stop.is_set():
         pass
@@ -67,6 +96,7 @@ def _rounds(rounds: int, workers: int = 2, isolation: str = "auto") -> list[int]
     leftovers = []
     try:
         others = {p.pid for p in neighbours} | _descendants(os.getpid())
+        sandboxes_before = _sandbox_processes()
         for r in range(rounds):
             ex = PythonExecutor(workers=workers, timeout_s=0.5, memory_mb=128, isolation=isolation)
             assert len(_descendants(os.getpid()) - others) >= workers  # the sandbox is there to count
@@ -83,7 +113,8 @@ def _rounds(rounds: int, workers: int = 2, isolation: str = "auto") -> list[int]
                     pass
                 time.sleep(0.02 * (r % 3))
             ex.close()
-            leftovers.append(len(_descendants(os.getpid()) - others))
+            # below us, and anywhere else (a sandbox whose zygote was killed is init's child now)
+            leftovers.append(len(_descendants(os.getpid()) - others) + _orphans(sandboxes_before))
             runner.join(30)
             assert not runner.is_alive()
             assert len(results) == len(items)  # every item settled (unfinished: 'executor_error')
