@@ -49,8 +49,11 @@ def _export(args) -> int:
 
 
 def _demo(args) -> int:
+    from .console import interactive, silence_library_bars
     from .demo import run_demo
 
+    if not interactive():
+        silence_library_bars()  # the base model's diagnose loads weights before any trainer does
     run_demo(args.output_dir, quick=args.quick, logging=_log_settings(args))
     return 0
 

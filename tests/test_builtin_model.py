@@ -60,6 +60,7 @@ def test_quick_demo_end_to_end(tmp_path):
     result = subprocess.run([sys.executable, "-m", "selftaught", "demo", "--quick", "--output-dir", str(tmp_path)],
                             capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "\r" not in result.stdout + result.stderr  # a redirected demo log holds no bar frames
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert set(summary["runs"]) == {*METHOD_REWARDS, "azr"}  # every method ran
     assert {"pass@1", "pass@8", "majority@8", "greedy", "procedure share", "program/deduction",
