@@ -137,6 +137,29 @@ def keyed_advantages(
     return out
 
 
+def active_weights(weights: Mapping[str, float]) -> dict[str, float]:
+    """The reward sources that are trained on: name → w_s for every w_s ≠ 0 (the others are only logged)."""
+    return {name: float(w) for name, w in weights.items() if float(w) != 0.0}
+
+
+def weighted_total(rewards_by_source: Mapping[str, Tensor], weights: Mapping[str, float]) -> Tensor:
+    """r_i = Σ_s w_s · r^s_i over the trained sources (`active_weights`): the step's total reward.
+
+    A source absent from `weights` counts 0, as in `combine_advantages`; a row without a
+    reward from a source (NaN, a user function's None) adds 0 for that source. The
+    trainer logs its mean as `reward/mean`; AZR normalises it per task (TRR++).
+    """
+    if not rewards_by_source:
+        raise ValueError("rewards_by_source is empty: at least one reward source is needed")
+    n = next(iter(rewards_by_source.values())).numel()
+    total = torch.zeros(n, dtype=torch.float32)
+    for source, w in active_weights(weights).items():
+        if source not in rewards_by_source:
+            raise ValueError(f"weights name a reward source that was not computed: {source!r}")
+        total = total + w * torch.nan_to_num(rewards_by_source[source].detach().float().cpu(), nan=0.0)
+    return total
+
+
 def combine_advantages(
     rewards_by_source: Mapping[str, Tensor],
     weights: Mapping[str, float],
@@ -160,7 +183,8 @@ def combine_advantages(
     """
     if not rewards_by_source:
         raise ValueError("rewards_by_source is empty: at least one reward source is needed")
-    missing = [s for s, w in weights.items() if w != 0 and s not in rewards_by_source]
+    trained = active_weights(weights)
+    missing = [s for s in trained if s not in rewards_by_source]
     if missing:
         raise ValueError(f"weights name reward sources that were not computed: {missing}")
     sizes = {s: r.numel() for s, r in rewards_by_source.items()}
@@ -169,9 +193,8 @@ def combine_advantages(
     first = next(iter(rewards_by_source.values()))
     total = torch.zeros(first.numel(), dtype=torch.float32, device=first.device)
     for source, r in rewards_by_source.items():
-        w = float(weights.get(source, 0.0))
         # Still validates shapes for weight-0 sources, so a bad batch fails early.
         a = group_advantages(r, group_size, scale_rewards=scale_rewards, eps=eps)
-        if w != 0.0:
-            total = total + w * a.float()
+        if source in trained:
+            total = total + trained[source] * a.float()
     return total

@@ -1,14 +1,11 @@
 """Episode sources: where a training step's completions and rewards come from.
 
 The trainer's loop is the same for every method (rollout → score → rewards →
-advantages → update); an episode source supplies the method-specific parts:
-
-- `collect(sampler, num_completions)` samples the step's completions;
-- `rewards(rollout, scores)` turns them into named [N] rewards;
-- `advantages(rollout, rewards)` normalises them ([N]);
-- `metrics(rollout, rewards)` adds method-specific figures;
-- `state_dict()` / `load_state_dict()` make it resumable;
-- `set_processes(processes)` (optional) tells it this rank's share of the batch.
+advantages → update); an episode source supplies the method-specific parts.
+`EpisodeSource` is the whole contract: the trainer calls exactly its methods and
+reads exactly its attributes, and every optional one has a documented no-op default.
+Adding a method means writing an `EpisodeSource` subclass (and its reward sources),
+nothing else.
 
 Under several processes `collect` returns this rank's rows only, while
 `advantages` and `metrics` receive the whole step's batch (gathered by the
@@ -17,16 +14,18 @@ that order. A source keeps every rank's state identical (same seeded draws), so
 rank 0's `state_dict()` is everyone's.
 
 `PromptEpisodes` is Intuitor and GRPO: prompts from a data set, G completions per
-prompt, group-normalised rewards. Absolute Zero plugs in its own source.
+prompt, group-normalised rewards. Absolute Zero is `azr.episodes.AZREpisodes`.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
+from types import MappingProxyType
 
 import torch
 
-from .advantages import combine_advantages
+from .advantages import combine_advantages, weighted_total
 from .config import RewardSpec, TrainConfig
 from .data import PromptSampler, load_rows
 from .distributed import Processes
@@ -39,15 +38,62 @@ from .rewards.math_answer import extract_answer
 from .rollout import Rollout, Sampler
 
 
-def build_episodes(config: TrainConfig, tokenizer, rewards=None):
-    """The episode source for `config.method`; `rewards`: extra reward callables (prompt methods)."""
-    if config.method == "azr":
-        if rewards:
-            raise UserError("user reward functions apply to method intuitor / grpo, not azr")
-        from .azr.episodes import AZREpisodes
+class EpisodeSource:
+    """What the trainer asks of a method. Subclass it; override the first three methods.
 
-        return AZREpisodes(config, tokenizer)
-    return PromptEpisodes(config, tokenizer, rewards=rewards)
+    Required:
+    - `collect(sampler, num_completions)` → `Rollout`: this step's completions (this rank's rows);
+    - `rewards(rollout, scores)` → {name: [N] float32}: every reward of every row (NaN = none),
+      computed here and nowhere else;
+    - `advantages(rollout, rewards)` → [N]: what the update weights each row by;
+    - `weights`: {name: w}: each reward's weight in the trained total; 0 or absent = logged only.
+      `reward/mean` is `weighted_total(rewards, weights)`'s mean, the same total the
+      advantages train on.
+
+    Optional (the defaults below are what a source without them gets):
+    - `needs_reference_self_certainty` / `needs_token_entropy`: what the scoring pass must add;
+    - `set_processes(processes)`: this rank's share of the batch (default: one process only);
+    - `metrics(rollout, rewards)`: method-specific figures for metrics.jsonl;
+    - `state_dict()` / `load_state_dict(state)`: what a checkpoint must hold to resume exactly;
+    - `export(output_dir, step)`: files for people to read, written with each checkpoint;
+    - `close()`: release processes or files, called once when training ends (also on error).
+    """
+
+    weights: Mapping[str, float] = MappingProxyType({})  # read-only: a subclass sets its own
+    needs_reference_self_certainty: bool = False  # offline self-certainty: score the reference too
+    needs_token_entropy: bool = False  # a reward reads H(p_t): the scoring pass returns it (same forward)
+
+    def collect(self, sampler: Sampler, num_completions: int) -> Rollout:
+        raise NotImplementedError
+
+    def rewards(self, rollout: Rollout, scores: Scores) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def advantages(self, rollout: Rollout, rewards: dict[str, torch.Tensor]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def total_reward(self, rewards: dict[str, torch.Tensor]) -> torch.Tensor:
+        """[N] Σ_s w_s r^s: the reward this source trains on (`advantages.weighted_total`)."""
+        return weighted_total(rewards, self.weights)
+
+    def set_processes(self, processes: Processes) -> None:
+        if processes.world > 1:
+            raise UserError(f"{type(self).__name__} does not support multiple processes; run one process")
+
+    def metrics(self, rollout: Rollout, rewards: dict[str, torch.Tensor]) -> dict[str, float]:
+        return {}
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+    def export(self, output_dir, step: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 def format_prompt(tokenizer, text: str, template: str = "{prompt}", system_prompt: str | None = None,
@@ -64,7 +110,7 @@ def format_prompt(tokenizer, text: str, template: str = "{prompt}", system_promp
     return (f"{system_prompt}\n\n" if system_prompt else "") + user
 
 
-class PromptEpisodes:
+class PromptEpisodes(EpisodeSource):
     """Intuitor / GRPO: data-set prompts, G samples each, weighted group advantages."""
 
     def __init__(self, config: TrainConfig, tokenizer, rewards=None):

@@ -82,11 +82,21 @@ class Rollout:
 
 
 def encode_prompts(tokenizer, prompts: list[str], max_prompt_length: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(ids, attention mask) of `prompts`, left-padded and left-truncated to max_prompt_length."""
-    tokenizer.padding_side, tokenizer.truncation_side = "left", "left"
-    encoded = tokenizer(prompts, return_tensors="pt", padding=True, truncation=True,
-                        max_length=max_prompt_length, add_special_tokens=False)
-    return encoded["input_ids"], encoded["attention_mask"]
+    """(ids, attention mask) of `prompts`, left-padded and left-truncated to max_prompt_length.
+
+    Padding and truncation are done here, not by the tokenizer's settings: the
+    tokenizer is shared (the trainer's, the user's) and is left as it was.
+    """
+    rows = [ids[-max_prompt_length:] if len(ids) > max_prompt_length else ids
+            for ids in tokenizer(prompts, add_special_tokens=False)["input_ids"]]
+    width = max((len(ids) for ids in rows), default=0)
+    input_ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for k, ids in enumerate(rows):
+        if ids:
+            input_ids[k, width - len(ids):] = torch.tensor(ids, dtype=torch.long)
+            attention_mask[k, width - len(ids):] = 1
+    return input_ids, attention_mask
 
 
 def repeat_per_completion(values: list, num_generations: int) -> list:
@@ -205,7 +215,31 @@ def _filter_logits(scores: torch.Tensor, top_k: int, top_p: float) -> torch.Tens
     return scores
 
 
-class Sampler:
+class RolloutSampler:
+    """What the trainer asks of a sampler: our decoding loop (`Sampler`), a vLLM engine
+    (`vllm_backend.VLLMSampler`), or a stand-in policy (`azr.scripted.ScriptedSampler`).
+
+    - `sample(prompts, num_generations, greedy, extras)` → `Rollout` (required): the rows
+      of a prompt's group are consecutive; `extras` are per-prompt lists, repeated per row;
+    - `syncs_weights` / `sync_weights()`: an engine that samples from its own copy of the
+      weights gets the policy's new ones after each rollout's last optimizer step;
+    - `close()`: release the engine (called once when training ends).
+    """
+
+    syncs_weights: bool = False
+
+    def sample(self, prompts: list[str], num_generations: int = 1, greedy: bool = False,
+               extras: dict | None = None) -> Rollout:
+        raise NotImplementedError
+
+    def sync_weights(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class Sampler(RolloutSampler):
     """Samples completions from a causal LM; knows nothing about rewards.
 
     backend: "auto" (our decoding loop when the model's cache allows it, else

@@ -28,10 +28,11 @@ import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
-from . import checkpoint, sharded
+from . import checkpoint, fsdp2
 from .config import TrainConfig
 from .console import TrainProgress, silence_library_bars
 from .distributed import Processes, check_launch
@@ -39,10 +40,12 @@ from .errors import TrainingStopped, UserError  # noqa: F401 - TrainingStopped i
 from .importance import importance_weights, logprob_mismatch, weight_stats
 from .losses import policy_loss
 from .metrics_log import MetricsWriter
+from .episodes import EpisodeSource
+from .methods import build_episodes
 from .models import load_model
 from .rewards import Scores
 from .rewards.user import RewardFunctionError
-from .rollout import Rollout, Sampler
+from .rollout import Rollout, RolloutSampler, Sampler
 from .trackers import check_installed, start_trackers
 from .scoring import completion_token_statistics, score_rollout
 
@@ -59,9 +62,18 @@ def completion_logprobs(model, prompt_ids, prompt_mask, completion_ids, completi
     return stats.logprobs, stats.self_certainty
 
 
-def _rows(rollout: Rollout, index: slice, device) -> tuple[torch.Tensor, ...]:
-    return tuple(t[index].to(device) for t in (rollout.prompt_ids, rollout.prompt_mask,
-                                               rollout.completion_ids, rollout.completion_mask))
+class MicroBatch(NamedTuple):
+    """One micro-batch of a rollout's rows, on the training device."""
+
+    prompt_ids: torch.Tensor
+    prompt_mask: torch.Tensor
+    completion_ids: torch.Tensor
+    completion_mask: torch.Tensor
+
+    @classmethod
+    def of(cls, rollout: Rollout, index: slice, device) -> "MicroBatch":
+        return cls(*(t[index].to(device) for t in (rollout.prompt_ids, rollout.prompt_mask,
+                                                   rollout.completion_ids, rollout.completion_mask)))
 
 
 def _mixed_precision(setting) -> str:
@@ -87,7 +99,7 @@ def _enable_gradient_checkpointing(model) -> None:
 def _check_parallelism(accelerator) -> None:
     """Refuse the set-ups whose sharded weights the rollout cannot sample from.
 
-    FSDP2 works (`selftaught.sharded`: the weights are gathered once for sampling and
+    FSDP2 works (`selftaught.fsdp2`: the weights are gathered once for sampling and
     scoring, and every rank runs the same number of training micro-batches). FSDP1 and
     DeepSpeed ZeRO-3 would need the same for their own wrappers, which is not built:
     their per-module all-gathers would hang when ranks decode different numbers of
@@ -123,11 +135,14 @@ def _distributed_cpu() -> bool:
 class Trainer:
     """Runs `config.max_steps` optimizer steps of any episode source."""
 
-    def __init__(self, config: TrainConfig, episodes=None, resume: bool = False, rewards=None):
-        """`episodes`: an episode source, or a class built here as `episodes(config, tokenizer)`
+    def __init__(self, config: TrainConfig, episodes=None, resume: bool = False, rewards=None, sampler=None):
+        """`episodes`: an `EpisodeSource`, or a subclass built here as `episodes(config, tokenizer)`
         (e.g. a `PromptEpisodes` subclass); None = the method's own. `rewards`: optional reward
         callables with TRL's signature (see `selftaught.rewards.user`), trained alongside the
-        config's rewards; an episode source given in `episodes` brings its own."""
+        config's rewards; an episode source given in `episodes` brings its own. `sampler`: a
+        `RolloutSampler`, or a callable `sampler(trainer)` that returns one, called once the
+        trainer is set up (policy, tokenizer, processes, resumed step); None = the configured
+        `rollout_backend`."""
         from accelerate import Accelerator
         from accelerate.utils import set_seed
 
@@ -145,21 +160,12 @@ class Trainer:
         resume_from = self._checkpoint_to_resume() if resume else None
         model, self.tokenizer = self._load_policy(resume_from)
 
-        if isinstance(episodes, type):  # an episode-source class: built with the policy's tokenizer
-            episodes = episodes(config, self.tokenizer)
-        if episodes is None:
-            from .episodes import build_episodes
-
-            episodes = build_episodes(config, self.tokenizer, rewards=rewards)
-        elif rewards:
-            raise UserError("Trainer(rewards=...) adds rewards to the built-in episode source; an episode source "
-                            "passed as `episodes` computes its own")
-        self.episodes = episodes
-        self._share_processes(episodes)
+        self.episodes = self._episode_source(episodes, rewards)
+        self.episodes.set_processes(self.processes)
 
         # β = 0 and online self-certainty: no reference model at all (saves a model's memory).
         # With LoRA the reference is the policy with its adapter disabled (`_reference`).
-        self.needs_reference = config.beta > 0 or bool(getattr(episodes, "needs_reference_self_certainty", False))
+        self.needs_reference = config.beta > 0 or self.episodes.needs_reference_self_certainty
         self.reference = None
         if self.needs_reference and config.lora is None:
             # the *initial* model, never a checkpoint being resumed
@@ -179,10 +185,9 @@ class Trainer:
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
         self.scheduler = self._scheduler(self.optimizer)
         # The fused path reads lm_head's weight after the forward, where FSDP2 may have re-sharded it.
-        self.sharded = sharded.is_sharded(self.model)  # FSDP2
-        self.fused = config.fused_logprobs and not self.sharded
-        unwrapped = self.accelerator.unwrap_model(self.model)
-        self.sampler = self._build_sampler(unwrapped)
+        self.fsdp2 = fsdp2.is_sharded(self.model)
+        self.fused = config.fused_logprobs and not self.fsdp2
+        self.sampler = self._build_sampler(self.accelerator.unwrap_model(self.model)) if sampler is None else None
         self.step = 0
         self.bad_steps = 0
         if resume_from is not None:
@@ -191,6 +196,25 @@ class Trainer:
             set_seed(config.seed + self.processes.rank)
         self.metrics = MetricsWriter(self.output_dir, resume_step=self.step if resume_from else None,
                                      trackers=self._start_trackers) if self.accelerator.is_main_process else None
+        if sampler is not None:
+            self.sampler = sampler if isinstance(sampler, RolloutSampler) else sampler(self)
+            if not isinstance(self.sampler, RolloutSampler):
+                raise UserError(f"Trainer(sampler=...): {type(self.sampler).__name__} is not a "
+                                "selftaught.rollout.RolloutSampler (subclass it)")
+
+    def _episode_source(self, episodes, rewards) -> EpisodeSource:
+        """The `episodes` argument as an EpisodeSource: the method's own, a class built here, or as given."""
+        if episodes is None:
+            return build_episodes(self.config, self.tokenizer, rewards=rewards)
+        if rewards:
+            raise UserError("Trainer(rewards=...) adds rewards to the built-in episode source; an episode source "
+                            "passed as `episodes` computes its own")
+        if isinstance(episodes, type) and issubclass(episodes, EpisodeSource):  # built with the policy's tokenizer
+            episodes = episodes(self.config, self.tokenizer)
+        if not isinstance(episodes, EpisodeSource):
+            name = episodes.__name__ if isinstance(episodes, type) else type(episodes).__name__
+            raise UserError(f"Trainer(episodes=...): {name} is not a selftaught.episodes.EpisodeSource (subclass it)")
+        return episodes
 
     # ------------------------------------------------------------------ set-up
 
@@ -238,7 +262,7 @@ class Trainer:
                         temperature=config.temperature, top_p=config.top_p, top_k=config.top_k)
         if config.rollout_backend == "selftaught":
             return Sampler(policy, self.tokenizer, generation_batch_size=config.generation_batch_size, **settings)
-        if self.sharded:
+        if self.fsdp2:
             raise UserError("rollout_backend: vllm with FSDP2 is not supported (the engine needs whole weights "
                             "to sync); use configs/accelerate/ddp.yaml or the selftaught backend")
         from .vllm_backend import VLLMSampler
@@ -268,14 +292,6 @@ class Trainer:
             metrics.update({"vllm/is_weight/mean": stats["mean"], "vllm/is_weight/truncated_frac": stats["truncated_frac"]})
         return weights, metrics
 
-    def _share_processes(self, episodes) -> None:
-        """Tell the episode source which share of the batch is this rank's."""
-        share = getattr(episodes, "set_processes", None)
-        if share is not None:
-            share(self.processes)
-        elif self.processes.world > 1:
-            raise UserError(f"{type(episodes).__name__} does not support multiple processes; run one process")
-
     def _scheduler(self, optimizer):
         from transformers import get_constant_schedule_with_warmup, get_cosine_schedule_with_warmup
 
@@ -291,7 +307,7 @@ class Trainer:
             raise UserError(f"checkpoint {path} was written by {saved} process(es) and this run has "
                             f"{self.processes.world}; resume with --num_processes {saved} (the batch per step "
                             "and each process's random stream depend on it)")
-        sharded.load_optimizer_state(self.model, self.optimizer, state["optimizer"])
+        fsdp2.load_optimizer_state(self.model, self.optimizer, state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.episodes.load_state_dict(state["episodes"])
         self.step, self.bad_steps = state["step"], state.get("bad_steps", 0)
@@ -301,9 +317,10 @@ class Trainer:
     def _full_weights(self):
         """Whole weights on every rank for sampling and scoring (FSDP2); otherwise nothing."""
         plugin = getattr(self.accelerator.state, "fsdp_plugin", None)
-        return sharded.full_weights(self.model, bool(getattr(plugin, "reshard_after_forward", True)))
+        return fsdp2.full_weights(self.model, bool(getattr(plugin, "reshard_after_forward", True)))
 
-    def _sharded(self) -> bool:
+    def _state_dict_is_collective(self) -> bool:
+        """FSDP and DeepSpeed hold the weights in pieces: saving them is a collective every rank joins."""
         from accelerate.utils import DistributedType
 
         return self.accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)
@@ -313,8 +330,8 @@ class Trainer:
         self.accelerator.wait_for_everyone()
         rng = self.processes.gather(checkpoint.rng_state())
         # FSDP / ZeRO-3 shard the weights: gathering them is collective (every rank calls it).
-        weights = self.accelerator.get_state_dict(self.model) if self._sharded() else None
-        optimizer = sharded.optimizer_state(self.model, self.optimizer)  # FSDP2: gathered (collective)
+        weights = self.accelerator.get_state_dict(self.model) if self._state_dict_is_collective() else None
+        optimizer = fsdp2.optimizer_state(self.model, self.optimizer)  # FSDP2: gathered (collective)
         path = None
         if self.accelerator.is_main_process:
             state = {"optimizer": optimizer, "scheduler": self.scheduler.state_dict(),
@@ -324,9 +341,7 @@ class Trainer:
             path = checkpoint.save(self.output_dir / "checkpoints", self.step,
                                    self.accelerator.unwrap_model(self.model), self.tokenizer, state,
                                    keep=self.config.save_total_limit, state_dict=weights)
-            export = getattr(self.episodes, "export", None)  # e.g. AZR writes its task buffers as JSONL
-            if export is not None:
-                export(self.output_dir, self.step)
+            self.episodes.export(self.output_dir, self.step)  # e.g. AZR writes its task buffers as JSONL
         self.accelerator.wait_for_everyone()
         return path
 
@@ -360,7 +375,7 @@ class Trainer:
                                  chunk_size=self.config.logits_chunk_size,
                                  batch_size=self.config.per_device_train_batch_size,
                                  device=self.accelerator.device, fused=self.fused,
-                                 entropy=bool(getattr(self.episodes, "needs_token_entropy", False)),
+                                 entropy=self.episodes.needs_token_entropy,
                                  reference=reference, reference_context=disabled or nullcontext,
                                  autocast=self.accelerator.autocast)
         finally:
@@ -386,15 +401,15 @@ class Trainer:
         totals = {"num_tokens": global_tokens / world, "num_rows": len(whole) / world}
         batches = self._micro_batches(len(rollout))
         real = len(batches)
-        if self.sharded:  # each forward is a collective: all ranks run as many
+        if self.fsdp2:  # each forward is a collective: all ranks run as many
             if not batches:
                 raise RuntimeError("a rank has no rows to train on; under FSDP2 it cannot join the update")
-            batches += [batches[0]] * (sharded.padded_micro_batch_count(real, self.processes) - real)
+            batches += [batches[0]] * (fsdp2.padded_micro_batch_count(real, self.processes) - real)
         loss_sum, stats_sum = 0.0, {}
         self.optimizer.zero_grad(set_to_none=True)
         for i, index in enumerate(batches):
             padding = i >= real  # a repeat whose loss counts zero times
-            rows = _rows(rollout, index, device)
+            rows = MicroBatch.of(rollout, index, device)
             if deepspeed:  # its engine steps at every backward that accelerate marks as a boundary
                 self.accelerator.sync_gradients = i == len(batches) - 1
             sync = nullcontext() if i == len(batches) - 1 else self.accelerator.no_sync(self.model)
@@ -402,7 +417,7 @@ class Trainer:
                 logp, _ = completion_logprobs(self.model, *rows, temperature=config.temperature,
                                               chunk_size=config.logits_chunk_size, fused=self.fused)
                 loss, stats = policy_loss(
-                    logp, scores.old_logprobs[index].to(device), advantages[index].to(device), rows[3],
+                    logp, scores.old_logprobs[index].to(device), advantages[index].to(device), rows.completion_mask,
                     epsilon=config.epsilon, epsilon_high=config.epsilon_high, beta=config.beta,
                     ref_logprobs=None if scores.ref_logprobs is None else scores.ref_logprobs[index].to(device),
                     loss_type=config.loss_type, max_completion_length=config.max_completion_length,
@@ -413,7 +428,7 @@ class Trainer:
             if padding:
                 continue
             loss_sum += loss.item()
-            weight = float(rows[3].sum()) / global_tokens  # token-weighted means of the stats
+            weight = float(rows.completion_mask.sum()) / global_tokens  # token-weighted means of the stats
             for key, value in stats.items():
                 stats_sum[key] = stats_sum.get(key, 0.0) + value * weight
         if world > 1:  # the step's loss and statistics over all ranks (every rank decides alike below)
@@ -476,15 +491,15 @@ class Trainer:
         scored = time.perf_counter()
         shared = {**self._rollout_metrics(whole, whole_sc, whole_rewards, whole_advantages), **correction}
         rows = []
-        sync = getattr(self.sampler, "sync_weights", None)  # another engine samples: it needs the new weights
         for i in range(self.config.num_iterations):
             if self.step >= self.config.max_steps:
                 break
             update = self._update(rollout, scores, advantages, whole, weights)
             self.step += 1
-            if sync is not None and (i == self.config.num_iterations - 1 or self.step >= self.config.max_steps):
+            last_update = i == self.config.num_iterations - 1 or self.step >= self.config.max_steps
+            if self.sampler.syncs_weights and last_update:  # another engine samples: it needs the new weights
                 synced = time.perf_counter()  # once per rollout, after its last optimizer step
-                sync()
+                self.sampler.sync_weights()
                 update["time/sync_s"] = time.perf_counter() - synced
             now = time.perf_counter()
             row = {"step": self.step, **update, **shared, "learning_rate": self.scheduler.get_last_lr()[0],
@@ -501,12 +516,7 @@ class Trainer:
     def _rollout_metrics(self, rollout, self_certainty, rewards, advantages) -> dict:
         mask = rollout.completion_mask
         lengths = mask.sum(-1).float()
-        # The advantages' weights (name → weight; 0 or absent = logged only); a source without a
-        # `weights` table counts every reward once. A row without a reward (None → NaN) adds 0.
-        weights = getattr(self.episodes, "weights", None)
-        weights = {k: 1.0 for k in rewards} if weights is None else weights
-        total = sum((weights.get(k, 0.0) * torch.nan_to_num(v.float(), nan=0.0) for k, v in rewards.items()
-                     if weights.get(k, 0.0) != 0), torch.zeros(len(rollout)))
+        total = self.episodes.total_reward(rewards)  # Σ w_s r_s, the total the advantages train on
         metrics = {
             "reward/mean": float(total.mean()), "reward/std": float(total.std()) if len(total) > 1 else 0.0,
             "self_certainty/mean": float(self_certainty.mean()),
@@ -554,8 +564,8 @@ class Trainer:
             progress.close()
             if self.metrics is not None:
                 self.metrics.close()
-            for owner in (self.episodes, self.sampler):  # e.g. AZR's sandbox processes, vLLM's config dir
-                close = getattr(owner, "close", None)
-                if close is not None:
-                    close()
+            try:  # e.g. AZR's sandbox processes, vLLM's engine and config dir
+                self.episodes.close()
+            finally:
+                self.sampler.close()
         return history

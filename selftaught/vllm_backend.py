@@ -39,7 +39,7 @@ from contextlib import contextmanager
 import torch
 
 from .errors import UserError
-from .rollout import Rollout, encode_prompts, eos_token_ids, rollout_from_token_rows
+from .rollout import Rollout, RolloutSampler, encode_prompts, eos_token_ids, rollout_from_token_rows
 
 SETUP_HINT = "run `make setup-vllm` and train with .venv-vllm/bin/selftaught"
 
@@ -103,8 +103,10 @@ def _quiet_reload_warnings():
         logger.setLevel(level)
 
 
-class VLLMSampler:
+class VLLMSampler(RolloutSampler):
     """`Sampler`'s interface (`sample(prompts, num_generations, greedy, extras)`) on a vLLM engine."""
+
+    syncs_weights = True  # the engine holds its own copy of the weights
 
     def __init__(self, model, tokenizer, *, max_prompt_length: int, max_completion_length: int,
                  temperature: float, top_p: float = 1.0, top_k: int = 0, seed: int = 0,

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest import azr_overrides, tiny_overrides  # noqa: E402
 
 from selftaught.config import build_config  # noqa: E402
-from selftaught.rollout import Rollout, rollout_from_token_rows  # noqa: E402
+from selftaught.rollout import Rollout, RolloutSampler, rollout_from_token_rows  # noqa: E402
 from selftaught.trainer import Trainer  # noqa: E402
 
 GLOBAL_COMPLETIONS = 8  # per optimizer step, over all processes
@@ -47,7 +47,7 @@ SCENARIOS = {
 }
 
 
-class CannedSampler:
+class CannedSampler(RolloutSampler):
     """`Sampler.sample` with completions fixed by (prompt text, index in group): random token ids of
     varied lengths, some ending in EOS, so padding and masks differ between rows and ranks."""
 
@@ -78,10 +78,9 @@ def equivalence_step(output_dir, scenario: str, processes: int) -> dict | None:
                          per_device_train_batch_size=GLOBAL_COMPLETIONS // processes // ACCUMULATION,
                          max_completion_length=12, learning_rate=1e-3, adam_epsilon=ADAM_EPSILON,
                          **SCENARIOS[scenario])
-    trainer = Trainer(build_config(raw))
+    trainer = Trainer(build_config(raw), sampler=lambda t: CannedSampler(t.tokenizer, t.config.max_prompt_length,
+                                                                         t.config.max_completion_length))
     assert trainer.processes.world == processes, (trainer.processes, processes)
-    trainer.sampler = CannedSampler(trainer.tokenizer, trainer.config.max_prompt_length,
-                                    trainer.config.max_completion_length)
     model = trainer.accelerator.unwrap_model(trainer.model)
     grads = {}
     step = trainer.optimizer.step
@@ -103,12 +102,16 @@ def azr_step(output_dir) -> None:
 
     raw = azr_overrides(output_dir, max_steps=1, per_device_train_batch_size=6, **{
         "azr.learnability_rollouts": 2, "azr.executor_workers": 1, "azr.executor_timeout_s": 5.0})
-    trainer = Trainer(build_config(raw))
+
+    def scripted(trainer):
+        rank = trainer.processes.rank
+        sampler = ScriptedSampler(trainer.tokenizer, max_prompt_length=1024, max_completion_length=160, seed=rank,
+                                  invalid_proposal_prob=0.0, malformed_prob=0.0)
+        sampler._next = 2 * rank  # the ranks propose different programs
+        return sampler
+
+    trainer = Trainer(build_config(raw), sampler=scripted)
     rank = trainer.processes.rank
-    sampler = ScriptedSampler(trainer.tokenizer, max_prompt_length=1024, max_completion_length=160, seed=rank,
-                              invalid_proposal_prob=0.0, malformed_prob=0.0)
-    sampler._next = 2 * rank  # the ranks propose different programs
-    trainer.sampler = sampler
     episodes = trainer.episodes
     proposed = []
     evaluate = episodes.evaluate_proposals

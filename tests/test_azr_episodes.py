@@ -20,10 +20,9 @@ def azr_config(output_dir, **extra):
 
 
 def scripted_trainer(config, resume=False):
-    trainer = Trainer(config, resume=resume)
-    trainer.sampler = ScriptedSampler(trainer.tokenizer, max_prompt_length=config.max_prompt_length,
-                                      max_completion_length=config.max_completion_length, seed=trainer.step)
-    return trainer
+    return Trainer(config, resume=resume, sampler=lambda trainer: ScriptedSampler(
+        trainer.tokenizer, max_prompt_length=config.max_prompt_length,
+        max_completion_length=config.max_completion_length, seed=trainer.step))
 
 
 def read_jsonl(path):

@@ -5,8 +5,8 @@ import statistics
 import pytest
 import torch
 
-from selftaught.azr.episodes import AZREpisodes
-from selftaught.azr.rewards import learnability_reward, proposer_reward, solve_rate, solver_reward
+from selftaught.azr.episodes import AZREpisodes, TrainedRow
+from selftaught.azr.rewards import MALFORMED, learnability_reward, proposer_reward, solve_rate, solver_reward
 from selftaught.config import build_config
 from selftaught.rewards import Scores
 from selftaught.rollout import Rollout
@@ -64,12 +64,23 @@ def _episodes(**azr):
     return AZREpisodes(config, tokenizer=None)  # advantages need neither tokenizer nor executor
 
 
+def _row(task_type, role, reward):
+    """A trained row whose format-aware reward is `reward` (-1 malformed, -0.5 wrong, else r_propose / 1)."""
+    if reward == MALFORMED:
+        return TrainedRow(task_type, role, False, "unparsable", None)
+    if role == "solve":
+        return TrainedRow(task_type, role, True, None, 10, correct=reward == 1.0)
+    return TrainedRow(task_type, role, True, None, 10, solve_rate=1.0 - reward if reward > 0 else 0.0)
+
+
 def _rollout(types, roles, rewards):
     n = len(types)
+    rows = [_row(t, r, reward) for t, r, reward in zip(types, roles, rewards)]
+    assert [_episodes().row_reward(row) for row in rows] == pytest.approx(rewards)
     return Rollout(prompt_ids=torch.zeros(n, 1, dtype=torch.long), prompt_mask=torch.ones(n, 1, dtype=torch.bool),
                    completion_ids=torch.zeros(n, 1, dtype=torch.long),
                    completion_mask=torch.ones(n, 1, dtype=torch.bool), prompts=[""] * n, completions=[""] * n,
-                   extras={"task_type": types, "role": roles, "azr_reward": rewards})
+                   extras={"azr": rows})
 
 
 def _explicit_trr(types, roles, totals, eps):

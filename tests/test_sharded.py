@@ -9,7 +9,7 @@ from conftest import ROOT
 from test_multiprocess import free_port
 
 from selftaught.distributed import Processes
-from selftaught.sharded import padded_micro_batch_count
+from selftaught.fsdp2 import padded_micro_batch_count
 
 
 def test_sharded_model_samples_trains_and_checkpoints_like_the_whole_model(tmp_path):
@@ -51,13 +51,13 @@ def _one_update(tmp_path, monkeypatch, extra_micro_batches):
     import torch
 
     from conftest import tiny_overrides
-    from selftaught import sharded
+    from selftaught import fsdp2
     from selftaught.config import build_config
     from selftaught.trainer import Trainer
 
     if extra_micro_batches:  # as if another rank had more micro-batches under FSDP2
-        monkeypatch.setattr(sharded, "is_sharded", lambda model: True)
-        monkeypatch.setattr(sharded, "padded_micro_batch_count", lambda count, processes: count + extra_micro_batches)
+        monkeypatch.setattr(fsdp2, "is_sharded", lambda model: True)
+        monkeypatch.setattr(fsdp2, "padded_micro_batch_count", lambda count, processes: count + extra_micro_batches)
     # The logits path in both runs (a sharded model never uses the fused one).
     trainer = Trainer(build_config(tiny_overrides(tmp_path, per_device_train_batch_size=2,
                                                   gradient_accumulation_steps=2, fused_logprobs=False)))

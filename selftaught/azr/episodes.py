@@ -8,11 +8,13 @@ One `collect` is one self-play step:
      program for induction)   safety, runs)    r_propose)                enter)       buffer → r_solve)
 
 The returned rollout holds the trained samples only: the B proposer responses and
-the B solver responses of every task type (6 groups of B for three types). The
-learnability rollouts only estimate r̄ and are not trained on; the solve batch is
-sampled from the buffers (this step's new tasks included), as AZR's code does.
-Rewards are format-aware (`rewards.py`), advantages are TRR++ (one baseline per
-(task type, role)), and both roles share one update.
+the B solver responses of every task type (6 groups of B for three types), with
+one `TrainedRow` per row in `rollout.extras["azr"]` (what the executor found: valid,
+r̄, correct). The learnability rollouts only estimate r̄ and are not trained on; the
+solve batch is sampled from the buffers (this step's new tasks included), as AZR's
+code does. `rewards()` turns the rows into the format-aware rewards (`rewards.py`),
+advantages are TRR++ (one baseline per (task type, role)), and both roles share one
+update.
 
 The first `collect` runs the seeding phase: proposals without updates until every
 buffer holds `seed_proposals` tasks (or `seed_rounds` batches were tried).
@@ -45,6 +47,7 @@ import torch
 
 from ..advantages import keyed_advantages
 from ..distributed import Processes
+from ..episodes import EpisodeSource
 from ..rollout import Rollout
 from .buffers import TaskBuffer
 from .checking import check_answers
@@ -73,6 +76,19 @@ class ProposalOutcome:
     task: Task | None = None
 
 
+@dataclass(frozen=True)
+class TrainedRow:
+    """What self-play found about one trained row; `AZREpisodes.rewards` turns it into R(y)."""
+
+    task_type: str
+    role: str  # "propose" or "solve"
+    valid: bool  # propose: the task passed validation; solve: the answer parsed (well formed)
+    reason: str | None  # why it is not valid
+    program_chars: int | None  # the task's program length (valid proposals and every solved task)
+    solve_rate: float | None = None  # propose, valid: r̄ over the n learnability rollouts
+    correct: bool | None = None  # solve: the answer checked right
+
+
 def reason_key(reason: str | None) -> str:
     """A rejection reason as a short metric-name piece ('error: KeyError' → 'error_KeyError')."""
     head, _, detail = (reason or "unknown").partition(":")
@@ -87,7 +103,7 @@ def min_induction_pairs(num_inputs: int) -> int:
     return max(2, math.ceil(num_inputs / 2))
 
 
-class AZREpisodes:
+class AZREpisodes(EpisodeSource):
     """Proposer and solver on deduction, abduction and induction, trained jointly."""
 
     def __init__(self, config, tokenizer, executor=None):
@@ -290,30 +306,16 @@ class AZREpisodes:
             for j, k in enumerate(valid):
                 rates[k] = solve_rate(correct[j * n:(j + 1) * n])
         self._add_to_buffers(outcomes)
-        proposed.extras = {
-            "task_type": proposed.extras["task_type"],
-            "role": ["propose"] * len(outcomes),
-            "azr_reward": [proposer_reward(o.valid, r, self.azr.reward_style) for o, r in zip(outcomes, rates)],
-            "valid": [o.valid for o in outcomes],
-            "correct": [None] * len(outcomes),
-            "solve_rate": rates,
-            "reason": [o.reason for o in outcomes],
-            "program_chars": [len(o.task.program) if o.valid else None for o in outcomes],
-        }
+        proposed.extras = {"azr": [
+            TrainedRow(task_type, "propose", o.valid, o.reason, len(o.task.program) if o.valid else None,
+                       solve_rate=rate)
+            for task_type, o, rate in zip(proposed.extras["task_type"], outcomes, rates)]}
 
         tasks = self._mine([task for t in self.types for task in self.buffers[t].sample(B, self.rng)],
                            len(self.types))
         solved, answers, correct = self.solve(sampler, tasks, 1)
-        solved.extras = {
-            "task_type": [task.type for task in tasks],
-            "role": ["solve"] * len(tasks),
-            "azr_reward": [solver_reward(a.ok, c) for a, c in zip(answers, correct)],
-            "valid": [a.ok for a in answers],
-            "correct": correct,
-            "solve_rate": [None] * len(tasks),
-            "reason": [a.reason for a in answers],
-            "program_chars": [len(task.program) for task in tasks],
-        }
+        solved.extras = {"azr": [TrainedRow(task.type, "solve", a.ok, a.reason, len(task.program), correct=c)
+                                 for task, a, c in zip(tasks, answers, correct)]}
         self._stats = self._over_ranks(self._stats)
         return Rollout.concat([proposed, solved], self.tokenizer.pad_token_id)
 
@@ -329,46 +331,49 @@ class AZREpisodes:
             out[key] = max(values) if largest else sum(values)
         return out
 
+    def row_reward(self, row: TrainedRow) -> float:
+        """R(y): format-aware, by role (`rewards.py`)."""
+        if row.role == "propose":
+            return proposer_reward(row.valid, row.solve_rate, self.azr.reward_style)
+        return solver_reward(row.valid, bool(row.correct))
+
     def rewards(self, rollout: Rollout, scores) -> dict[str, torch.Tensor]:
         """`azr`: the format-aware reward; `self_certainty` (solver rows only) when weighted."""
-        rewards = {"azr": torch.tensor(rollout.extras["azr_reward"], dtype=torch.float32)}
+        rows: list[TrainedRow] = rollout.extras["azr"]
+        rewards = {"azr": torch.tensor([self.row_reward(row) for row in rows], dtype=torch.float32)}
         if "self_certainty" in self.weights:
-            solver = torch.tensor([role == "solve" for role in rollout.extras["role"]], dtype=torch.float32)
+            solver = torch.tensor([row.role == "solve" for row in rows], dtype=torch.float32)
             rewards["self_certainty"] = scores.self_certainty.detach().float().cpu() * solver
         return rewards
 
     def advantages(self, rollout: Rollout, rewards: dict[str, torch.Tensor]) -> torch.Tensor:
-        """TRR++: (r − μ) / (σ + ε) within each (task type, role) group of the batch."""
-        total = sum(self.weights[name] * rewards[name] for name in self.weights)
-        keys = list(zip(rollout.extras["task_type"], rollout.extras["role"]))
-        return keyed_advantages(total, keys, scale=self.config.scale_rewards != "none",
+        """TRR++: (r − μ) / (σ + ε) of the weighted total within each (task type, role) group of the batch."""
+        keys = [(row.task_type, row.role) for row in rollout.extras["azr"]]
+        return keyed_advantages(self.total_reward(rewards), keys, scale=self.config.scale_rewards != "none",
                                 eps=self.config.advantage_epsilon)
 
     def metrics(self, rollout: Rollout, rewards: dict[str, torch.Tensor]) -> dict[str, float]:
         """Per (task type, role): count, reward, solve rate, validity, rejection reasons; buffers."""
-        extras = rollout.extras
+        all_rows: list[TrainedRow] = rollout.extras["azr"]
         out: dict[str, float] = {}
         for task_type in self.types:
             for role in ROLES:
-                rows = [k for k in range(len(rollout))
-                        if extras["task_type"][k] == task_type and extras["role"][k] == role]
+                rows = [row for row in all_rows if row.task_type == task_type and row.role == role]
                 if not rows:
                     continue
                 prefix = f"azr/{task_type}/{role}"
-                reward = [extras["azr_reward"][k] for k in rows]
                 out[f"{prefix}/count"] = len(rows)
-                out[f"{prefix}/reward_mean"] = sum(reward) / len(rows)
-                valid = [k for k in rows if extras["valid"][k]]
+                out[f"{prefix}/reward_mean"] = sum(self.row_reward(row) for row in rows) / len(rows)
+                valid = [row for row in rows if row.valid]
                 if role == "solve":
-                    out[f"{prefix}/solve_rate"] = sum(bool(extras["correct"][k]) for k in rows) / len(rows)
+                    out[f"{prefix}/solve_rate"] = sum(bool(row.correct) for row in rows) / len(rows)
                     out[f"{prefix}/format_error_rate"] = 1 - len(valid) / len(rows)
                 else:
                     out[f"{prefix}/valid_rate"] = len(valid) / len(rows)
                     if valid:  # r̄ of this step's valid proposals: how hard the new tasks are
-                        out[f"{prefix}/solve_rate"] = sum(extras["solve_rate"][k] for k in valid) / len(valid)
-                        out[f"{prefix}/program_chars"] = sum(extras["program_chars"][k] for k in valid) / len(valid)
-                    for why, count in Counter(reason_key(extras["reason"][k]) for k in rows
-                                              if not extras["valid"][k]).items():
+                        out[f"{prefix}/solve_rate"] = sum(row.solve_rate for row in valid) / len(valid)
+                        out[f"{prefix}/program_chars"] = sum(row.program_chars for row in valid) / len(valid)
+                    for why, count in Counter(reason_key(row.reason) for row in rows if not row.valid).items():
                         out[f"{prefix}/reject/{why}"] = count
         for task_type in self.types:
             buffer = self.buffers[task_type]

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..rollout import Rollout, rollout_from_token_rows
+from ..rollout import Rollout, RolloutSampler, rollout_from_token_rows
 from .prompts import prompt_role, response
 from .tasks import IDENTITY_INPUT, IDENTITY_MESSAGE, IDENTITY_OUTPUT, IDENTITY_PROGRAM
 
@@ -57,7 +57,7 @@ def _answer(*pairs: tuple[str, str]) -> str:
     return response("Let me think it through.", *pairs)
 
 
-class ScriptedSampler:
+class ScriptedSampler(RolloutSampler):
     def __init__(self, tokenizer, *, max_prompt_length: int = 4096, max_completion_length: int = 256,
                  seed: int = 0, correct_prob: float = 0.5, malformed_prob: float = 0.1,
                  invalid_proposal_prob: float = 0.25):
