@@ -11,6 +11,7 @@
 """
 
 import math
+import os
 import re
 from pathlib import Path
 
@@ -28,13 +29,14 @@ OLD_SPEC = re.compile(r"\.\./shared|shared/REFERENCE")
 
 
 def repository_files():
-    """The repository's text files of interest (hidden directories such as .venv and .git skipped)."""
-    for path in sorted(ROOT.rglob("*")):
-        parts = path.relative_to(ROOT).parts
-        if any(p.startswith(".") or p in SKIP_DIRS or p.endswith(".egg-info") for p in parts[:-1]):
-            continue
-        if path.suffix in SUFFIXES and path.is_file():
-            yield path
+    """The repository's text files of interest; hidden directories (.venv, .git) are not entered."""
+    for directory, subdirectories, files in os.walk(ROOT):
+        subdirectories[:] = sorted(d for d in subdirectories
+                                   if not (d.startswith(".") or d in SKIP_DIRS or d.endswith(".egg-info")))
+        for name in sorted(files):
+            path = Path(directory) / name
+            if path.suffix in SUFFIXES:
+                yield path
 
 
 def doc_sections() -> set[str]:
