@@ -153,7 +153,7 @@ class TrainConfig(_Strict):
     vllm_importance_sampling_cap: float = Field(2.0, ge=1)
     """vllm: the truncation C of the importance weights, min(π_old / π_vllm, C)."""
 
-    # GRPO objective (REFERENCE §2)
+    # GRPO objective (docs/reference.md §2)
     beta: float = Field(0.0, ge=0)
     epsilon: float = Field(0.2, gt=0)
     epsilon_high: float | None = Field(None, gt=0)

@@ -14,7 +14,7 @@ trainer's sampler), scored by the trainer's own no-grad pass (`scoring.score_rol
   or all wrong give no pairs (and no training signal to a group-normalised reward
   that tracks correctness either);
 - a verdict per source: AUROC ≥ 0.60 "likely to help", ≤ 0.45 "likely to hurt",
-  in between "neutral"; fewer than 20 pairs: "unknown". (REFERENCE §6: above
+  in between "neutral"; fewer than 20 pairs: "unknown". (docs/reference.md §6: above
   ~0.6 a signal can help, near 0.5 it is noise, below 0.5 it teaches the wrong
   answers; 0.45 leaves room for the noise of a few hundred pairs.)
 

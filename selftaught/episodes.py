@@ -187,7 +187,7 @@ class PromptEpisodes(EpisodeSource):
                                   self.config.scale_rewards, self.config.advantage_epsilon)
 
     def metrics(self, rollout: Rollout, rewards: dict[str, torch.Tensor]) -> dict[str, float]:
-        """Answer diversity per group (harmonic entropy, REFERENCE §4): a collapse diagnostic."""
+        """Answer diversity per group (harmonic entropy, docs/reference.md §4): a collapse diagnostic."""
         G = self.config.num_generations
         answers = [extract_answer(text) for text in rollout.completions]
         groups = [answers[i:i + G] for i in range(0, len(answers), G)]

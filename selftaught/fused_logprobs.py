@@ -7,7 +7,7 @@ once. Here rows of h are processed a chunk at a time; one [C, V] fp32 buffer is
 the only vocabulary-sized temporary, in the forward and in the backward.
 
 With τ the temperature, z the chunk's logits already divided by τ, p = softmax(z)
-(REFERENCE §1):
+(docs/reference.md §1):
 
     logp_t = z_t[y_t] − lse_t,   lse_t = logsumexp(z_t)
     sc_t   = lse_t − mean(z_t) − log V            (a reward: no gradient)
@@ -153,7 +153,7 @@ def fused_token_logprobs_and_self_certainty(
         targets: [B, T] token ids; masked positions are ignored (may be padding / -100).
         mask: [B, T] bool or 0/1; None = all real. Masked rows are skipped entirely
             (no logits are computed for padding).
-        temperature: τ > 0, applied to both outputs (REFERENCE §1).
+        temperature: τ > 0, applied to both outputs (docs/reference.md §1).
         chunk_size: rows per [C, V] fp32 chunk (None → `ops.chunk_rows(V)`, a 64 MiB chunk).
 
     Returns:

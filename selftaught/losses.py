@@ -1,6 +1,6 @@
 """Policy-gradient loss: PPO clipped surrogate, k3 KL penalty, aggregation modes.
 
-Per token (REFERENCE §2):
+Per token (docs/reference.md §2):
     ρ_t  = exp(log π_θ(o_t) − log π_old(o_t))
     L_t  = −min(ρ_t A, clip(ρ_t, 1 − ε_low, 1 + ε_high) A)
     kl_t = exp(ref_t − cur_t) − (ref_t − cur_t) − 1          (k3 estimator, ≥ 0)

@@ -1,6 +1,6 @@
 """Tensor maths on model outputs: per-token log-probs, self-certainty, masks.
 
-Notation (REFERENCE §1): z_t ∈ R^V are the logits that predict completion token
+Notation (docs/reference.md §1): z_t ∈ R^V are the logits that predict completion token
 o_t, τ the sampling temperature, p_t = softmax(z_t / τ).
 
     log p_t(o_t) = z_t[o_t]/τ − logsumexp(z_t/τ)
@@ -228,7 +228,7 @@ def token_logprobs_and_self_certainty(
             (they may be padding or out of range).
         mask: [B, T] bool or 0/1; None means all positions are real.
         temperature: τ; logits are divided by it (in fp32) before the softmax,
-            for both outputs (REFERENCE §1: the same τ as sampling).
+            for both outputs (docs/reference.md §1: the same τ as sampling).
         chunk_size: rows of the flattened [B*T, V] processed per fp32 chunk
             (None → `chunk_rows(V)`: a 64 MiB fp32 chunk, 110 rows at V = 151,936).
 

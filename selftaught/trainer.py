@@ -6,7 +6,7 @@
                            reference)
 
 Self-certainty comes from the same no-grad forward pass that computes the "old"
-log-probs of the PPO ratio (REFERENCE §1, online): Intuitor costs no extra pass.
+log-probs of the PPO ratio (docs/reference.md §1, online): Intuitor costs no extra pass.
 
 Runs under `accelerate` (`accelerate launch -m selftaught train ...`): each process
 collects, scores and trains on its share of the step's batch (whole groups); the

@@ -1,4 +1,4 @@
-"""Absolute Zero self-play (REFERENCE §3): proposer and solver on deduction,
+"""Absolute Zero self-play (docs/reference.md §3): proposer and solver on deduction,
 abduction and induction, trained jointly by the shared trainer.
 
 - `tasks.py`: tasks and the three task types, described once as data;

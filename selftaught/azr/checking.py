@@ -7,7 +7,7 @@ The check follows from what the solver answers (`TaskType.solver_answers`):
   the program returns the gold output: any input that works is right;
 - a *program* (induction) is run on every input of the task, the pairs shown to
   the solver and the held-out ones, and is right when it reproduces every output.
-  REFERENCE §3 says "all the hidden pairs"; checking the shown half too only
+  docs/reference.md §3 says "all the hidden pairs"; checking the shown half too only
   rejects programs that contradict the examples they were given, and keeps tasks
   with a single pair (the seed) checkable.
 

@@ -1,4 +1,4 @@
-"""Absolute Zero settings (REFERENCE §3). Defaults are the paper's."""
+"""Absolute Zero settings (docs/reference.md §3). Defaults are the paper's."""
 
 from __future__ import annotations
 

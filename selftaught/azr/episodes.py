@@ -1,4 +1,4 @@
-"""Absolute Zero self-play as an episode source for the shared trainer (REFERENCE §3).
+"""Absolute Zero self-play as an episode source for the shared trainer (docs/reference.md §3).
 
 One `collect` is one self-play step:
 

@@ -1,4 +1,4 @@
-"""AZR's rewards (REFERENCE §3), one function per equation.
+"""AZR's rewards (docs/reference.md §3), one function per equation.
 
     r̄        = (1/n) Σ_j r_solve(y_j)             solve rate of n solver rollouts
     r_propose = 0 if r̄ ∈ {0, 1} else 1 − r̄         learnability

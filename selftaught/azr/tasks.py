@@ -1,4 +1,4 @@
-"""Tasks and the three task types (REFERENCE §3), described once as data.
+"""Tasks and the three task types (docs/reference.md §3), described once as data.
 
 A task is a program `p` (Python source defining `f`), inputs `i` (argument-list
 source: what goes inside `f(...)`) and outputs `o = repr(p(i))`. Deduction and

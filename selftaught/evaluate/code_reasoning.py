@@ -1,6 +1,6 @@
 """Code reasoning in the CRUXEval style, on (program, input, output) triplets.
 
-A triplet is AZR's (REFERENCE §3): `program` defines an entry function `f`,
+A triplet is AZR's (docs/reference.md §3): `program` defines an entry function `f`,
 `input` is the argument list as Python literal source (what goes inside
 `f(...)`), `output` is repr(f(input)). Two tasks per triplet:
 

@@ -1,4 +1,4 @@
-"""Static checks of a proposed program: shape and forbidden names (REFERENCE §3).
+"""Static checks of a proposed program: shape and forbidden names (docs/reference.md §3).
 
 These are a first filter for determinism and intent, not a security boundary:
 names are easy to hide (``__import__("ti" + "me")``), which is why every run is
@@ -13,7 +13,7 @@ import inspect
 import re
 import types
 
-# AZR's list (REFERENCE §3). A dotted entry forbids that attribute path
+# AZR's list (docs/reference.md §3). A dotted entry forbids that attribute path
 # ("os.path" forbids os.path.join and `from os import path`, not `import os`).
 DEFAULT_FORBIDDEN: frozenset[str] = frozenset({
     "logging", "random", "multiprocessing", "pebble", "subprocess", "threading",

@@ -2,7 +2,7 @@
 
 A source maps a scored rollout to one reward per completion ([N] float32; NaN =
 no reward for that row). The trainer group-normalises every source separately
-and sums the weighted advantages (REFERENCE §2, Intuitor's code); a source of
+and sums the weighted advantages (docs/reference.md §2, Intuitor's code); a source of
 weight 0 is only logged.
 
 A `rewards:` entry names a built-in (`REWARD_NAMES`) or a user function written

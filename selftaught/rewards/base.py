@@ -13,7 +13,7 @@ class Scores:
     """What the trainer's no-grad scoring pass measured for each completion.
 
     old_logprobs: [N, T] log π_old(o_t) (the PPO ratio's denominator).
-    self_certainty: [N] SC(o|q) under the current policy — online (REFERENCE §1).
+    self_certainty: [N] SC(o|q) under the current policy — online (docs/reference.md §1).
     ref_logprobs / ref_self_certainty: the same under the frozen reference model,
     present only when one is loaded (β > 0 or offline self-certainty).
     token_entropy: [N, T] H(p_t) at the sampling temperature, present only when a

@@ -1,6 +1,6 @@
 """Entropy of a sample of discrete outcomes (e.g. the G final answers of a group).
 
-Harmonic-number estimator (Mesner 2025, REFERENCE §4). With n samples and
+Harmonic-number estimator (Mesner 2025, docs/reference.md §4). With n samples and
 harmonic numbers J(m) = Σ_{k≤m} 1/k (J(0) = 0):
 
     Ĥ = J(n−1) − (1/n) Σ_{samples s} J(k_s),   k_s = m(x_s) − 1
@@ -12,12 +12,13 @@ k_s ~ Binomial(n−1, p(x_s)), and for K ~ Binomial(N, p)
 
 so E[Ĥ] − H = −E_x[Σ_{j≥n} (1−p_x)^j / j], a bias that decays like (1−p)^n.
 
-Counting convention (a deviation from REFERENCE §4's literal text): §4 writes
-J(n) − (1/n) Σ J(m(x_s)) with m including s itself. Read that way, the counts are
-size-biased (not Binomial(n, p)), and the estimator is *more* biased than the
-plug-in one (n = 8, p = 8-outcome skewed: bias −0.60 vs plug-in −0.43 nats; our
-form: −0.21). The paper's identity needs the binomial count of the other
-samples, which is what we use; tests check the bias formula exactly.
+Counting convention (docs/reference.md §4.1): an earlier text of the spec wrote
+J(n) − (1/n) Σ J(m(x_s)) with m including s itself. That form is lower than this one
+by exactly (D − 1)/n (D = distinct values in the sample), and *more* biased than the
+plug-in estimator (n = 8, p = (0.4, 0.2, 0.15, 0.1, 0.05, 0.05, 0.03, 0.02): bias
+−0.601 vs plug-in −0.431 nats; this form: −0.207). The paper's identity needs the
+binomial count of the other samples, which is what we use; tests check the bias
+formula exactly (tests/test_entropy.py) and the page's figures (tests/test_reference_doc.py).
 
 Both estimators are in nats. Used as a collapse diagnostic (answer diversity
 drifting to 0) and as an optional agreement reward.

@@ -1,4 +1,4 @@
-"""Static checks of proposals: shape and the forbidden list of REFERENCE §3."""
+"""Static checks of proposals: shape and the forbidden list of docs/reference.md §3."""
 
 import pytest
 

@@ -1,4 +1,4 @@
-"""Containment: what model-written programs must not be able to do (REFERENCE §5).
+"""Containment: what model-written programs must not be able to do (docs/reference.md §5).
 
 Every case runs a hostile program, asserts that its effect is contained, and then
 asserts that the executor still serves. Each case runs twice: with the audit hook
