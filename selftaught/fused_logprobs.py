@@ -35,8 +35,7 @@ from contextlib import contextmanager
 import torch
 from torch import Tensor, nn
 
-from .ops import (DEFAULT_CHUNK_BYTES, DEFAULT_CHUNK_SIZE, TokenStatistics,  # noqa: F401  (re-exported)
-                  check_token_arguments, row_statistics)
+from .ops import TokenStatistics, check_token_arguments, row_statistics
 
 # Model types whose logits are exactly `lm_head(hidden)`: no soft-capping, no
 # scale after the head. Anything else goes through the logits path (`fused_head`).

@@ -97,7 +97,7 @@ def row_statistics(z: Tensor, targets: Tensor, log_v: float, entropy: bool) -> t
 def _row_chunks(logits: Tensor, chunk_size: int):
     """Yield (start, end, rows) with rows = logits flattened to [B*T, V] [start:end].
 
-    A slice such as ``logits[:, P-1:P+T-1]`` (see `shift_logits_for_completion`)
+    A slice such as ``logits[:, P-1:P+T-1]`` (the positions that predict the completion)
     cannot be viewed as [B*T, V] without a full copy, so in that case each chunk
     is gathered from per-sequence views: only one chunk is ever copied.
     """
@@ -223,7 +223,7 @@ def token_logprobs_and_self_certainty(
 
     Args:
         logits: [B, T, V], any float dtype (bf16 fine); ``logits[:, t]`` predicts
-            ``targets[:, t]`` (use `shift_logits_for_completion` to get this).
+            ``targets[:, t]`` (``logits[:, P-1:P+T-1]`` of a prompt+completion forward).
         targets: [B, T] long token ids. Values at masked positions are ignored
             (they may be padding or out of range).
         mask: [B, T] bool or 0/1; None means all positions are real.
@@ -309,24 +309,3 @@ def completion_mask(
         is_pad = (completion_ids == pad_token_id).int()
         mask &= is_pad.cumsum(dim=-1) == 0
     return mask
-
-
-def shift_logits_for_completion(logits: Tensor, prompt_length: int) -> Tensor:
-    """Logits that predict the completion tokens.
-
-    Args:
-        logits: [B, P+T, V] from a forward pass over prompt (left-padded to P)
-            followed by completion (T tokens).
-        prompt_length: P.
-
-    Returns:
-        [B, T, V] view where index t predicts completion token t, i.e.
-        ``logits[:, P-1 : P+T-1]``: the distribution at position P-1+t of the
-        full sequence was produced after reading token P-1+t and predicts token
-        P+t. (The open-r1 Intuitor fork takes ``[:, P:]``, one position late.)
-    """
-    L = logits.shape[1]
-    if not 1 <= prompt_length <= L:
-        raise ValueError(f"prompt_length must be in [1, {L}], got {prompt_length}")
-    T = L - prompt_length
-    return logits[:, prompt_length - 1 : prompt_length - 1 + T]

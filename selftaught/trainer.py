@@ -36,7 +36,7 @@ from . import checkpoint, fsdp2
 from .config import TrainConfig
 from .console import TrainProgress, silence_library_bars
 from .distributed import Processes, check_launch
-from .errors import TrainingStopped, UserError  # noqa: F401 - TrainingStopped is raised from here
+from .errors import TrainingStopped, UserError
 from .importance import importance_weights, logprob_mismatch, weight_stats
 from .losses import policy_loss
 from .metrics_log import MetricsWriter

@@ -8,7 +8,6 @@ import torch
 from selftaught.ops import (
     completion_mask,
     sequence_mean,
-    shift_logits_for_completion,
     token_logprobs_and_self_certainty,
 )
 
@@ -129,7 +128,7 @@ def test_gradcheck_double():
 
 @pytest.mark.parametrize("dtype,atol", [(torch.float32, 1e-6), (torch.bfloat16, 1e-2)])
 def test_gradient_matches_plain_log_softmax_on_a_sliced_input(dtype, atol):
-    # Full-sequence logits sliced by shift_logits_for_completion: a non-contiguous view.
+    # Full-sequence logits sliced to the positions that predict the completion: a non-contiguous view.
     g = torch.Generator().manual_seed(4)
     B, P, T, V = 3, 4, 6, 11
     full = (torch.randn(B, P + T, V, generator=g) * 2).to(dtype)
@@ -139,12 +138,12 @@ def test_gradient_matches_plain_log_softmax_on_a_sliced_input(dtype, atol):
 
     x1 = full.clone().requires_grad_(True)
     lp, _ = token_logprobs_and_self_certainty(
-        shift_logits_for_completion(x1, P), targets, mask, temperature=0.7, chunk_size=4
+        x1[:, P - 1:P + T - 1], targets, mask, temperature=0.7, chunk_size=4
     )
     (lp * weights).sum().backward()
 
     x2 = full.clone().requires_grad_(True)
-    z = shift_logits_for_completion(x2, P).float() / 0.7
+    z = x2[:, P - 1:P + T - 1].float() / 0.7
     ref = torch.log_softmax(z, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1) * mask
     (ref * weights).sum().backward()
 
@@ -263,47 +262,3 @@ def test_completion_mask_several_eos_ids_and_pad():
     ids = torch.tensor([[5, 6, 0, 0], [5, 6, 7, 8]])
     assert completion_mask(ids, 2, pad_token_id=0).tolist() == [[True, True, False, False], [True] * 4]
 
-
-# ---------------------------------------------------------------- shift_logits_for_completion
-
-
-def test_shift_alignment_with_position_tagged_logits():
-    B, P, T, V = 2, 5, 4, 3
-    full = torch.zeros(B, P + T, V)
-    full[..., 0] = torch.arange(P + T, dtype=torch.float)  # logits know their position
-    out = shift_logits_for_completion(full, P)
-    assert out.shape == (B, T, V)
-    # Completion token t sits at full position P+t; it is predicted at position P+t-1.
-    assert out[0, :, 0].tolist() == [P - 1 + t for t in range(T)]
-
-
-def toy_next_token_model(ids, V):
-    """A causal 'model' certain that token i+1 = (token i + 1) mod V: logits at i read only ids[:, i]."""
-    return 20.0 * torch.nn.functional.one_hot((ids + 1) % V, V).float()
-
-
-def test_shift_alignment_on_a_toy_model():
-    V, P, T = 10, 4, 5
-    pad = 9
-    prompts = torch.tensor([[pad, pad, 1, 2], [3, 4, 5, 6]])  # left-padded to P
-    last = prompts[:, -1:]
-    completion = (last + torch.arange(1, T + 1)) % V  # what the toy model generates
-    full = torch.cat([prompts, completion], dim=1)
-    logits = toy_next_token_model(full, V)
-
-    lp, _ = token_logprobs_and_self_certainty(shift_logits_for_completion(logits, P), completion)
-    assert torch.all(lp > -1e-6)  # every completion token is the model's certain prediction
-
-    # The open-r1 slice, one position late, scores the wrong distributions.
-    late = logits[:, P:]
-    lp_late, _ = token_logprobs_and_self_certainty(late, completion)
-    assert torch.all(lp_late < -10)
-
-
-def test_shift_argument_errors():
-    logits = torch.zeros(1, 4, 3)
-    with pytest.raises(ValueError):
-        shift_logits_for_completion(logits, 0)
-    with pytest.raises(ValueError):
-        shift_logits_for_completion(logits, 5)
-    assert shift_logits_for_completion(logits, 4).shape == (1, 0, 3)
