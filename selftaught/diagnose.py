@@ -234,7 +234,7 @@ def format_report(record: dict) -> str:
              f"{record['samples']} samples at τ={record['temperature']}, {record['seconds']['total']:.0f} s",
              "", "| accuracy | value [95% interval] |", "|---|---|"]
     lines += [f"| {name} | {_interval(result)} |" for name, result in record["accuracy"].items()]
-    lines += ["", f"| signal | within-group AUROC [95% interval] | pairs | verdict |", "|---|---|---|---|"]
+    lines += ["", "| signal | within-group AUROC [95% interval] | pairs | verdict |", "|---|---|---|---|"]
     for name, result in record["sources"].items():
         lines.append(f"| {name} | {_interval(result)} | {result['pairs']} | {result['verdict']} |")
     lines += [""] + [result["line"] for result in record["sources"].values()]
