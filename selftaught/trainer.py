@@ -2,8 +2,12 @@
 
     episodes.collect ──► score (no grad) ──► episodes.rewards ──► episodes.advantages ──► μ updates
     (sample completions)  (old log-probs,      (self-certainty,      (group / task-relative)   (clipped surrogate,
-                           self-certainty,      gold answers, ...)                               + β·KL, AdamW)
-                           reference)
+                           self-certainty,      gold answers, AZR's                              + β·KL, AdamW)
+                           reference)           R(y), ...)
+
+`episodes` is an `episodes.EpisodeSource` (the method: `methods.build_episodes`), the
+sampler a `rollout.RolloutSampler`; the trainer calls only what those two contracts
+document. Every reward of every method is computed in `episodes.rewards`.
 
 Self-certainty comes from the same no-grad forward pass that computes the "old"
 log-probs of the PPO ratio (docs/reference.md §1, online): Intuitor costs no extra pass.
