@@ -119,7 +119,7 @@ def run_trl(args, out: Path) -> dict:
 
 def run_eval(args, out: Path) -> dict:
     from selftaught.diagnose import run_diagnose
-    from selftaught.models.addition_corpus import ANSWER_CONTEXT
+    from selftaught.tiny.addition_corpus import ANSWER_CONTEXT
 
     record = run_diagnose(args.model, "addition", split="heldout", n=args.eval_n, samples=EVAL_SAMPLES,
                           prompt_template=ANSWER_CONTEXT, temperature=1.0, max_new_tokens=64,

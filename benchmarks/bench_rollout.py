@@ -39,14 +39,14 @@ import torch
 
 def build_model(hidden: int | None, layers: int | None):
     from selftaught.models import load_model
-    from selftaught.models.tiny import build_tiny_random
+    from selftaught.models.tiny_random import build_tiny_random
 
     if hidden is None and layers is None:
         return load_model("tiny-random")
     model, tokenizer = build_tiny_random(hidden_size=hidden or 64, num_layers=layers or 2)
-    from selftaught.models import _prepare_tokenizer
+    from selftaught.models import prepare_tokenizer
 
-    return model, _prepare_tokenizer(tokenizer)
+    return model, prepare_tokenizer(tokenizer)
 
 
 def main() -> None:

@@ -2,7 +2,7 @@
 
     python scripts/build_tiny_math_model.py [--output selftaught/assets/selftaught-tiny-math]
 
-1. builds the corpus (`selftaught.models.addition_corpus`): problems of the
+1. builds the corpus (`selftaught.tiny.addition_corpus`): problems of the
    `pretrain` split of `data.addition`, answered with the column procedure or with a
    bare (often wrong) number;
 2. trains a byte-level BPE tokenizer on it (digits split) and pretrains a small
@@ -28,9 +28,9 @@ sys.path.insert(0, str(ROOT))
 
 from selftaught.data import addition  # noqa: E402
 from selftaught.diagnose import run_diagnose  # noqa: E402
-from selftaught.models.addition_corpus import ANSWER_CONTEXT, addition_corpus  # noqa: E402
-from selftaught.models.pretrain import pretrain  # noqa: E402
-from selftaught.models.tiny import qwen2_model, train_bpe_tokenizer  # noqa: E402
+from selftaught.tiny.addition_corpus import ANSWER_CONTEXT, addition_corpus  # noqa: E402
+from selftaught.tiny.pretrain import pretrain  # noqa: E402
+from selftaught.models.tiny_random import qwen2_model, train_bpe_tokenizer  # noqa: E402
 
 TEMPERATURE = 1.0
 """The tiny-math recipes' sampling temperature: sampled, the model takes each habit as often as it learned it."""
@@ -72,7 +72,7 @@ def model_card(record: dict, stats: dict, args) -> str:
 A built-in base model that reinforcement learning can teach: a Qwen2-style causal LM
 of {stats['parameters']:,} parameters with its own byte-level BPE tokenizer
 ({stats['vocab_size']} tokens, digits split), pretrained from nothing on long additions of
-3-digit numbers (`selftaught.models.addition_corpus`). No external data, no download.
+3-digit numbers (`selftaught.tiny.addition_corpus`). No external data, no download.
 Rebuild: `python scripts/build_tiny_math_model.py --seed {args.seed}` ({stats['build_seconds']:.0f} s on the
 build machine, 2 CPU cores; bitwise identity across machines is not promised).
 

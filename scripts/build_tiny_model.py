@@ -2,7 +2,7 @@
 
     python scripts/build_tiny_model.py [--output selftaught/assets/selftaught-tiny] [--minutes 20]
 
-1. builds the synthetic corpus (selftaught.models.corpus: arithmetic with worked
+1. builds the synthetic corpus (selftaught.tiny.corpus: arithmetic with worked
    solutions, small Python functions in every AZR role format) from the train
    splits of the project's generators;
 2. trains a byte-level BPE tokenizer on it (digits split one by one, so numbers are
@@ -25,10 +25,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from selftaught.models.competence import measure_competence  # noqa: E402
-from selftaught.models.corpus import build_corpus  # noqa: E402
-from selftaught.models.pretrain import pretrain  # noqa: E402
-from selftaught.models.tiny import qwen2_model, train_bpe_tokenizer  # noqa: E402
+from selftaught.tiny.competence import measure_competence  # noqa: E402
+from selftaught.tiny.corpus import build_corpus  # noqa: E402
+from selftaught.tiny.pretrain import pretrain  # noqa: E402
+from selftaught.models.tiny_random import qwen2_model, train_bpe_tokenizer  # noqa: E402
 
 SPECIAL_TOKENS = ["<|endoftext|>"]
 

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from selftaught.config import build_config  # noqa: E402
 from selftaught.demo import MATH_MODEL, MATH_SAMPLES, MATH_TEMPERATURE, METHOD_REWARDS, math_recipe  # noqa: E402
 from selftaught.diagnose import run_diagnose  # noqa: E402
-from selftaught.models.addition_corpus import ANSWER_CONTEXT  # noqa: E402
+from selftaught.tiny.addition_corpus import ANSWER_CONTEXT  # noqa: E402
 from selftaught.trainer import Trainer  # noqa: E402
 
 

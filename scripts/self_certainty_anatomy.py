@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from selftaught.data import addition  # noqa: E402
 from selftaught.diagnose import within_group_auroc  # noqa: E402
 from selftaught.models import load_model  # noqa: E402
-from selftaught.models.addition_corpus import ANSWER_CONTEXT  # noqa: E402
+from selftaught.tiny.addition_corpus import ANSWER_CONTEXT  # noqa: E402
 from selftaught.rewards.math_answer import answers_match, extract_answer  # noqa: E402
 from selftaught.rollout import Sampler  # noqa: E402
 

@@ -38,7 +38,7 @@ def _eval(args) -> int:
 
 
 def _export(args) -> int:
-    from .lora import export_checkpoint
+    from .export import export_checkpoint
 
     kind = export_checkpoint(args.checkpoint, args.output, merge=args.merge)
     what = {"merged": "a plain Hugging Face model (LoRA adapter merged into its base)",

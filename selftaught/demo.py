@@ -30,8 +30,8 @@ import torch
 from .config import build_config
 from .data import addition
 from .diagnose import run_diagnose
-from .models.addition_corpus import ANSWER_CONTEXT
-from .models.competence import AZR_COMPLETION_TOKENS, AZR_SETTINGS, AZR_TEMPERATURE, program_solve_rates
+from .tiny.addition_corpus import ANSWER_CONTEXT
+from .tiny.competence import AZR_COMPLETION_TOKENS, AZR_SETTINGS, AZR_TEMPERATURE, program_solve_rates
 from .report import AZR_TYPES, CURVES, write_report
 from .trainer import Trainer
 

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from .errors import UserError
+from .prompting import DATA_CHAT_TEMPLATE_KEY, format_prompt, uses_chat_template
 
 HELPS_AT = 0.60  # within-group AUROC at or above: likely to help
 HURTS_AT = 0.45  # at or below: likely to hurt
@@ -111,9 +112,9 @@ def verdict_line(name: str, result: dict) -> str:
 def default_prompt_template(tokenizer, use_chat_template: str) -> str:
     """Inside a chat template: the eval's math instruction. Without one (e.g. the built-in
     `tiny`): "Question: {prompt}\\nAnswer:", the format the built-in model was trained on."""
-    if getattr(tokenizer, "chat_template", None) and use_chat_template != "never":
+    if uses_chat_template(tokenizer, use_chat_template, DATA_CHAT_TEMPLATE_KEY):
         return "{prompt}\nPut your final answer within \\boxed{}."
-    from .models.corpus import ARITHMETIC_CONTEXT
+    from .tiny.corpus import ARITHMETIC_CONTEXT
 
     return ARITHMETIC_CONTEXT
 
@@ -143,7 +144,6 @@ def run_diagnose(model: str, data: str, *, n: int = 40, samples: int = 8, split:
     the record gains, per tag, the share of sampled completions it holds for
     (`tags`) and the accuracy of those it holds and does not hold for
     (`tag_accuracy`), with the same bootstrap intervals over prompts."""
-    from .episodes import format_prompt
     from .models import load_model
     from .rewards import LABEL_FREE_REWARDS, MathAnswerReward, build_reward
     from .rewards.label_free import MajorityVoteReward
@@ -207,7 +207,7 @@ def run_diagnose(model: str, data: str, *, n: int = 40, samples: int = 8, split:
             for name, t in tagged.items()},
         "model": model, "data": data, "split": split, "n": len(rows), "samples": samples,
         "temperature": temperature, "max_new_tokens": max_new_tokens, "prompt_template": template,
-        "chat_template": bool(getattr(tokenizer, "chat_template", None)) and use_chat_template != "never",
+        "chat_template": uses_chat_template(tokenizer, use_chat_template, DATA_CHAT_TEMPLATE_KEY),
         "seed": seed, "accuracy": accuracy, "sources": results,
         "groups_with_pairs": int((by_group.any(axis=1) & ~by_group.all(axis=1)).sum()),
         "thresholds": {"helps_at": HELPS_AT, "hurts_at": HURTS_AT, "min_pairs": MIN_PAIRS,

@@ -30,6 +30,7 @@ from .config import RewardSpec, TrainConfig
 from .data import PromptSampler, load_rows
 from .distributed import Processes
 from .errors import UserError
+from .prompting import format_prompt
 from .rewards import Scores, build_reward
 from .rewards.entropy import harmonic_entropy
 from .rewards.label_free import majority_agreement
@@ -94,20 +95,6 @@ class EpisodeSource:
 
     def close(self) -> None:
         pass
-
-
-def format_prompt(tokenizer, text: str, template: str = "{prompt}", system_prompt: str | None = None,
-                  use_chat_template: str = "auto") -> str:
-    """A data-set prompt as the exact text the model is conditioned on."""
-    user = template.replace("{prompt}", text)
-    has_template = bool(getattr(tokenizer, "chat_template", None))
-    if use_chat_template == "always" and not has_template:
-        raise UserError("data.use_chat_template is 'always' but the tokenizer has no chat template")
-    if has_template and use_chat_template != "never":
-        messages = ([{"role": "system", "content": system_prompt}] if system_prompt else []) + [
-            {"role": "user", "content": user}]
-        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    return (f"{system_prompt}\n\n" if system_prompt else "") + user
 
 
 class PromptEpisodes(EpisodeSource):

@@ -242,7 +242,8 @@ class Trainer:
 
     def _load_policy(self, resume_from: Path | None):
         """(model, tokenizer) to train: the configured model, a resumed checkpoint, or either with LoRA."""
-        from .lora import apply_lora, is_adapter_checkpoint, load_adapter_checkpoint
+        from .lora import apply_lora
+        from .models.adapters import is_adapter_checkpoint, load_adapter_checkpoint
 
         config = self.config
         if config.lora is None:

@@ -24,7 +24,7 @@ import torch.distributed as dist
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from selftaught.models.tiny import build_tiny_random  # noqa: E402
+from selftaught.models.tiny_random import build_tiny_random  # noqa: E402
 from selftaught.rollout import Sampler  # noqa: E402
 from selftaught.fsdp2 import full_weights, is_sharded, load_optimizer_state, optimizer_state  # noqa: E402
 from selftaught.trainer import completion_logprobs  # noqa: E402

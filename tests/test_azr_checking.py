@@ -88,7 +88,7 @@ def proposal(program, inputs):
 
 
 def episodes(executor, **azr):
-    from selftaught.models.tiny import build_tokenizer
+    from selftaught.models.tiny_random import build_tokenizer
 
     config = build_config({"method": "azr", "max_prompt_length": 4096,
                            "azr": {"executor_timeout_s": 1.0, "induction_inputs": 4, **azr}})

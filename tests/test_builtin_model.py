@@ -9,7 +9,7 @@ from transformers import AutoModelForCausalLM
 
 from selftaught.data import arithmetic, programs
 from selftaught.models import ALIASES, TINY_ASSET, load_model
-from selftaught.models.corpus import ARITHMETIC_CONTEXT, build_corpus, held_out_tasks
+from selftaught.tiny.corpus import ARITHMETIC_CONTEXT, build_corpus, held_out_tasks
 
 ASSET = TINY_ASSET
 
@@ -95,7 +95,7 @@ def test_quick_demo_end_to_end(tmp_path):
 
 
 def test_deduction_documents_think_through_a_worked_trace():
-    from selftaught.models.corpus import deduction_documents
+    from selftaught.tiny.corpus import deduction_documents
 
     item = programs.generate(1, "train", seed=0, examples=3)[0]
     documents = deduction_documents(item, [0, 2])

@@ -12,7 +12,7 @@ from transformers import AutoModelForCausalLM
 from selftaught.data import addition, load_rows
 from selftaught.errors import UserError
 from selftaught.models import ALIASES, TINY_MATH_ASSET, load_model
-from selftaught.models.addition_corpus import ANSWER_CONTEXT, COLUMNS_CONTEXT, addition_corpus
+from selftaught.tiny.addition_corpus import ANSWER_CONTEXT, COLUMNS_CONTEXT, addition_corpus
 
 OPERANDS = re.compile(r"(\d+)\D+(\d+)")
 

@@ -8,6 +8,7 @@ of the prompt text. R1 style: the model reasons in `<think>` and answers in
 
 from __future__ import annotations
 
+from ..prompting import uses_chat_template
 from .tasks import TASK_TYPE_SPECS, Task
 
 R1_PREAMBLE = (
@@ -128,12 +129,7 @@ def solver_prompt(task: Task) -> str:
 
 def wrap_prompt(body: str, tokenizer=None, use_chat_template: str = "never") -> str:
     """The exact text the model is conditioned on: R1 plain template or the chat template."""
-    has_template = bool(getattr(tokenizer, "chat_template", None))
-    if use_chat_template == "always" and not has_template:
-        from ..errors import UserError
-
-        raise UserError("azr.use_chat_template is 'always' but the tokenizer has no chat template")
-    if use_chat_template != "never" and has_template:
+    if uses_chat_template(tokenizer, use_chat_template, "azr.use_chat_template"):
         messages = [{"role": "user", "content": f"{R1_PREAMBLE}\n\n{body}"}]
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     return f"{R1_PREAMBLE}\n\nUser: {body}\n\nAssistant: <think>"

@@ -18,20 +18,18 @@ import torch
 
 from ..console import interactive, silence_library_bars
 from ..errors import UserError
+from ..prompting import format_prompt, uses_chat_template
 from . import Accuracy
 from .benchmarks import NAMES, Benchmark, Item, load_benchmark, needs_executor
 from .passk import mean_pass_at_k, report_ks
 
+CHAT_TEMPLATE_FLAG = "--chat-template"
 DEFAULT_SAMPLING_TEMPERATURE = 0.8  # when --samples > 1 and no temperature is given (Codex's pass@k setting)
 
 
 def _prompt(tokenizer, item: Item, use_chat_template: str) -> str:
-    from ..episodes import format_prompt
-
-    if getattr(tokenizer, "chat_template", None) and use_chat_template != "never":
+    if uses_chat_template(tokenizer, use_chat_template, CHAT_TEMPLATE_FLAG):
         return format_prompt(tokenizer, item.chat_prompt, use_chat_template=use_chat_template)
-    if use_chat_template == "always":
-        raise UserError("--chat-template always, but the tokenizer has no chat template")
     return item.plain_prompt
 
 
@@ -148,7 +146,7 @@ def evaluate(model: str, benchmarks: list[str], *, limit: int | None = None, sam
     policy.eval()
     settings = {"samples": samples, "temperature": temperature, "greedy": greedy, "top_p": top_p, "seed": seed,
                 "limit": limit, "batch_size": batch_size, "max_new_tokens": max_new_tokens,
-                "chat_template": bool(getattr(tokenizer, "chat_template", None)) and use_chat_template != "never"}
+                "chat_template": uses_chat_template(tokenizer, use_chat_template, CHAT_TEMPLATE_FLAG)}
     results = {"model": model, "resolved_model": resolved, "settings": settings, "benchmarks": {}}
     executor = None
     try:

