@@ -1,0 +1,57 @@
+"""The trainer's side of the worker protocol, on the paths the other tests leave out.
+
+A program can write into its own reply pipe (fd 4 in the worker): an oversized
+frame header, or a reply that looks well formed but lacks the request's nonce.
+Neither may pass for an answer, and neither may hurt the runs queued behind it
+in the same pipe. A slot whose sandbox cannot be restarted ends its runs with
+'executor_error' and is started again on next use.
+"""
+
+import json
+import os
+import signal
+import struct
+
+import pytest
+
+from selftaught.executor import PythonExecutor
+
+ADD = "def f(a, b):\n    return a + b"
+FLOOD = "import os, struct\ndef f(a, b):\n    os.write(4, struct.pack('>I', 1 << 30))\n    return a"
+FORGED_BODY = b"0" + b"\0" * 8 + json.dumps([True, None, "", "'forged'", True, "", None, 0]).encode()
+FORGE = ("import os, struct\ndef f(a, b):\n"
+         f"    body = {FORGED_BODY!r}\n"
+         "    os.write(4, struct.pack('>I', len(body)) + body)\n    return a")
+
+
+@pytest.fixture(scope="module")
+def ex():
+    # One worker: the runs beside an incident sit in the same pipe, behind it.
+    with PythonExecutor(workers=1, timeout_s=2.0, memory_mb=256) as executor:
+        yield executor
+
+
+@pytest.mark.parametrize("hostile, error", [(FLOOD, "output_too_large"), (FORGE, "crash: garbled reply")])
+def test_what_a_program_writes_to_its_reply_pipe_is_no_answer(ex, hostile, error):
+    items = [(ADD, f"{k}, 1") if k % 4 else (hostile, f"{k}, 1") for k in range(12)]
+    results = ex.run_many(items)
+    for k, r in enumerate(results):
+        if k % 4:
+            assert (r.ok, r.output) == (True, str(k + 1)), (k, r)
+        else:
+            assert (r.ok, r.output, r.error) == (False, None, error), (k, r)
+    assert ex.run(ADD, "1, 2").output == "3"
+
+
+def test_a_slot_that_cannot_restart_ends_its_run_with_executor_error(monkeypatch):
+    from selftaught.executor import core
+
+    with PythonExecutor(workers=1, timeout_s=2.0) as e:
+        assert e.run(ADD, "1, 2").output == "3"
+        monkeypatch.setattr(core, "ZYGOTE", "/nonexistent/zygote.py")  # every restart fails
+        os.killpg(e.process_ids()[0], signal.SIGKILL)  # the zygote and its worker
+        r = e.run(ADD, "2, 2")  # its one retry fails too: settled, not raised
+        assert (r.ok, r.output, r.error) == (False, None, "executor_error")
+        assert "sandbox process lost" in r.detail
+        monkeypatch.undo()
+        assert e.run(ADD, "3, 4").output == "7"  # started again on next use
