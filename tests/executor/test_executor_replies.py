@@ -11,8 +11,10 @@ import json
 import os
 import signal
 import struct
+import time
 
 import pytest
+from test_executor_containment import alive, process_tree
 
 from selftaught.executor import PythonExecutor
 
@@ -43,15 +45,31 @@ def test_what_a_program_writes_to_its_reply_pipe_is_no_answer(ex, hostile, error
     assert ex.run(ADD, "1, 2").output == "3"
 
 
+def kill_tree_and_wait(root: int) -> None:
+    """SIGKILL `root` and every process below it; return once they have all exited
+    (the worker is in a session of its own: killing the zygote's group misses it)."""
+    tree = process_tree([root])
+    for pid in tree:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + 10.0
+    while any(alive(pid) for pid in tree) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not any(alive(pid) for pid in tree)
+
+
 def test_a_slot_that_cannot_restart_ends_its_run_with_executor_error(monkeypatch):
     from selftaught.executor import core
 
     with PythonExecutor(workers=1, timeout_s=2.0) as e:
         assert e.run(ADD, "1, 2").output == "3"
         monkeypatch.setattr(core, "ZYGOTE", "/nonexistent/zygote.py")  # every restart fails
-        os.killpg(e.process_ids()[0], signal.SIGKILL)  # the zygote and its worker
+        kill_tree_and_wait(e.process_ids()[0])  # the zygote and its worker
         r = e.run(ADD, "2, 2")  # its one retry fails too: settled, not raised
         assert (r.ok, r.output, r.error) == (False, None, "executor_error")
         assert "sandbox process lost" in r.detail
         monkeypatch.undo()
         assert e.run(ADD, "3, 4").output == "7"  # started again on next use
+
