@@ -708,13 +708,28 @@ def _request(program: str, inputs: str, extra: bytes | None = None) -> bytes:
 
 
 def _parse_reply(body: bytes, duration_s: float) -> ExecResult:
-    """A worker's reply after its flag and nonce: the JSON list the harness writes."""
+    """A worker's reply after its flag and nonce: the JSON list the harness writes.
+
+    threat: a program can write its own run's reply (it runs in the worker, beside
+    the nonce). It may decide its own result, as it could by returning a value, but
+    anything that is not what the harness writes (a string where ExecResult has one,
+    an output when ok, an error when not) is a 'crash: garbled reply', never a
+    field of another type for the caller to trip over.
+    """
     try:
-        ok, error, detail, output, roundtrip, stdout, violation, _ = json.loads(body)
-        return ExecResult(ok is True, output if isinstance(output, str) else None, error, duration_s,
-                          detail or "", stdout or "", roundtrip is True, violation)
-    except (ValueError, TypeError):
+        fields = json.loads(body)
+    except ValueError:
         return ExecResult(False, None, "crash: garbled reply", duration_s)
+    if not (isinstance(fields, list) and len(fields) == 8):
+        return ExecResult(False, None, "crash: garbled reply", duration_s, "not the harness's reply")
+    ok, error, detail, output, roundtrip, stdout, violation, _ = fields
+    texts_or_none = all(v is None or isinstance(v, str) for v in (error, detail, output, stdout, violation))
+    settled = isinstance(output, str) and error is None if ok is True else isinstance(error, str)
+    if not (texts_or_none and settled):
+        return ExecResult(False, None, "crash: garbled reply", duration_s, "not the harness's reply")
+    return ExecResult(ok is True, output, error, duration_s, detail or "", stdout or "",
+                      roundtrip is True, violation)
+
 
 def _verdict(first: ExecResult, second: ExecResult) -> ValidationResult:
     took = first.duration_s + second.duration_s
