@@ -12,6 +12,7 @@ fail, never the caller.
 from __future__ import annotations
 
 import collections
+import enum
 import json
 import marshal
 import os
@@ -26,8 +27,8 @@ import tempfile
 import threading
 import time
 import weakref
-from dataclasses import dataclass
-from typing import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Hashable, Iterable, Iterator, Sequence
 
 from . import proctree, protocol
 from .checks import DEFAULT_FORBIDDEN, check_inputs_tree, check_program_code, literal_arguments
@@ -190,6 +191,89 @@ class _Zygote:
         self.finish_kill()
 
 
+# ------------------------------------------------------------ one call's state
+#
+# A call to run_many/validate_many holds some worker slots and drives them from
+# one thread. What it shares between sending, reading and settling is a _Batch:
+# the requests still to send, one _Lane per held slot (the requests written into
+# that worker's pipe, in the order the worker runs them), and the results.
+
+
+@dataclass(slots=True)
+class _Request:
+    """One run to do: its key in the results, the request bytes (see _request),
+    and whether it has had its one retry (a request that is not the program's
+    doing to fail gets one; failing again settles it)."""
+
+    key: Hashable
+    payload: bytes
+    retried: bool = False
+
+
+@dataclass(slots=True)
+class _InFlight:
+    """A request written into a worker's pipe, waiting for its reply."""
+
+    request: _Request
+    nonce: bytes  # echoed by the harness: a reply without it is not this request's answer
+
+
+@dataclass(slots=True)
+class _Lane:
+    """One held worker slot: its requests in flight, and the clock of the first."""
+
+    slot: int  # index into PythonExecutor._all
+    in_flight: collections.deque[_InFlight] = field(default_factory=collections.deque)  # head first
+    clock_started: float = 0.0  # when the head request's clock started (its worker could start it)
+    reader: protocol.FrameReader | None = None  # None: make one for the current worker's reply pipe
+
+
+@dataclass(slots=True)
+class _Batch:
+    """The state of one run_many/validate_many call while it drives its workers."""
+
+    feed: Iterator  # (key, payload) pairs, pulled lazily; payload None: not strings
+    timeout_s: float
+    memory_mb: int
+    lanes: list[_Lane]
+    results: dict[Hashable, ExecResult] = field(default_factory=dict)
+    pending: collections.deque[_Request] = field(default_factory=collections.deque)  # next on the left
+    exhausted: bool = False  # the feed has yielded its last pair
+
+    def pull(self) -> bool:
+        """Move the feed's next request to the end of `pending`; False once the feed is
+        exhausted. Items that are not strings are settled here, never sent."""
+        while not self.exhausted:
+            try:
+                key, payload = next(self.feed)
+            except StopIteration:
+                self.exhausted = True
+                break
+            if payload is None:
+                self.results[key] = ExecResult(False, None, "syntax", 0.0,
+                                               "program and inputs must be strings")
+            else:
+                self.pending.append(_Request(key, payload))
+                return True
+        return False
+
+    def requeue(self, requests: Iterable[_Request]) -> None:
+        """Put `requests` back at the front of `pending`, in their order."""
+        self.pending.extendleft(reversed(list(requests)))
+
+
+class _Outcome(enum.Enum):
+    """How a worker's head request ended, when its worker is replaced (_replace_worker)."""
+
+    RESULT = "result"      # the ExecResult that comes with it is the run's result
+    RETRY = "retry"        # not the program's doing: send it again, as its one retry
+    NO_REPLY = "no reply"  # the worker died without answering: the zygote says how
+
+
+class _SlotLost(Exception):
+    """A slot's zygote died or would not start; the message says why."""
+
+
 class PythonExecutor:
     """Runs model-written programs f(inputs), contained by the operating system.
 
@@ -336,7 +420,6 @@ class PythonExecutor:
             raise RuntimeError("this PythonExecutor is closed")
         timeout = self.timeout_s if timeout_s is None else float(timeout_s)
         memory = self.memory_mb if memory_mb is None else int(memory_mb)
-        results: dict = {}
         while True:  # wait for a free worker, but not past close()
             try:
                 held = [self._idle.get(timeout=0.1)]
@@ -349,14 +432,15 @@ class PythonExecutor:
                 held.append(self._idle.get_nowait())
             except queue.Empty:
                 break
+        batch = _Batch(iter(feed), timeout, memory, [_Lane(i) for i in held])
         try:
-            self._drive(held, iter(feed), results, timeout, memory)
+            self._drive(batch)
         finally:
             for i in held:
                 self._idle.put(i)
-        return results
+        return batch.results
 
-    def _drive(self, held: list[int], feed, results: dict, timeout: float, memory: int) -> None:
+    def _drive(self, batch: _Batch) -> None:
         """Send requests to the held workers, read replies as they come (select),
         time every run, and have a worker replaced after any incident.
 
@@ -368,193 +452,195 @@ class PythonExecutor:
         behind one that ends its worker are sent again. Preparing the next
         requests (checks, compiling) happens while workers run.
         """
-        queues = {i: collections.deque() for i in held}  # in flight: [key, payload, nonce, retried]
-        started: dict[int, float] = {}  # worker -> when its head request's clock started
-        readers: dict[int, protocol.FrameReader] = {}
-        pending: collections.deque = collections.deque()  # (key, payload, retried), next on the left
-        exhausted = False
-
-        def pull() -> bool:
-            nonlocal exhausted
-            while not exhausted:
-                try:
-                    key, payload = next(feed)
-                except StopIteration:
-                    exhausted = True
-                    break
-                if payload is None:
-                    results[key] = ExecResult(False, None, "syntax", 0.0, "program and inputs must be strings")
-                else:
-                    pending.append((key, payload, False))
-                    return True
-            return False
-
         while True:
             if self._closed:  # close() killed the workers: settle everything, start nothing
-                closed = ExecResult(False, None, "executor_error", 0.0, "the executor was closed")
-                while pull():
-                    pass
-                for key, *_ in [*pending, *(q for i in held for q in queues[i])]:
-                    results[key] = closed
+                self._settle_all_closed(batch)
                 return
-            for i in held:  # fill every queue up to PIPELINE
-                while len(queues[i]) < PIPELINE and (pending or pull()):
-                    key, payload, retried = pending[0]
-                    if queues[i] and len(payload) > PIPELINE_MAX_BYTES:
-                        break  # only small requests wait in a pipe: a full pipe would block us
-                    pending.popleft()
-                    sent = self._send(i, key, payload, retried, queues, started, readers, results, memory)
-                    if sent is None:  # the worker is exiting: send it again after its replacement
-                        pending.appendleft((key, payload, retried))
-                        break
-                    if not sent:
-                        # The slot failed (the zygote died or would not start): what it
-                        # had queued goes back, and this request is tried once more.
-                        pending.extendleft(reversed([(k, p, r) for k, p, _, r in queues[i]]))
-                        queues[i].clear()
-                        if retried:
-                            results[key] = ExecResult(False, None, "executor_error", 0.0, str(sent))
-                        else:
-                            pending.appendleft((key, payload, True))
-                        break
-            active = [i for i in held if queues[i]]
+            for lane in batch.lanes:
+                self._fill(batch, lane)
+            active = [lane for lane in batch.lanes if lane.in_flight]
             if not active:
-                if exhausted and not pending:
+                if batch.exhausted and not batch.pending:
                     return
                 continue
-            now = time.monotonic()
-            wait = max(0.0, min(started[i] for i in active) + timeout - now)
-            if not exhausted and len(pending) < len(held):
+            wait = max(0.0, min(lane.clock_started for lane in active) + batch.timeout_s - time.monotonic())
+            if not batch.exhausted and len(batch.pending) < len(batch.lanes):
                 wait = 0.0  # nothing waits on us: prepare the next request meanwhile
-            by_fd = {self._all[i].w_out: i for i in active}
+            by_fd = {self._all[lane.slot].w_out: lane for lane in active}
             ready, _, _ = select.select(list(by_fd), [], [], wait)
-            if not ready and wait == 0.0 and pull():
+            if not ready and wait == 0.0 and batch.pull():
                 continue
             for fd in ready:
-                self._collect(by_fd[fd], timeout, memory, queues, started, readers, pending, results)
+                self._collect(batch, by_fd[fd])
             now = time.monotonic()
-            for i in active:
-                if queues[i] and now >= started[i] + timeout and self._all[i] is not None:
+            for lane in active:
+                overran = now >= lane.clock_started + batch.timeout_s
+                if lane.in_flight and overran and self._all[lane.slot] is not None:
                     # threat: spinning, sleeping, blocking: the head request overran
-                    self._finish(i, ExecResult(False, None, "timeout", now - started[i]), True,
-                                 memory, queues, started, readers, pending, results)
+                    self._replace_worker(batch, lane, _Outcome.RESULT,
+                                         ExecResult(False, None, "timeout", now - lane.clock_started))
 
-    def _send(self, i, key, payload, retried, queues, started, readers, results, memory):
-        """Queue one request on worker i: True; None when the worker is going away
-        with requests queued (not sent); a false _SlotFailed when the slot failed."""
+    def _settle_all_closed(self, batch: _Batch) -> None:
+        """End every request of the call, sent or not, with 'executor_error'."""
+        closed = ExecResult(False, None, "executor_error", 0.0, "the executor was closed")
+        while batch.pull():
+            pass
+        in_flight = [entry.request for lane in batch.lanes for entry in lane.in_flight]
+        for request in [*batch.pending, *in_flight]:
+            batch.results[request.key] = closed
+
+    def _fill(self, batch: _Batch, lane: _Lane) -> None:
+        """Write pending requests into lane's worker's pipe, up to PIPELINE of them."""
+        while len(lane.in_flight) < PIPELINE and (batch.pending or batch.pull()):
+            request = batch.pending[0]
+            if lane.in_flight and len(request.payload) > PIPELINE_MAX_BYTES:
+                return  # only small requests wait in a pipe: a full pipe would block us
+            batch.pending.popleft()
+            try:
+                queued = self._send(batch, lane, request)
+            except _SlotLost as lost:
+                self._slot_lost(batch, lane, request, str(lost))
+                return
+            if not queued:  # the worker is exiting: send it again after its replacement
+                batch.pending.appendleft(request)
+                return
+
+    def _slot_lost(self, batch: _Batch, lane: _Lane, request: _Request, reason: str) -> None:
+        """The slot could not take `request`: what it had queued goes back, and the
+        request is tried once more (on a fresh slot) unless it had its retry."""
+        batch.requeue(entry.request for entry in lane.in_flight)
+        lane.in_flight.clear()
+        if request.retried:
+            batch.results[request.key] = ExecResult(False, None, "executor_error", 0.0, reason)
+        else:
+            request.retried = True
+            batch.pending.appendleft(request)
+
+    def _send(self, batch: _Batch, lane: _Lane, request: _Request) -> bool:
+        """Write `request` into lane's worker's pipe: True. False when the worker is
+        going away with requests still queued (not sent: their replies settle first).
+        Raises _SlotLost, the slot discarded, when it cannot start or take work."""
         try:
-            z = self._all[i]
-            if z is None:
-                z = self._all[i] = self._restart(i)
-                readers.pop(i, None)
-            if z.memory_mb != memory and not queues[i]:
-                z.respawn(memory)
-                readers.pop(i, None)
+            zygote = self._all[lane.slot]
+            if zygote is None:
+                zygote = self._all[lane.slot] = self._restart(lane.slot)
+                lane.reader = None
+            if zygote.memory_mb != batch.memory_mb and not lane.in_flight:
+                zygote.respawn(batch.memory_mb)
+                lane.reader = None
             # threat: forged or stale replies. A fresh nonce per request, echoed by
             # the harness: bytes a program wrote into its reply pipe can never pass
             # for a later run's answer.
             nonce = os.urandom(8)
             try:
-                protocol.write_frame(z.w_in, nonce + payload)
+                protocol.write_frame(zygote.w_in, nonce + request.payload)
             except OSError:  # the worker exited (after a reply that says so, or by itself)
-                if queues[i]:
-                    return None  # its reply or its end of file settles the queue first
-                z.respawn(memory)
-                readers.pop(i, None)
-                protocol.write_frame(z.w_in, nonce + payload)
+                if lane.in_flight:
+                    return False  # its reply or its end of file settles the queue first
+                zygote.respawn(batch.memory_mb)
+                lane.reader = None
+                protocol.write_frame(zygote.w_in, nonce + request.payload)
         except Exception as exc:  # a slot that cannot start or take work
-            self._discard(i)
-            return _SlotFailed(f"sandbox process lost ({type(exc).__name__}: {exc})")
-        if not queues[i]:
-            started[i] = time.monotonic()
-        queues[i].append([key, payload, nonce, retried])
+            self._discard(lane.slot)
+            raise _SlotLost(f"sandbox process lost ({type(exc).__name__}: {exc})") from None
+        if not lane.in_flight:
+            lane.clock_started = time.monotonic()
+        lane.in_flight.append(_InFlight(request, nonce))
         return True
 
-    def _collect(self, i, timeout, memory, queues, started, readers, pending, results) -> None:
-        """Read what worker i wrote and settle every complete reply in it."""
-        z = self._all[i]
-        reader = readers.get(i)
-        if reader is None or reader.fd != z.w_out:
-            reader = readers[i] = protocol.FrameReader(z.w_out, self._reply_limit)
+    def _collect(self, batch: _Batch, lane: _Lane) -> None:
+        """Read what lane's worker wrote and settle every complete reply in it."""
+        zygote = self._all[lane.slot]
+        if lane.reader is None or lane.reader.fd != zygote.w_out:
+            lane.reader = protocol.FrameReader(zygote.w_out, self._reply_limit)
+        reader = lane.reader
         try:
             alive = reader.fill()
         except OSError:
             alive = False
-        while queues[i]:
-            key, payload, nonce, retried = queues[i][0]
-            duration = time.monotonic() - started[i]
+        while lane.in_flight:
+            head = lane.in_flight[0]
+            duration = time.monotonic() - lane.clock_started
             try:
                 frame = reader.next_frame()
             except protocol.FrameTooLarge:  # threat: output floods
-                self._finish(i, ExecResult(False, None, "output_too_large", duration), True,
-                             memory, queues, started, readers, pending, results)
+                self._replace_worker(batch, lane, _Outcome.RESULT,
+                                     ExecResult(False, None, "output_too_large", duration))
                 return
             if frame is None:
                 if not alive:  # the worker died without answering
-                    self._finish(i, None, True, memory, queues, started, readers, pending, results)
+                    self._replace_worker(batch, lane, _Outcome.NO_REPLY)
                 return
-            if frame[1:9] != nonce:
+            if frame[1:9] != head.nonce:
                 # Left over from an earlier run that wrote into its pipe, or forged
                 # now: replace the worker and send the request once more.
-                if not retried:
-                    queues[i][0][3] = True
-                    self._finish(i, "retry", True, memory, queues, started, readers, pending, results)
+                if head.request.retried:
+                    self._replace_worker(batch, lane, _Outcome.RESULT,
+                                         ExecResult(False, None, "crash: garbled reply", duration))
                 else:
-                    self._finish(i, ExecResult(False, None, "crash: garbled reply", duration), True,
-                                 memory, queues, started, readers, pending, results)
+                    self._replace_worker(batch, lane, _Outcome.RETRY)
                 return
-            try:
-                ok, error, detail, output, roundtrip, stdout, violation, _ = json.loads(frame[9:])
-                result = ExecResult(ok is True, output if isinstance(output, str) else None, error, duration,
-                                    detail or "", stdout or "", roundtrip is True, violation)
-            except (ValueError, TypeError):
-                result = ExecResult(False, None, "crash: garbled reply", duration)
-            exiting = frame[:1] != b"0"  # "1": the worker exits after this reply
-            self._finish(i, result, exiting, memory, queues, started, readers, pending, results)
-            if exiting:
+            result = _parse_reply(frame[9:], duration)
+            if frame[:1] == b"0":
+                self._settle_head(batch, lane, result)
+            else:  # "1": the worker exits after this reply
+                self._replace_worker(batch, lane, _Outcome.RESULT, result)
                 return
 
-    def _finish(self, i, result, replace, memory, queues, started, readers, pending, results) -> None:
-        """Settle worker i's head request with `result` ("retry": send it again;
-        None: the worker died, ask the zygote how). With `replace`, the worker is
-        replaced and the requests queued behind go back to be sent again."""
-        head = queues[i].popleft()
+    def _settle_head(self, batch: _Batch, lane: _Lane, result: ExecResult) -> None:
+        """Lane's head request ran to `result`; the worker goes on with the next."""
+        head = lane.in_flight.popleft()
+        batch.results[head.request.key] = result
+        lane.clock_started = time.monotonic()  # the next request in the queue starts now
+
+    def _replace_worker(self, batch: _Batch, lane: _Lane, outcome: _Outcome,
+                        result: ExecResult | None = None) -> None:
+        """End lane's head request with `outcome` (and `result`, for RESULT), and have
+        the zygote replace the worker; the requests queued behind go back to be sent
+        again. RETRY spends the head's one retry."""
+        request = lane.in_flight.popleft().request
         now = time.monotonic()
-        if replace:
-            requeue = [(k, p, r) for k, p, _, r in queues[i]]
-            queues[i].clear()
-            readers.pop(i, None)
-            try:
-                died = self._all[i].respawn(memory)
-            except Exception as exc:  # the zygote itself failed: the slot restarts on next use
-                self._discard(i)
-                died = "executor_error"
-                if result is None or result == "retry":
-                    if not head[3]:
-                        result = "retry"  # not the program's doing: once more, on a fresh slot
-                    else:
-                        result = ExecResult(False, None, "executor_error", now - started[i],
-                                            f"sandbox process lost ({type(exc).__name__}: {exc})")
-            if result is None:  # the worker died without answering
-                if died is None and not head[3]:
+        if outcome is _Outcome.RETRY:
+            request.retried = True  # if the slot is lost now too, the request is settled
+        queued_behind = [entry.request for entry in lane.in_flight]
+        lane.in_flight.clear()
+        lane.reader = None
+        try:
+            died, lost = self._all[lane.slot].respawn(batch.memory_mb), None
+        except Exception as exc:  # the zygote itself failed: the slot restarts on next use
+            self._discard(lane.slot)
+            died, lost = None, f"sandbox process lost ({type(exc).__name__}: {exc})"
+        if outcome is not _Outcome.RESULT:  # the program's run did not decide it
+            if lost is not None:  # not the program's doing: once more, on a fresh slot
+                if request.retried:
+                    outcome, result = _Outcome.RESULT, ExecResult(
+                        False, None, "executor_error", now - lane.clock_started, lost)
+                else:
+                    outcome = _Outcome.RETRY
+            elif outcome is _Outcome.NO_REPLY:
+                if died is None and not request.retried:
                     # It exited cleanly, as a worker does between runs when its
                     # request pipe is gone: this request never ran. Once more.
-                    result = "retry"
+                    outcome = _Outcome.RETRY
                 else:
-                    result = ExecResult(False, None, died or "crash: exit 0", now - started[i])
-            if result == "retry":
-                requeue.insert(0, (head[0], head[1], True))
-            pending.extendleft(reversed(requeue))
-        if result != "retry":
-            results[head[0]] = result
-        started[i] = now  # the next request in the queue starts now
+                    outcome, result = _Outcome.RESULT, ExecResult(
+                        False, None, died or "crash: exit 0", now - lane.clock_started)
+        if outcome is _Outcome.RETRY:
+            request.retried = True
+            batch.requeue([request, *queued_behind])
+        else:
+            batch.results[request.key] = result
+            batch.requeue(queued_behind)
+        lane.clock_started = now  # the next request in the queue starts now
 
     def _discard(self, i: int) -> None:
+        """Kill slot i's zygote and all below it; the slot restarts on next use."""
         z, self._all[i] = self._all[i], None
         if z is not None:
             z.kill()
 
     def _restart(self, i: int) -> _Zygote:
+        """A new zygote for slot i, its worker ready."""
         z = self._new_zygote(i)
         z.wait_ready()
         return z
@@ -613,19 +699,36 @@ class PythonExecutor:
         return None, _request(program, inputs, extra)
 
 
-class _SlotFailed(str):
-    """Why a slot could not take a request (false, so `if not sent` reads well)."""
-
-    def __bool__(self) -> bool:
-        return False
-
-
 def _request(program: str, inputs: str, extra: bytes | None = None) -> bytes:
     """A worker request: JSON, then optionally a NUL and marshal((code, values)):
     the program compiled and the arguments evaluated by the trainer. (JSON escapes
     every control character, so the NUL is unambiguous.)"""
     head = json.dumps({"program": program, "inputs": inputs}).encode()
     return head if extra is None else head + b"\0" + extra
+
+
+def _parse_reply(body: bytes, duration_s: float) -> ExecResult:
+    """A worker's reply after its flag and nonce: the JSON list the harness writes.
+
+    threat: a program can write its own run's reply (it runs in the worker, beside
+    the nonce). It may decide its own result, as it could by returning a value, but
+    anything that is not what the harness writes (a string where ExecResult has one,
+    an output when ok, an error when not) is a 'crash: garbled reply', never a
+    field of another type for the caller to trip over.
+    """
+    try:
+        fields = json.loads(body)
+    except ValueError:
+        return ExecResult(False, None, "crash: garbled reply", duration_s)
+    if not (isinstance(fields, list) and len(fields) == 8):
+        return ExecResult(False, None, "crash: garbled reply", duration_s, "not the harness's reply")
+    ok, error, detail, output, roundtrip, stdout, violation, _ = fields
+    texts_or_none = all(v is None or isinstance(v, str) for v in (error, detail, output, stdout, violation))
+    settled = isinstance(output, str) and error is None if ok is True else isinstance(error, str)
+    if not (texts_or_none and settled):
+        return ExecResult(False, None, "crash: garbled reply", duration_s, "not the harness's reply")
+    return ExecResult(ok is True, output, error, duration_s, detail or "", stdout or "",
+                      roundtrip is True, violation)
 
 
 def _verdict(first: ExecResult, second: ExecResult) -> ValidationResult:
