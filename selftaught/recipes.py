@@ -1,0 +1,31 @@
+"""The project's recipes: the YAML files in the repository's `configs/`, read by the demo,
+the build scripts and the tests, so a recipe's values are written in one place.
+
+A recipe states only what differs from the defaults (`TrainConfig`), each line with its
+reason; a family shares a block through `base:` (`config.read_recipe`). Code that must
+run a recipe differently (the demo's output directory and run length) applies visible
+overrides to the dict `load_recipe` returns.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .config import read_recipe
+from .errors import UserError
+
+RECIPES_DIR = Path(__file__).resolve().parents[1] / "configs"
+"""`configs/` of the source checkout this package is imported from (`pip install -e .`)."""
+
+
+def recipe_path(name: str) -> Path:
+    """The file of recipe `name` ("intuitor_tiny.yaml")."""
+    if not RECIPES_DIR.is_dir():
+        raise UserError(f"recipe {name}: the recipes directory {RECIPES_DIR} is missing; the built-in recipes "
+                        "live in the repository's configs/, so run from a clone (pip install -e .)")
+    return RECIPES_DIR / name
+
+
+def load_recipe(name: str) -> dict:
+    """Recipe `name` as a raw config dict, its `base` merged in (validate with `build_config`)."""
+    return read_recipe(recipe_path(name))
