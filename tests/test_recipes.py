@@ -158,3 +158,19 @@ def test_set_dotted_creates_sections_and_refuses_to_descend_into_values():
         set_dotted(raw, "max_steps.value", 1)
     assert apply_overrides({}, ["model.name_or_path=tiny", "beta=0.01"]) == {"model": {"name_or_path": "tiny"},
                                                                            "beta": 0.01}
+
+
+def test_without_the_repositorys_configs_the_demo_is_one_line_exit_2(tmp_path):
+    """The recipes are read from the source checkout's configs/; a package copied without
+    them (an installed wheel) says so in one line instead of a traceback."""
+    import shutil
+    import subprocess
+    import sys
+
+    shutil.copytree(ROOT / "selftaught", tmp_path / "selftaught",
+                    ignore=shutil.ignore_patterns("assets", "__pycache__"))
+    done = subprocess.run([sys.executable, "-m", "selftaught", "demo", "--quick", "--output-dir", str(tmp_path / "o")],
+                          cwd=tmp_path, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(tmp_path)},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "configs" in done.stderr and "is missing" in done.stderr and len(done.stderr.strip().splitlines()) == 1
