@@ -38,12 +38,13 @@ from .trainer import Trainer
 
 METHODS = ("grpo", "intuitor", "majority_vote", "answer_agreement", "token_entropy", "trajectory_logprob")
 """The demo's math runs; run `m` trains the recipe configs/<m>_tiny.yaml (selftaught.recipes)."""
-MATH_BASE = load_recipe("tiny_math_base.yaml")
-"""The block every math recipe shares: model, data, group size, sampling temperature."""
-MATH_MODEL = MATH_BASE["model"]["name_or_path"]
-MATH_TEMPERATURE = MATH_BASE["temperature"]  # measured as trained: diagnose samples at the recipes' τ
-MATH_SAMPLES = MATH_BASE["num_generations"]
-MATH_CONTEXT = MATH_BASE["data"]["prompt_template"]
+MATH_BASE = build_config(load_recipe("tiny_math_base.yaml"))
+"""The block every math recipe shares (model, data, group size, sampling), validated: the
+demo measures with the settings it trains with."""
+MATH_MODEL = MATH_BASE.model.name_or_path
+MATH_TEMPERATURE = MATH_BASE.temperature
+MATH_SAMPLES = MATH_BASE.num_generations
+MATH_CONTEXT = MATH_BASE.data.prompt_template
 _MATH_CONFIGS = {method: build_config(load_recipe(f"{method}_tiny.yaml")) for method in METHODS}
 METHOD_REWARDS = {method: next(spec.name for spec in config.reward_specs() if spec.weight > 0)
                   for method, config in _MATH_CONFIGS.items()}
@@ -89,8 +90,8 @@ def measure_math(model: str, n: int, output_dir: Path) -> dict:
     """selftaught diagnose on `n` held-out problems: the accuracy figures, the procedure share
     and every label-free source's within-group AUROC."""
     record = run_diagnose(model, "addition", split="heldout", n=n, samples=MATH_SAMPLES,
-                          prompt_template=MATH_CONTEXT, temperature=MATH_TEMPERATURE, max_new_tokens=64,
-                          max_prompt_length=64, output_dir=str(output_dir), batch_size=64,
+                          prompt_template=MATH_CONTEXT, temperature=MATH_TEMPERATURE,
+                          max_new_tokens=MATH_BASE.max_completion_length, max_prompt_length=MATH_BASE.max_prompt_length, output_dir=str(output_dir), batch_size=64,
                           tags={"procedure": addition.uses_procedure})
     figures = {name: {**result, "n": record["n"]} for name, result in record["accuracy"].items()}
     figures[PROCEDURE] = {**record["tags"]["procedure"], "n": record["n"]}
