@@ -91,7 +91,8 @@ def measure_math(model: str, n: int, output_dir: Path) -> dict:
     and every label-free source's within-group AUROC."""
     record = run_diagnose(model, "addition", split="heldout", n=n, samples=MATH_SAMPLES,
                           prompt_template=MATH_CONTEXT, temperature=MATH_TEMPERATURE,
-                          max_new_tokens=MATH_BASE.max_completion_length, max_prompt_length=MATH_BASE.max_prompt_length, output_dir=str(output_dir), batch_size=64,
+                          max_new_tokens=MATH_BASE.max_completion_length, max_prompt_length=MATH_BASE.max_prompt_length,
+                          output_dir=str(output_dir), batch_size=64,
                           tags={"procedure": addition.uses_procedure})
     figures = {name: {**result, "n": record["n"]} for name, result in record["accuracy"].items()}
     figures[PROCEDURE] = {**record["tags"]["procedure"], "n": record["n"]}

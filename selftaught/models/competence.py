@@ -17,8 +17,8 @@ from ..azr.tasks import TASK_TYPES
 from ..config import TrainConfig, build_config
 from ..data import PromptRow, arithmetic
 from ..evaluate import Accuracy, math_accuracy
-from ..rollout import Sampler
 from ..recipes import load_recipe
+from ..rollout import Sampler
 from .corpus import ARITHMETIC_CONTEXT, held_out_tasks
 
 ARITHMETIC_TEMPERATURE = TrainConfig.model_fields["temperature"].default  # the default sampling τ (0.9)
