@@ -75,29 +75,30 @@ def run_trl(args, out: Path) -> dict:
     from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
     from trl import GRPOConfig, GRPOTrainer
 
+    from selftaught.config import build_config
     from selftaught.data import load_rows
     from selftaught.demo import DEMO_LEARNING_RATES
     from selftaught.models import resolve_model_name
     from selftaught.rollout import eos_token_ids
 
-    ours = recipe(out, args.steps)
-    data = ours["data"]
-    rows = load_rows(data["source"], split=data["split"], num_examples=data["num_examples"], seed=ours["seed"])
-    template = data["prompt_template"]
+    ours = build_config(recipe(out, args.steps))  # the validated recipe: the defaults it leaves out included
+    data = ours.data
+    rows = load_rows(data.source, split=data.split, num_examples=data.num_examples, seed=ours.seed)
+    template = data.prompt_template
     dataset = Dataset.from_list([{"prompt": template.format(prompt=r.prompt), "answer": r.answer} for r in rows])
-    model_dir = resolve_model_name(ours["model"]["name_or_path"])
+    model_dir = resolve_model_name(ours.model.name_or_path)
     tokenizer = PreTrainedTokenizerFast.from_pretrained(model_dir)
     tokenizer.padding_side = "left"
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype="float32")
     model.generation_config.eos_token_id = eos_token_ids(tokenizer, model)  # the ids our rollout stops on
-    G = ours["num_generations"]
-    batch = ours["per_device_train_batch_size"]  # completions per optimizer step (8 prompts × G)
+    G = ours.num_generations
+    batch = ours.per_device_train_batch_size  # completions per optimizer step (8 prompts × G)
     config = GRPOConfig(
-        output_dir=str(out / "run"), seed=ours["seed"], max_steps=args.steps,
+        output_dir=str(out / "run"), seed=ours.seed, max_steps=args.steps,
         # TRL counts completions: one generation batch of `batch` completions per optimizer step.
         per_device_train_batch_size=batch, gradient_accumulation_steps=1, steps_per_generation=1,
-        num_generations=G, num_iterations=1, max_completion_length=ours["max_completion_length"],
-        temperature=ours["temperature"], top_p=1.0, top_k=0, beta=ours["beta"],
+        num_generations=G, num_iterations=1, max_completion_length=ours.max_completion_length,
+        temperature=ours.temperature, top_p=1.0, top_k=0, beta=ours.beta,
         learning_rate=DEMO_LEARNING_RATES["grpo"], lr_scheduler_type="constant", warmup_steps=0,
         optim="adamw_torch", weight_decay=0.0, adam_beta1=0.9, adam_beta2=0.999, adam_epsilon=1e-8,
         max_grad_norm=1.0, epsilon=0.2, loss_type="dapo", scale_rewards="group",

@@ -26,15 +26,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from selftaught.config import build_config  # noqa: E402
 from selftaught.data import addition  # noqa: E402
 from selftaught.diagnose import run_diagnose  # noqa: E402
 from selftaught.tiny.addition_corpus import ANSWER_CONTEXT, addition_corpus  # noqa: E402
 from selftaught.tiny.pretrain import pretrain  # noqa: E402
 from selftaught.models.tiny_random import qwen2_model, train_bpe_tokenizer  # noqa: E402
+from selftaught.recipes import load_recipe  # noqa: E402
 
-TEMPERATURE = 1.0
-"""The tiny-math recipes' sampling temperature: sampled, the model takes each habit as often as it learned it."""
-MAX_NEW_TOKENS = 64
+RECIPE = build_config(load_recipe("tiny_math_base.yaml"))
+"""The tiny-math recipes' shared settings: the model card is measured as the model is trained."""
+TEMPERATURE = RECIPE.temperature
+"""Sampled, the model takes each habit as often as it learned it."""
+MAX_NEW_TOKENS = RECIPE.max_completion_length
 
 
 def measure(model_dir: Path, n: int, samples: int, seed: int) -> dict:

@@ -25,6 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from selftaught.azr.tasks import TASK_TYPES  # noqa: E402
 from selftaught.tiny.competence import measure_competence  # noqa: E402
 from selftaught.tiny.corpus import build_corpus  # noqa: E402
 from selftaught.tiny.pretrain import pretrain  # noqa: E402
@@ -48,7 +49,7 @@ def target_rows(values: dict) -> list[tuple[str, str, bool]]:
     sampled, greedy = values["arithmetic/sampled"], values["arithmetic/greedy"]
     rows = [("arithmetic accuracy at the sampling temperature in 20–80%", f"{sampled:.3f}", 0.2 <= sampled <= 0.8),
             ("greedy arithmetic accuracy above sampled", f"{greedy:.3f} vs {sampled:.3f}", greedy > sampled)]
-    for task_type in ("deduction", "abduction", "induction"):
+    for task_type in TASK_TYPES:
         valid = values[f"azr/{task_type}/propose_valid"]
         rows.append((f"≥ 20% valid AZR {task_type} proposals (τ = 1.0)", f"{valid:.3f}", valid >= 0.2))
     solve = values["azr/deduction/solve"]

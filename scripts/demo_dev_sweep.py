@@ -6,8 +6,8 @@ the held-out data the demo reports.
 For each method and rate it trains the demo's recipe (`selftaught.demo.math_recipe`)
 from `tiny-math` on the RL prompts (`train` split) and measures sampled pass@1 on
 200 problems of the `dev` split (disjoint from train and held-out by the content
-hash of `data.addition`). It prints the table and each method's best rate; the
-demo's `DEMO_LEARNING_RATES` records the choice.
+hash of `data.addition`). It prints the table and each method's best rate; each
+recipe, configs/<method>_tiny.yaml, records its choice with the figures behind it.
 """
 
 from __future__ import annotations
@@ -21,15 +21,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from selftaught.config import build_config  # noqa: E402
-from selftaught.demo import MATH_MODEL, MATH_SAMPLES, MATH_TEMPERATURE, METHOD_REWARDS, math_recipe  # noqa: E402
+from selftaught.demo import (MATH_BASE, MATH_MODEL, MATH_SAMPLES, MATH_TEMPERATURE, METHOD_REWARDS,  # noqa: E402
+                             math_recipe)
 from selftaught.diagnose import run_diagnose  # noqa: E402
-from selftaught.tiny.addition_corpus import ANSWER_CONTEXT  # noqa: E402
 from selftaught.trainer import Trainer  # noqa: E402
 
 
 def dev_pass_at_1(model: str, n: int, scratch: Path) -> dict:
-    record = run_diagnose(model, "addition", split="dev", n=n, samples=MATH_SAMPLES, prompt_template=ANSWER_CONTEXT,
-                          temperature=MATH_TEMPERATURE, max_new_tokens=64, max_prompt_length=64,
+    record = run_diagnose(model, "addition", split="dev", n=n, samples=MATH_SAMPLES,
+                          prompt_template=MATH_BASE.data.prompt_template, temperature=MATH_TEMPERATURE,
+                          max_new_tokens=MATH_BASE.max_completion_length, max_prompt_length=MATH_BASE.max_prompt_length,
                           output_dir=str(scratch / "diagnose"), batch_size=64)
     return record["accuracy"]["pass@1"]
 

@@ -25,13 +25,15 @@ def _train(args) -> int:
 
 
 def _eval(args) -> int:
-    from .evaluate.runner import evaluate, format_table
+    from .evaluate.config import eval_config
+    from .evaluate.runner import format_table, run_eval
 
-    results = evaluate(args.model, args.benchmark, limit=args.limit, samples=args.samples,
-                       temperature=args.temperature, top_p=args.top_p, max_new_tokens=args.max_new_tokens,
-                       batch_size=args.batch_size, seed=args.seed, output_dir=args.output_dir, dtype=args.dtype,
-                       use_chat_template=args.chat_template,
-                       log_every=0 if args.quiet else 1 if args.log_every is None else args.log_every)
+    config = eval_config(model=args.model, benchmarks=args.benchmark, limit=args.limit, samples=args.samples,
+                         temperature=args.temperature, top_p=args.top_p, max_new_tokens=args.max_new_tokens,
+                         batch_size=args.batch_size, seed=args.seed, output_dir=args.output_dir, dtype=args.dtype,
+                         use_chat_template=args.chat_template,
+                         log_every=0 if args.quiet else 1 if args.log_every is None else args.log_every)
+    results = run_eval(config)
     print(format_table(results))
     print(f"results: {args.output_dir}/results.json")
     return 0

@@ -248,20 +248,27 @@ def _parse_scalar(text: str) -> Any:
         return text
 
 
+def set_dotted(raw: dict, key: str, value: Any) -> dict:
+    """Set `key` (dotted for nested sections: "azr.seed_rounds") to `value` in a raw config dict,
+    creating the sections on the way."""
+    node = raw
+    *parents, last = key.strip().split(".")
+    for part in parents:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise UserError(f"config key {key}: {part!r} is not a section")
+        node = child
+    node[last] = value
+    return raw
+
+
 def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     """Apply `key=value` (dotted keys for nested sections) to a raw config dict."""
     for item in overrides:
         if "=" not in item:
             raise UserError(f"--set expects key=value, got {item!r}")
         key, value = item.split("=", 1)
-        node = raw
-        parts = key.strip().split(".")
-        for part in parts[:-1]:
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                raise UserError(f"--set {key}: {part!r} is not a section")
-            node = child
-        node[parts[-1]] = _parse_scalar(value)
+        set_dotted(raw, key, _parse_scalar(value))
     return raw
 
 
@@ -289,17 +296,46 @@ def build_config(raw: dict, model: type[BaseModel] = TrainConfig) -> Any:
         raise UserError(_describe(error, model)) from None
 
 
+def merge_recipes(base: dict, recipe: dict) -> dict:
+    """`recipe` on top of `base`: sections (mappings) merge key by key, any other value
+    (a number, a list such as `rewards`) replaces the base's."""
+    merged = dict(base)
+    for key, value in recipe.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            value = merge_recipes(merged[key], value)
+        merged[key] = value
+    return merged
+
+
+def read_recipe(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
+    """A YAML recipe as a raw dict. A top-level `base: other.yaml` (relative to this file)
+    builds on another recipe: this file's keys are merged over the base's (`merge_recipes`),
+    so a family of recipes states its shared block once."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"config file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise UserError(f"config {path}: not valid YAML ({str(error).splitlines()[0]})") from None
+    if not isinstance(raw, dict):
+        raise UserError(f"config {path}: expected a mapping of keys to values")
+    if "base" not in raw:
+        return raw
+    base = raw.pop("base")
+    if not isinstance(base, str) or not base:
+        raise UserError(f"config {path}: base must be the path of another recipe, got {base!r}")
+    base_path = (path.parent / base).resolve()
+    chain = (*_seen, path.resolve())
+    if base_path in chain:
+        raise UserError(f"config {path}: base {base} leads back to itself "
+                        f"({' -> '.join(p.name for p in (*chain, base_path))})")
+    if not base_path.is_file():
+        raise UserError(f"config {path}: base recipe not found: {base_path}")
+    return merge_recipes(read_recipe(base_path, chain), raw)
+
+
 def load_config(path: str | Path | None, overrides: list[str] = (), model: type[BaseModel] = TrainConfig) -> Any:
-    """Read a YAML recipe, apply `--set` overrides, validate."""
-    raw: dict = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise UserError(f"config file not found: {path}")
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as error:
-            raise UserError(f"config {path}: not valid YAML ({str(error).splitlines()[0]})") from None
-        if not isinstance(raw, dict):
-            raise UserError(f"config {path}: expected a mapping of keys to values")
+    """Read a YAML recipe (with its `base`, if any), apply `--set` overrides, validate."""
+    raw = read_recipe(path) if path is not None else {}
     return build_config(apply_overrides(raw, list(overrides)), model)

@@ -27,74 +27,72 @@ from pathlib import Path
 
 import torch
 
-from .config import build_config
+from .config import build_config, set_dotted
 from .data import addition
 from .diagnose import run_diagnose
-from .tiny.addition_corpus import ANSWER_CONTEXT
-from .tiny.competence import AZR_COMPLETION_TOKENS, AZR_SETTINGS, AZR_TEMPERATURE, program_solve_rates
+from .errors import UserError
+from .tiny.competence import program_solve_rates
+from .recipes import load_recipe
 from .report import AZR_TYPES, CURVES, write_report
 from .trainer import Trainer
 
-MATH_MODEL = "tiny-math"
-PROGRAM_MODEL = "tiny"
-MATH_TEMPERATURE = 1.0  # sampled, the base model takes each habit as often as it learned it
-MATH_SAMPLES = 8
-METHOD_REWARDS = {
-    "grpo": "math_answer",  # the labelled baseline
-    "intuitor": "self_certainty",
-    "majority_vote": "majority_vote",
-    "answer_agreement": "answer_agreement",
-    "token_entropy": "token_entropy",
-    "trajectory_logprob": "trajectory_logprob",
-}
+METHODS = ("grpo", "intuitor", "majority_vote", "answer_agreement", "token_entropy", "trajectory_logprob")
+"""The demo's math runs; run `m` trains the recipe configs/<m>_tiny.yaml (selftaught.recipes)."""
+MATH_BASE = build_config(load_recipe("tiny_math_base.yaml"))
+"""The block every math recipe shares (model, data, group size, sampling), validated: the
+demo measures with the settings it trains with."""
+MATH_MODEL = MATH_BASE.model.name_or_path
+MATH_TEMPERATURE = MATH_BASE.temperature
+MATH_SAMPLES = MATH_BASE.num_generations
+MATH_CONTEXT = MATH_BASE.data.prompt_template
+_MATH_CONFIGS = {method: build_config(load_recipe(f"{method}_tiny.yaml")) for method in METHODS}
+METHOD_REWARDS = {method: next(spec.name for spec in config.reward_specs() if spec.weight > 0)
+                  for method, config in _MATH_CONFIGS.items()}
 """Demo run → the one reward it trains on (every label-free run also logs gold accuracy, weight 0)."""
 LABEL_FREE = tuple(name for name in METHOD_REWARDS if name != "grpo")
-DEMO_LEARNING_RATES = {"grpo": 3e-4, "intuitor": 1e-4, "majority_vote": 3e-4, "answer_agreement": 3e-4,
-                       "token_entropy": 1e-4, "trajectory_logprob": 3e-4}
-"""Chosen on the `dev` split, never on held-out data: `python scripts/demo_dev_sweep.py --rates 1e-4 3e-4 6e-4`
-(40 steps; dev pass@1 from a base of 0.282 — grpo 0.449 / 0.887 / 0.814, intuitor 0.099 / 0.019 / 0.001,
-majority_vote 0.422 / 0.746 / 0.054, answer_agreement 0.438 / 0.833 / 0.039, token_entropy 0.454 / 0.441 /
-0.041, trajectory_logprob 0.440 / 0.524 / 0.000). Intuitor is below its base at every rate; 1e-4 hurts least."""
+DEMO_LEARNING_RATES = {method: config.learning_rate for method, config in _MATH_CONFIGS.items()}
+"""Chosen on the `dev` split, never on held-out data (scripts/demo_dev_sweep.py); each
+recipe file states its rate with the dev figures behind it."""
+PROGRAM_MODEL = load_recipe("azr_tiny.yaml")["model"]["name_or_path"]
 PROGRAM_TYPES = ("deduction", "abduction")  # the held-out program I/O tasks
 PROCEDURE = "procedure share"
 
 
-def _common(output_dir: Path, steps: int) -> dict:
-    return {"output_dir": str(output_dir), "max_steps": steps, "seed": 0, "save_steps": steps,
-            "save_total_limit": 1, "progress_bar": True}
+def _with_overrides(recipe: dict, overrides: dict) -> dict:
+    for key, value in overrides.items():
+        set_dotted(recipe, key, value)
+    return recipe
+
+
+def run_overrides(output_dir: Path, steps: int) -> dict:
+    """What the demo changes in every recipe it loads: where it writes, how long it runs
+    (one checkpoint, at the end)."""
+    return {"output_dir": str(output_dir), "max_steps": steps, "save_steps": steps}
 
 
 def math_recipe(method: str, output_dir: Path, steps: int) -> dict:
-    """8 RL prompts × G = 8 completions per step from the addition generator's `train` split."""
-    reward = METHOD_REWARDS[method]
-    logged = [] if reward == "math_answer" else [{"name": "math_answer", "weight": 0.0}]
-    return {**_common(output_dir, steps), "method": "grpo" if method == "grpo" else "intuitor",
-            "model": {"name_or_path": MATH_MODEL},
-            "rewards": [{"name": reward, "weight": 1.0}, *logged],
-            "data": {"source": "addition", "split": "train", "num_examples": 2000, "prompt_template": ANSWER_CONTEXT},
-            "num_generations": MATH_SAMPLES, "per_device_train_batch_size": 8 * MATH_SAMPLES,
-            "max_prompt_length": 64, "max_completion_length": 64, "temperature": MATH_TEMPERATURE,
-            "learning_rate": DEMO_LEARNING_RATES[method], "lr_scheduler_type": "constant", "warmup_ratio": 0.0,
-            "beta": 0.0}
+    """configs/<method>_tiny.yaml: 8 RL prompts × G = 8 completions per step from the addition
+    generator's `train` split, with the demo's `run_overrides`."""
+    if method not in METHODS:
+        raise UserError(f"demo: unknown method {method!r}; one of {', '.join(METHODS)}")
+    return _with_overrides(load_recipe(f"{method}_tiny.yaml"), run_overrides(output_dir, steps))
 
 
 def azr_recipe(output_dir: Path, steps: int, per_type_role: int) -> dict:
-    """azr_tiny: the paper's loop at a CPU-sized batch, from the program model."""
-    return {**_common(output_dir, steps), "method": "azr", "model": {"name_or_path": PROGRAM_MODEL},
-            "azr": {**AZR_SETTINGS, "tasks_per_type_role": per_type_role, "learnability_rollouts": 4,
-                    "seed_proposals": per_type_role, "seed_rounds": 1},
-            "per_device_train_batch_size": 24, "max_prompt_length": 1024,
-            "max_completion_length": AZR_COMPLETION_TOKENS,
-            "temperature": AZR_TEMPERATURE, "learning_rate": 1e-4, "lr_scheduler_type": "constant",
-            "warmup_ratio": 0.0, "beta": 0.0}
+    """configs/azr_tiny.yaml: the paper's loop at a CPU-sized batch, from the program model, with
+    the demo's `run_overrides` and `per_type_role` tasks per type and role (also the seed batch)."""
+    return _with_overrides(load_recipe("azr_tiny.yaml"), {**run_overrides(output_dir, steps),
+                                                          "azr.tasks_per_type_role": per_type_role,
+                                                          "azr.seed_proposals": per_type_role})
 
 
 def measure_math(model: str, n: int, output_dir: Path) -> dict:
     """selftaught diagnose on `n` held-out problems: the accuracy figures, the procedure share
     and every label-free source's within-group AUROC."""
     record = run_diagnose(model, "addition", split="heldout", n=n, samples=MATH_SAMPLES,
-                          prompt_template=ANSWER_CONTEXT, temperature=MATH_TEMPERATURE, max_new_tokens=64,
-                          max_prompt_length=64, output_dir=str(output_dir), batch_size=64,
+                          prompt_template=MATH_CONTEXT, temperature=MATH_TEMPERATURE,
+                          max_new_tokens=MATH_BASE.max_completion_length, max_prompt_length=MATH_BASE.max_prompt_length,
+                          output_dir=str(output_dir), batch_size=64,
                           tags={"procedure": addition.uses_procedure})
     figures = {name: {**result, "n": record["n"]} for name, result in record["accuracy"].items()}
     figures[PROCEDURE] = {**record["tags"]["procedure"], "n": record["n"]}

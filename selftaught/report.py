@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .azr.tasks import TASK_TYPES
+
 CURVES = {
     "reward/mean": "reward (the method's own)",
     "rewards/math_answer/mean": "gold-answer accuracy on training batches",
@@ -26,7 +28,7 @@ PLOTTED_CURVES = {
     "self_certainty/mean": ("self-certainty, mean KL(U‖p) in nats (Intuitor's reward)", set()),
     "completion_length/mean": ("completion length, tokens (the procedure is longer)", set()),
 }
-AZR_TYPES = ("deduction", "abduction", "induction")
+AZR_TYPES = TASK_TYPES  # the name the report modules use
 COLORS = {"base": "C0", "intuitor": "C1", "grpo": "C2", "azr": "C3", "majority_vote": "C4",
           "answer_agreement": "C5", "token_entropy": "C6", "trajectory_logprob": "C7"}
 """One colour per model in every panel."""

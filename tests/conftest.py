@@ -3,17 +3,18 @@ from pathlib import Path
 
 import pytest
 
+from selftaught.config import set_dotted
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def tiny_overrides(output_dir, **extra) -> dict:
-    """A fast training config on the built-in random model (a few seconds per run)."""
+    """A fast training config on the built-in random model (a few seconds per run); keys left
+    out keep their defaults (model `tiny-random`, data `arithmetic`, seed 0)."""
     raw = {
         "output_dir": str(output_dir),
         "max_steps": 2,
-        "seed": 0,
-        "model": {"name_or_path": "tiny-random"},
-        "data": {"source": "arithmetic", "num_examples": 64, "prompt_template": "Q: {prompt}\nA:"},
+        "data": {"num_examples": 64, "prompt_template": "Q: {prompt}\nA:"},
         "num_generations": 2,
         "per_device_train_batch_size": 4,
         "max_prompt_length": 48,
@@ -27,12 +28,12 @@ def tiny_overrides(output_dir, **extra) -> dict:
 
 
 def azr_overrides(output_dir, **extra) -> dict:
-    """A fast Absolute Zero config on the built-in random model (scripted policies drive it)."""
+    """A fast Absolute Zero config on the built-in random model (scripted policies drive it); keys
+    left out keep their defaults (model `tiny-random`, seed 0, 2 executor workers)."""
     raw = {
-        "method": "azr", "output_dir": str(output_dir), "max_steps": 2, "seed": 0,
-        "model": {"name_or_path": "tiny-random"},
+        "method": "azr", "output_dir": str(output_dir), "max_steps": 2,
         "azr": {"tasks_per_type_role": 2, "learnability_rollouts": 3, "num_references": 1, "induction_inputs": 4,
-                "seed_proposals": 2, "seed_rounds": 1, "executor_workers": 2, "executor_timeout_s": 2.0},
+                "seed_proposals": 2, "seed_rounds": 1, "executor_timeout_s": 2.0},
         "per_device_train_batch_size": 12, "max_prompt_length": 1024, "max_completion_length": 160,
         "learning_rate": 1e-4, "lr_scheduler_type": "constant", "warmup_ratio": 0.0,
         "temperature": 1.0, "save_steps": 1, "progress_bar": False,
@@ -43,11 +44,7 @@ def azr_overrides(output_dir, **extra) -> dict:
 def _override(raw: dict, extra: dict) -> dict:
     """Set dotted keys ("azr.seed_rounds") in a raw config."""
     for key, value in extra.items():
-        node = raw
-        *parents, last = key.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[last] = value
+        set_dotted(raw, key, value)
     return raw
 
 

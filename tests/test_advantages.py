@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from selftaught.advantages import combine_advantages, group_advantages, keyed_advantages
+from selftaught.azr.tasks import TASK_TYPES
 
 
 def ref_group_advantages(rewards, G, scale, eps):
@@ -86,7 +87,7 @@ def ref_keyed(rewards, keys, scale, eps):
 @pytest.mark.parametrize("scale", [True, False])
 def test_keyed_advantages_match_loop(scale):
     g = torch.Generator().manual_seed(0)
-    kinds = [(t, r) for t in ("deduction", "abduction", "induction") for r in ("propose", "solve")]
+    kinds = [(t, r) for t in TASK_TYPES for r in ("propose", "solve")]
     keys = [kinds[int(i)] for i in torch.randint(0, 6, (40,), generator=g)]  # interleaved
     keys.append(("induction", "rare"))  # a singleton
     rewards = torch.randn(len(keys), generator=g, dtype=torch.float64)

@@ -7,11 +7,12 @@ import json
 from conftest import azr_overrides
 
 from selftaught.azr.scripted import CANNED, ScriptedSampler
+from selftaught.azr.tasks import TASK_TYPES
 from selftaught.cli import main
 from selftaught.config import build_config
 from selftaught.trainer import Trainer
 
-TYPES = ("deduction", "abduction", "induction")
+TYPES = TASK_TYPES
 ROLES = ("propose", "solve")
 
 

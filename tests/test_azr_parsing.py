@@ -6,9 +6,9 @@ from selftaught.azr.parsing import (MAX_RESPONSE_CHARS, answer_section, fenced_b
                                     parse_proposal)
 from selftaught.azr.prompts import prompt_role, proposer_prompt, solver_prompt, wrap_prompt
 from selftaught.azr.rewards import solver_reward
-from selftaught.azr.tasks import TASK_TYPE_SPECS, Task, seed_task
+from selftaught.azr.tasks import TASK_TYPE_SPECS, TASK_TYPES, Task, seed_task
 
-TYPES = ("deduction", "abduction", "induction")
+TYPES = TASK_TYPES
 PROGRAM = "def f(xs, k):\n    return sorted(xs)[:k]"
 
 

@@ -7,6 +7,7 @@ import torch
 
 from selftaught.azr.episodes import AZREpisodes, TrainedRow
 from selftaught.azr.rewards import MALFORMED, learnability_reward, proposer_reward, solve_rate, solver_reward
+from selftaught.azr.tasks import TASK_TYPES
 from selftaught.config import build_config
 from selftaught.rewards import Scores
 from selftaught.rollout import Rollout
@@ -97,7 +98,7 @@ def _six_groups():
     types, roles, rewards = [], [], []
     choices = {"propose": [-1.0, 0.0, 0.25, 0.5, 0.875], "solve": [-1.0, -0.5, 1.0]}
     for _ in range(5):  # interleaved rows: groups need not be contiguous
-        for task_type in ("deduction", "abduction", "induction"):
+        for task_type in TASK_TYPES:
             for role in ("propose", "solve"):
                 options = choices[role]
                 types.append(task_type)

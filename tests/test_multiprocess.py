@@ -18,6 +18,7 @@ from safetensors.torch import load_file
 from conftest import ROOT, tiny_overrides
 from multiprocess_worker import SCENARIOS, equivalence_step
 
+from selftaught.azr.tasks import TASK_TYPES
 from selftaught.config import build_config
 from selftaught.distributed import Processes, check_launch
 from selftaught.errors import UserError
@@ -92,7 +93,7 @@ def test_azr_two_processes_share_one_global_buffer(two_process_results):
         assert rank["proposed"] and all(json.dumps(task) in held for task in rank["proposed"])
     assert ranks[0]["rng"] != ranks[1]["rng"], "ranks must sample from different random streams"
     row = ranks[0]["rows"][0]
-    for task_type in ("deduction", "abduction", "induction"):  # B = 2 over all ranks, 1 per rank
+    for task_type in TASK_TYPES:  # B = 2 over all ranks, 1 per rank
         assert row[f"azr/{task_type}/propose/count"] == 2 and row[f"azr/{task_type}/solve/count"] == 2
         assert row[f"azr/seed/{task_type}/proposals"] == 2
     state = torch.load(out / "checkpoints" / "step-1" / "trainer_state.pt", weights_only=False)
@@ -154,7 +155,7 @@ def test_azr_two_processes_end_to_end_on_the_random_model(tmp_path):
                       executor_workers=1)
     train(write(tmp_path / "azr.yaml", raw))
     (row,) = rows(tmp_path / "azr")
-    for task_type in raw["azr"].get("task_types", ["deduction", "abduction", "induction"]):
+    for task_type in raw["azr"].get("task_types", TASK_TYPES):
         assert row[f"azr/{task_type}/propose/count"] == 2 and row[f"azr/{task_type}/solve/count"] == 2
     assert (tmp_path / "azr" / "buffers" / "deduction.jsonl").is_file()
 

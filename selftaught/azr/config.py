@@ -6,13 +6,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-TASK_TYPES = ("deduction", "abduction", "induction")
+from .tasks import TASK_TYPES, TaskTypeName
 
 
 class AZRConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    task_types: list[Literal["deduction", "abduction", "induction"]] = list(TASK_TYPES)
+    task_types: list[TaskTypeName] = list(TASK_TYPES)
     tasks_per_type_role: int = Field(64, ge=1)
     """Batch size per (task type × role) per step: 64 → 384 samples (AZR default)."""
     learnability_rollouts: int = Field(8, ge=1)
@@ -45,7 +45,7 @@ class AZRConfig(BaseModel):
     @classmethod
     def _distinct_types(cls, value: list[str]) -> list[str]:
         if not value:
-            raise ValueError("azr.task_types needs at least one of deduction, abduction, induction")
+            raise ValueError(f"azr.task_types needs at least one of {', '.join(TASK_TYPES)}")
         if len(set(value)) != len(value):
             raise ValueError(f"azr.task_types lists a type twice: {value}")
         return value

@@ -12,6 +12,12 @@ it answers; prompts (`prompts.py`), parsing (`parsing.py`) and answer checking
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Literal
+
+TASK_TYPES = ("deduction", "abduction", "induction")
+"""The three task types, in the order they are trained, logged and reported: the one place
+their names are written (`TASK_TYPE_SPECS` describes each)."""
+TaskTypeName = Literal[TASK_TYPES]  # for typed config fields (AZRConfig.task_types)
 
 IDENTITY_PROGRAM = "def f(a):\n    return a"
 IDENTITY_INPUT = "'Hello world'"
@@ -94,7 +100,7 @@ class TaskType:
     uses_references: bool = True
 
 
-TASK_TYPE_SPECS: dict[str, TaskType] = {
+TASK_TYPE_SPECS: dict[str, TaskType] = {  # keyed in TASK_TYPES order (a test checks)
     "deduction": TaskType(
         name="deduction",
         proposer_goal=("The solver will be shown your program and your input and must predict the "

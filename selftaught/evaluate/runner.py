@@ -17,14 +17,13 @@ from pathlib import Path
 import torch
 
 from ..console import interactive, silence_library_bars
-from ..errors import UserError
 from ..prompting import format_prompt, uses_chat_template
 from . import Accuracy
-from .benchmarks import NAMES, Benchmark, Item, load_benchmark, needs_executor
+from .benchmarks import Benchmark, Item, load_benchmark, needs_executor
+from .config import EvalConfig, eval_config
 from .passk import mean_pass_at_k, report_ks
 
 CHAT_TEMPLATE_FLAG = "--chat-template"
-DEFAULT_SAMPLING_TEMPERATURE = 0.8  # when --samples > 1 and no temperature is given (Codex's pass@k setting)
 
 
 def _prompt(tokenizer, item: Item, use_chat_template: str) -> str:
@@ -106,80 +105,68 @@ def _summary(bench: Benchmark, correct: list[list[bool]], samples: int) -> dict:
     return summary
 
 
-def evaluate(model: str, benchmarks: list[str], *, limit: int | None = None, samples: int = 1,
-             temperature: float | None = None, top_p: float = 1.0, max_new_tokens: int | None = None,
-             batch_size: int = 16, seed: int = 0, output_dir: str | None = "runs/eval", dtype: str = "auto",
-             use_chat_template: str = "auto", max_prompt_length: int = 2048, executor_workers: int = 2,
-             log_every: int = 1) -> dict:
+def evaluate(model: str, benchmarks: list[str] | str, **settings) -> dict:
     """Evaluate `model` on `benchmarks`; write `output_dir/results.json` and return the same dict.
-    `log_every`: a progress line on stderr every N generate batches (0 = none)."""
+    `settings` are `EvalConfig`'s (limit, samples, temperature, top_p, max_new_tokens, batch_size,
+    seed, output_dir, dtype, use_chat_template, max_prompt_length, executor_workers, log_every),
+    validated there."""
+    return run_eval(eval_config(model=model, benchmarks=benchmarks, **settings))
+
+
+def run_eval(config: EvalConfig) -> dict:
+    """`evaluate` with validated settings (what `selftaught eval` builds from its flags)."""
     from ..models import load_model, resolve_model_name
     from ..rollout import Sampler
 
-    if samples < 1:
-        raise UserError(f"--samples must be at least 1, got {samples}")
-    if temperature is None:
-        temperature = 0.0 if samples == 1 else DEFAULT_SAMPLING_TEMPERATURE
-    if temperature < 0 or (samples > 1 and temperature == 0):
-        raise UserError("--samples > 1 needs --temperature > 0 (greedy samples are all the same)")
-    for flag, value in (("--batch-size", batch_size), ("--limit", limit), ("--max-new-tokens", max_new_tokens)):
-        if value is not None and value < 1:
-            raise UserError(f"{flag} must be at least 1, got {value}")
-    greedy = temperature == 0
     started = time.perf_counter()
-    benchmarks = [b.strip() for name in benchmarks for b in name.split(",") if b.strip()]
-    if not benchmarks:
-        raise UserError("name at least one benchmark")
     preloaded = {}  # user files, read once: fail on a bad file before the model loads
-    for name in benchmarks:
+    for name in config.benchmarks:
         if name.endswith(".jsonl"):
-            preloaded[name] = load_benchmark(name, limit)
-        elif name not in NAMES:
-            raise UserError(f"unknown benchmark {name!r}; choose from {', '.join(NAMES)} or a .jsonl file")
+            preloaded[name] = load_benchmark(name, config.limit)
 
-    if log_every < 0:
-        raise UserError(f"--log-every must be 0 or more, got {log_every}")
     if not interactive():
         silence_library_bars()  # transformers' weight-loading bar would write \r frames into a log
-    resolved = resolve_model_name(model)
-    policy, tokenizer = load_model(model, dtype)
+    resolved = resolve_model_name(config.model)
+    policy, tokenizer = load_model(config.model, config.dtype)
     policy.eval()
-    settings = {"samples": samples, "temperature": temperature, "greedy": greedy, "top_p": top_p, "seed": seed,
-                "limit": limit, "batch_size": batch_size, "max_new_tokens": max_new_tokens,
-                "chat_template": uses_chat_template(tokenizer, use_chat_template, CHAT_TEMPLATE_FLAG)}
-    results = {"model": model, "resolved_model": resolved, "settings": settings, "benchmarks": {}}
+    settings = {"samples": config.samples, "temperature": config.temperature, "greedy": config.greedy,
+                "top_p": config.top_p, "seed": config.seed, "limit": config.limit, "batch_size": config.batch_size,
+                "max_new_tokens": config.max_new_tokens,
+                "chat_template": uses_chat_template(tokenizer, config.use_chat_template, CHAT_TEMPLATE_FLAG)}
+    results = {"model": config.model, "resolved_model": resolved, "settings": settings, "benchmarks": {}}
     executor = None
     try:
-        if any(needs_executor(name) for name in benchmarks):
+        if any(needs_executor(name) for name in config.benchmarks):
             from ..executor import PythonExecutor
 
-            executor = PythonExecutor(workers=executor_workers, timeout_s=10.0, memory_mb=512)
-        for name in benchmarks:
+            executor = PythonExecutor(workers=config.executor_workers, timeout_s=10.0, memory_mb=512)
+        for name in config.benchmarks:
             t0 = time.perf_counter()
-            bench = preloaded.get(name) or load_benchmark(name, limit, executor)
-            new_tokens = max_new_tokens or bench.max_new_tokens
-            sampler = Sampler(policy, tokenizer, max_prompt_length=max_prompt_length,
-                              max_completion_length=new_tokens, temperature=temperature or 1.0, top_p=top_p,
-                              generation_batch_size=batch_size)
-            prompts = [_prompt(tokenizer, item, use_chat_template) for item in bench.items]
-            torch.manual_seed(seed)
-            responses = _generate(sampler, prompts, samples, greedy, batch_size, bench.name, log_every)
+            bench = preloaded.get(name) or load_benchmark(name, config.limit, executor)
+            new_tokens = config.max_new_tokens or bench.max_new_tokens
+            sampler = Sampler(policy, tokenizer, max_prompt_length=config.max_prompt_length,
+                              max_completion_length=new_tokens, temperature=config.temperature or 1.0,
+                              top_p=config.top_p, generation_batch_size=config.batch_size)
+            prompts = [_prompt(tokenizer, item, config.use_chat_template) for item in bench.items]
+            torch.manual_seed(config.seed)
+            responses = _generate(sampler, prompts, config.samples, config.greedy, config.batch_size, bench.name,
+                                  config.log_every)
             correct, extracted = check_responses(bench, responses, executor)
-            summary = _summary(bench, correct, samples)
+            summary = _summary(bench, correct, config.samples)
             summary.update(seconds=time.perf_counter() - t0, max_new_tokens=new_tokens, **bench.notes)
             summary["items"] = [
                 {"id": item.id, "kind": item.kind, "gold": item.gold, "prompt": prompt,
                  "responses": texts, "extracted": [None if e is None else str(e) for e in ex], "correct": c}
                 for item, prompt, texts, ex, c in zip(bench.items, prompts, responses, extracted, correct)]
             results["benchmarks"][bench.name] = summary
-            if output_dir:
-                _write(results, output_dir)
+            if config.output_dir:
+                _write(results, config.output_dir)
     finally:
         if executor is not None:
             executor.close()
     results["seconds"] = time.perf_counter() - started
-    if output_dir:
-        _write(results, output_dir)
+    if config.output_dir:
+        _write(results, config.output_dir)
     return results
 
 

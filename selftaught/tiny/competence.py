@@ -13,17 +13,21 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 from ..azr.episodes import AZREpisodes
-from ..config import build_config
+from ..azr.tasks import TASK_TYPES
+from ..config import TrainConfig, build_config
 from ..data import PromptRow, arithmetic
 from ..evaluate import Accuracy, math_accuracy
+from ..recipes import load_recipe
 from ..rollout import Sampler
 from .corpus import ARITHMETIC_CONTEXT, held_out_tasks
 
-ARITHMETIC_TEMPERATURE = 0.9  # intuitor_tiny / grpo_tiny / the demo
-AZR_TEMPERATURE = 1.0  # AZR's default
-AZR_SETTINGS = {"num_references": 2, "induction_inputs": 4, "executor_workers": 2, "executor_timeout_s": 2.0}
-"""The AZR prompt settings of the tiny recipes (and of the pretraining corpus)."""
-AZR_COMPLETION_TOKENS = 256
+ARITHMETIC_TEMPERATURE = TrainConfig.model_fields["temperature"].default  # the default sampling τ (0.9)
+AZR_RECIPE = load_recipe("azr_tiny.yaml")
+"""configs/azr_tiny.yaml: the prompt, executor and sampling settings `tiny` is measured with."""
+AZR_TEMPERATURE = AZR_RECIPE["temperature"]
+AZR_SETTINGS = {key: AZR_RECIPE["azr"][key] for key in ("num_references", "induction_inputs", "executor_timeout_s")}
+"""The AZR prompt settings of the tiny recipe (and of the pretraining corpus)."""
+AZR_COMPLETION_TOKENS = AZR_RECIPE["max_completion_length"]
 """Room for the worked execution traces the built-in model writes as deduction solver."""
 
 
@@ -41,7 +45,7 @@ def arithmetic_accuracy(model, tokenizer, n: int, seed: int = 0, greedy: bool = 
 @contextmanager
 def azr_evaluator(tokenizer, seed: int = 0):
     """An AZREpisodes used only for its prompts, validation and checking."""
-    config = build_config({"method": "azr", "seed": seed, "max_prompt_length": 1024,
+    config = build_config({"method": "azr", "seed": seed, "max_prompt_length": AZR_RECIPE["max_prompt_length"],
                            "azr": {**AZR_SETTINGS, "seed_proposals": 0}})
     source = AZREpisodes(config, tokenizer)
     try:
@@ -51,12 +55,13 @@ def azr_evaluator(tokenizer, seed: int = 0):
 
 
 def _sampler(model, tokenizer) -> Sampler:
-    return Sampler(model, tokenizer, max_prompt_length=1024, max_completion_length=AZR_COMPLETION_TOKENS,
+    return Sampler(model, tokenizer, max_prompt_length=AZR_RECIPE["max_prompt_length"],
+                   max_completion_length=AZR_COMPLETION_TOKENS,
                    temperature=AZR_TEMPERATURE, generation_batch_size=32)
 
 
 def program_solve_rates(model, tokenizer, n: int, seed: int = 0, greedy: bool = False,
-                        task_types=("deduction", "abduction", "induction")) -> dict[str, Accuracy]:
+                        task_types=TASK_TYPES) -> dict[str, Accuracy]:
     """Solve rate per AZR task type on `n` held-out programs."""
     tasks = held_out_tasks(n, seed=seed, induction_inputs=AZR_SETTINGS["induction_inputs"])
     sampler = _sampler(model, tokenizer)

@@ -12,7 +12,6 @@ value, but never hands the caller a field of another type. A slot whose sandbox 
 import json
 import os
 import signal
-import struct
 import time
 
 import pytest
