@@ -14,7 +14,7 @@ from selftaught.azr.tasks import TASK_TYPE_SPECS, TASK_TYPES
 from selftaught.cli import main
 from selftaught.config import TrainConfig, apply_overrides, build_config, load_config, read_recipe, set_dotted
 from selftaught.errors import UserError
-from selftaught.models import competence
+from selftaught.tiny import competence
 from selftaught.tiny.addition_corpus import ANSWER_CONTEXT
 from selftaught.recipes import RECIPES_DIR, load_recipe
 from selftaught.report import AZR_TYPES
