@@ -7,7 +7,7 @@ The trainer's no-grad scoring pass (`scoring.score_rollout`) gets the lm_head in
 h [B, T, H] from the model's one forward and computes every per-token quantity from
 it with `fused_token_statistics`, one [C, V] fp32 chunk at a time. This script times
 that computation (the forward itself is the same in both variants, and not repeated:
-see tests/test_label_free_rewards.py::test_all_token_sources_come_from_one_forward_per_micro_batch):
+see tests/rewards/test_label_free.py::test_all_token_sources_come_from_one_forward_per_micro_batch):
 
   self_certainty   fused_token_statistics(entropy=False) → π_old log-probs, sc_t;
                    the self_certainty reward (mean sc_t per completion)

@@ -1,4 +1,4 @@
-"""Runs under `torchrun --nproc_per_node 2` for tests/test_sharded.py: the tiny model
+"""Runs under `torchrun --nproc_per_node 2` for tests/test_fsdp2.py: the tiny model
 sharded with FSDP2 (torch's `fully_shard`) on the CPU (gloo), against an unsharded
 copy of it in the same process.
 

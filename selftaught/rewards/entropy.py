@@ -18,7 +18,7 @@ by exactly (D − 1)/n (D = distinct values in the sample), and *more* biased th
 plug-in estimator (n = 8, p = (0.4, 0.2, 0.15, 0.1, 0.05, 0.05, 0.03, 0.02): bias
 −0.601 vs plug-in −0.431 nats; this form: −0.207). The paper's identity needs the
 binomial count of the other samples, which is what we use; tests check the bias
-formula exactly (tests/test_entropy.py) and the page's figures (tests/test_reference_doc.py).
+formula exactly (tests/rewards/test_entropy.py) and the page's figures (tests/test_reference_doc.py).
 
 Both estimators are in nats. Used as a collapse diagnostic (answer diversity
 drifting to 0) and as an optional agreement reward.

@@ -15,7 +15,7 @@ import signal
 import time
 
 import pytest
-from test_executor_containment import alive, process_tree
+from test_containment import alive, process_tree
 
 from selftaught.executor import PythonExecutor
 
