@@ -1,5 +1,5 @@
 """FSDP2 (sharded weights) on the CPU: gathered sampling, training and optimizer
-checkpoints against an unsharded model (tests/sharded_worker.py under torchrun)."""
+checkpoints against an unsharded model (tests/fsdp2_worker.py under torchrun)."""
 
 import json
 import subprocess
@@ -14,7 +14,7 @@ from selftaught.fsdp2 import padded_micro_batch_count
 
 def test_sharded_model_samples_trains_and_checkpoints_like_the_whole_model(tmp_path):
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
-               str(free_port()), str(ROOT / "tests" / "sharded_worker.py"), str(tmp_path)]
+               str(free_port()), str(ROOT / "tests" / "fsdp2_worker.py"), str(tmp_path)]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     figures = json.loads((tmp_path / "result.json").read_text())

@@ -9,7 +9,7 @@ answer can be written
 - as a **bare answer** (`bare_solution`): the number alone. A small model can only
   memorise or guess it, and off the problems it memorised it guesses wrong.
 
-The built-in `tiny-math` model (`selftaught.tiny_math`) is pretrained on a mixture
+The built-in `tiny-math` model (`selftaught.tiny.addition_corpus`) is pretrained on a mixture
 of both, so it knows the reliable way and takes it only part of the time: the gap
 between pass@1 and pass@k that reinforcement learning can close.
 

@@ -2,7 +2,7 @@
 sharded with FSDP2 (torch's `fully_shard`) on the CPU (gloo), against an unsharded
 copy of it in the same process.
 
-    python -m torch.distributed.run --nproc_per_node 2 tests/sharded_worker.py OUT_DIR
+    python -m torch.distributed.run --nproc_per_node 2 tests/fsdp2_worker.py OUT_DIR
 
 Checks, on every rank: sampling inside `full_weights` gives exactly the unsharded
 model's completions although the ranks sample different numbers of prompts (each
