@@ -19,6 +19,7 @@ prompt, group-normalised rewards. Absolute Zero is `azr.episodes.AZREpisodes`.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Mapping
 from types import MappingProxyType
@@ -36,42 +37,52 @@ from .rewards.entropy import harmonic_entropy
 from .rewards.label_free import majority_agreement
 from .rewards.user import UserReward
 from .rewards.math_answer import extract_answer
-from .rollout import Rollout, Sampler
+from .rollout import Rollout, RolloutSampler
 
 
-class EpisodeSource:
-    """What the trainer asks of a method. Subclass it; override the first three methods.
+class EpisodeSource(ABC):
+    """What the trainer asks of a method. Subclass it and write the three abstract methods.
 
-    Required:
+    Required (a subclass without one of the three methods cannot be built: Python names it):
     - `collect(sampler, num_completions)` → `Rollout`: this step's completions (this rank's rows);
     - `rewards(rollout, scores)` → {name: [N] float32}: every reward of every row (NaN = none),
       computed here and nowhere else;
     - `advantages(rollout, rewards)` → [N]: what the update weights each row by;
-    - `weights`: {name: w}: each reward's weight in the trained total; 0 or absent = logged only.
-      `reward/mean` is `weighted_total(rewards, weights)`'s mean, the same total the
-      advantages train on.
+    - `weights`: {name: w}: each reward's weight; 0 or absent = logged only. The logged
+      `reward/mean` is the mean of `total_reward(rewards)` = Σ_s w_s r^s over the same
+      sources the advantages use (`PromptEpisodes` normalises each source in its group
+      before weighting, AZR normalises the total per task; both count the same sources).
 
-    Optional (the defaults below are what a source without them gets):
-    - `needs_reference_self_certainty` / `needs_token_entropy`: what the scoring pass must add;
-    - `set_processes(processes)`: this rank's share of the batch (default: one process only);
-    - `metrics(rollout, rewards)`: method-specific figures for metrics.jsonl;
-    - `state_dict()` / `load_state_dict(state)`: what a checkpoint must hold to resume exactly;
-    - `export(output_dir, step)`: files for people to read, written with each checkpoint;
-    - `close()`: release processes or files, called once when training ends (also on error).
+    Optional, with the defaults below:
+    - `needs_reference_self_certainty` / `needs_token_entropy`: what the scoring pass must add
+      (default: neither);
+    - `set_processes(processes)`: this rank's share of the batch (default: accepts one process,
+      refuses more with one line);
+    - `metrics(rollout, rewards)`: method-specific figures for metrics.jsonl (default: none);
+    - `state_dict()` / `load_state_dict(state)`: what a checkpoint must hold to resume exactly
+      (default: nothing);
+    - `export(output_dir, step)`: files for people to read, written with each checkpoint
+      (default: none);
+    - `close()`: release processes or files, called once when training ends, also on error
+      (default: nothing to release).
+    The trainer calls these and `total_reward`, and nothing else.
     """
 
     weights: Mapping[str, float] = MappingProxyType({})  # read-only: a subclass sets its own
     needs_reference_self_certainty: bool = False  # offline self-certainty: score the reference too
     needs_token_entropy: bool = False  # a reward reads H(p_t): the scoring pass returns it (same forward)
 
-    def collect(self, sampler: Sampler, num_completions: int) -> Rollout:
-        raise NotImplementedError
+    @abstractmethod
+    def collect(self, sampler: RolloutSampler, num_completions: int) -> Rollout:
+        """This step's completions: `num_completions` rows (whole groups) for this rank."""
 
+    @abstractmethod
     def rewards(self, rollout: Rollout, scores: Scores) -> dict[str, torch.Tensor]:
-        raise NotImplementedError
+        """name → [N] float32 reward of every row (NaN = none); at least one."""
 
+    @abstractmethod
     def advantages(self, rollout: Rollout, rewards: dict[str, torch.Tensor]) -> torch.Tensor:
-        raise NotImplementedError
+        """[N] advantages of the whole step's batch (every rank's rows, rank order)."""
 
     def total_reward(self, rewards: dict[str, torch.Tensor]) -> torch.Tensor:
         """[N] Σ_s w_s r^s: the reward this source trains on (`advantages.weighted_total`)."""
@@ -151,7 +162,7 @@ class PromptEpisodes(EpisodeSource):
     def needs_reference_self_certainty(self) -> bool:
         return any(s.name == "self_certainty" and s.mode == "offline" for s in self.specs)
 
-    def collect(self, sampler: Sampler, num_completions: int) -> Rollout:
+    def collect(self, sampler: RolloutSampler, num_completions: int) -> Rollout:
         """`num_completions` (this rank's, whole groups) for this rank's prompts.
 
         Every rank draws the global prompt list from the same seeded stream (so the

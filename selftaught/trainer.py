@@ -151,6 +151,9 @@ class Trainer:
         from accelerate.utils import set_seed
 
         check_installed(config.report_to)  # a missing tracker stops the run before anything loads
+        if sampler is not None and not (isinstance(sampler, RolloutSampler) or callable(sampler)):
+            raise UserError(f"Trainer(sampler=...): {type(sampler).__name__} is neither a "
+                            "selftaught.rollout.RolloutSampler nor a callable that builds one")
         silence_library_bars()  # our bar (or plain lines) is the one to watch
 
         self.config = config
@@ -189,8 +192,8 @@ class Trainer:
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
         self.scheduler = self._scheduler(self.optimizer)
         # The fused path reads lm_head's weight after the forward, where FSDP2 may have re-sharded it.
-        self.fsdp2 = fsdp2.is_sharded(self.model)
-        self.fused = config.fused_logprobs and not self.fsdp2
+        self.is_fsdp2 = fsdp2.is_sharded(self.model)
+        self.fused = config.fused_logprobs and not self.is_fsdp2
         self.sampler = self._build_sampler(self.accelerator.unwrap_model(self.model)) if sampler is None else None
         self.step = 0
         self.bad_steps = 0
@@ -267,7 +270,7 @@ class Trainer:
                         temperature=config.temperature, top_p=config.top_p, top_k=config.top_k)
         if config.rollout_backend == "selftaught":
             return Sampler(policy, self.tokenizer, generation_batch_size=config.generation_batch_size, **settings)
-        if self.fsdp2:
+        if self.is_fsdp2:
             raise UserError("rollout_backend: vllm with FSDP2 is not supported (the engine needs whole weights "
                             "to sync); use configs/accelerate/ddp.yaml or the selftaught backend")
         from .vllm_backend import VLLMSampler
@@ -406,7 +409,7 @@ class Trainer:
         totals = {"num_tokens": global_tokens / world, "num_rows": len(whole) / world}
         batches = self._micro_batches(len(rollout))
         real = len(batches)
-        if self.fsdp2:  # each forward is a collective: all ranks run as many
+        if self.is_fsdp2:  # each forward is a collective: all ranks run as many
             if not batches:
                 raise RuntimeError("a rank has no rows to train on; under FSDP2 it cannot join the update")
             batches += [batches[0]] * (fsdp2.padded_micro_batch_count(real, self.processes) - real)
@@ -419,7 +422,8 @@ class Trainer:
                 self.accelerator.sync_gradients = i == len(batches) - 1
             sync = nullcontext() if i == len(batches) - 1 else self.accelerator.no_sync(self.model)
             with sync, self.accelerator.autocast():
-                logp, _ = completion_logprobs(self.model, *rows, temperature=config.temperature,
+                logp, _ = completion_logprobs(self.model, rows.prompt_ids, rows.prompt_mask, rows.completion_ids,
+                                              rows.completion_mask, temperature=config.temperature,
                                               chunk_size=config.logits_chunk_size, fused=self.fused)
                 loss, stats = policy_loss(
                     logp, scores.old_logprobs[index].to(device), advantages[index].to(device), rows.completion_mask,
@@ -438,8 +442,8 @@ class Trainer:
                 stats_sum[key] = stats_sum.get(key, 0.0) + value * weight
         if world > 1:  # the step's loss and statistics over all ranks (every rank decides alike below)
             parts = self.processes.gather((loss_sum, stats_sum))
-            loss_sum = sum(p[0] for p in parts) / world
-            stats_sum = {key: sum(p[1][key] for p in parts) for key in stats_sum}
+            loss_sum = sum(loss for loss, _ in parts) / world
+            stats_sum = {key: sum(stats[key] for _, stats in parts) for key in stats_sum}
         # DeepSpeed has already clipped (its `gradient_clipping`) and stepped; it reports the norm.
         norm = self.accelerator.clip_grad_norm_(self.model.parameters(), config.max_grad_norm)
         grad_norm = float("nan") if norm is None else float(norm)
@@ -489,6 +493,9 @@ class Trainer:
             rewards = self.episodes.rewards(rollout, scores)
         except RewardFunctionError as error:  # before any update or checkpoint of this step
             raise UserError(error.describe(step=self.step + 1)) from None
+        if not rewards:
+            raise UserError(f"{type(self.episodes).__name__}.rewards() returned no rewards: an episode source "
+                            "returns at least one named [N] tensor")
         # Advantages over the global batch (batch-scaled std, AZR's task groups span ranks), then ours.
         whole, whole_sc, whole_rewards, mine = self._whole_batch(rollout, scores.self_certainty, rewards)
         whole_advantages = self.episodes.advantages(whole, whole_rewards)
@@ -521,7 +528,7 @@ class Trainer:
     def _rollout_metrics(self, rollout, self_certainty, rewards, advantages) -> dict:
         mask = rollout.completion_mask
         lengths = mask.sum(-1).float()
-        total = self.episodes.total_reward(rewards)  # Σ w_s r_s, the total the advantages train on
+        total = self.episodes.total_reward(rewards)  # Σ w_s r_s over the trained sources
         metrics = {
             "reward/mean": float(total.mean()), "reward/std": float(total.std()) if len(total) > 1 else 0.0,
             "self_certainty/mean": float(self_certainty.mean()),

@@ -121,3 +121,33 @@ def test_encode_prompts_pads_and_truncates_on_the_left_without_touching_the_toke
         assert mask[k].tolist() == [0] * (ids.shape[1] - len(kept)) + [1] * len(kept)
         assert ids[k, :ids.shape[1] - len(kept)].tolist() == [tokenizer.pad_token_id] * (ids.shape[1] - len(kept))
     assert ids.shape[1] == 8
+
+
+def test_a_source_missing_a_required_method_cannot_be_built_and_says_which():
+    class NoRewards(EpisodeSource):
+        def collect(self, sampler, num_completions):
+            raise AssertionError
+
+        def advantages(self, rollout, rewards):
+            raise AssertionError
+
+    with pytest.raises(TypeError, match="rewards"):
+        NoRewards()
+
+
+def test_a_sampler_argument_that_is_neither_a_sampler_nor_callable_is_refused_before_loading(tmp_path, monkeypatch):
+    import selftaught.trainer as trainer_module
+
+    monkeypatch.setattr(trainer_module, "load_model", lambda *a, **k: pytest.fail("loaded a model first"))
+    with pytest.raises(UserError, match="neither a selftaught.rollout.RolloutSampler nor a callable"):
+        Trainer(build_config(tiny_overrides(tmp_path)), sampler=object())
+
+
+def test_a_source_whose_rewards_are_empty_stops_with_one_line(tmp_path):
+    class NoRewardsAtAll(LengthEpisodes):
+        def rewards(self, rollout, scores):
+            return {}
+
+    trainer = Trainer(build_config(tiny_overrides(tmp_path, max_steps=1)), episodes=NoRewardsAtAll)
+    with pytest.raises(UserError, match="returned no rewards"):
+        trainer.train()
