@@ -153,7 +153,7 @@ class PromptEpisodes(EpisodeSource):
     @property
     def needs_token_entropy(self) -> bool:
         """Whether the scoring pass must also return H(p_t) (same forward)."""
-        return any(getattr(source, "needs_entropy", False) for source in self.sources.values())
+        return any(source.needs_entropy for source in self.sources.values())
 
     def set_processes(self, processes: Processes) -> None:
         self.processes = processes
@@ -198,9 +198,8 @@ class PromptEpisodes(EpisodeSource):
         }
         if "majority_vote" in self.sources:  # the majority's share of its group, by equivalence (TTRL)
             metrics["majority_vote/agreement"] = majority_agreement(rollout.completions, G)
-        for name, source in self.sources.items():  # refused or timed-out answer checks (scored 0)
-            if hasattr(source, "last_timeouts"):
-                metrics[f"rewards/{name}/timeouts"] = float(source.last_timeouts)
+        for name, source in self.sources.items():  # e.g. math_answer's refused or timed-out checks (scored 0)
+            metrics.update({f"rewards/{name}/{key}": value for key, value in source.metrics().items()})
         return metrics
 
     def state_dict(self) -> dict:

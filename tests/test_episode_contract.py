@@ -151,3 +151,15 @@ def test_a_source_whose_rewards_are_empty_stops_with_one_line(tmp_path):
     trainer = Trainer(build_config(tiny_overrides(tmp_path, max_steps=1)), episodes=NoRewardsAtAll)
     with pytest.raises(UserError, match="returned no rewards"):
         trainer.train()
+
+
+def test_every_built_in_reward_source_is_a_reward_source_with_the_interface_defaults():
+    from selftaught.rewards import REWARD_NAMES, RewardSource, build_reward
+
+    for name in REWARD_NAMES:
+        source = build_reward(name, "online", group_size=2, tokenizer=None, answer_only=False)
+        assert isinstance(source, RewardSource), name
+        assert isinstance(source.needs_entropy, bool) and isinstance(source.metrics(), dict), name
+    assert build_reward("token_entropy", "online", group_size=2, tokenizer=None, answer_only=False).needs_entropy
+    assert build_reward("math_answer", "online", group_size=2, tokenizer=None, answer_only=False).metrics() == {
+        "timeouts": 0.0}

@@ -19,7 +19,7 @@ from .label_free import AnswerAgreementReward, MajorityVoteReward, TokenEntropyR
 from .math_answer import Verdict, answers_match, check_answer, extract_answer, start_verifier  # noqa: F401
 
 
-class SelfCertaintyReward:
+class SelfCertaintyReward(RewardSource):
     """Intuitor: r = SC(o|q), the mean KL(U ‖ p_t) over the answer. Detached."""
 
     name = "self_certainty"
@@ -35,7 +35,7 @@ class SelfCertaintyReward:
         return scores.self_certainty.detach().float()
 
 
-class MathAnswerReward:
+class MathAnswerReward(RewardSource):
     """GRPO's verifiable reward: 1 if the extracted final answer matches the gold one.
 
     An answer the pre-check refuses or that misses math-verify's deadline scores
@@ -55,6 +55,9 @@ class MathAnswerReward:
                     for text, gold in zip(completions, answers)]
         self.last_timeouts = sum(v in (Verdict.REFUSED, Verdict.TIMED_OUT) for v in verdicts)
         return torch.tensor([float(v is Verdict.MATCH) for v in verdicts], dtype=torch.float32)
+
+    def metrics(self) -> dict[str, float]:
+        return {"timeouts": float(self.last_timeouts)}
 
 
 # name → factory(mode, group_size, tokenizer, answer_only). The config's list of valid

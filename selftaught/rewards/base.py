@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Protocol
 
 import torch
 
@@ -34,13 +34,21 @@ class Scores:
         return torch.ones(self.old_logprobs.shape, dtype=torch.bool)
 
 
-class RewardSource(Protocol):
-    """[N] float32 rewards for a scored rollout; NaN = no reward for that row.
+class RewardSource(ABC):
+    """[N] float32 rewards for a scored rollout; NaN = no reward for that row. Subclass it.
 
     `rollout` (keyword, may be None for sources that need only texts) gives ids,
-    masks and prompts. A source with `needs_entropy = True` gets `scores.token_entropy`.
+    masks and prompts. Optional, with defaults: `needs_entropy = True` makes the scoring
+    pass return `scores.token_entropy`; `metrics()` reports figures about the latest
+    call, logged as `rewards/<name>/<key>`.
     """
 
     name: str
+    needs_entropy: bool = False
 
-    def __call__(self, completions: list[str], extras: dict, scores: Scores, rollout=None) -> torch.Tensor: ...
+    @abstractmethod
+    def __call__(self, completions: list[str], extras: dict, scores: Scores, rollout=None) -> torch.Tensor:
+        """[N] float32 rewards, one per completion."""
+
+    def metrics(self) -> dict[str, float]:
+        return {}

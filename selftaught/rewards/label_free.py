@@ -27,7 +27,7 @@ from functools import lru_cache
 import torch
 
 from ..ops import sequence_mean
-from .base import Scores
+from .base import RewardSource, Scores
 from .math_answer import answers_match, extract_answer
 
 
@@ -80,7 +80,7 @@ def majority_agreement(completions: list[str], group_size: int) -> float:
     return sum(shares) / max(len(shares), 1)
 
 
-class MajorityVoteReward:
+class MajorityVoteReward(RewardSource):
     """TTRL: r_i = 1 if completion i's answer is equivalent to its group's majority answer."""
 
     name = "majority_vote"
@@ -96,7 +96,7 @@ class MajorityVoteReward:
         return torch.tensor(out, dtype=torch.float32)
 
 
-class AnswerAgreementReward:
+class AnswerAgreementReward(RewardSource):
     """Soft majority: r_i = share of the group whose answer is equivalent to i's (0 without an answer)."""
 
     name = "answer_agreement"
@@ -138,7 +138,7 @@ def answer_token_mask(tokenizer, completion_ids: torch.Tensor, completion_mask: 
     return out
 
 
-class TokenEntropyReward:
+class TokenEntropyReward(RewardSource):
     """RENT: r = −(1/|o|) Σ_t H(p_t) (entropy at the sampling temperature); higher = more confident."""
 
     name = "token_entropy"
@@ -160,7 +160,7 @@ class TokenEntropyReward:
         return -sequence_mean(scores.token_entropy.float(), mask)
 
 
-class TrajectoryLogprobReward:
+class TrajectoryLogprobReward(RewardSource):
     """r = (1/|o|) Σ_t log π(o_t): the policy's mean token log-prob of its own completion."""
 
     name = "trajectory_logprob"

@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 
 from ..errors import UserError
+from .base import RewardSource
 
 
 class RewardFunctionError(UserError):
@@ -86,7 +87,7 @@ def _value(value, row: int, name: str, rows: str) -> float:
     return value
 
 
-class UserReward:
+class UserReward(RewardSource):
     """A TRL-signature function as a reward source; NaN marks its None rows."""
 
     def __init__(self, function: Callable, name: str | None = None):
