@@ -114,7 +114,7 @@ def default_prompt_template(tokenizer, use_chat_template: str) -> str:
     `tiny`): "Question: {prompt}\\nAnswer:", the format the built-in model was trained on."""
     if uses_chat_template(tokenizer, use_chat_template, DATA_CHAT_TEMPLATE_KEY):
         return "{prompt}\nPut your final answer within \\boxed{}."
-    from .tiny.corpus import ARITHMETIC_CONTEXT
+    from .data.arithmetic import ARITHMETIC_CONTEXT
 
     return ARITHMETIC_CONTEXT
 

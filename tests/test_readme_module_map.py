@@ -33,3 +33,27 @@ def test_every_module_of_a_package_is_named_in_its_row():
         named = set(re.findall(r"`([a-z_0-9]+\.py)`", text))
         present = {p.name for p in (PACKAGE / entry).glob("*.py") if p.name not in NOT_MAPPED}
         assert named == present, f"{entry}: the row names {sorted(named)}, the folder has {sorted(present)}"
+
+
+ALLOWED_UPWARD = {("selftaught.config", "selftaught.azr.config")}
+"""The one import that points down the table: TrainConfig embeds AZR's settings section (a leaf)."""
+
+
+def test_every_row_imports_only_rows_above_it():
+    from test_import_graph import import_graph
+
+    entries = list(module_map())
+
+    def row_of(module: str) -> str:
+        top = module.split(".")[1]
+        return f"{top}/" if (PACKAGE / top).is_dir() else f"{top}.py"
+
+    position = {entry: k for k, entry in enumerate(entries)}
+    for module, imported in import_graph().items():
+        if module in ("selftaught", "selftaught.__main__"):  # not in the map (`python -m selftaught` = cli)
+            continue
+        for target in imported:
+            if target == "selftaught" or (module, target) in ALLOWED_UPWARD:
+                continue
+            here, there = row_of(module), row_of(target)
+            assert position[there] <= position[here], f"{module} imports {target}: row {there} must come above {here}"

@@ -12,6 +12,9 @@ import random
 from dataclasses import dataclass
 
 SPLITS = ("train", "heldout")
+ARITHMETIC_CONTEXT = "Question: {prompt}\nAnswer:"
+"""The plain question context of the built-in models (`tiny`'s arithmetic and `tiny-math`'s
+additions), which their recipes, the demo, diagnose and evaluation prompt with."""
 
 # Word-problem templates: {a}, {b} operands, the answer is given by `op`.
 _TEMPLATES = [

@@ -23,10 +23,11 @@ from __future__ import annotations
 import random
 
 from ..data import addition
+from ..data.arithmetic import ARITHMETIC_CONTEXT
 from .pretrain import Document
 
-ANSWER_CONTEXT = "Question: {prompt}\nAnswer:"
-"""The context of the tiny-math recipes, the demo and evaluation (= corpus.ARITHMETIC_CONTEXT)."""
+ANSWER_CONTEXT = ARITHMETIC_CONTEXT
+"""The plain context (the one `tiny` also uses): the tiny-math recipes, the demo and evaluation."""
 COLUMNS_CONTEXT = "Question: {prompt}\nWork it out in columns.\nAnswer:"
 
 

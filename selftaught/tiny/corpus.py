@@ -18,11 +18,10 @@ import random
 from ..azr.prompts import proposer_prompt, response, solver_prompt, wrap_prompt
 from ..azr.tasks import Task
 from ..data import arithmetic, programs
+from ..data.arithmetic import ARITHMETIC_CONTEXT
 from ..data.trace import worked_trace
 from .pretrain import Document
 
-ARITHMETIC_CONTEXT = "Question: {prompt}\nAnswer:"
-"""The prompt template the tiny recipes and the demo use for arithmetic."""
 
 FAMILY_MESSAGES = {
     "arithmetic": "f does arithmetic with its numbers.",
