@@ -24,18 +24,22 @@ def _train(args) -> int:
     return 0
 
 
+EVAL_FLAGS = ("limit", "samples", "temperature", "top_p", "max_new_tokens", "batch_size", "seed", "dtype",
+              "use_chat_template", "output_dir")
+"""The `selftaught eval` flags that set an EvalConfig field of the same name."""
+
+
 def _eval(args) -> int:
     from .evaluate.config import eval_config
     from .evaluate.runner import format_table, run_eval
 
-    config = eval_config(model=args.model, benchmarks=args.benchmark, limit=args.limit, samples=args.samples,
-                         temperature=args.temperature, top_p=args.top_p, max_new_tokens=args.max_new_tokens,
-                         batch_size=args.batch_size, seed=args.seed, output_dir=args.output_dir, dtype=args.dtype,
-                         use_chat_template=args.chat_template,
-                         log_every=0 if args.quiet else 1 if args.log_every is None else args.log_every)
+    given = {key: getattr(args, key) for key in EVAL_FLAGS if hasattr(args, key)}  # flags the user set
+    if args.quiet or args.log_every is not None:
+        given["log_every"] = 0 if args.quiet else args.log_every
+    config = eval_config(model=args.model, benchmarks=args.benchmark, **given)
     results = run_eval(config)
     print(format_table(results))
-    print(f"results: {args.output_dir}/results.json")
+    print(f"results: {config.output_dir}/results.json")
     return 0
 
 
@@ -148,18 +152,21 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--benchmark", action="append", required=True, metavar="NAME",
                     help="gsm-symbolic, arith, humaneval, codeio, codeio-o, codeio-i or a .jsonl file; "
                          "repeatable or comma-separated")
-    ev.add_argument("--limit", type=int, default=None, help="evaluate only the first N items of each benchmark")
-    ev.add_argument("--samples", type=int, default=1, help="completions per item K (pass@1..K)")
-    ev.add_argument("--temperature", type=float, default=None,
+    # Settings default to EvalConfig's (unset flags are left out, so the defaults live in one place).
+    unset = argparse.SUPPRESS
+    ev.add_argument("--limit", type=int, default=unset, help="evaluate only the first N items of each benchmark")
+    ev.add_argument("--samples", type=int, default=unset, help="completions per item K (pass@1..K; default 1)")
+    ev.add_argument("--temperature", type=float, default=unset,
                     help="0 = greedy (default with --samples 1; 0.8 with more samples)")
-    ev.add_argument("--top-p", type=float, default=1.0)
-    ev.add_argument("--max-new-tokens", type=int, default=None, help="default: per benchmark (128 to 512)")
-    ev.add_argument("--batch-size", type=int, default=16, help="completions per generate call")
-    ev.add_argument("--seed", type=int, default=0)
-    ev.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
-    ev.add_argument("--chat-template", default="auto", choices=["auto", "always", "never"],
-                    help="wrap prompts in the tokenizer's chat template (auto: when it has one)")
-    ev.add_argument("--output-dir", default="runs/eval", help="results.json goes here")
+    ev.add_argument("--top-p", type=float, default=unset, help="nucleus sampling (default 1.0: off)")
+    ev.add_argument("--max-new-tokens", type=int, default=unset, help="default: per benchmark (128 to 512)")
+    ev.add_argument("--batch-size", type=int, default=unset, help="completions per generate call (default 16)")
+    ev.add_argument("--seed", type=int, default=unset, help="default 0")
+    ev.add_argument("--dtype", default=unset, help="auto (default), float32, bfloat16 or float16")
+    ev.add_argument("--chat-template", dest="use_chat_template", default=unset,
+                    help="auto (default: when the tokenizer has one), always or never: wrap prompts in the "
+                         "tokenizer's chat template")
+    ev.add_argument("--output-dir", default=unset, help="results.json goes here (default runs/eval)")
     _add_log_flags(ev, every="one progress line on stderr every N generate batches (default 1)")
     ev.set_defaults(run=_eval)
 
