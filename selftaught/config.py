@@ -262,6 +262,13 @@ def set_dotted(raw: dict, key: str, value: Any) -> dict:
     return raw
 
 
+def set_all_dotted(raw: dict, values: dict[str, Any]) -> dict:
+    """`set_dotted` for every key → value of `values`, in order (e.g. a caller's visible overrides)."""
+    for key, value in values.items():
+        set_dotted(raw, key, value)
+    return raw
+
+
 def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     """Apply `key=value` (dotted keys for nested sections) to a raw config dict."""
     for item in overrides:
@@ -328,8 +335,8 @@ def read_recipe(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
     base_path = (path.parent / base).resolve()
     chain = (*_seen, path.resolve())
     if base_path in chain:
-        raise UserError(f"config {path}: base {base} leads back to itself "
-                        f"({' -> '.join(p.name for p in (*chain, base_path))})")
+        raise UserError(f"config {chain[0]}: its base chain loops: "
+                        f"{' -> '.join(p.name for p in (*chain, base_path))}")
     if not base_path.is_file():
         raise UserError(f"config {path}: base recipe not found: {base_path}")
     return merge_recipes(read_recipe(base_path, chain), raw)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from .config import build_config, set_dotted
+from .config import build_config, set_all_dotted
 from .data import addition
 from .diagnose import run_diagnose
 from .errors import UserError
@@ -58,12 +58,6 @@ PROGRAM_TYPES = ("deduction", "abduction")  # the held-out program I/O tasks
 PROCEDURE = "procedure share"
 
 
-def _with_overrides(recipe: dict, overrides: dict) -> dict:
-    for key, value in overrides.items():
-        set_dotted(recipe, key, value)
-    return recipe
-
-
 def run_overrides(output_dir: Path, steps: int) -> dict:
     """What the demo changes in every recipe it loads: where it writes, how long it runs
     (one checkpoint, at the end)."""
@@ -75,13 +69,13 @@ def math_recipe(method: str, output_dir: Path, steps: int) -> dict:
     generator's `train` split, with the demo's `run_overrides`."""
     if method not in METHODS:
         raise UserError(f"demo: unknown method {method!r}; one of {', '.join(METHODS)}")
-    return _with_overrides(load_recipe(f"{method}_tiny.yaml"), run_overrides(output_dir, steps))
+    return set_all_dotted(load_recipe(f"{method}_tiny.yaml"), run_overrides(output_dir, steps))
 
 
 def azr_recipe(output_dir: Path, steps: int, per_type_role: int) -> dict:
     """configs/azr_tiny.yaml: the paper's loop at a CPU-sized batch, from the program model, with
     the demo's `run_overrides` and `per_type_role` tasks per type and role (also the seed batch)."""
-    return _with_overrides(load_recipe("azr_tiny.yaml"), {**run_overrides(output_dir, steps),
+    return set_all_dotted(load_recipe("azr_tiny.yaml"), {**run_overrides(output_dir, steps),
                                                           "azr.tasks_per_type_role": per_type_role,
                                                           "azr.seed_proposals": per_type_role})
 
@@ -126,7 +120,10 @@ def _curves(history: list[dict]) -> dict[str, list[float]]:
 
 
 def _run_record(history: list[dict], after: dict, recipe: dict, auroc: dict | None = None) -> dict:
-    record = {"steps": len(history), "after": after, "config": recipe, "curves": _curves(history),
+    """`config`: the recipe as run (file + the demo's overrides); `resolved_config`: every setting,
+    defaults included."""
+    record = {"steps": len(history), "after": after, "config": recipe,
+              "resolved_config": build_config(recipe).model_dump(mode="json"), "curves": _curves(history),
               "seconds_per_step": sum(r["time/step_s"] for r in history) / len(history)}
     if auroc is not None:
         record["auroc_after"] = auroc

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from selftaught.config import set_dotted
+from selftaught.config import set_all_dotted
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -24,7 +24,7 @@ def tiny_overrides(output_dir, **extra) -> dict:
         "save_steps": 1,
         "progress_bar": False,
     }
-    return _override(raw, extra)
+    return set_all_dotted(raw, extra)
 
 
 def azr_overrides(output_dir, **extra) -> dict:
@@ -38,14 +38,7 @@ def azr_overrides(output_dir, **extra) -> dict:
         "learning_rate": 1e-4, "lr_scheduler_type": "constant", "warmup_ratio": 0.0,
         "temperature": 1.0, "save_steps": 1, "progress_bar": False,
     }
-    return _override(raw, extra)
-
-
-def _override(raw: dict, extra: dict) -> dict:
-    """Set dotted keys ("azr.seed_rounds") in a raw config."""
-    for key, value in extra.items():
-        set_dotted(raw, key, value)
-    return raw
+    return set_all_dotted(raw, extra)
 
 
 @pytest.fixture

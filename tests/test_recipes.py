@@ -134,8 +134,8 @@ def test_base_merges_sections_and_replaces_other_values(tmp_path):
 
 
 @pytest.mark.parametrize("files,message", [
-    ({"a.yaml": "base: b.yaml\n", "b.yaml": "base: a.yaml\n"}, "leads back to itself (a.yaml -> b.yaml -> a.yaml)"),
-    ({"a.yaml": "base: a.yaml\n"}, "leads back to itself"),
+    ({"a.yaml": "base: b.yaml\n", "b.yaml": "base: a.yaml\n"}, "a.yaml: its base chain loops: a.yaml -> b.yaml -> a.yaml"),
+    ({"a.yaml": "base: a.yaml\n"}, "its base chain loops: a.yaml -> a.yaml"),
     ({"a.yaml": "base: nowhere.yaml\n"}, "base recipe not found"),
     ({"a.yaml": "base: [b.yaml]\n"}, "base must be the path of another recipe"),
     ({"a.yaml": "base: b.yaml\n", "b.yaml": "- not a mapping\n"}, "expected a mapping"),
@@ -143,7 +143,7 @@ def test_base_merges_sections_and_replaces_other_values(tmp_path):
 def test_bad_bases_are_one_line_exit_2(tmp_path, capsys, files, message):
     for name, text in files.items():
         _write(tmp_path / name, text)
-    with pytest.raises(UserError, match="leads|not found|base must|mapping") as error:
+    with pytest.raises(UserError, match="loops|not found|base must|mapping") as error:
         load_config(tmp_path / "a.yaml")
     assert message in str(error.value) and "\n" not in str(error.value)
     assert main(["train", "--config", str(tmp_path / "a.yaml")]) == 2

@@ -74,6 +74,8 @@ def test_quick_demo_end_to_end(tmp_path):
     for name, run in summary["runs"].items():
         assert run["steps"] >= 1 and run["seconds_per_step"] > 0, name
         assert run["config"]["max_steps"] == run["steps"], name
+        resolved = run["resolved_config"]  # every setting, the defaults the recipe leaves out included
+        assert resolved["max_steps"] == run["steps"] and {"seed", "beta", "epsilon"} <= set(resolved), name
         assert len(run["curves"]["reward/mean"]) == run["steps"], name
         assert len(run["curves"]["completion_length/mean"]) == run["steps"], name
     for name, reward in METHOD_REWARDS.items():
