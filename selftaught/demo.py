@@ -33,7 +33,8 @@ from .diagnose import run_diagnose
 from .errors import UserError
 from .tiny.competence import program_solve_rates
 from .recipes import load_recipe
-from .report import AZR_TYPES, CURVES, write_report
+from .azr.tasks import ONE_PAIR_TYPES, TASK_TYPES
+from .report import CURVES, write_report
 from .trainer import Trainer
 
 METHODS = ("grpo", "intuitor", "majority_vote", "answer_agreement", "token_entropy", "trajectory_logprob")
@@ -54,7 +55,7 @@ DEMO_LEARNING_RATES = {method: config.learning_rate for method, config in _MATH_
 """Chosen on the `dev` split, never on held-out data (scripts/demo_dev_sweep.py); each
 recipe file states its rate with the dev figures behind it."""
 PROGRAM_MODEL = load_recipe("azr_tiny.yaml")["model"]["name_or_path"]
-PROGRAM_TYPES = ("deduction", "abduction")  # the held-out program I/O tasks
+PROGRAM_TYPES = ONE_PAIR_TYPES  # the held-out program I/O tasks (deduction, abduction)
 PROCEDURE = "procedure share"
 
 
@@ -106,7 +107,7 @@ def measure_programs(trainer: Trainer, n: int) -> dict:
 
 
 CURVE_KEYS = (*CURVES, *(f"rewards/{source}/mean" for source in METHOD_REWARDS.values()),
-              *(f"azr/{t}/{what}" for t in AZR_TYPES for what in ("propose/valid_rate", "solve/solve_rate")))
+              *(f"azr/{t}/{what}" for t in TASK_TYPES for what in ("propose/valid_rate", "solve/solve_rate")))
 
 
 def _curves(history: list[dict]) -> dict[str, list[float]]:

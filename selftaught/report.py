@@ -28,7 +28,6 @@ PLOTTED_CURVES = {
     "self_certainty/mean": ("self-certainty, mean KL(U‖p) in nats (Intuitor's reward)", set()),
     "completion_length/mean": ("completion length, tokens (the procedure is longer)", set()),
 }
-AZR_TYPES = TASK_TYPES  # the name the report modules use
 COLORS = {"base": "C0", "intuitor": "C1", "grpo": "C2", "azr": "C3", "majority_vote": "C4",
           "answer_agreement": "C5", "token_entropy": "C6", "trajectory_logprob": "C7"}
 """One colour per model in every panel."""
@@ -174,7 +173,7 @@ def _plot_curves(axis, summary: dict, key: str, title: str, skip: set) -> None:
 
 def _plot_azr(axis, summary: dict, what: str, title: str) -> None:
     curves = summary["runs"].get("azr", {}).get("curves", {})
-    plot_curves(axis, {t: curves.get(f"azr/{t}/{what}") or [] for t in AZR_TYPES}, title, xlabel="AZR step",
+    plot_curves(axis, {t: curves.get(f"azr/{t}/{what}") or [] for t in TASK_TYPES}, title, xlabel="AZR step",
                 unit_interval=True)
 
 

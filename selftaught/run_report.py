@@ -15,7 +15,8 @@ import sys
 from pathlib import Path
 
 from .errors import UserError
-from .report import AZR_TYPES, CURVES, plot_curves
+from .azr.tasks import TASK_TYPES
+from .report import CURVES, plot_curves
 
 TITLES = {
     **CURVES,
@@ -65,7 +66,7 @@ def curve_keys(runs: dict[str, list[dict]]) -> list[str]:
     """The curves to draw, in panel order, that at least one run logged."""
     logged = {key for rows in runs.values() for row in rows for key in row}
     sources = sorted(k for k in logged if k.startswith("rewards/") and k.endswith("/mean"))
-    azr = [f"azr/{t}/{what}" for what in AZR_RATES for t in AZR_TYPES]
+    azr = [f"azr/{t}/{what}" for what in AZR_RATES for t in TASK_TYPES]
     ordered = ["reward/mean", *sources, *FIXED_KEYS[1:], *azr]
     return [key for key in ordered if key in logged]
 

@@ -51,11 +51,10 @@ from ..episodes import EpisodeSource
 from ..rollout import Rollout
 from .buffers import TaskBuffer
 from .checking import check_answers
-from .config import TASK_TYPES
 from .parsing import parse_answer, parse_proposal
 from .prompts import proposer_prompt, solver_prompt, wrap_prompt
 from .rewards import proposer_reward, solve_rate, solver_reward
-from .tasks import TASK_TYPE_SPECS, Task, seed_task
+from .tasks import TASK_TYPE_SPECS, TASK_TYPES, Task, seed_task
 
 ROLES = ("propose", "solve")
 # Induction programs come from the buffers of the types whose proposer writes programs.

@@ -140,3 +140,6 @@ TASK_TYPE_SPECS: dict[str, TaskType] = {  # keyed in TASK_TYPES order (a test ch
         uses_references=False,
     ),
 }
+
+ONE_PAIR_TYPES = tuple(t for t in TASK_TYPES if not TASK_TYPE_SPECS[t].many_inputs)
+"""The types whose task is one program on one input (deduction, abduction): program I/O."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 import random
 
 from ..azr.prompts import proposer_prompt, response, solver_prompt, wrap_prompt
-from ..azr.tasks import Task
+from ..azr.tasks import ONE_PAIR_TYPES, Task
 from ..data import arithmetic, programs
 from ..data.arithmetic import ARITHMETIC_CONTEXT
 from ..data.trace import worked_trace
@@ -85,7 +85,7 @@ def azr_documents(items: list[programs.ProgramTask], seed: int, max_references: 
         ]
         for task, block in solver_cases:
             documents.append(Document(wrap_prompt(solver_prompt(task)), _answer(block)))
-        for task_type in ("deduction", "abduction"):
+        for task_type in ONE_PAIR_TYPES:
             references = [_as_task(task_type, other)
                           for other in rng.sample(items, rng.randint(0, max_references))]
             context = wrap_prompt(proposer_prompt(task_type, references=references, timeout_s=timeout_s))

@@ -12,7 +12,6 @@ from selftaught.cli import main
 from selftaught.config import build_config
 from selftaught.trainer import Trainer
 
-TYPES = TASK_TYPES
 ROLES = ("propose", "solve")
 
 
@@ -43,7 +42,7 @@ def test_scripted_self_play_trains_checkpoints_exports_and_resumes(tmp_path):
     resumed = scripted_trainer(azr_config(tmp_path, max_steps=2), resume=True)
     try:
         assert resumed.step == 1
-        for task_type in TYPES:
+        for task_type in TASK_TYPES:
             assert resumed.episodes.buffers[task_type].state_dict() == state["buffers"][task_type]
         assert resumed.episodes.seeded and resumed.episodes.rollouts == 1
         resumed.train()
@@ -54,7 +53,7 @@ def test_scripted_self_play_trains_checkpoints_exports_and_resumes(tmp_path):
     assert [row["step"] for row in rows] == [1, 2]
     for row in rows:
         assert row["skipped"] is False
-        for task_type in TYPES:
+        for task_type in TASK_TYPES:
             for role in ROLES:
                 assert row[f"azr/{task_type}/{role}/count"] == 2
                 assert f"azr/{task_type}/{role}/reward_mean" in row
@@ -65,8 +64,8 @@ def test_scripted_self_play_trains_checkpoints_exports_and_resumes(tmp_path):
     # seeding happens once, and not again after a resume
     assert first["azr/seed/rounds"] == 1 and "azr/seed/rounds" not in rows[1]
     # the scripted policy writes valid tasks: they were validated, entered the buffers and got r̄
-    assert any(row.get(f"azr/{t}/propose/valid_rate", 0) > 0 for row in rows for t in TYPES)
-    assert any(f"azr/{t}/propose/solve_rate" in row for row in rows for t in TYPES)
+    assert any(row.get(f"azr/{t}/propose/valid_rate", 0) > 0 for row in rows for t in TASK_TYPES)
+    assert any(f"azr/{t}/propose/solve_rate" in row for row in rows for t in TASK_TYPES)
     assert all(row["azr/buffer/deduction/size"] > 1 for row in rows)
     # every reward is one the equations allow
     samples = read_jsonl(tmp_path / "completions.jsonl")
@@ -101,7 +100,7 @@ def test_cli_runs_the_tiny_recipe_on_the_random_model(tmp_path):
                  "--set", "max_completion_length=12"])
     assert code == 0
     [row] = read_jsonl(tmp_path / "metrics.jsonl")
-    for task_type in TYPES:
+    for task_type in TASK_TYPES:
         assert row[f"azr/{task_type}/propose/count"] == 2 and row[f"azr/{task_type}/solve/count"] == 2
         # a random model writes no valid program: every proposal is rejected, counted, and scores −1
         assert row[f"azr/{task_type}/propose/valid_rate"] == 0.0

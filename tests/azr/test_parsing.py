@@ -8,7 +8,6 @@ from selftaught.azr.prompts import prompt_role, proposer_prompt, solver_prompt, 
 from selftaught.azr.rewards import solver_reward
 from selftaught.azr.tasks import TASK_TYPE_SPECS, TASK_TYPES, Task, seed_task
 
-TYPES = TASK_TYPES
 PROGRAM = "def f(xs, k):\n    return sorted(xs)[:k]"
 
 
@@ -190,7 +189,7 @@ def test_parse_answer_malformed_scores_minus_one(task_type, text, reason):
     assert solver_reward(parsed.ok, False) == -1.0
 
 
-@pytest.mark.parametrize("task_type", TYPES)
+@pytest.mark.parametrize("task_type", TASK_TYPES)
 def test_parsing_never_raises_on_garbage(task_type):
     garbage = ["", "<answer></answer>", "<answer>```", "```\n```", "<answer>\n```python\n```\n</answer>",
                "\udcff<answer>\x00</answer>", "<answer>" * 1000, "```input\n" * 1000]
