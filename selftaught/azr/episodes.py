@@ -354,15 +354,17 @@ class AZREpisodes(EpisodeSource):
     def metrics(self, rollout: Rollout, rewards: dict[str, torch.Tensor]) -> dict[str, float]:
         """Per (task type, role): count, reward, solve rate, validity, rejection reasons; buffers."""
         all_rows: list[TrainedRow] = rollout.extras["azr"]
+        reward = rewards["azr"].tolist()  # R(y) of each row, as `rewards()` computed it
         out: dict[str, float] = {}
         for task_type in self.types:
             for role in ROLES:
-                rows = [row for row in all_rows if row.task_type == task_type and row.role == role]
-                if not rows:
+                indices = [k for k, row in enumerate(all_rows) if row.task_type == task_type and row.role == role]
+                if not indices:
                     continue
+                rows = [all_rows[k] for k in indices]
                 prefix = f"azr/{task_type}/{role}"
                 out[f"{prefix}/count"] = len(rows)
-                out[f"{prefix}/reward_mean"] = sum(self.row_reward(row) for row in rows) / len(rows)
+                out[f"{prefix}/reward_mean"] = sum(reward[k] for k in indices) / len(rows)
                 valid = [row for row in rows if row.valid]
                 if role == "solve":
                     out[f"{prefix}/solve_rate"] = sum(bool(row.correct) for row in rows) / len(rows)
