@@ -26,27 +26,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from selftaught.config import build_config  # noqa: E402
-from selftaught.data import addition  # noqa: E402
-from selftaught.diagnose import run_diagnose  # noqa: E402
-from selftaught.tiny.addition_corpus import ANSWER_CONTEXT, addition_corpus  # noqa: E402
+from selftaught.tiny.competence import TINY_MATH, addition_figures  # noqa: E402
+from selftaught.tiny.addition_corpus import addition_corpus  # noqa: E402
 from selftaught.tiny.pretrain import pretrain  # noqa: E402
 from selftaught.models.tiny_random import qwen2_model, train_bpe_tokenizer  # noqa: E402
-from selftaught.recipes import load_recipe  # noqa: E402
 
-RECIPE = build_config(load_recipe("tiny_math_base.yaml"))
-"""The tiny-math recipes' shared settings: the model card is measured as the model is trained."""
-TEMPERATURE = RECIPE.temperature
-"""Sampled, the model takes each habit as often as it learned it."""
-MAX_NEW_TOKENS = RECIPE.max_completion_length
+TEMPERATURE = TINY_MATH.temperature
+"""Sampled, the model takes each habit as often as it learned it (the recipes' τ)."""
 
 
 def measure(model_dir: Path, n: int, samples: int, seed: int) -> dict:
     """The held-out figures of the model card (selftaught diagnose on the heldout split)."""
     with tempfile.TemporaryDirectory() as scratch:  # diagnose.json is not part of the model
-        return run_diagnose(str(model_dir), "addition", n=n, samples=samples, split="heldout", seed=seed,
-                            prompt_template=ANSWER_CONTEXT, temperature=TEMPERATURE, max_new_tokens=MAX_NEW_TOKENS,
-                            output_dir=scratch, batch_size=64, tags={"procedure": addition.uses_procedure})
+        return addition_figures(str(model_dir), n, "heldout", scratch, samples=samples, seed=seed)
 
 
 def target_rows(record: dict, samples: int) -> list[tuple[str, str, bool]]:

@@ -21,18 +21,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from selftaught.config import build_config  # noqa: E402
-from selftaught.demo import (MATH_BASE, MATH_MODEL, MATH_SAMPLES, MATH_TEMPERATURE, METHOD_REWARDS,  # noqa: E402
-                             math_recipe)
-from selftaught.diagnose import run_diagnose  # noqa: E402
+from selftaught.demo import MATH_MODEL, METHOD_REWARDS, math_recipe  # noqa: E402
+from selftaught.tiny.competence import addition_figures  # noqa: E402
 from selftaught.trainer import Trainer  # noqa: E402
 
 
 def dev_pass_at_1(model: str, n: int, scratch: Path) -> dict:
-    record = run_diagnose(model, "addition", split="dev", n=n, samples=MATH_SAMPLES,
-                          prompt_template=MATH_BASE.data.prompt_template, temperature=MATH_TEMPERATURE,
-                          max_new_tokens=MATH_BASE.max_completion_length, max_prompt_length=MATH_BASE.max_prompt_length,
-                          output_dir=str(scratch / "diagnose"), batch_size=64)
-    return record["accuracy"]["pass@1"]
+    return addition_figures(model, n, "dev", scratch / "diagnose")["accuracy"]["pass@1"]
 
 
 def main() -> int:

@@ -28,10 +28,8 @@ from pathlib import Path
 import torch
 
 from .config import build_config, set_all_dotted
-from .data import addition
-from .diagnose import run_diagnose
 from .errors import UserError
-from .tiny.competence import program_solve_rates
+from .tiny.competence import TINY_MATH, addition_figures, program_solve_rates
 from .recipes import load_recipe
 from .azr.tasks import ONE_PAIR_TYPES, TASK_TYPES
 from .report import CURVES, write_report
@@ -39,9 +37,9 @@ from .trainer import Trainer
 
 METHODS = ("grpo", "intuitor", "majority_vote", "answer_agreement", "token_entropy", "trajectory_logprob")
 """The demo's math runs; run `m` trains the recipe configs/<m>_tiny.yaml (selftaught.recipes)."""
-MATH_BASE = build_config(load_recipe("tiny_math_base.yaml"))
+MATH_BASE = TINY_MATH
 """The block every math recipe shares (model, data, group size, sampling), validated: the
-demo measures with the settings it trains with."""
+demo measures with the settings it trains with (`tiny.competence.addition_figures`)."""
 MATH_MODEL = MATH_BASE.model.name_or_path
 MATH_TEMPERATURE = MATH_BASE.temperature
 MATH_SAMPLES = MATH_BASE.num_generations
@@ -84,11 +82,7 @@ def azr_recipe(output_dir: Path, steps: int, per_type_role: int) -> dict:
 def measure_math(model: str, n: int, output_dir: Path) -> dict:
     """selftaught diagnose on `n` held-out problems: the accuracy figures, the procedure share
     and every label-free source's within-group AUROC."""
-    record = run_diagnose(model, "addition", split="heldout", n=n, samples=MATH_SAMPLES,
-                          prompt_template=MATH_CONTEXT, temperature=MATH_TEMPERATURE,
-                          max_new_tokens=MATH_BASE.max_completion_length, max_prompt_length=MATH_BASE.max_prompt_length,
-                          output_dir=str(output_dir), batch_size=64,
-                          tags={"procedure": addition.uses_procedure})
+    record = addition_figures(model, n, "heldout", output_dir)
     figures = {name: {**result, "n": record["n"]} for name, result in record["accuracy"].items()}
     figures[PROCEDURE] = {**record["tags"]["procedure"], "n": record["n"]}
     return {"figures": figures, "auroc": {name: {k: result[k] for k in ("value", "low", "high", "pairs", "verdict")}

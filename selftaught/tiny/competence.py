@@ -15,7 +15,8 @@ from contextlib import contextmanager
 from ..azr.episodes import AZREpisodes
 from ..azr.tasks import TASK_TYPES
 from ..config import TrainConfig, build_config
-from ..data import PromptRow, arithmetic
+from ..data import PromptRow, addition, arithmetic
+from ..diagnose import run_diagnose
 from ..evaluate import Accuracy, math_accuracy
 from ..recipes import load_recipe
 from ..rollout import Sampler
@@ -29,6 +30,21 @@ AZR_SETTINGS = {key: AZR_RECIPE["azr"][key] for key in ("num_references", "induc
 """The AZR prompt settings of the tiny recipe (and of the pretraining corpus)."""
 AZR_COMPLETION_TOKENS = AZR_RECIPE["max_completion_length"]
 """Room for the worked execution traces the built-in model writes as deduction solver."""
+
+
+TINY_MATH = build_config(load_recipe("tiny_math_base.yaml"))
+"""The block every tiny-math recipe shares (model, data, G, sampling), validated: `tiny-math` is
+measured (model card, demo, dev sweep) with the settings it is trained with."""
+
+
+def addition_figures(model: str, n: int, split: str, output_dir, samples: int | None = None, seed: int = 0) -> dict:
+    """`selftaught diagnose` on `n` additions of `split` at the tiny-math recipes' settings: the
+    record with pass@1, pass@K, majority@K, greedy, the share taking the column procedure
+    (tag `procedure`) and every label-free source's within-group AUROC."""
+    return run_diagnose(model, "addition", split=split, n=n, samples=samples or TINY_MATH.num_generations,
+                        seed=seed, prompt_template=TINY_MATH.data.prompt_template, temperature=TINY_MATH.temperature,
+                        max_new_tokens=TINY_MATH.max_completion_length, max_prompt_length=TINY_MATH.max_prompt_length,
+                        output_dir=str(output_dir), batch_size=64, tags={"procedure": addition.uses_procedure})
 
 
 def arithmetic_accuracy(model, tokenizer, n: int, seed: int = 0, greedy: bool = True,
