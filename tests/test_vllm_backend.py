@@ -129,20 +129,28 @@ def test_top_k_and_top_p_are_honoured(engine, policy, prompts):
     assert float(rollout.sampler_logprobs[rollout.completion_mask].exp().max()) <= 1.0 + 1e-6
 
 
-def test_a_model_the_engine_cannot_run_is_one_user_error():
+def test_lengths_beyond_the_model_are_one_user_error_before_an_engine_starts():
+    from selftaught.errors import UserError
+    from selftaught.models import load_model
+    from selftaught.vllm_backend import VLLMSampler
+
+    model, tokenizer = load_model("tiny-random")
+    with pytest.raises(UserError, match="max_position_embeddings") as error:
+        VLLMSampler(model, tokenizer, max_prompt_length=1000, max_completion_length=100, temperature=1.0)
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the GPU attention kernels accept head size 16: nothing to refuse")
+def test_a_model_the_cpu_engine_cannot_run_is_one_user_error():
     """tiny-random's head size (16) has no vLLM CPU attention kernel: refused at start-up, in one line."""
     from selftaught.errors import UserError
     from selftaught.models import load_model
     from selftaught.vllm_backend import VLLMSampler
 
     model, tokenizer = load_model("tiny-random")
-    if torch.cuda.is_available():
-        pytest.skip("the GPU kernels accept head size 16")
     with pytest.raises(UserError, match="cannot run Qwen2ForCausalLM") as error:
         VLLMSampler(model, tokenizer, max_prompt_length=16, max_completion_length=4, temperature=1.0)
     assert "\n" not in str(error.value)
-    with pytest.raises(UserError, match="max_position_embeddings"):
-        VLLMSampler(model, tokenizer, max_prompt_length=1000, max_completion_length=100, temperature=1.0)
 
 
 def test_a_lora_policy_is_sampled_with_its_adapter_merged(engine, policy, prompts):
