@@ -12,7 +12,13 @@ VLLM_VENV  := .venv-vllm
 VLLM_BIN   := $(VLLM_VENV)/bin
 VLLM_STAMP := $(VLLM_VENV)/.installed
 
-.PHONY: setup demo test test-slow bench clean setup-vllm test-vllm
+# The optional trackers (TensorBoard, MLflow) are tested in an environment of their own: installed,
+# TensorBoard would become every run's default `report_to` in the main one.
+TRACKERS_VENV  := .venv-trackers
+TRACKERS_BIN   := $(TRACKERS_VENV)/bin
+TRACKERS_STAMP := $(TRACKERS_VENV)/.installed
+
+.PHONY: setup demo test test-slow bench clean setup-vllm test-vllm test-trackers
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +49,16 @@ $(VLLM_STAMP): pyproject.toml requirements-vllm.lock requirements-vllm-gpu.txt
 
 setup-vllm: $(VLLM_STAMP)
 
+$(TRACKERS_STAMP): pyproject.toml requirements.lock requirements-trackers.lock
+	$(PYTHON) -m venv $(TRACKERS_VENV)
+	$(TRACKERS_BIN)/python -m pip install -q --upgrade pip
+	$(TRACKERS_BIN)/python -m pip install -q -r requirements.lock -r requirements-trackers.lock
+	$(TRACKERS_BIN)/python -m pip install -q --no-deps -e .
+	touch $(TRACKERS_STAMP)
+
+test-trackers: $(TRACKERS_STAMP)
+	SELFTAUGHT_REQUIRE_TRACKERS=1 $(TRACKERS_BIN)/python -m pytest -q tests/test_trackers.py
+
 test-vllm: $(VLLM_STAMP)
 	$(VLLM_BIN)/python -m pytest -q -m vllm
 
@@ -53,4 +69,4 @@ bench: $(STAMP)
 	for f in benchmarks/bench_*.py; do $(BIN)/python $$f || exit 1; done
 
 clean:
-	rm -rf $(VENV) $(VLLM_VENV) runs .pytest_cache
+	rm -rf $(VENV) $(VLLM_VENV) $(TRACKERS_VENV) runs .pytest_cache

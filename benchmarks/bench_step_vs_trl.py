@@ -252,7 +252,8 @@ def main() -> None:
     try:
         import trl
     except ImportError:
-        sys.exit("this benchmark needs TRL: pip install -e .[bench]")
+        print("this benchmark needs TRL: pip install -e .[bench]", file=sys.stderr)
+        sys.exit(2)
 
     print(f"Intuitor step, tiny-random: {args.prompts_per_step} prompts × G {args.num_generations}, "
           f"≤{args.max_completion_length} new tokens, TRL {trl.__version__}, {args.threads} thread(s)", flush=True)
