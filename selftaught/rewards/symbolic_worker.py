@@ -55,6 +55,12 @@ def _write_message(fd: int, obj) -> None:
         view = view[os.write(fd, view):]
 
 
+NO_REPLY = "no reply"
+"""What `_read_message` returns on end of file or when its deadline passes: never a message
+(messages are JSON true/false/null, "ready" or a request object), so a late reply is told
+apart from a "timed out" (null) one."""
+
+
 def _read_exact(fd: int, n: int, until: float | None) -> bytes | None:
     """n bytes from fd, or None on EOF or when the monotonic deadline `until` passes."""
     chunks, got = [], 0
@@ -72,11 +78,12 @@ def _read_exact(fd: int, n: int, until: float | None) -> bytes | None:
 
 
 def _read_message(fd: int, until: float | None = None):
+    """The next message, or NO_REPLY on end of file or past the monotonic deadline `until`."""
     header = _read_exact(fd, _HEADER.size, until)
     if header is None:
-        return None
+        return NO_REPLY
     body = _read_exact(fd, _HEADER.unpack(header)[0], until)
-    return None if body is None else json.loads(body)
+    return NO_REPLY if body is None else json.loads(body)
 
 
 # -- the server side (runs in its own process) ---------------------------------------------
@@ -159,7 +166,8 @@ class _Checker:
             if step <= 0 or self.cpu_seconds() > cpu_limit:
                 return None
             if select.select([self.verdicts], [], [], step)[0]:
-                return _read_message(self.verdicts, wall_limit)
+                verdict = _read_message(self.verdicts, wall_limit)
+                return None if verdict == NO_REPLY else verdict
 
     def kill(self) -> None:
         try:
@@ -172,8 +180,6 @@ class _Checker:
 
 
 def _serve(requests: int, replies: int) -> None:
-    import logging
-
     logging.disable(logging.CRITICAL)  # math-verify logs whole answers on every timeout
     import math_verify  # noqa: F401 - imported once here, inherited by every checker
 
@@ -183,7 +189,7 @@ def _serve(requests: int, replies: int) -> None:
     _write_message(replies, "ready")
     while True:
         request = _read_message(requests)
-        if request is None:  # the trainer closed the pipe or died
+        if request == NO_REPLY:  # the trainer closed the pipe or died
             checker.kill()
             return
         verdict = checker.ask(request["p"], request["g"], request["t"])
@@ -241,9 +247,11 @@ class SymbolicVerifier:
                 verdict = _read_message(server.stdout.fileno(),
                                         time.monotonic() + max(WALL_CAP_S, self.deadline_s) + _GRACE_S)
             except (OSError, ValueError):
-                verdict = "broken"
-            if not isinstance(verdict, bool) and verdict is not None:
-                self._stop_locked()
+                verdict = NO_REPLY
+            if verdict is None:  # the server's checker timed out and was replaced: the server is fine
+                return None
+            if not isinstance(verdict, bool):  # no reply in time, or a garbled one: the server may answer
+                self._stop_locked()            # late, into the next comparison, so it is replaced
                 return None
             return verdict
 

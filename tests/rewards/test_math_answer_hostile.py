@@ -128,3 +128,20 @@ def test_prompt_episode_metrics_report_timeouts():
     metrics = PromptEpisodes.metrics(episodes, SimpleNamespace(completions=completions), rewards)
     assert rewards["math_answer"].tolist() == [0.0, 1.0, 0.0, 0.0]
     assert metrics["rewards/math_answer/timeouts"] == 2.0
+
+
+def test_a_reply_that_comes_after_the_client_gave_up_never_answers_the_next_comparison(monkeypatch):
+    from selftaught.rewards import symbolic_worker
+
+    verifier = symbolic_worker.SymbolicVerifier()
+    try:
+        assert verifier.verify("2", "2") is True  # the server is up and ready
+        first = verifier._server.pid
+        with monkeypatch.context() as patch:  # the client waits 0 s: every reply is late
+            patch.setattr(symbolic_worker, "WALL_CAP_S", 0.0)
+            patch.setattr(symbolic_worker, "_GRACE_S", -verifier.deadline_s)
+            assert verifier.verify("1", "1") is None  # its (late) reply is True
+        assert verifier.verify("2", "3") is False  # its own verdict, not the late True
+        assert verifier._server.pid != first  # the server that missed its deadline was replaced
+    finally:
+        verifier.close()
