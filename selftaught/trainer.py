@@ -231,13 +231,16 @@ class Trainer:
         return start_trackers(config.report_to, self.output_dir, config.run_name or self.output_dir.resolve().name,
                               config.model_dump(mode="json"))
     def _checkpoint_to_resume(self) -> Path:
-        """The newest intact checkpoint; one warning line per damaged one skipped (rank 0 prints)."""
+        """The newest intact checkpoint; one warning line per damaged one skipped. Rank 0 checks
+        (every file's hash: one read of the checkpoint, not one per rank) and tells the others."""
         directory = self.output_dir / "checkpoints"
-        if not checkpoint.list_checkpoints(directory):
+        main = self.accelerator.is_main_process
+        warn = (lambda line: print(f"selftaught: warning: {line}", file=sys.stderr, flush=True)) if main \
+            else (lambda line: None)
+        found = checkpoint.latest_intact(directory, warn) if main else None
+        path, skipped = self.processes.gather(found)[0]  # rank 0's finding, on every rank
+        if path is None and not skipped:
             raise UserError(f"--resume: no checkpoint in {directory}; start without --resume")
-        warn = (lambda line: print(f"selftaught: warning: {line}", file=sys.stderr, flush=True)) \
-            if self.accelerator.is_main_process else (lambda line: None)
-        path, skipped = checkpoint.latest_intact(directory, warn)
         if path is None:
             raise UserError(f"--resume: no intact checkpoint in {directory} ({'; '.join(skipped)}); "
                             "start without --resume, or restore a checkpoint from a backup")
