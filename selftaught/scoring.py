@@ -9,6 +9,7 @@ cost one elementwise pass over each logits chunk, never another forward.
 from __future__ import annotations
 
 from contextlib import nullcontext
+from typing import NamedTuple
 
 import torch
 
@@ -51,6 +52,25 @@ def completion_token_statistics(model, prompt_ids, prompt_mask, completion_ids, 
                                   chunk_size=chunk_size, bias=head.bias, entropy=entropy)
 
 
+class MicroBatch(NamedTuple):
+    """One micro-batch of a rollout's rows, on the device that scores or trains on them."""
+
+    prompt_ids: torch.Tensor
+    prompt_mask: torch.Tensor
+    completion_ids: torch.Tensor
+    completion_mask: torch.Tensor
+
+    @classmethod
+    def of(cls, rollout, index: slice, device) -> "MicroBatch":
+        return cls(*(t[index].to(device) for t in (rollout.prompt_ids, rollout.prompt_mask,
+                                                   rollout.completion_ids, rollout.completion_mask)))
+
+
+def micro_batches(n: int, size: int) -> list[slice]:
+    """Consecutive slices of at most `size` of `n` rows."""
+    return [slice(start, min(start + size, n)) for start in range(0, n, size)]
+
+
 @torch.no_grad()
 def score_rollout(model, rollout, *, temperature: float, chunk_size: int | None, batch_size: int, device,
                   fused: bool = True, entropy: bool = False, reference=None, reference_context=nullcontext,
@@ -64,22 +84,19 @@ def score_rollout(model, rollout, *, temperature: float, chunk_size: int | None,
     """
     kwargs = {"temperature": temperature, "chunk_size": chunk_size, "fused": fused}
     old, sc, ent, ref, ref_sc = [], [], [], [], []
-    n = len(rollout)
-    for start in range(0, n, batch_size):
-        index = slice(start, min(start + batch_size, n))
-        rows = tuple(t[index].to(device) for t in (rollout.prompt_ids, rollout.prompt_mask,
-                                                   rollout.completion_ids, rollout.completion_mask))
+    for index in micro_batches(len(rollout), batch_size):
+        rows = MicroBatch.of(rollout, index, device)
         with autocast():
             stats = completion_token_statistics(model, *rows, entropy=entropy, **kwargs)
             old.append(stats.logprobs.cpu())
-            sc.append(sequence_mean(stats.self_certainty, rows[3]).cpu())
+            sc.append(sequence_mean(stats.self_certainty, rows.completion_mask).cpu())
             if entropy:
                 ent.append(stats.entropy.float().cpu())
             if reference is not None:
                 with reference_context():
                     ref_stats = completion_token_statistics(reference, *rows, **kwargs)
                 ref.append(ref_stats.logprobs.cpu())
-                ref_sc.append(sequence_mean(ref_stats.self_certainty, rows[3]).cpu())
+                ref_sc.append(sequence_mean(ref_stats.self_certainty, rows.completion_mask).cpu())
     return Scores(old_logprobs=torch.cat(old), self_certainty=torch.cat(sc),
                   ref_logprobs=torch.cat(ref) if ref else None,
                   ref_self_certainty=torch.cat(ref_sc) if ref_sc else None,

@@ -32,7 +32,6 @@ import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
-from typing import NamedTuple
 
 import torch
 
@@ -51,7 +50,7 @@ from .rewards import Scores
 from .rewards.user import RewardFunctionError
 from .rollout import Rollout, RolloutSampler, Sampler
 from .trackers import check_installed, start_trackers
-from .scoring import completion_token_statistics, score_rollout
+from .scoring import MicroBatch, completion_token_statistics, micro_batches, score_rollout
 
 
 def completion_logprobs(model, prompt_ids, prompt_mask, completion_ids, completion_mask, *,
@@ -64,20 +63,6 @@ def completion_logprobs(model, prompt_ids, prompt_mask, completion_ids, completi
     stats = completion_token_statistics(model, prompt_ids, prompt_mask, completion_ids, completion_mask,
                                         temperature=temperature, chunk_size=chunk_size, fused=fused)
     return stats.logprobs, stats.self_certainty
-
-
-class MicroBatch(NamedTuple):
-    """One micro-batch of a rollout's rows, on the training device."""
-
-    prompt_ids: torch.Tensor
-    prompt_mask: torch.Tensor
-    completion_ids: torch.Tensor
-    completion_mask: torch.Tensor
-
-    @classmethod
-    def of(cls, rollout: Rollout, index: slice, device) -> "MicroBatch":
-        return cls(*(t[index].to(device) for t in (rollout.prompt_ids, rollout.prompt_mask,
-                                                   rollout.completion_ids, rollout.completion_mask)))
 
 
 def _mixed_precision(setting) -> str:
@@ -358,12 +343,8 @@ class Trainer:
 
     # ----------------------------------------------------------------- scoring
 
-    def _micro_batches(self, n: int) -> list[slice]:
-        size = self.config.per_device_train_batch_size
-        return [slice(i, min(i + size, n)) for i in range(0, n, size)]
-
     def _reference(self):
-        """(model, context) that score the reference policy, or (None, None) when there is none.
+        """(model, context) that score the reference policy, or (None, nullcontext) when there is none.
 
         Full fine-tuning: a frozen copy of the initial model. LoRA: the policy itself
         with its adapter disabled, which *is* the initial model.
@@ -373,7 +354,7 @@ class Trainer:
         if self.config.lora is not None and self.needs_reference:
             policy = self.accelerator.unwrap_model(self.model)
             return policy, policy.disable_adapter
-        return None, None
+        return None, nullcontext
 
     @torch.no_grad()
     def score(self, rollout: Rollout) -> Scores:
@@ -387,7 +368,7 @@ class Trainer:
                                  batch_size=self.config.per_device_train_batch_size,
                                  device=self.accelerator.device, fused=self.fused,
                                  entropy=self.episodes.needs_token_entropy,
-                                 reference=reference, reference_context=disabled or nullcontext,
+                                 reference=reference, reference_context=disabled,
                                  autocast=self.accelerator.autocast)
         finally:
             self.model.train()
@@ -410,7 +391,7 @@ class Trainer:
         deepspeed = self.accelerator.distributed_type == DistributedType.DEEPSPEED
         global_tokens = max(float(whole.completion_mask.sum()), 1.0)
         totals = {"num_tokens": global_tokens / world, "num_rows": len(whole) / world}
-        batches = self._micro_batches(len(rollout))
+        batches = micro_batches(len(rollout), config.per_device_train_batch_size)
         real = len(batches)
         if self.is_fsdp2:  # each forward is a collective: all ranks run as many
             if not batches:
@@ -425,8 +406,7 @@ class Trainer:
                 self.accelerator.sync_gradients = i == len(batches) - 1
             sync = nullcontext() if i == len(batches) - 1 else self.accelerator.no_sync(self.model)
             with sync, self.accelerator.autocast():
-                logp, _ = completion_logprobs(self.model, rows.prompt_ids, rows.prompt_mask, rows.completion_ids,
-                                              rows.completion_mask, temperature=config.temperature,
+                logp, _ = completion_logprobs(self.model, *rows, temperature=config.temperature,
                                               chunk_size=config.logits_chunk_size, fused=self.fused)
                 loss, stats = policy_loss(
                     logp, scores.old_logprobs[index].to(device), advantages[index].to(device), rows.completion_mask,
