@@ -97,12 +97,13 @@ def verdict(auroc: float | None, pairs: int) -> str:
 
 
 def verdict_line(name: str, result: dict) -> str:
-    auroc, pairs = result["value"], result["pairs"]
-    if auroc is None or pairs < MIN_PAIRS:
+    """One line for `result` (a within-group AUROC with its `verdict` already decided)."""
+    pairs = result["pairs"]
+    if result["verdict"] == "unknown":
         return f"{name}: unknown — only {pairs} right/wrong pairs within groups (need {MIN_PAIRS})"
     rule = {"likely to help": f"≥ {HELPS_AT:.2f}", "likely to hurt": f"≤ {HURTS_AT:.2f}",
-            "neutral": f"between {HURTS_AT:.2f} and {HELPS_AT:.2f}"}[verdict(auroc, pairs)]
-    return (f"{name}: {verdict(auroc, pairs)} — within-group AUROC {auroc:.2f} "
+            "neutral": f"between {HURTS_AT:.2f} and {HELPS_AT:.2f}"}[result["verdict"]]
+    return (f"{name}: {result['verdict']} — within-group AUROC {result['value']:.2f} "
             f"[{result['low']:.2f}, {result['high']:.2f}] over {pairs} pairs ({rule})")
 
 
@@ -112,11 +113,11 @@ def verdict_line(name: str, result: dict) -> str:
 def default_prompt_template(tokenizer, use_chat_template: str) -> str:
     """Inside a chat template: the eval's math instruction. Without one (e.g. the built-in
     `tiny`): "Question: {prompt}\\nAnswer:", the format the built-in model was trained on."""
-    if uses_chat_template(tokenizer, use_chat_template, DATA_CHAT_TEMPLATE_KEY):
-        return "{prompt}\nPut your final answer within \\boxed{}."
-    from .data.arithmetic import ARITHMETIC_CONTEXT
+    from .evaluate.benchmarks import MATH_INSTRUCTION, MATH_PLAIN
 
-    return ARITHMETIC_CONTEXT
+    if uses_chat_template(tokenizer, use_chat_template, DATA_CHAT_TEMPLATE_KEY):
+        return MATH_INSTRUCTION.format(prompt="{prompt}")
+    return MATH_PLAIN
 
 
 def _rows_with_answers(source: str, split: str, n: int, seed: int, difficulty: int, prompt_field: str,
@@ -146,7 +147,6 @@ def run_diagnose(model: str, data: str, *, n: int = 40, samples: int = 8, split:
     (`tag_accuracy`), with the same bootstrap intervals over prompts."""
     from .models import load_model
     from .rewards import LABEL_FREE_REWARDS, MathAnswerReward, build_reward
-    from .rewards.label_free import MajorityVoteReward
     from .rollout import Sampler
     from .scoring import score_rollout
 
@@ -171,10 +171,26 @@ def run_diagnose(model: str, data: str, *, n: int = 40, samples: int = 8, split:
     scores = score_rollout(policy, rollout, temperature=temperature, chunk_size=chunk_size, batch_size=batch_size,
                            device=device, entropy=True)
 
-    correct = MathAnswerReward()(rollout.completions, rollout.extras, None).numpy().astype(bool)
-    greedy_correct = MathAnswerReward()(greedy.completions, greedy.extras, None).numpy().astype(bool)
+    gold = MathAnswerReward()
+    correct = gold(rollout.completions, rollout.extras, None).numpy().astype(bool)
+    greedy_correct = gold(greedy.completions, greedy.extras, None).numpy().astype(bool)
     by_group = correct.reshape(-1, samples)
-    majority = MajorityVoteReward(samples)(rollout.completions, {}, None).numpy().reshape(-1, samples).astype(bool)
+
+    for name in LABEL_FREE_REWARDS:
+        if name not in sources:
+            sources[name] = build_reward(name, group_size=samples, tokenizer=tokenizer)
+    results, values_of = {}, {}
+    for name, source in sources.items():
+        values = values_of[name] = source(rollout.completions, rollout.extras, scores, rollout=rollout).double().numpy()
+        result = within_group_auroc(values, correct, samples, seed=seed)
+        known = ~np.isnan(values)
+        result.update(verdict=verdict(result["value"], result["pairs"]),
+                      mean_right=float(values[correct & known].mean()) if (correct & known).any() else None,
+                      mean_wrong=float(values[~correct & known].mean()) if (~correct & known).any() else None)
+        result["line"] = verdict_line(name, result)
+        results[name] = result
+
+    majority = values_of["majority_vote"].reshape(-1, samples).astype(bool)  # in its group's majority cluster
     majority_right = (majority & by_group).any(axis=1)  # the majority cluster is one answer: right or not
     ones = np.ones(len(rows))
     accuracy = {
@@ -183,19 +199,6 @@ def run_diagnose(model: str, data: str, *, n: int = 40, samples: int = 8, split:
         f"majority@{samples}": ratio_with_interval(majority_right, ones, seed=seed),
         "greedy": ratio_with_interval(greedy_correct, ones, seed=seed),
     }
-
-    for name in LABEL_FREE_REWARDS:
-        sources.setdefault(name, build_reward(name, group_size=samples, tokenizer=tokenizer))
-    results = {}
-    for name, source in sources.items():
-        values = source(rollout.completions, rollout.extras, scores, rollout=rollout).double().numpy()
-        result = within_group_auroc(values, correct, samples, seed=seed)
-        known = ~np.isnan(values)
-        result.update(verdict=verdict(result["value"], result["pairs"]),
-                      mean_right=float(values[correct & known].mean()) if (correct & known).any() else None,
-                      mean_wrong=float(values[~correct & known].mean()) if (~correct & known).any() else None)
-        result["line"] = verdict_line(name, result)
-        results[name] = result
 
     tagged = {name: np.array([bool(holds(text)) for text in rollout.completions]).reshape(-1, samples)
               for name, holds in (tags or {}).items()}

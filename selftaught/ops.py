@@ -31,7 +31,6 @@ from torch import Tensor
 # straightforward log_softmax path holds (benchmarks/bench_logprobs.py). The old
 # fixed 2048 rows were 1.24 GB per buffer at that V.
 DEFAULT_CHUNK_BYTES = 64 << 20
-DEFAULT_CHUNK_SIZE = None  # rows; None = from DEFAULT_CHUNK_BYTES (an explicit row count wins)
 
 
 def chunk_rows(vocab_size: int, chunk_size: int | None = None, budget_bytes: int | None = None) -> int:
@@ -197,16 +196,14 @@ class _ChunkedLogProbs(torch.autograd.Function):
 
 
 def check_token_arguments(targets: Tensor, B: int, T: int, temperature: float, chunk_size: int | None,
-                          vocab_size: int | None = None) -> int:
+                          vocab_size: int) -> int:
     """Validate the arguments shared by the logits and fused paths; returns the chunk's rows
     (`chunk_rows`: None → from the byte budget at `vocab_size`)."""
     if targets.shape != (B, T):
         raise ValueError(f"targets must be [B, T] = {(B, T)}, got {tuple(targets.shape)}")
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
-    if chunk_size is None and vocab_size is None:
-        raise ValueError("chunk_size=None needs the vocabulary size to size the chunk by bytes")
-    chunk_size = chunk_rows(vocab_size or 1, chunk_size)
+    chunk_size = chunk_rows(vocab_size, chunk_size)
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     return chunk_size

@@ -18,6 +18,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..data.arithmetic import ARITHMETIC_CONTEXT
 from ..errors import UserError
 
 GSM_SYMBOLIC_SEED = 20250519  # fixed: the benchmark is the same set for every model
@@ -25,8 +26,9 @@ GSM_SYMBOLIC_SIZE = 500
 ARITH_SIZE = 200
 CODEIO_RECORDS = 200
 
-MATH_INSTRUCTION = "{question}\nPut your final answer within \\boxed{{}}."
-MATH_PLAIN = "Question: {question}\nAnswer:"  # models without a chat template (the training recipes' format)
+MATH_INSTRUCTION = "{prompt}\nPut your final answer within \\boxed{{}}."
+"""A math question inside a chat template (also `selftaught diagnose`'s default there)."""
+MATH_PLAIN = ARITHMETIC_CONTEXT  # models without a chat template: the built-in models' plain context
 
 NAMES = ("gsm-symbolic", "arith", "humaneval", "codeio", "codeio-o", "codeio-i")
 
@@ -55,7 +57,7 @@ class Benchmark:
 
 
 def _math_item(item_id: str, question: str, answer: str) -> Item:
-    return Item(item_id, "math", MATH_INSTRUCTION.format(question=question), MATH_PLAIN.format(question=question),
+    return Item(item_id, "math", MATH_INSTRUCTION.format(prompt=question), MATH_PLAIN.format(prompt=question),
                 gold=answer)
 
 
