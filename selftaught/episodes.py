@@ -34,7 +34,6 @@ from .errors import UserError
 from .prompting import format_prompt
 from .rewards import Scores, build_reward
 from .rewards.entropy import harmonic_entropy
-from .rewards.label_free import majority_agreement
 from .rewards.user import UserReward
 from .rewards.math_answer import extract_answer
 from .rollout import Rollout, RolloutSampler
@@ -196,8 +195,8 @@ class PromptEpisodes(EpisodeSource):
             "answer_agreement/mean": sum(top_share) / len(top_share),
             "answer_extracted/frac": extracted,
         }
-        if "majority_vote" in self.sources:  # the majority's share of its group, by equivalence (TTRL)
-            metrics["majority_vote/agreement"] = majority_agreement(rollout.completions, G)
+        if "majority_vote" in rewards:  # the majority's share of its group (TTRL): the mean of its 0/1 rewards
+            metrics["majority_vote/agreement"] = float(rewards["majority_vote"].float().mean())
         for name, source in self.sources.items():  # e.g. math_answer's refused or timed-out checks (scored 0)
             metrics.update({f"rewards/{name}/{key}": value for key, value in source.metrics().items()})
         return metrics

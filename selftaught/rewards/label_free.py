@@ -71,15 +71,6 @@ def majority_cluster(ids: tuple[int | None, ...]) -> int | None:
     return max(counts, key=lambda k: (counts[k], -k))
 
 
-def majority_agreement(completions: list[str], group_size: int) -> float:
-    """Mean over groups of the majority cluster's share of the group (0 when no answers)."""
-    shares = []
-    for ids in _groups(completions, group_size):
-        top = majority_cluster(ids)
-        shares.append(0.0 if top is None else sum(k == top for k in ids) / len(ids))
-    return sum(shares) / max(len(shares), 1)
-
-
 class MajorityVoteReward(RewardSource):
     """TTRL: r_i = 1 if completion i's answer is equivalent to its group's majority answer."""
 
