@@ -14,10 +14,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Literal
 
-TASK_TYPES = ("deduction", "abduction", "induction")
-"""The three task types, in the order they are trained, logged and reported: the one place
-their names are written (`TASK_TYPE_SPECS` describes each)."""
-TaskTypeName = Literal[TASK_TYPES]  # for typed config fields (AZRConfig.task_types)
 
 IDENTITY_PROGRAM = "def f(a):\n    return a"
 IDENTITY_INPUT = "'Hello world'"
@@ -100,8 +96,8 @@ class TaskType:
     uses_references: bool = True
 
 
-TASK_TYPE_SPECS: dict[str, TaskType] = {  # keyed in TASK_TYPES order (a test checks)
-    "deduction": TaskType(
+TASK_TYPE_SPECS: dict[str, TaskType] = {spec.name: spec for spec in (
+    TaskType(
         name="deduction",
         proposer_goal=("The solver will be shown your program and your input and must predict the "
                        "output without running the code."),
@@ -112,7 +108,7 @@ TASK_TYPE_SPECS: dict[str, TaskType] = {  # keyed in TASK_TYPES order (a test ch
         solver_shows=("program", "input"),
         solver_answers="output",
     ),
-    "abduction": TaskType(
+    TaskType(
         name="abduction",
         proposer_goal=("The solver will be shown your program and the output it returns for your "
                        "input, and must find an input that produces that output."),
@@ -124,7 +120,7 @@ TASK_TYPE_SPECS: dict[str, TaskType] = {  # keyed in TASK_TYPES order (a test ch
         solver_shows=("program", "output"),
         solver_answers="input",
     ),
-    "induction": TaskType(
+    TaskType(
         name="induction",
         proposer_goal=("The solver will be shown some of your inputs with the outputs the program "
                        "returns for them, plus your message, and must write the program; it is "
@@ -139,7 +135,10 @@ TASK_TYPE_SPECS: dict[str, TaskType] = {  # keyed in TASK_TYPES order (a test ch
         many_inputs=True,
         uses_references=False,
     ),
-}
+)}
+"""The three task types, each described once, in the order they are trained, logged and reported."""
+TASK_TYPES = tuple(TASK_TYPE_SPECS)
+TaskTypeName = Literal[TASK_TYPES]  # for typed config fields (AZRConfig.task_types)
 
 ONE_PAIR_TYPES = tuple(t for t in TASK_TYPES if not TASK_TYPE_SPECS[t].many_inputs)
 """The types whose task is one program on one input (deduction, abduction): program I/O."""
