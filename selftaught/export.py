@@ -24,15 +24,16 @@ def export_checkpoint(checkpoint: str, output: str, merge: bool) -> str:
     target = Path(output)
     if target.exists() and any(target.iterdir()):
         raise UserError(f"output directory {target} is not empty; choose a new one")
-    if is_adapter_checkpoint(source) and merge:
+    adapter = is_adapter_checkpoint(source)
+    if adapter and merge:
         model, tokenizer = load_model(str(source))  # a LoRA checkpoint loads as its base, adapter merged
         model.save_pretrained(target, safe_serialization=True)
         tokenizer.save_pretrained(target)
         return "merged"
-    if not (source / "config.json").is_file() and not is_adapter_checkpoint(source):
+    if not adapter and not (source / "config.json").is_file():
         raise UserError(f"{source} is neither a model directory nor a LoRA checkpoint")
     target.mkdir(parents=True, exist_ok=True)
     for item in source.iterdir():
         if item.is_file() and item.name not in (STATE_FILE, MANIFEST_FILE):
             shutil.copy2(item, target / item.name)
-    return "adapter" if is_adapter_checkpoint(source) else "model"
+    return "adapter" if adapter else "model"

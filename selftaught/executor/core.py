@@ -187,8 +187,7 @@ class _Zygote:
 
     def kill(self) -> None:
         """Stop the zygote and everything it started; returns when they are reaped. Idempotent."""
-        self.begin_kill()
-        self.finish_kill()
+        self.finish_kill()  # it begins the kill first
 
 
 # ------------------------------------------------------------ one call's state
