@@ -32,18 +32,17 @@ from .errors import UserError
 from .tiny.competence import TINY_MATH, addition_figures, program_solve_rates
 from .recipes import load_recipe
 from .azr.tasks import ONE_PAIR_TYPES, TASK_TYPES
-from .report import CURVES, write_report
+from .report import CURVES, figure_cell, write_report
 from .trainer import Trainer
 
 METHODS = ("grpo", "intuitor", "majority_vote", "answer_agreement", "token_entropy", "trajectory_logprob")
 """The demo's math runs; run `m` trains the recipe configs/<m>_tiny.yaml (selftaught.recipes)."""
-MATH_BASE = TINY_MATH
-"""The block every math recipe shares (model, data, group size, sampling), validated: the
-demo measures with the settings it trains with (`tiny.competence.addition_figures`)."""
-MATH_MODEL = MATH_BASE.model.name_or_path
-MATH_TEMPERATURE = MATH_BASE.temperature
-MATH_SAMPLES = MATH_BASE.num_generations
-MATH_CONTEXT = MATH_BASE.data.prompt_template
+# The block every math recipe shares (model, data, G, sampling): the demo measures with the
+# settings it trains with (`tiny.competence.addition_figures`).
+MATH_MODEL = TINY_MATH.model.name_or_path
+MATH_TEMPERATURE = TINY_MATH.temperature
+MATH_SAMPLES = TINY_MATH.num_generations
+MATH_CONTEXT = TINY_MATH.data.prompt_template
 _MATH_CONFIGS = {method: build_config(load_recipe(f"{method}_tiny.yaml")) for method in METHODS}
 METHOD_REWARDS = {method: next(spec.name for spec in config.reward_specs() if spec.weight > 0)
                   for method, config in _MATH_CONFIGS.items()}
@@ -114,11 +113,11 @@ def _curves(history: list[dict]) -> dict[str, list[float]]:
     return curves
 
 
-def _run_record(history: list[dict], after: dict, recipe: dict, auroc: dict | None = None) -> dict:
-    """`config`: the recipe as run (file + the demo's overrides); `resolved_config`: every setting,
-    defaults included."""
+def _run_record(history: list[dict], after: dict, recipe: dict, trainer: Trainer, auroc: dict | None = None) -> dict:
+    """`config`: the recipe as run (file + the demo's overrides); `resolved_config`: every setting
+    the trainer ran with, defaults included."""
     record = {"steps": len(history), "after": after, "config": recipe,
-              "resolved_config": build_config(recipe).model_dump(mode="json"), "curves": _curves(history),
+              "resolved_config": trainer.config.model_dump(mode="json"), "curves": _curves(history),
               "seconds_per_step": sum(r["time/step_s"] for r in history) / len(history)}
     if auroc is not None:
         record["auroc_after"] = auroc
@@ -147,7 +146,7 @@ def run_demo(output_dir: str, quick: bool = False, logging: dict | None = None) 
         trainer = Trainer(build_config(recipe))
         history = trainer.train()
         after = measure_math(str(output / method), n_math, output / method / "diagnose")
-        summary["runs"][method] = _run_record(history, after["figures"], recipe, after["auroc"])
+        summary["runs"][method] = _run_record(history, after["figures"], recipe, trainer, after["auroc"])
         print(_line(method, summary["runs"][method]["after"]), flush=True)
         del trainer
 
@@ -157,7 +156,7 @@ def run_demo(output_dir: str, quick: bool = False, logging: dict | None = None) 
     with torch.random.fork_rng():  # measuring the base leaves the run's random stream as it was
         summary["base"].update(measure_programs(azr, n_programs))
     history = azr.train()
-    summary["runs"]["azr"] = _run_record(history, measure_programs(azr, n_programs), recipe)
+    summary["runs"]["azr"] = _run_record(history, measure_programs(azr, n_programs), recipe, azr)
     print(_line("azr", summary["runs"]["azr"]["after"]), flush=True)
     summary["runtime_s"] = time.perf_counter() - started
     output.mkdir(parents=True, exist_ok=True)
@@ -168,9 +167,7 @@ def run_demo(output_dir: str, quick: bool = False, logging: dict | None = None) 
 
 
 def _cell(figure: dict | None) -> str:
-    if not figure or figure.get("value") is None:
-        return "—"
-    return f"{figure['value']:.3f} [{figure['low']:.2f},{figure['high']:.2f}]"
+    return figure_cell(figure, separator=",")  # the terminal table's narrow columns
 
 
 def _line(name: str, figures: dict) -> str:

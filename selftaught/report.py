@@ -44,10 +44,11 @@ def verdict(before: dict, after: dict) -> str:
     return "no measurable change"
 
 
-def _cell(figure: dict | None) -> str:
+def figure_cell(figure: dict | None, separator: str = ", ") -> str:
+    """A figure as `value [low, high]`, or — when there is none."""
     if not figure or figure.get("value") is None:
         return "—"
-    return f"{figure['value']:.3f} [{figure['low']:.2f}, {figure['high']:.2f}]"
+    return f"{figure['value']:.3f} [{figure['low']:.2f}{separator}{figure['high']:.2f}]"
 
 
 def gain(summary: dict, run: str, column: str = "pass@1") -> tuple[float, bool]:
@@ -103,10 +104,10 @@ def markdown(summary: dict) -> str:
              f"Run time {summary['runtime_s']:.0f} s{' (quick run)' if summary.get('quick') else ''}.", "",
              "| model | " + " | ".join(columns) + " | s/step |",
              "|---|" + "---|" * (len(columns) + 1),
-             "| base | " + " | ".join(_cell(summary["base"][c]) for c in columns) + " | |"]
+             "| base | " + " | ".join(figure_cell(summary["base"][c]) for c in columns) + " | |"]
     for name, run in summary["runs"].items():
         lines.append(f"| + {name}, {run['steps']} steps | "
-                     + " | ".join(_cell(run["after"].get(c)) for c in columns)
+                     + " | ".join(figure_cell(run["after"].get(c)) for c in columns)
                      + f" | {run['seconds_per_step']:.2f} |")
     lines += ["", "## Targets", "", *target_lines(summary)]
     lines += ["", "## What changed", ""]
@@ -124,7 +125,7 @@ def markdown(summary: dict) -> str:
         for name, result in summary["auroc"].items():
             after = next((run.get("auroc_after", {}).get(name) for method, run in summary["runs"].items()
                           if run["config"].get("rewards", [{}])[0].get("name") == name), None)
-            lines.append(f"| {name} | {_cell(result)} ({result['verdict']}) | {_cell(after)} |")
+            lines.append(f"| {name} | {figure_cell(result)} ({result['verdict']}) | {figure_cell(after)} |")
     lines += ["", "## Training curves (first → last step)", ""]
     for name, run in summary["runs"].items():
         trends = [f"{label.split(' (')[0]} {values[0]:.3f} → {values[-1]:.3f}"
