@@ -17,6 +17,7 @@ import math
 import re
 import threading
 from fractions import Fraction
+from functools import lru_cache
 
 from .explosive import MAX_ANSWER_CHARS, refusal_reason
 from .symbolic_worker import SymbolicVerifier
@@ -50,8 +51,10 @@ def _balanced_group(text: str, open_idx: int) -> str | None:
     return None
 
 
+@lru_cache(maxsize=8192)
 def extract_answer(text: str) -> str | None:
-    """The final answer in a completion, or None.
+    """The final answer in a completion, or None. Cached: a step extracts each completion's
+    answer for several consumers (the gold check, the vote sources, the answer metrics).
 
     Priority:
       1. the last ``\\boxed{...}`` / ``\\fbox{...}`` with balanced braces (nesting ok);
