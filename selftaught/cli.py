@@ -55,11 +55,10 @@ def _export(args) -> int:
 
 
 def _demo(args) -> int:
-    from .console import interactive, silence_library_bars
+    from .console import silence_library_bars_in_logs
     from .demo import run_demo
 
-    if not interactive():
-        silence_library_bars()  # the base model's diagnose loads weights before any trainer does
+    silence_library_bars_in_logs()  # the base model's diagnose loads weights before any trainer does
     run_demo(args.output_dir, quick=args.quick, logging=_log_settings(args))
     return 0
 
@@ -99,12 +98,11 @@ def _add_log_flags(command, every: str = "when stdout is not a terminal, one pla
 
 
 def _diagnose(args) -> int:
-    from .console import interactive, silence_library_bars
+    from .console import silence_library_bars_in_logs
     from .diagnose import format_report, run_diagnose
     from .errors import UserError
 
-    if not interactive():
-        silence_library_bars()  # weight-loading bars would write \r frames into a log
+    silence_library_bars_in_logs()
 
     options = {}
     if args.config:  # a training recipe: its model, data, prompt format, sampling and user rewards

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .azr.config import AZRConfig
 from .errors import UserError
-from .trackers import default_report_to
+from .trackers import TRACKERS, default_report_to
 
 
 class _Strict(BaseModel):
@@ -194,7 +194,7 @@ class TrainConfig(_Strict):
     log_every: int = Field(10, ge=0)
     """When stdout is not a terminal (a log file, a pipe): one plain line every N steps
     (and at the last step) instead of bar frames; 0 = none."""
-    report_to: list[Literal["tensorboard", "wandb", "trackio", "mlflow", "none"]] = Field(
+    report_to: list[Literal[(*TRACKERS, "none")]] = Field(
         default_factory=default_report_to)
     """Experiment trackers that receive every metrics row, the config and the sampled
     completions (TRL's key): default `[tensorboard]` when it is installed, else none;

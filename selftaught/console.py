@@ -32,6 +32,13 @@ def silence_library_bars() -> None:
         sys.modules["datasets"].disable_progress_bars()
 
 
+def silence_library_bars_in_logs() -> None:
+    """`silence_library_bars` when the output is not a terminal: a library's bar (e.g. weight
+    loading) writes \r frames into a log file; on a terminal it is left to draw."""
+    if not interactive():
+        silence_library_bars()
+
+
 def step_line(row: dict, total: int, seconds_per_step: float) -> str:
     """The plain progress line: step, reward, self-certainty, completion length, s/step."""
     def figure(key: str, spec: str) -> str:

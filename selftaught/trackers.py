@@ -23,16 +23,13 @@ from pathlib import Path
 
 from .errors import UserError
 
-TRACKERS = ("tensorboard", "wandb", "trackio", "mlflow")
-"""The names `report_to` accepts (plus `none`)."""
-_MODULES = {"tensorboard": "tensorboard", "wandb": "wandb", "trackio": "trackio", "mlflow": "mlflow"}
 PROJECT = "selftaught"
 """Project / experiment name, unless the library's own variable (WANDB_PROJECT,
 TRACKIO_PROJECT, MLFLOW_EXPERIMENT_NAME) names another."""
 
 
 def installed(name: str) -> bool:
-    return importlib.util.find_spec(_MODULES[name]) is not None
+    return importlib.util.find_spec(name) is not None  # each tracker's module is named as it is
 
 
 def default_report_to() -> list[str]:
@@ -45,7 +42,7 @@ def check_installed(names: list[str]) -> None:
     for name in names:
         if not installed(name):
             raise UserError(f"report_to: {name} is not installed; `pip install 'selftaught[{name}]'` "
-                            f"(or `pip install {_MODULES[name]}`), or drop it from report_to")
+                            f"(or `pip install {name}`), or drop it from report_to")
 
 
 def _scalars(row: dict) -> dict[str, float]:
@@ -180,6 +177,8 @@ def _flatten(config: dict, prefix: str = "") -> dict:
 
 
 _CLASSES = {cls.name: cls for cls in (TensorBoardTracker, WandbTracker, TrackioTracker, MlflowTracker)}
+TRACKERS = tuple(_CLASSES)
+"""The names `report_to` accepts (plus `none`)."""
 
 
 def start_trackers(names: list[str], output_dir: Path, run_name: str, config: dict) -> list:

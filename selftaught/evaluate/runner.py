@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from ..console import interactive, silence_library_bars
+from ..console import silence_library_bars_in_logs
 from ..prompting import format_prompt, uses_chat_template
 from . import Accuracy
 from .benchmarks import Benchmark, Item, load_benchmark, needs_executor
@@ -124,8 +124,7 @@ def run_eval(config: EvalConfig) -> dict:
         if name.endswith(".jsonl"):
             preloaded[name] = load_benchmark(name, config.limit)
 
-    if not interactive():
-        silence_library_bars()  # transformers' weight-loading bar would write \r frames into a log
+    silence_library_bars_in_logs()
     resolved = resolve_model_name(config.model)
     policy, tokenizer = load_model(config.model, config.dtype)
     policy.eval()
