@@ -39,7 +39,6 @@ import tempfile
 import time
 from pathlib import Path
 
-EVAL_SAMPLES = 8
 REWARD_WINDOW = 10  # steps averaged at the start and at the end of training
 
 
@@ -119,14 +118,12 @@ def run_trl(args, out: Path) -> dict:
 
 
 def run_eval(args, out: Path) -> dict:
-    from selftaught.diagnose import run_diagnose
-    from selftaught.tiny.addition_corpus import ANSWER_CONTEXT
-
-    record = run_diagnose(args.model, "addition", split="heldout", n=args.eval_n, samples=EVAL_SAMPLES,
-                          prompt_template=ANSWER_CONTEXT, temperature=1.0, max_new_tokens=64,
-                          max_prompt_length=64, output_dir=str(out), batch_size=64)
-    pass1 = record["accuracy"]["pass@1"]
+    """The demo's held-out measurement (`addition_figures`: the tiny-math recipes' settings)."""
     from selftaught.models import resolve_model_name
+    from selftaught.tiny.competence import addition_figures
+
+    record = addition_figures(args.model, args.eval_n, "heldout", out)
+    pass1 = record["accuracy"]["pass@1"]
 
     return {"value": pass1["value"], "low": pass1["low"], "high": pass1["high"], "n": record["n"],
             "loaded": resolve_model_name(args.model)}
@@ -185,11 +182,11 @@ def main() -> None:
     except ImportError:
         print("this benchmark needs TRL: pip install -e .[bench]", file=sys.stderr)
         sys.exit(2)
-    from selftaught.demo import DEMO_LEARNING_RATES, MATH_MODEL
+    from selftaught.demo import DEMO_LEARNING_RATES, MATH_MODEL, MATH_SAMPLES, MATH_TEMPERATURE
 
-    print(f"GRPO demo recipe, {MATH_MODEL}: {args.steps} steps of 8 prompts × G 8, lr {DEMO_LEARNING_RATES['grpo']:g}, "
-          f"TRL {trl.__version__}; held-out pass@1 on {args.eval_n} problems × {EVAL_SAMPLES} samples, "
-          f"temperature 1.0, 95% bootstrap intervals", flush=True)
+    print(f"GRPO demo recipe, {MATH_MODEL}: {args.steps} steps of 8 prompts × G {MATH_SAMPLES}, "
+          f"lr {DEMO_LEARNING_RATES['grpo']:g}, TRL {trl.__version__}; held-out pass@1 on {args.eval_n} problems × "
+          f"{MATH_SAMPLES} samples, temperature {MATH_TEMPERATURE:g}, 95% bootstrap intervals", flush=True)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
