@@ -89,14 +89,22 @@ def encode_prompts(tokenizer, prompts: list[str], max_prompt_length: int) -> tup
     """
     rows = [ids[-max_prompt_length:] if len(ids) > max_prompt_length else ids
             for ids in tokenizer(prompts, add_special_tokens=False)["input_ids"]]
+    input_ids, attention_mask = pad_token_rows(rows, tokenizer.pad_token_id, left=True)
+    return input_ids, attention_mask.long()
+
+
+def pad_token_rows(rows: list[list[int]], pad_id: int, left: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids [n, width], bool mask of the real tokens) of token rows padded to the longest, on the left
+    (prompts: generation appends on the right) or on the right (completions)."""
     width = max((len(ids) for ids in rows), default=0)
-    input_ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
-    attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
+    ids_out = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.bool)
     for k, ids in enumerate(rows):
         if ids:
-            input_ids[k, width - len(ids):] = torch.tensor(ids, dtype=torch.long)
-            attention_mask[k, width - len(ids):] = 1
-    return input_ids, attention_mask
+            where = slice(width - len(ids), width) if left else slice(0, len(ids))
+            ids_out[k, where] = torch.tensor(ids, dtype=torch.long)
+            mask[k, where] = True
+    return ids_out, mask
 
 
 def repeat_per_completion(values: list, num_generations: int) -> list:
@@ -114,12 +122,7 @@ def rollout_from_token_rows(tokenizer, prompts: list[str], rows: list[list[int]]
     does (`encoded`: the prompts' `encode_prompts` output, when the caller has it).
     """
     prompt_ids, prompt_mask = encoded or encode_prompts(tokenizer, prompts, max_prompt_length)
-    width = max(len(r) for r in rows)
-    completion_ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
-    completion_mask = torch.zeros((len(rows), width), dtype=torch.bool)
-    for k, row in enumerate(rows):
-        completion_ids[k, :len(row)] = torch.tensor(row)
-        completion_mask[k, :len(row)] = True
+    completion_ids, completion_mask = pad_token_rows(rows, tokenizer.pad_token_id, left=False)
     return Rollout(
         prompt_ids=prompt_ids.repeat_interleave(num_generations, dim=0),
         prompt_mask=prompt_mask.bool().repeat_interleave(num_generations, dim=0),
