@@ -101,6 +101,7 @@ def _diagnose(args) -> int:
     from .console import silence_library_bars_in_logs
     from .diagnose import format_report, run_diagnose
     from .errors import UserError
+    from .rewards import is_user_function
 
     silence_library_bars_in_logs()
 
@@ -116,7 +117,7 @@ def _diagnose(args) -> int:
                        max_new_tokens=config.max_completion_length, max_prompt_length=config.max_prompt_length,
                        difficulty=data.difficulty, prompt_field=data.prompt_field, answer_field=data.answer_field,
                        dtype=config.model.dtype, seed=config.seed,
-                       rewards=[r.name for r in config.rewards if ":" in r.name])
+                       rewards=[r.name for r in config.rewards if is_user_function(r.name)])
     flags = dict(model=args.model, data=args.data, split=args.split, prompt_template=args.prompt_template,
                  use_chat_template=args.chat_template, temperature=args.temperature,
                  max_new_tokens=args.max_new_tokens, difficulty=args.difficulty, seed=args.seed)

@@ -71,12 +71,13 @@ class RewardSpec(_Strict):
     @model_validator(mode="after")
     def _check_name(self) -> "RewardSpec":
         from .rewards import REWARD_NAMES, is_user_function
+        from .rewards.user import split_user_function
 
         if is_user_function(self.name):
-            target, _, function = self.name.rpartition(":")
-            if not target or not function.isidentifier():
-                raise ValueError(f"reward {self.name!r}: a user function is 'package.module:function' or "
-                                 "'path/to/file.py:function'")
+            try:
+                split_user_function(self.name)
+            except UserError as error:
+                raise ValueError(str(error)) from None
         elif self.name not in REWARD_NAMES:
             close = difflib.get_close_matches(self.name, REWARD_NAMES, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""

@@ -42,11 +42,19 @@ class RewardFunctionError(UserError):
         return f"reward {self.name}: {self.problem} at step {step}, {self.where}"
 
 
-def load_reward_function(spec: str) -> Callable:
-    """Import `package.module:function` or `path/to/file.py:function`; UserError when it cannot be."""
+def split_user_function(spec: str) -> tuple[str, str]:
+    """(module or file, function name) of `package.module:function` / `path/to/file.py:function`;
+    UserError naming the two accepted forms otherwise."""
     target, _, attribute = spec.rpartition(":")
     if not target or not attribute.isidentifier():
-        raise UserError(f"reward {spec!r}: expected 'package.module:function' or 'path/to/file.py:function'")
+        raise UserError(f"reward {spec!r}: a user function is 'package.module:function' or "
+                        "'path/to/file.py:function'")
+    return target, attribute
+
+
+def load_reward_function(spec: str) -> Callable:
+    """Import `package.module:function` or `path/to/file.py:function`; UserError when it cannot be."""
+    target, attribute = split_user_function(spec)
     if target.endswith(".py"):
         path = Path(target).expanduser()
         if not path.is_file():
