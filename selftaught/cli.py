@@ -24,16 +24,13 @@ def _train(args) -> int:
     return 0
 
 
-EVAL_FLAGS = ("limit", "samples", "temperature", "top_p", "max_new_tokens", "batch_size", "seed", "dtype",
-              "use_chat_template", "output_dir")
-"""The `selftaught eval` flags that set an EvalConfig field of the same name."""
-
-
 def _eval(args) -> int:
-    from .evaluate.config import eval_config
+    from .evaluate.config import EvalConfig, eval_config
     from .evaluate.runner import format_table, run_eval
 
-    given = {key: getattr(args, key) for key in EVAL_FLAGS if hasattr(args, key)}  # flags the user set
+    # The settings flags the user set (unset ones are absent: EvalConfig's defaults apply).
+    given = {key: value for key, value in vars(args).items()
+             if key in EvalConfig.model_fields and key not in ("model", "log_every")}
     if args.quiet or args.log_every is not None:
         given["log_every"] = 0 if args.quiet else args.log_every
     config = eval_config(model=args.model, benchmarks=args.benchmark, **given)
