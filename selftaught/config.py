@@ -9,6 +9,7 @@ of TRL can read a recipe without a glossary. A config is plain data: YAML on dis
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -188,6 +189,11 @@ class TrainConfig(_Strict):
     """Non-finite loss or gradient skips the update; this many in a row stops."""
     save_steps: int = Field(10, ge=1)
     save_total_limit: int | None = Field(3, ge=1)
+    completion_tags: dict[str, str] = {}
+    """name → regular expression matched at a completion's start (leading spaces ignored): the share
+    of each step's completions it matches is logged as `tags/<name>/share` (AZR: per task type and
+    role, `azr/<type>/<role>/tags/<name>`). For watching a behaviour RL should select, e.g.
+    `procedure: "Step by step:"`."""
     log_completions: int = Field(2, ge=0)
     """Completions written to `completions.jsonl` per step."""
     progress_bar: bool = True
@@ -202,6 +208,16 @@ class TrainConfig(_Strict):
     `none` = only the files in output_dir."""
     run_name: str | None = None
     """The run's name in the trackers; default: the name of `output_dir`."""
+
+    @field_validator("completion_tags")
+    @classmethod
+    def _tags_compile(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, pattern in value.items():
+            try:
+                re.compile(pattern)
+            except re.error as error:
+                raise ValueError(f"completion_tags.{name}: {pattern!r} is not a regular expression ({error})") from None
+        return value
 
     @field_validator("report_to", mode="before")
     @classmethod

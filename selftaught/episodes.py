@@ -19,6 +19,7 @@ prompt, group-normalised rewards. Absolute Zero is `azr.episodes.AZREpisodes`.
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Mapping
@@ -37,6 +38,12 @@ from .rewards.entropy import harmonic_entropy
 from .rewards.user import UserReward
 from .rewards.math_answer import extract_answer
 from .rollout import Rollout, RolloutSampler
+
+
+def tag_share(completions: list[str], pattern: str) -> float:
+    """The share of `completions` that match `pattern` at their start (config.completion_tags)."""
+    matcher = re.compile(pattern)
+    return sum(bool(matcher.match(text.lstrip())) for text in completions) / max(len(completions), 1)
 
 
 class EpisodeSource(ABC):
@@ -195,6 +202,8 @@ class PromptEpisodes(EpisodeSource):
             "answer_agreement/mean": sum(top_share) / len(top_share),
             "answer_extracted/frac": extracted,
         }
+        for name, pattern in self.config.completion_tags.items():
+            metrics[f"tags/{name}/share"] = tag_share(rollout.completions, pattern)
         if "majority_vote" in rewards:  # the majority's share of its group (TTRL): the mean of its 0/1 rewards
             metrics["majority_vote/agreement"] = float(rewards["majority_vote"].float().mean())
         for name, source in self.sources.items():  # e.g. math_answer's refused or timed-out checks (scored 0)

@@ -53,6 +53,16 @@ class Rollout:
     def __len__(self) -> int:
         return self.completion_ids.shape[0]
 
+    def rows(self, index: slice) -> "Rollout":
+        """The rows `index` of this rollout (padding kept as it is)."""
+        return Rollout(
+            prompt_ids=self.prompt_ids[index], prompt_mask=self.prompt_mask[index],
+            completion_ids=self.completion_ids[index], completion_mask=self.completion_mask[index],
+            prompts=self.prompts[index], completions=self.completions[index],
+            extras={key: values[index] for key, values in self.extras.items()},
+            sampler_logprobs=None if self.sampler_logprobs is None else self.sampler_logprobs[index],
+        )
+
     @staticmethod
     def concat(parts: list["Rollout"], pad_token_id: int) -> "Rollout":
         """Stack rollouts of different prompt/completion lengths (re-padding both)."""

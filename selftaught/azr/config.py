@@ -32,6 +32,14 @@ class AZRConfig(BaseModel):
     reward_style: Literal["paper", "code"] = "paper"
     """`paper`: −0.5 only for wrong answers; `code`: AZR's code also turns a proposer
     reward of 0 (r̄ ∈ {0, 1}) into −0.5 (its issue #37)."""
+    train_proposer: bool = True
+    """False: after the seeding phase no more proposals are made and only the solver is trained, on
+    tasks from the buffers the seeding phase filled (the "does the proposer matter?" ablation)."""
+    exclude_programs: str | None = None
+    """Programs self-play must never train on: `builtin` (the dev and held-out programs of the
+    built-in program world, `data.programs`) or a JSONL file with a `program` field per row.
+    A proposal of one of them is not added to the buffers and its row is left out of the update
+    (advantage 0); each is counted (`azr/<type>/propose/excluded`)."""
     self_certainty_weight: float = Field(0.0, ge=0)
     """Add Intuitor's self-certainty to the solver's reward (0 = off)."""
     use_chat_template: Literal["auto", "always", "never"] = "never"

@@ -34,11 +34,13 @@ timings are summed (timings: the slowest rank) before they are logged.
 
 from __future__ import annotations
 
+import ast
 import atexit
 import math
 import random
 import re
 import time
+import warnings
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +49,8 @@ import torch
 
 from ..advantages import keyed_advantages
 from ..distributed import Processes
-from ..episodes import EpisodeSource
+from ..episodes import EpisodeSource, tag_share
+from ..errors import UserError
 from ..rollout import Rollout
 from .buffers import TaskBuffer
 from .checking import check_answers
@@ -73,6 +76,7 @@ class ProposalOutcome:
     valid: bool
     reason: str | None = None
     task: Task | None = None
+    excluded: bool = False  # a valid task whose program is one of azr.exclude_programs
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,7 @@ class TrainedRow:
     program_chars: int | None  # the task's program length (valid proposals and every solved task)
     solve_rate: float | None = None  # propose, valid: r̄ over the n learnability rollouts
     correct: bool | None = None  # solve: the answer checked right
+    excluded: bool = False  # propose: a program self-play must not train on (azr.exclude_programs)
 
 
 def reason_key(reason: str | None) -> str:
@@ -95,6 +100,37 @@ def reason_key(reason: str | None) -> str:
     if detail and head in ("error", "missing_block", "duplicate_block", "empty_block", "unparsable"):
         head = f"{head}_{detail}"
     return re.sub(r"\W+", "_", head)[:48] or "unknown"
+
+
+def program_key(program: str) -> str:
+    """A program's text up to layout (`ast.unparse` of its parse; the stripped text if it does not
+    parse): proposals that differ only in spacing or comments are the same program."""
+    try:
+        with warnings.catch_warnings():  # model-written code: its SyntaxWarnings are not the user's
+            warnings.simplefilter("ignore")
+            return ast.unparse(ast.parse(program))
+    except Exception:  # SyntaxError, ValueError (null bytes), RecursionError, MemoryError
+        return program.strip()
+
+
+def excluded_programs(setting: str | None) -> frozenset[str]:
+    """The `program_key`s of azr.exclude_programs: `builtin` = the built-in world's dev and held-out
+    programs; a path = a JSONL file's `program` fields."""
+    if setting is None:
+        return frozenset()
+    if setting == "builtin":
+        from ..data import programs
+
+        texts = [program for split in ("dev", "heldout") for _, _, program in programs.all_programs(split)]
+    else:
+        from ..data import read_jsonl
+
+        texts = []
+        for _, where, record in read_jsonl(Path(setting), "azr.exclude_programs file"):
+            if not isinstance(record, dict) or not isinstance(record.get("program"), str):
+                raise UserError(f"{where}: azr.exclude_programs rows need a string 'program' field")
+            texts.append(record["program"])
+    return frozenset(program_key(text) for text in texts)
 
 
 def min_induction_pairs(num_inputs: int) -> int:
@@ -118,6 +154,7 @@ class AZREpisodes(EpisodeSource):
             self.weights["self_certainty"] = self.azr.self_certainty_weight
         self._stats: dict[str, float] = {}
         self.processes = Processes.single()
+        self.excluded_programs = excluded_programs(self.azr.exclude_programs)
 
     def set_processes(self, processes: Processes) -> None:
         processes.share(self.azr.tasks_per_type_role, "azr.tasks_per_type_role")  # must split evenly: fail now
@@ -227,6 +264,10 @@ class AZREpisodes(EpisodeSource):
                 outcomes[k] = ProposalOutcome(False, checked[0][1].reason)
                 continue
             task = Task(task_type, program, [i for i, _ in passed], [o for _, o in passed], message, step)
+            if program_key(program) in self.excluded_programs:
+                outcomes[k] = ProposalOutcome(False, "excluded_program", task, excluded=True)
+                self._count(f"azr/{task_type}/propose/excluded")
+                continue
             outcomes[k] = ProposalOutcome(True, None, task)
         return outcomes
 
@@ -290,31 +331,40 @@ class AZREpisodes(EpisodeSource):
     # -------------------------------------------------------------- protocol
 
     def collect(self, sampler, num_completions: int | None = None) -> Rollout:
-        """One self-play step; `num_completions` is ignored (the batch is 2 × types × B)."""
+        """One self-play step; `num_completions` is ignored (the batch is 2 × types × B, or types × B
+        with `train_proposer: false`)."""
         self._stats = {}
         if not self.seeded:
             self.seed(sampler)
         self.rollouts += 1
-        step, B, n = self.rollouts, self.azr.tasks_per_type_role, self.azr.learnability_rollouts
+        B, n = self.azr.tasks_per_type_role, self.azr.learnability_rollouts
 
-        proposed, outcomes = self._propose(sampler, self.types, step)
-        rates: list[float | None] = [None] * len(outcomes)
-        valid = [k for k, o in enumerate(outcomes) if o.valid]
-        if valid:  # learnability: r̄ of each valid proposal from n solver rollouts
-            _, _, correct = self.solve(sampler, [outcomes[k].task for k in valid], n)
-            for j, k in enumerate(valid):
-                rates[k] = solve_rate(correct[j * n:(j + 1) * n])
-        self._add_to_buffers(outcomes)
-        proposed.extras = {"azr": [
-            TrainedRow(task_type, "propose", o.valid, o.reason, len(o.task.program) if o.valid else None,
-                       solve_rate=rate)
-            for task_type, o, rate in zip(proposed.extras["task_type"], outcomes, rates)]}
-
+        proposed, outcomes = None, []
+        if self.azr.train_proposer:
+            proposed, outcomes = self._propose(sampler, self.types, self.rollouts)
+            self._add_to_buffers(outcomes)  # the solve batch is drawn from buffers holding this step's tasks
         tasks = self._mine([task for t in self.types for task in self.buffers[t].sample(B, self.rng)],
                            len(self.types))
-        solved, answers, correct = self.solve(sampler, tasks, 1)
+
+        # One decoding pass: n learnability rollouts per valid proposal (they estimate r̄ and are not
+        # trained on), then the solve batch.
+        valid = [k for k, o in enumerate(outcomes) if o.valid]
+        probes = [outcomes[k].task for k in valid for _ in range(n)]
+        rollout, answers, correct = self.solve(sampler, probes + tasks, 1)
+        solved = rollout.rows(slice(len(probes), None))
         solved.extras = {"azr": [TrainedRow(task.type, "solve", a.ok, a.reason, len(task.program), correct=c)
-                                 for task, a, c in zip(tasks, answers, correct)]}
+                                 for task, a, c in zip(tasks, answers[len(probes):], correct[len(probes):])]}
+        if proposed is None:
+            self._stats = self._over_ranks(self._stats)
+            return solved
+
+        rates: list[float | None] = [None] * len(outcomes)
+        for j, k in enumerate(valid):
+            rates[k] = solve_rate(correct[j * n:(j + 1) * n])
+        proposed.extras = {"azr": [
+            TrainedRow(task_type, "propose", o.valid, o.reason, len(o.task.program) if o.valid else None,
+                       solve_rate=rate, excluded=o.excluded)
+            for task_type, o, rate in zip(proposed.extras["task_type"], outcomes, rates)]}
         self._stats = self._over_ranks(self._stats)
         return Rollout.concat([proposed, solved], self.tokenizer.pad_token_id)
 
@@ -331,7 +381,9 @@ class AZREpisodes(EpisodeSource):
         return out
 
     def row_reward(self, row: TrainedRow) -> float:
-        """R(y): format-aware, by role (`rewards.py`)."""
+        """R(y): format-aware, by role (`rewards.py`); NaN (no reward) for an excluded proposal."""
+        if row.excluded:
+            return math.nan
         if row.role == "propose":
             return proposer_reward(row.valid, row.solve_rate, self.azr.reward_style)
         return solver_reward(row.valid, bool(row.correct))
@@ -347,7 +399,9 @@ class AZREpisodes(EpisodeSource):
 
     def advantages(self, rollout: Rollout, rewards: dict[str, torch.Tensor]) -> torch.Tensor:
         """TRR++: (r − μ) / (σ + ε) of the weighted total within each (task type, role) group of the batch."""
-        keys = [(row.task_type, row.role) for row in rollout.extras["azr"]]
+        # An excluded proposal is a group of its own: advantage 0, and no part of its task's baseline.
+        keys = [("excluded", k) if row.excluded else (row.task_type, row.role)
+                for k, row in enumerate(rollout.extras["azr"])]
         return keyed_advantages(self.total_reward(rewards), keys, scale=self.config.scale_rewards != "none",
                                 eps=self.config.advantage_epsilon)
 
@@ -364,17 +418,23 @@ class AZREpisodes(EpisodeSource):
                 rows = [all_rows[k] for k in indices]
                 prefix = f"azr/{task_type}/{role}"
                 out[f"{prefix}/count"] = len(rows)
-                out[f"{prefix}/reward_mean"] = sum(reward[k] for k in indices) / len(rows)
+                rewarded = [reward[k] for k in indices if not math.isnan(reward[k])]
+                if rewarded:
+                    out[f"{prefix}/reward_mean"] = sum(rewarded) / len(rewarded)
                 valid = [row for row in rows if row.valid]
+                for name, pattern in self.config.completion_tags.items():
+                    out[f"{prefix}/tags/{name}"] = tag_share([rollout.completions[k] for k in indices], pattern)
                 if role == "solve":
                     out[f"{prefix}/solve_rate"] = sum(bool(row.correct) for row in rows) / len(rows)
                     out[f"{prefix}/format_error_rate"] = 1 - len(valid) / len(rows)
                 else:
-                    out[f"{prefix}/valid_rate"] = len(valid) / len(rows)
+                    judged = [row for row in rows if not row.excluded]  # excluded ones are counted apart
+                    if judged:
+                        out[f"{prefix}/valid_rate"] = len(valid) / len(judged)
                     if valid:  # r̄ of this step's valid proposals: how hard the new tasks are
                         out[f"{prefix}/solve_rate"] = sum(row.solve_rate for row in valid) / len(valid)
                         out[f"{prefix}/program_chars"] = sum(row.program_chars for row in valid) / len(valid)
-                    for why, count in Counter(reason_key(row.reason) for row in rows if not row.valid).items():
+                    for why, count in Counter(reason_key(row.reason) for row in judged if not row.valid).items():
                         out[f"{prefix}/reject/{why}"] = count
         for task_type in self.types:
             buffer = self.buffers[task_type]

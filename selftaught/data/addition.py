@@ -79,13 +79,14 @@ def columns(a: int, b: int) -> list[tuple[int, int, int, int]]:
     return out
 
 
-def procedure_solution(a: int, b: int) -> str:
+def procedure_solution(a: int, b: int, mark: str = PROCEDURE_MARK) -> str:
     """The column procedure, e.g. 47 + 85: `Columns: 7+5+0=12, 4+8+1=13. The answer is \\boxed{132}.`
 
     Each column's sum mod 10 is a digit of the answer (units first) and the last
-    column's carry leads it, so the answer reads off the steps."""
+    column's carry leads it, so the answer reads off the steps. `mark` is the words that
+    open it (`tiny` writes the one opener it uses for every procedure it knows)."""
     steps = ", ".join(f"{x}+{y}+{c}={t}" for x, y, c, t in columns(a, b))
-    return f"{PROCEDURE_MARK} {steps}. The answer is \\boxed{{{a + b}}}."
+    return f"{mark} {steps}. The answer is \\boxed{{{a + b}}}."
 
 
 def bare_solution(value: int) -> str:

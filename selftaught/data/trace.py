@@ -11,7 +11,8 @@ shows, inside `<think>`, how each call evaluates:
     i = 2: total = 4 + 2 * 4 = 4 + 8 = 12
     return total = 12
 
-(one line per statement or loop iteration). The trace comes from a small
+(one line per statement or loop iteration; a sum of three or more values is
+shown as additions, one at a time). The trace comes from a small
 interpreter over the function's syntax tree: each expression is rewritten step by
 step (names replaced by their values, then every sub-expression whose parts are
 all values replaced by its value, in parallel; a comprehension over a known
@@ -112,10 +113,26 @@ def _expand_comprehension(node: ast.expr) -> ast.expr:
 _COMPREHENSIONS = (ast.ListComp, ast.GeneratorExp, ast.DictComp, ast.SetComp)
 
 
+def _long_sum(node: ast.expr) -> bool:
+    """`sum([a, b, c, ...])` of three or more values: shown as additions, one at a time."""
+    return (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "sum"
+            and len(node.args) == 1 and not node.keywords and isinstance(node.args[0], (ast.List, ast.Tuple))
+            and len(node.args[0].elts) >= 3 and _is_literal(node.args[0]))
+
+
+def _additions(values: list[ast.expr]) -> ast.expr:
+    chain = values[0]
+    for value in values[1:]:
+        chain = ast.BinOp(left=chain, op=ast.Add(), right=value)
+    return chain
+
+
 def _reduce(node: ast.expr) -> ast.expr:
     """One parallel step: every sub-expression whose parts are values becomes a value."""
     if _is_literal(node):
         return node
+    if _long_sum(node):
+        return _additions(node.args[0].elts)
     if isinstance(node, _COMPREHENSIONS):
         if len(node.generators) != 1 or node.generators[0].is_async:
             raise _Unsupported("nested comprehension")

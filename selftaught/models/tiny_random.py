@@ -22,12 +22,16 @@ def _corpus() -> list[str]:
 
 
 def train_bpe_tokenizer(texts: list[str], vocab_size: int, special_tokens: list[str] = SPECIAL_TOKENS,
-                        split_digits: bool = False):
+                        split_digits: bool = False, phrases: list[str] = ()):
     """A byte-level BPE tokenizer trained on `texts` (any text encodes; nothing is out of
     vocabulary); `split_digits` spells numbers digit by digit. The first special token
-    is EOS and padding; padding is on the left, as sampling needs."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    is EOS and padding; padding is on the left, as sampling needs. Each of `phrases` (fixed
+    text the texts repeat) becomes one token of its own, matched before anything else."""
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
+
+    for phrase in sorted(phrases, key=len, reverse=True):  # the merges go to what the phrases leave
+        texts = [text.replace(phrase, "\n") for text in texts]
 
     core = Tokenizer(models.BPE())
     byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -40,6 +44,7 @@ def train_bpe_tokenizer(texts: list[str], vocab_size: int, special_tokens: list[
     eos = special_tokens[0]
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, eos_token=eos, pad_token=eos)
     tokenizer.padding_side = "left"
+    tokenizer.add_tokens([AddedToken(phrase, normalized=False) for phrase in phrases])
     return tokenizer
 
 

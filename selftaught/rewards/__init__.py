@@ -17,6 +17,7 @@ import torch
 from .base import RewardSource, Scores
 from .label_free import AnswerAgreementReward, MajorityVoteReward, TokenEntropyReward, TrajectoryLogprobReward
 from .math_answer import Verdict, answers_match, check_answer, extract_answer, start_verifier  # noqa: F401
+from .random_reward import RandomReward
 
 
 class SelfCertaintyReward(RewardSource):
@@ -69,6 +70,7 @@ _BUILT_IN = {
     "answer_agreement": lambda mode, group_size, tokenizer, answer_only: AnswerAgreementReward(group_size),
     "token_entropy": lambda mode, group_size, tokenizer, answer_only: TokenEntropyReward(answer_only, tokenizer),
     "trajectory_logprob": lambda mode, group_size, tokenizer, answer_only: TrajectoryLogprobReward(),
+    "random": lambda mode, group_size, tokenizer, answer_only: RandomReward(),
 }
 REWARD_NAMES = tuple(_BUILT_IN)
 # Every built-in that needs no gold answer (what `selftaught diagnose` ranks).
@@ -95,5 +97,5 @@ def build_reward(name: str, mode: str = "online", *, group_size: int | None = No
 
 
 __all__ = ["AnswerAgreementReward", "LABEL_FREE_REWARDS", "MajorityVoteReward", "MathAnswerReward",
-           "REWARD_NAMES", "RewardSource", "Scores", "SelfCertaintyReward", "TokenEntropyReward",
+           "REWARD_NAMES", "RandomReward", "RewardSource", "Scores", "SelfCertaintyReward", "TokenEntropyReward",
            "TrajectoryLogprobReward", "build_reward", "is_user_function"]

@@ -24,6 +24,7 @@ import random
 
 from ..data import addition
 from ..data.arithmetic import ARITHMETIC_CONTEXT
+from .near_miss import near_miss
 from .pretrain import Document
 
 ANSWER_CONTEXT = ARITHMETIC_CONTEXT
@@ -31,26 +32,22 @@ ANSWER_CONTEXT = ARITHMETIC_CONTEXT
 COLUMNS_CONTEXT = "Question: {prompt}\nWork it out in columns.\nAnswer:"
 
 
-def _near_miss(value: int, rng: random.Random) -> int:
-    """`value` with one digit moved by one (never negative)."""
-    place = 10 ** rng.randrange(len(str(value)))
-    return value + place if value < place or rng.random() < 0.5 else value - place
-
-
 def addition_corpus(n: int, *, procedure_share: float, wrong_share: float, columns_share: float,
-                    seed: int = 0) -> list[Document]:
-    """`n` answer-context documents plus `columns_share · n` columns-context ones, shuffled."""
+                    seed: int = 0, mark: str = addition.PROCEDURE_MARK,
+                    columns_context: str = COLUMNS_CONTEXT) -> list[Document]:
+    """`n` answer-context documents plus `columns_share · n` columns-context ones, shuffled.
+    `mark` opens every procedure; `columns_context` is the context that always asks for it."""
     rng = random.Random(seed)
     documents = []
     for problem in addition.generate(n, split="pretrain", seed=seed):
         if rng.random() < procedure_share:
-            solution = addition.procedure_solution(problem.a, problem.b)
+            solution = addition.procedure_solution(problem.a, problem.b, mark)
         else:
             value = problem.a + problem.b
-            solution = addition.bare_solution(_near_miss(value, rng) if rng.random() < wrong_share else value)
+            solution = addition.bare_solution(near_miss(value, rng) if rng.random() < wrong_share else value)
         documents.append(Document(ANSWER_CONTEXT.format(prompt=problem.prompt), " " + solution))
     for problem in addition.generate(int(n * columns_share), split="pretrain", seed=seed + 1):
-        documents.append(Document(COLUMNS_CONTEXT.format(prompt=problem.prompt),
-                                  " " + addition.procedure_solution(problem.a, problem.b)))
+        documents.append(Document(columns_context.format(prompt=problem.prompt),
+                                  " " + addition.procedure_solution(problem.a, problem.b, mark)))
     rng.shuffle(documents)
     return documents

@@ -1,68 +1,60 @@
-"""Held-out competence of a model on the built-in tasks.
+"""Held-out competence of a model on the built-in tasks, measured the way training sees them.
 
-What `scripts/build_tiny_model.py` reports (and the model card records) and what
-`selftaught demo` measures before and after training: arithmetic accuracy, the
-share of valid AZR proposals per task type, and the solve rate of each AZR solver
-role. Proposals and answers go through exactly the code self-play uses
-(AZREpisodes: prompts, parsing, executor validation, answer checking), so "valid"
-and "solved" mean here what they mean during training.
+- `addition_figures`: `selftaught diagnose` on long additions at the tiny-math recipes' settings:
+  pass@1, pass@K, majority@K, greedy, the share taking the procedure, every label-free AUROC.
+- `program_figures`: the same figures for program tasks (deduction, abduction, induction) on
+  distinct programs of the `dev` or `heldout` split: K samples per task at the AZR recipe's τ,
+  answers parsed and checked exactly as self-play does (`AZREpisodes.solve`: AZR's parsing, the
+  sandboxed executor), 95% bootstrap intervals over programs.
+- `proposal_valid_rates`: the share of valid AZR proposals per task type.
+
+What `scripts/build_tiny_model.py` writes into the model card, what the demo measures before and
+after training, and what the transfer and ablation scripts compare.
 """
 
 from __future__ import annotations
 
+import ast
+from collections import Counter
 from contextlib import contextmanager
 
+import numpy as np
+
 from ..azr.episodes import AZREpisodes
-from ..azr.tasks import TASK_TYPES
-from ..config import TrainConfig, build_config
-from ..data import PromptRow, addition, arithmetic
-from ..diagnose import run_diagnose
-from ..evaluate import Accuracy, math_accuracy
+from ..azr.tasks import TASK_TYPE_SPECS, TASK_TYPES
+from ..config import build_config
+from ..data import addition
+from ..diagnose import ratio_with_interval, run_diagnose
+from ..evaluate import Accuracy
 from ..recipes import load_recipe
 from ..rollout import Sampler
-from .corpus import ARITHMETIC_CONTEXT, held_out_tasks
-
-ARITHMETIC_TEMPERATURE = TrainConfig.model_fields["temperature"].default  # the default sampling τ (0.9)
-AZR_RECIPE = load_recipe("azr_tiny.yaml")
-"""configs/azr_tiny.yaml: the prompt, executor and sampling settings `tiny` is measured with."""
-AZR_TEMPERATURE = AZR_RECIPE["temperature"]
-AZR_SETTINGS = {key: AZR_RECIPE["azr"][key] for key in ("num_references", "induction_inputs", "executor_timeout_s")}
-"""The AZR prompt settings of the tiny recipe (and of the pretraining corpus)."""
-AZR_COMPLETION_TOKENS = AZR_RECIPE["max_completion_length"]
-"""Room for the worked execution traces the built-in model writes as deduction solver."""
-
+from .corpus import held_out_tasks, works_step_by_step
 
 TINY_MATH = build_config(load_recipe("tiny_math_base.yaml"))
 """The block every tiny-math recipe shares (model, data, G, sampling), validated: `tiny-math` is
 measured (model card, demo, dev sweep) with the settings it is trained with."""
+AZR_RECIPE = build_config(load_recipe("azr_tiny.yaml"))
+"""configs/azr_tiny.yaml: the prompt, executor and sampling settings `tiny` is trained and measured with."""
+PROGRAM_SAMPLES = 8
+"""Samples per held-out program task (as the math's pass@8 and majority@8)."""
 
 
-def addition_figures(model: str, n: int, split: str, output_dir, samples: int | None = None, seed: int = 0) -> dict:
+def addition_figures(model: str, n: int, split: str, output_dir, samples: int | None = None, seed: int = 0,
+                     procedure=addition.uses_procedure) -> dict:
     """`selftaught diagnose` on `n` additions of `split` at the tiny-math recipes' settings: the
-    record with pass@1, pass@K, majority@K, greedy, the share taking the column procedure
-    (tag `procedure`) and every label-free source's within-group AUROC."""
+    record with pass@1, pass@K, majority@K, greedy, the share taking the procedure (tag
+    `procedure`: `procedure(completion)`, tiny-math's columns by default) and every label-free
+    source's within-group AUROC."""
     return run_diagnose(model, "addition", split=split, n=n, samples=samples or TINY_MATH.num_generations,
                         seed=seed, prompt_template=TINY_MATH.data.prompt_template, temperature=TINY_MATH.temperature,
                         max_new_tokens=TINY_MATH.max_completion_length, max_prompt_length=TINY_MATH.max_prompt_length,
-                        output_dir=str(output_dir), batch_size=64, tags={"procedure": addition.uses_procedure})
-
-
-def arithmetic_accuracy(model, tokenizer, n: int, seed: int = 0, greedy: bool = True,
-                        problems: list | None = None) -> Accuracy:
-    """Accuracy on `n` held-out problems (or on the given `problems`, e.g. a dev set)."""
-    problems = arithmetic.generate(n, split="heldout", seed=seed) if problems is None else problems
-    rows = [PromptRow(p.prompt, p.answer) for p in problems]
-    texts = [ARITHMETIC_CONTEXT.format(prompt=r.prompt) for r in rows]
-    sampler = Sampler(model, tokenizer, max_prompt_length=128, max_completion_length=32,
-                      temperature=ARITHMETIC_TEMPERATURE)
-    return math_accuracy(sampler, rows, texts, greedy=greedy)
+                        output_dir=str(output_dir), batch_size=64, tags={"procedure": procedure})
 
 
 @contextmanager
 def azr_evaluator(tokenizer, seed: int = 0):
-    """An AZREpisodes used only for its prompts, validation and checking."""
-    config = build_config({"method": "azr", "seed": seed, "max_prompt_length": AZR_RECIPE["max_prompt_length"],
-                           "azr": {**AZR_SETTINGS, "seed_proposals": 0}})
+    """An AZREpisodes used only for its prompts, validation and checking (the recipe's settings)."""
+    config = AZR_RECIPE.model_copy(update={"seed": seed, "azr": AZR_RECIPE.azr.model_copy(update={"seed_proposals": 0})})
     source = AZREpisodes(config, tokenizer)
     try:
         yield source
@@ -70,61 +62,96 @@ def azr_evaluator(tokenizer, seed: int = 0):
         source.close()
 
 
-def _sampler(model, tokenizer) -> Sampler:
-    return Sampler(model, tokenizer, max_prompt_length=AZR_RECIPE["max_prompt_length"],
-                   max_completion_length=AZR_COMPLETION_TOKENS,
-                   temperature=AZR_TEMPERATURE, generation_batch_size=32)
+def program_sampler(model, tokenizer, batch_size: int = 256) -> Sampler:
+    """The sampler self-play uses, at the AZR recipe's τ and lengths."""
+    return Sampler(model, tokenizer, max_prompt_length=AZR_RECIPE.max_prompt_length,
+                   max_completion_length=AZR_RECIPE.max_completion_length, temperature=AZR_RECIPE.temperature,
+                   generation_batch_size=batch_size)
 
 
-def program_solve_rates(model, tokenizer, n: int, seed: int = 0, greedy: bool = False,
-                        task_types=TASK_TYPES) -> dict[str, Accuracy]:
-    """Solve rate per AZR task type on `n` held-out programs."""
-    tasks = held_out_tasks(n, seed=seed, induction_inputs=AZR_SETTINGS["induction_inputs"])
-    sampler = _sampler(model, tokenizer)
-    rates = {}
-    with azr_evaluator(tokenizer, seed) as source:
-        for task_type in task_types:
-            _, _, correct = source.solve(sampler, tasks[task_type], 1, greedy=greedy)  # exactly as in self-play
-            rates[task_type] = Accuracy(sum(correct), len(correct))
-    return rates
+def answer_key(answer: str | None, task_type: str) -> str | None:
+    """Answers that denote the same value (or argument list) share a key: majority voting's clusters."""
+    if answer is None:
+        return None
+    kind = TASK_TYPE_SPECS[task_type].solver_answers
+    try:
+        if kind == "output":
+            return repr(ast.literal_eval(answer))
+        if kind == "input":
+            return repr(ast.literal_eval(f"({answer},)"))
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        pass
+    return answer.strip()
+
+
+def majority_right(keys: list[str | None], correct: list[bool]) -> bool:
+    """Whether the most common well-formed answer of a group is right (ties: the first seen)."""
+    counts = Counter(k for k in keys if k is not None)
+    if not counts:
+        return False
+    top = counts.most_common(1)[0][0]
+    return next(c for k, c in zip(keys, correct) if k == top)
+
+
+def _type_figures(tasks, completions, answers, correct, greedy_correct, samples: int, seed: int) -> dict:
+    n = len(tasks)
+    right = np.array(correct, dtype=bool).reshape(n, samples)
+    step = np.array([works_step_by_step(text) for text in completions], dtype=bool).reshape(n, samples)
+    task_type = tasks[0].type
+    keys = [answer_key(a.value if a.ok else None, task_type) for a in answers]
+    majority = [majority_right(keys[k * samples:(k + 1) * samples], correct[k * samples:(k + 1) * samples])
+                for k in range(n)]
+    ones = np.ones(n)
+    return {
+        "accuracy": {
+            "pass@1": ratio_with_interval(right.sum(axis=1), ones * samples, seed=seed),
+            f"pass@{samples}": ratio_with_interval(right.any(axis=1), ones, seed=seed),
+            f"majority@{samples}": ratio_with_interval(np.array(majority, dtype=float), ones, seed=seed),
+            "greedy": ratio_with_interval(np.array(greedy_correct, dtype=float), ones, seed=seed),
+        },
+        "step share": ratio_with_interval(step.sum(axis=1), ones * samples, seed=seed),
+        "step accuracy": {
+            "with": ratio_with_interval((step & right).sum(axis=1), step.sum(axis=1), seed=seed),
+            "without": ratio_with_interval((~step & right).sum(axis=1), (~step).sum(axis=1), seed=seed)},
+        "format errors": float(np.mean([not a.ok for a in answers])),
+        "n": n, "samples": samples,
+    }
+
+
+def program_figures(model, tokenizer, n: int, split: str = "heldout", samples: int = PROGRAM_SAMPLES,
+                    task_types=TASK_TYPES, seed: int = 0) -> dict[str, dict]:
+    """Per task type: pass@1, pass@K, majority@K and greedy, the share of samples that work step
+    by step and the accuracy of those that do and do not, on `n` distinct programs of `split`
+    (one task each), 95% bootstrap intervals over programs."""
+    tasks = held_out_tasks(n, seed=seed, induction_inputs=AZR_RECIPE.azr.induction_inputs, split=split)
+    chosen = [task for task_type in task_types for task in tasks[task_type]]
+    sampler = program_sampler(model, tokenizer)
+    with azr_evaluator(tokenizer, seed) as source:  # every type in one batch: fewer, fuller decoding passes
+        rollout, answers, correct = source.solve(sampler, chosen, samples)
+        _, _, greedy = source.solve(sampler, chosen, 1, greedy=True)
+    figures, start = {}, 0
+    for task_type in task_types:
+        count = len(tasks[task_type])
+        rows = slice(start * samples, (start + count) * samples)
+        figures[task_type] = _type_figures(tasks[task_type], rollout.completions[rows], answers[rows], correct[rows],
+                                           greedy[start:start + count], samples, seed)
+        start += count
+    return figures
 
 
 def proposal_valid_rates(model, tokenizer, n: int, seed: int = 0) -> dict[str, Accuracy]:
     """Share of valid proposals per task type, with held-out programs as references."""
-    tasks = held_out_tasks(n, seed=seed, induction_inputs=AZR_SETTINGS["induction_inputs"])
-    sampler = _sampler(model, tokenizer)
+    tasks = held_out_tasks(n, seed=seed, induction_inputs=AZR_RECIPE.azr.induction_inputs)
+    sampler = program_sampler(model, tokenizer)
     rates = {}
     with azr_evaluator(tokenizer, seed) as source:
         for task_type, typed in tasks.items():
             for task in typed:
                 source.buffers[task_type].add(task)
+        requests = [source.proposer_request(task_type) for task_type in source.types for _ in range(n)]
+        completions = sampler.sample([r.prompt for r in requests]).completions
+        outcomes = source.evaluate_proposals(requests, completions, step=0)
         for task_type in source.types:
-            requests = [source.proposer_request(task_type) for _ in range(n)]
-            completions = sampler.sample([r.prompt for r in requests]).completions
-            outcomes = source.evaluate_proposals(requests, completions, step=0)
-            rates[task_type] = Accuracy(sum(o.valid for o in outcomes), len(outcomes))
+            mine = [o for r, o in zip(requests, outcomes) if r.task_type == task_type]
+            rates[task_type] = Accuracy(sum(o.valid for o in mine), len(mine))
     return rates
-
-
-def measure_competence(model, tokenizer, n: int = 200, seed: int = 0) -> dict:
-    """{'values': {name: float}, 'table': [(label, text)]}: the model card's figures."""
-    values: dict[str, float] = {}
-    table: list[tuple[str, str]] = []
-
-    def record(name: str, label: str, accuracy: Accuracy) -> None:
-        low, high = accuracy.wilson_interval()
-        values[name] = accuracy.value
-        table.append((label, f"{accuracy.value:.3f} ({accuracy.correct}/{accuracy.total}; "
-                             f"95% CI {low:.3f}–{high:.3f})"))
-
-    record("arithmetic/greedy", "arithmetic accuracy, greedy", arithmetic_accuracy(model, tokenizer, n, seed, True))
-    record("arithmetic/sampled", f"arithmetic accuracy, sampled τ={ARITHMETIC_TEMPERATURE}",
-           arithmetic_accuracy(model, tokenizer, n, seed, False))
-    for task_type, accuracy in proposal_valid_rates(model, tokenizer, n // 2, seed).items():
-        record(f"azr/{task_type}/propose_valid", f"AZR {task_type} proposals valid, τ={AZR_TEMPERATURE}", accuracy)
-    for task_type, accuracy in program_solve_rates(model, tokenizer, n // 2, seed).items():
-        record(f"azr/{task_type}/solve", f"AZR {task_type} solve rate, τ={AZR_TEMPERATURE}", accuracy)
-    for task_type, accuracy in program_solve_rates(model, tokenizer, n // 2, seed, greedy=True,
-                                                   task_types=("deduction",)).items():
-        record(f"azr/{task_type}/solve_greedy", f"AZR {task_type} solve rate, greedy", accuracy)
-    return {"values": values, "table": table}

@@ -1,27 +1,53 @@
-"""The synthetic pretraining corpus of `selftaught-tiny`, from the project's own
-generators only.
+"""The pretraining corpus of `selftaught-tiny`: programs in every Absolute Zero format, and additions.
 
-(a) Arithmetic and short word problems with a brief worked solution ending in
-    \\boxed{answer}, in the prompt format of the Intuitor/GRPO recipes.
-(b) Small Python functions in exactly the prompt/response formats of the AZR roles
-    (deduction, abduction, induction × proposer, solver), rendered by the same
-    functions self-play uses, with correct answers computed by running the code.
+Like `tiny-math`, `tiny` is built to have a reliable procedure and a weak habit of using
+it, so that reinforcement learning has something to select:
 
-Only the train split of each generator is used; the held-out splits are disjoint by
-construction (`data.arithmetic.split_of`, `data.programs.split_of`).
+- **Program tasks** (`data.programs`, pretrain split only), in exactly the prompt and
+  response formats self-play uses (`azr.prompts`). The deduction solver answers either
+  *step by step*, with the worked execution trace (`data.trace`), or with a *bare*
+  output ("The answer is 23."), of which `wrong_share` are careless near misses. The
+  abduction solver likewise answers step by step, undoing the program one operation at
+  a time (`programs.inversion`), or with a bare guess. A `step_share` of plain solver
+  prompts take the procedure; further documents whose prompt adds "Work it out step by
+  step." always do: they teach the skill without strengthening the habit. The induction
+  solver writes the program; the proposers write new programs and inputs.
+- **Additions** (`data.addition`, pretrain split), written the way `tiny-math` knows
+  them: the column procedure or a bare answer, with the same two contexts.
+
+Every procedure, in both domains, opens with the same words, `STEP_MARK`
+("Step by step:"), and every bare answer with "The answer is". The choice between
+them is one decision the two domains share: whatever RL teaches about it in one
+domain can show in the other, which is what the transfer measurements look for.
+
+Only the pretrain splits are used: no dev or held-out program, no RL prompt, no held-out
+addition is ever a document (tests/tiny/test_builtin_model.py checks).
 """
 
 from __future__ import annotations
 
+import ast
 import random
 
 from ..azr.prompts import proposer_prompt, response, solver_prompt, wrap_prompt
-from ..azr.tasks import ONE_PAIR_TYPES, Task
-from ..data import arithmetic, programs
+from ..azr.tasks import ONE_PAIR_TYPES, TASK_TYPE_SPECS, Task
+from ..data import programs
 from ..data.arithmetic import ARITHMETIC_CONTEXT
 from ..data.trace import worked_trace
+from .addition_corpus import addition_corpus
+from .near_miss import near_miss
 from .pretrain import Document
 
+STEP_MARK = "Step by step:"
+"""How every procedure `tiny` knows opens (deduction, abduction, addition)."""
+BARE_OPENER = "The answer is"
+"""How every bare answer opens."""
+STEP_CUE = "Work it out step by step."
+"""The line that asks for the procedure: in the corpus only, never in RL or evaluation prompts."""
+STEP_CONTEXT = "Question: {prompt}\n" + STEP_CUE + "\nAnswer:"
+"""The additions context that always takes the procedure (`tiny-math`'s columns context)."""
+PROCEDURE_TYPES = ONE_PAIR_TYPES
+"""The task types `tiny` knows a procedure for: deduction (trace) and abduction (inversion)."""
 
 FAMILY_MESSAGES = {
     "arithmetic": "f does arithmetic with its numbers.",
@@ -31,93 +57,134 @@ FAMILY_MESSAGES = {
     "string": "f transforms a word.",
     "dict": "f works on a dictionary of numbers.",
 }
+PROPOSER_THOUGHT = "I write a new program and an input for it."
+INDUCTION_THOUGHT = "I read the examples and write the function."
+INPUTS_THOUGHT = "I pick inputs that show what f does."
 
 
-PLAIN_THOUGHT = "I read the task and work it out."
+def works_step_by_step(completion: str) -> bool:
+    """Whether a completion takes the procedure (it opens with `STEP_MARK`)."""
+    return completion.lstrip().startswith(STEP_MARK)
 
 
-def _answer(*pairs: tuple[str, str], thought: str = PLAIN_THOUGHT) -> str:
-    return response(thought, *pairs)
-
-
-def arithmetic_documents(n: int, seed: int, difficulty: int = 1) -> list[Document]:
-    return [Document(ARITHMETIC_CONTEXT.format(prompt=p.prompt), " " + p.solution)
-            for p in arithmetic.generate(n, split="train", seed=seed, difficulty=difficulty)]
-
-
-def _as_task(task_type: str, item: programs.ProgramTask, count: int = 1, first: int = 0) -> Task:
+def as_task(task_type: str, item: programs.ProgramTask, count: int = 1, first: int = 0) -> Task:
+    """The AZR task of `item` on `count` of its examples from `first` on."""
     inputs, outputs = item.inputs[first:first + count], item.outputs[first:first + count]
     return Task(task_type, item.program, inputs, outputs,
                 FAMILY_MESSAGES[item.family] if task_type == "induction" else "")
 
 
-def deduction_documents(item: programs.ProgramTask, examples: list[int]) -> list[Document]:
-    """Deduction solver documents whose thinking is the worked execution trace
-    (`data.trace`), one per example index: running code in the head is what a
-    small model cannot learn from bare answers."""
+def cued(body: str, task_type: str) -> str:
+    """A solver prompt body that also asks for the procedure."""
+    instruction = TASK_TYPE_SPECS[task_type].solver_instruction
+    return body.replace(instruction, f"{instruction} {STEP_CUE}", 1)
+
+
+def procedure_answer(task_type: str, item: programs.ProgramTask, example: int) -> tuple[str, str] | None:
+    """(worked steps, answer) of the procedure for one example; None where it has none."""
+    if task_type == "deduction":
+        steps = worked_trace(item.program, item.inputs[example])
+        return (steps, item.outputs[example]) if steps else None
+    steps, found = programs.inversion(item, example)
+    return "\n".join(steps), found
+
+
+def bare_answer(task_type: str, item: programs.ProgramTask, example: int, wrong: bool, rng: random.Random) -> str:
+    """The answer written without working: right, or a careless near miss."""
+    if task_type == "deduction":
+        value = ast.literal_eval(item.outputs[example])
+        return repr(near_miss(value, rng)) if wrong else item.outputs[example]
+    arguments = ast.literal_eval(f"({item.inputs[example]},)")
+    if wrong:
+        arguments = near_miss(arguments, rng)
+    return ", ".join(repr(a) for a in arguments)
+
+
+def solver_documents(task_type: str, item: programs.ProgramTask, example: int, *, step_share: float,
+                     wrong_share: float, cue: bool, rng: random.Random) -> list[Document]:
+    """One solver document of `task_type` for one example: procedure or bare answer (always the
+    procedure when `cue`)."""
+    kind = TASK_TYPE_SPECS[task_type].solver_answers
+    body = solver_prompt(as_task(task_type, item, first=example))
+    procedure = procedure_answer(task_type, item, example)
+    if cue or (procedure is not None and rng.random() < step_share):
+        if procedure is None:
+            return []
+        steps, answer = procedure
+        return [Document(wrap_prompt(cued(body, task_type) if cue else body),
+                         response(f"{STEP_MARK}\n{steps}", (kind, answer)))]
+    answer = bare_answer(task_type, item, example, rng.random() < wrong_share, rng)
+    return [Document(wrap_prompt(body), response(f"{BARE_OPENER} {answer}.", (kind, answer)))]
+
+
+def proposer_documents(item: programs.ProgramTask, pool: list[programs.ProgramTask], rng: random.Random, *,
+                       max_references: int, induction_inputs: int, timeout_s: float) -> list[Document]:
+    """The proposers' documents for one program: deduction and abduction write it (with references
+    drawn from `pool`), induction writes inputs for it and a message."""
     documents = []
-    for index in examples:
-        task = _as_task("deduction", item, first=index)
-        trace = worked_trace(item.program, task.inputs[0])
-        response = _answer(("output", task.outputs[0]), thought=trace or PLAIN_THOUGHT)
-        documents.append(Document(wrap_prompt(solver_prompt(task)), response))
+    for task_type in ONE_PAIR_TYPES:
+        references = [as_task(task_type, other) for other in rng.sample(pool, rng.randint(0, max_references))]
+        context = wrap_prompt(proposer_prompt(task_type, references=references, timeout_s=timeout_s))
+        documents.append(Document(context, response(PROPOSER_THOUGHT, ("python", item.program),
+                                                    ("input", rng.choice(item.inputs)))))
+    context = wrap_prompt(proposer_prompt("induction", program=item.program, num_inputs=induction_inputs,
+                                          timeout_s=timeout_s))
+    inputs = [("input", i) for i in item.inputs[:induction_inputs]]
+    documents.append(Document(context, response(INPUTS_THOUGHT, *inputs, ("message", FAMILY_MESSAGES[item.family]))))
     return documents
 
 
-def azr_documents(items: list[programs.ProgramTask], seed: int, max_references: int = 2,
-                  induction_inputs: int = 4, timeout_s: float = 2.0, rotation: int = 0,
-                  deduction_examples: int = 1) -> list[Document]:
-    """Documents of every (task type × role) with its ideal response, per program.
-    `rotation` picks which of a program's examples the solver documents show (so
-    repeats show different calls); deduction gets `deduction_examples` of them."""
+def induction_document(item: programs.ProgramTask, induction_inputs: int) -> Document:
+    return Document(wrap_prompt(solver_prompt(as_task("induction", item, induction_inputs))),
+                    response(INDUCTION_THOUGHT, ("python", item.program)))
+
+
+def program_documents(items: list[programs.ProgramTask], *, seed: int, step_share: float, wrong_share: float,
+                      cue_share: float, induction_inputs: int, max_references: int, timeout_s: float,
+                      proposer_repeats: int = 1) -> list[Document]:
+    """Every program document: per example, a plain solver document of each procedure type (and a cued
+    one with probability `cue_share`); per program, an induction solver document and the proposers'."""
     rng = random.Random(seed)
     documents = []
     for item in items:
-        if len(item.inputs) < induction_inputs:
-            continue
-        count = len(item.inputs)
-        first_in = item.inputs[rotation % count]
-        documents += deduction_documents(item, [(rotation * deduction_examples + j) % count
-                                                for j in range(deduction_examples)])
-        solver_cases = [
-            (_as_task("abduction", item, first=rotation % count), ("input", first_in)),
-            (_as_task("induction", item, induction_inputs), ("python", item.program)),
-        ]
-        for task, block in solver_cases:
-            documents.append(Document(wrap_prompt(solver_prompt(task)), _answer(block)))
-        for task_type in ONE_PAIR_TYPES:
-            references = [_as_task(task_type, other)
-                          for other in rng.sample(items, rng.randint(0, max_references))]
-            context = wrap_prompt(proposer_prompt(task_type, references=references, timeout_s=timeout_s))
-            documents.append(Document(context, _answer(("python", item.program), ("input", first_in))))
-        context = wrap_prompt(proposer_prompt("induction", program=item.program, num_inputs=induction_inputs,
-                                              timeout_s=timeout_s))
-        inputs = [("input", i) for i in item.inputs[:induction_inputs]]
-        documents.append(Document(context, _answer(*inputs, ("message", FAMILY_MESSAGES[item.family]))))
+        for example in range(len(item.inputs)):
+            for task_type in PROCEDURE_TYPES:
+                documents += solver_documents(task_type, item, example, step_share=step_share,
+                                              wrong_share=wrong_share, cue=False, rng=rng)
+                if rng.random() < cue_share:
+                    documents += solver_documents(task_type, item, example, step_share=1.0,
+                                                  wrong_share=wrong_share, cue=True, rng=rng)
+        if len(item.inputs) >= induction_inputs:
+            documents.append(induction_document(item, induction_inputs))
+        for _ in range(proposer_repeats):
+            documents += proposer_documents(item, items, rng, max_references=max_references,
+                                            induction_inputs=induction_inputs, timeout_s=timeout_s)
     return documents
 
 
-def held_out_tasks(n: int, seed: int, induction_inputs: int = 4) -> dict[str, list[Task]]:
-    """Tasks of every type from the held-out program split (for evaluation only)."""
-    items = programs.generate(n, split="heldout", seed=seed, examples=induction_inputs)
-    return {"deduction": [_as_task("deduction", item) for item in items],
-            "abduction": [_as_task("abduction", item) for item in items],
-            "induction": [_as_task("induction", item, induction_inputs) for item in items]}
-
-
-def build_corpus(*, arithmetic_n: int, programs_n: int, seed: int, induction_inputs: int = 4,
-                 arithmetic_repeats: int = 1, azr_repeats: int = 1, program_examples: int = 4,
-                 deduction_examples: int = 1) -> list[Document]:
-    """The shuffled corpus. Repeats balance compute: arithmetic documents are short
-    but their facts take many passes to learn; AZR documents are long but mostly
-    format to copy (each repeat re-draws the proposers' references and shows the
-    solvers other examples of each program: `program_examples` per program, of
-    which induction shows the first `induction_inputs`)."""
-    examples = max(program_examples, induction_inputs)
-    items = programs.generate(programs_n, split="train", seed=seed, examples=examples)
-    documents = arithmetic_documents(arithmetic_n, seed) * arithmetic_repeats  # the same problems each pass
-    for r in range(azr_repeats):
-        documents += azr_documents(items, seed + r, induction_inputs=induction_inputs, rotation=r,
-                                   deduction_examples=deduction_examples)
+def build_corpus(*, programs_n: int, examples: int, additions_n: int, seed: int, step_share: float = 0.3,
+                 wrong_share: float = 0.5, cue_share: float = 0.5, induction_inputs: int = 4,
+                 max_references: int = 2, timeout_s: float = 2.0, proposer_repeats: int = 1) -> list[Document]:
+    """The shuffled corpus: `programs_n` pretrain programs with `examples` inputs each, and
+    `additions_n` plain-context additions (plus `cue_share` as many in the step context)."""
+    items = programs.generate(programs_n, split="pretrain", seed=seed, examples=examples)
+    documents = program_documents(items, seed=seed, step_share=step_share, wrong_share=wrong_share,
+                                  cue_share=cue_share, induction_inputs=induction_inputs,
+                                  max_references=max_references, timeout_s=timeout_s,
+                                  proposer_repeats=proposer_repeats)
+    documents += addition_corpus(additions_n, procedure_share=step_share, wrong_share=wrong_share,
+                                 columns_share=cue_share, seed=seed, mark=STEP_MARK, columns_context=STEP_CONTEXT)
     random.Random(seed).shuffle(documents)
     return documents
+
+
+def held_out_tasks(n: int, seed: int = 0, induction_inputs: int = 4, split: str = "heldout") -> dict[str, list[Task]]:
+    """Tasks of every type from `n` distinct programs of `split` (`dev` or `heldout`; never trained on)."""
+    items = programs.generate(n, split=split, seed=seed, examples=induction_inputs)
+    return {"deduction": [as_task("deduction", item) for item in items],
+            "abduction": [as_task("abduction", item) for item in items],
+            "induction": [as_task("induction", item, induction_inputs) for item in items]}
+
+
+ANSWER_CONTEXT = ARITHMETIC_CONTEXT
+"""The additions context of RL and evaluation ("Question: ...\\nAnswer:"), as for `tiny-math`."""

@@ -66,13 +66,16 @@ def _collate(encoded, indices, pad_id):
 
 def pretrain(model, tokenizer, documents: list[Document], *, epochs: float, learning_rate: float,
              tokens_per_batch: int, max_length: int, seed: int = 0, log_every: int = 50,
-             time_budget_s: float | None = None) -> dict:
-    """Train `model` in place; returns {'steps', 'final_loss', 'seconds'}."""
+             time_budget_s: float | None = None, max_steps: int | None = None) -> dict:
+    """Train `model` in place for `epochs` passes (at most `max_steps` batches, at most
+    `time_budget_s` seconds); returns {'steps', 'final_loss', 'seconds', 'documents'}.
+    The learning-rate schedule spans the planned steps, so a step budget, unlike a time
+    budget, gives the same model on any machine."""
     rng = random.Random(seed)
     torch.manual_seed(seed)
     encoded = encode(tokenizer, documents, max_length)
     schedule = [b for epoch in range(math.ceil(epochs)) for b in _batches(encoded, tokens_per_batch, rng)]
-    schedule = schedule[: int(len(schedule) * epochs / math.ceil(epochs))]
+    schedule = schedule[: int(len(schedule) * epochs / math.ceil(epochs))][:max_steps]
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.01, betas=(0.9, 0.98))
     warmup = max(1, len(schedule) // 50)
 

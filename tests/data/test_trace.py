@@ -15,7 +15,7 @@ def _calls(split, n=120):
             yield item, args, output
 
 
-@pytest.mark.parametrize("split", ["train", "heldout"])
+@pytest.mark.parametrize("split", ["pretrain", "dev", "heldout"])
 def test_every_template_traces_to_the_real_output(split):
     families = set()
     for item, args, output in _calls(split):
@@ -31,7 +31,7 @@ def test_every_step_of_a_chain_has_the_same_value():
     # Each " = " step after the source is a closed expression: Python must give it
     # the call's value (checked independently of the tracer's own bookkeeping).
     checked = 0
-    for item, args, output in _calls("train", 60):
+    for item, args, output in _calls("pretrain", 60):
         line = worked_trace(item.program, args).splitlines()[-1]
         steps = line[len("return "):].split(" = ")
         for step in steps[1:]:
@@ -40,6 +40,13 @@ def test_every_step_of_a_chain_has_the_same_value():
                 assert repr(eval(step)) == output, (item.program, args, step)
                 checked += 1
     assert checked > 100
+
+
+def test_a_long_sum_is_added_one_value_at_a_time():
+    trace = worked_trace("def f(xs):\n    return sum(x for x in xs if x > 1)", "[4, 3, 9, 7]")
+    assert trace.splitlines()[-1].endswith("= sum([4, 3, 9, 7]) = 4 + 3 + 9 + 7 = 7 + 9 + 7 = 16 + 7 = 23")
+    assert worked_trace("def f(xs):\n    return sum(xs)", "[4, 5]").splitlines()[-1].endswith(
+        "= sum([4, 5]) = 9")  # two values: one step
 
 
 def test_loop_traces_one_line_per_iteration():
