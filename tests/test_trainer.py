@@ -163,3 +163,17 @@ def test_checkpoint_round_trip_keeps_token_ids(tmp_path):
     text = ["Q: What is 13 + 4?\nA: 17 apples", "def f(a):\n    return a"]
     assert reloaded(text, add_special_tokens=False)["input_ids"] == \
         trainer.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def test_completion_tags_log_the_share_of_completions_that_match(tmp_path):
+    trainer = make_trainer(tmp_path, completion_tags={"anything": "", "never": "zz-never-written-zz"})
+    history = trainer.train()
+    for row in history:
+        assert row["tags/anything/share"] == 1.0 and row["tags/never/share"] == 0.0
+
+
+def test_a_completion_tag_that_is_not_a_regular_expression_is_one_line(tmp_path):
+    from selftaught.errors import UserError
+
+    with pytest.raises(UserError, match=r"completion_tags.bad: '\(' is not a regular expression"):
+        build_config(tiny_overrides(tmp_path, completion_tags={"bad": "("}))
