@@ -1,21 +1,23 @@
 """`selftaught demo`: every method teaching a built-in model, measured on held-out data, on a CPU.
 
-1. `selftaught diagnose` on the base model `tiny-math` (held-out long additions,
-   8 samples each): sampled pass@1, pass@8, majority@8, greedy, the share of
-   completions that take the column procedure, and how well each label-free reward
-   ranks right completions above wrong ones (within-group AUROC);
-2. trains one copy per method on the RL prompts (the `train` split: the held-out
-   distribution, never its problems) — GRPO on gold answers, Intuitor
-   (self-certainty) and every other label-free reward the project ships — and
-   measures each again the same way;
-3. runs Absolute Zero self-play from `tiny` (the program model) and measures its
-   held-out deduction and abduction solve rates before and after;
-4. writes `summary.json` (every figure with its interval and sample count, the
-   per-step curves, each run's configuration), `report.md` and `report.png`
-   (`selftaught.report`, with the targets met or missed) and prints the table.
+The demo has one section per built-in model (`SECTIONS`):
 
-Nothing is tuned on held-out data: learning rates come from the `dev` split
-(`scripts/demo_dev_sweep.py`), and every figure is what this run measured.
+- **math sections** (`tiny-math`, and any other addition model): `selftaught diagnose` on the
+  base model (held-out additions, 8 samples each: pass@1, pass@8, majority@8, greedy, the share
+  taking the procedure, every label-free reward's within-group AUROC), then one copy per method
+  trained on the RL prompts (GRPO on gold answers, Intuitor, the other label-free rewards, the
+  random-reward control), each measured again the same way;
+- **the program section** (`tiny`, which knows programs and additions): held-out program tasks
+  (deduction, abduction, induction; 8 samples each, AZR's own checking) and additions before and
+  after Absolute Zero self-play, so what self-play teaches is measured on programs and, as
+  transfer, on additions; and GRPO on additions from the same model, measured on additions and,
+  as transfer, on programs.
+
+It writes `summary.json` (every figure with its interval and sample count, the per-step curves,
+each run's configuration), `report.md` and `report.png` (`selftaught.report`, with the targets
+met or missed) and prints the tables. Nothing is tuned on held-out data: learning rates and batch
+sizes come from the `dev` splits, and every figure is what this run measured. One training seed:
+the spread over seeds is `scripts/seed_spread.py`'s (README).
 """
 
 from __future__ import annotations
@@ -23,37 +25,71 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from .config import build_config, set_all_dotted
+from .data import addition
 from .errors import UserError
-from .tiny.competence import TINY_MATH, addition_figures, program_solve_rates
+from .models import load_model
 from .recipes import load_recipe
-from .azr.tasks import ONE_PAIR_TYPES, TASK_TYPES
-from .report import CURVES, figure_cell, write_report
+from .report import CURVE_KEYS, figure_cell, write_report
+from .tiny.competence import AZR_RECIPE, addition_figures, program_figures
+from .tiny.corpus import works_step_by_step
 from .trainer import Trainer
 
-METHODS = ("grpo", "intuitor", "majority_vote", "answer_agreement", "token_entropy", "trajectory_logprob")
-"""The demo's math runs; run `m` trains the recipe configs/<m>_tiny.yaml (selftaught.recipes)."""
-# The block every math recipe shares (model, data, G, sampling): the demo measures with the
-# settings it trains with (`tiny.competence.addition_figures`).
-MATH_MODEL = TINY_MATH.model.name_or_path
-MATH_TEMPERATURE = TINY_MATH.temperature
-MATH_SAMPLES = TINY_MATH.num_generations
-MATH_CONTEXT = TINY_MATH.data.prompt_template
-_MATH_CONFIGS = {method: build_config(load_recipe(f"{method}_tiny.yaml")) for method in METHODS}
-METHOD_REWARDS = {method: next(spec.name for spec in config.reward_specs() if spec.weight > 0)
-                  for method, config in _MATH_CONFIGS.items()}
-"""Demo run → the one reward it trains on (every label-free run also logs gold accuracy, weight 0)."""
-LABEL_FREE = tuple(name for name in METHOD_REWARDS if name != "grpo")
-DEMO_LEARNING_RATES = {method: config.learning_rate for method, config in _MATH_CONFIGS.items()}
-"""Chosen on the `dev` split, never on held-out data (scripts/demo_dev_sweep.py); each
-recipe file states its rate with the dev figures behind it."""
-PROGRAM_MODEL = load_recipe("azr_tiny.yaml")["model"]["name_or_path"]
-PROGRAM_TYPES = ONE_PAIR_TYPES  # the held-out program I/O tasks (deduction, abduction)
 PROCEDURE = "procedure share"
+
+
+@dataclass(frozen=True)
+class MathSection:
+    """A built-in addition model and the methods the demo trains on it: run `m` trains the recipe
+    configs/<m>_<family>.yaml (from the model, on the addition `train` split)."""
+
+    model: str
+    family: str
+    methods: tuple[str, ...]
+    procedure: object = addition.uses_procedure
+    """Whether a completion takes the procedure (the model's own procedure opener)."""
+
+    def recipe(self, method: str) -> str:
+        return f"{method}_{self.family}.yaml"
+
+
+@dataclass(frozen=True)
+class ProgramSection:
+    """`tiny`: Absolute Zero self-play (configs/azr_tiny.yaml) and GRPO on additions
+    (configs/grpo_tiny_additions.yaml), each measured on programs and additions."""
+
+    model: str = "tiny"
+    azr_recipe: str = "azr_tiny.yaml"
+    additions_recipe: str = "grpo_tiny_additions.yaml"
+
+
+MATH_SECTIONS = (
+    MathSection("tiny-math", "tiny", ("grpo", "intuitor", "majority_vote", "answer_agreement", "token_entropy",
+                                      "trajectory_logprob", "random")),
+)
+PROGRAMS = ProgramSection()
+METHODS = MATH_SECTIONS[0].methods
+"""tiny-math's runs (configs/<m>_tiny.yaml)."""
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much the demo trains and measures (the full demo, or --quick for tests)."""
+
+    steps: int = 40
+    math_n: int = 200
+    azr_steps: int | None = None  # None: the AZR recipe's max_steps
+    programs_n: int = 200
+    program_samples: int = 8
+    per_type_role: int | None = None  # None: the AZR recipe's batch
+
+
+FULL, QUICK = Budget(), Budget(steps=2, math_n=16, azr_steps=1, programs_n=8, program_samples=2, per_type_role=2)
 
 
 def run_overrides(output_dir: Path, steps: int) -> dict:
@@ -62,45 +98,55 @@ def run_overrides(output_dir: Path, steps: int) -> dict:
     return {"output_dir": str(output_dir), "max_steps": steps, "save_steps": steps}
 
 
-def math_recipe(method: str, output_dir: Path, steps: int) -> dict:
-    """configs/<method>_tiny.yaml: 8 RL prompts × G = 8 completions per step from the addition
-    generator's `train` split, with the demo's `run_overrides`."""
-    if method not in METHODS:
-        raise UserError(f"demo: unknown method {method!r}; one of {', '.join(METHODS)}")
-    return set_all_dotted(load_recipe(f"{method}_tiny.yaml"), run_overrides(output_dir, steps))
+def method_reward(recipe: dict) -> str:
+    """The one reward a math recipe trains on (gold accuracy is logged beside it, weight 0)."""
+    config = build_config(recipe)
+    return next(spec.name for spec in config.reward_specs() if spec.weight > 0)
 
 
-def azr_recipe(output_dir: Path, steps: int, per_type_role: int) -> dict:
-    """configs/azr_tiny.yaml: the paper's loop at a CPU-sized batch, from the program model, with
-    the demo's `run_overrides` and `per_type_role` tasks per type and role (also the seed batch)."""
-    return set_all_dotted(load_recipe("azr_tiny.yaml"), {**run_overrides(output_dir, steps),
-                                                          "azr.tasks_per_type_role": per_type_role,
-                                                          "azr.seed_proposals": per_type_role})
+def math_recipe(method: str, output_dir: Path, steps: int, section: MathSection = MATH_SECTIONS[0]) -> dict:
+    """configs/<method>_<family>.yaml (8 RL prompts × G = 8 completions per step) with the demo's
+    `run_overrides`."""
+    if method not in section.methods:
+        raise UserError(f"demo: unknown method {method!r} for {section.model}; one of {', '.join(section.methods)}")
+    return set_all_dotted(load_recipe(section.recipe(method)), run_overrides(output_dir, steps))
 
 
-def measure_math(model: str, n: int, output_dir: Path) -> dict:
-    """selftaught diagnose on `n` held-out problems: the accuracy figures, the procedure share
-    and every label-free source's within-group AUROC."""
-    record = addition_figures(model, n, "heldout", output_dir)
-    figures = {name: {**result, "n": record["n"]} for name, result in record["accuracy"].items()}
+def azr_recipe(output_dir: Path, steps: int | None = None, per_type_role: int | None = None) -> dict:
+    """configs/azr_tiny.yaml with the demo's `run_overrides` (and, for --quick, a smaller batch)."""
+    recipe = load_recipe(PROGRAMS.azr_recipe)
+    overrides = run_overrides(output_dir, steps or AZR_RECIPE.max_steps)
+    if per_type_role:
+        overrides.update({"azr.tasks_per_type_role": per_type_role, "azr.seed_proposals": per_type_role,
+                          "per_device_train_batch_size": 6 * per_type_role})
+    return set_all_dotted(recipe, overrides)
+
+
+def _with_n(figures: dict, n: int) -> dict:
+    return {name: {**result, "n": n} for name, result in figures.items()}
+
+
+def measure_additions(model: str, n: int, output_dir: Path, procedure=addition.uses_procedure) -> dict:
+    """{'figures': {'additions': {...}}, 'auroc': {...}}: selftaught diagnose on `n` held-out additions."""
+    record = addition_figures(model, n, "heldout", output_dir, procedure=procedure)
+    figures = _with_n(record["accuracy"], record["n"])
     figures[PROCEDURE] = {**record["tags"]["procedure"], "n": record["n"]}
-    return {"figures": figures, "auroc": {name: {k: result[k] for k in ("value", "low", "high", "pairs", "verdict")}
-                                          for name, result in record["sources"].items()}}
+    return {"figures": {"additions": figures},
+            "auroc": {name: {k: result[k] for k in ("value", "low", "high", "pairs", "verdict")}
+                      for name, result in record["sources"].items()}}
 
 
-def measure_programs(trainer: Trainer, n: int) -> dict:
-    """Greedy held-out solve rates of the program model (AZR's own checking), 95% Wilson intervals."""
-    model = trainer.accelerator.unwrap_model(trainer.model)
+def measure_programs(model_dir: str, budget: Budget) -> dict:
+    """{task type: figures} on `budget.programs_n` held-out programs, `program_samples` samples each."""
+    model, tokenizer = load_model(model_dir)
+    with torch.random.fork_rng():  # measuring leaves the caller's random stream as it was
+        torch.manual_seed(0)
+        measured = program_figures(model, tokenizer, budget.programs_n, "heldout", samples=budget.program_samples)
     figures = {}
-    for task_type, accuracy in program_solve_rates(model, trainer.tokenizer, n, greedy=True,
-                                                   task_types=PROGRAM_TYPES).items():
-        low, high = accuracy.wilson_interval()
-        figures[f"program/{task_type}"] = {"value": accuracy.value, "low": low, "high": high, "n": accuracy.total}
+    for task_type, result in measured.items():
+        figures[task_type] = {**_with_n(result["accuracy"], result["n"]),
+                              PROCEDURE: {**result["step share"], "n": result["n"]}}
     return figures
-
-
-CURVE_KEYS = (*CURVES, *(f"rewards/{source}/mean" for source in METHOD_REWARDS.values()),
-              *(f"azr/{t}/{what}" for t in TASK_TYPES for what in ("propose/valid_rate", "solve/solve_rate")))
 
 
 def _curves(history: list[dict]) -> dict[str, list[float]]:
@@ -124,45 +170,81 @@ def _run_record(history: list[dict], after: dict, recipe: dict, trainer: Trainer
     return record
 
 
+def _train(recipe: dict, logging: dict | None) -> tuple[list[dict], Trainer]:
+    recipe.update(logging or {})
+    trainer = Trainer(build_config(recipe))
+    return trainer.train(), trainer
+
+
+def run_math_section(section: MathSection, output: Path, budget: Budget, logging: dict | None) -> dict:
+    """Diagnose the base model, train every method, measure each copy the same way."""
+    with tempfile.TemporaryDirectory() as scratch:
+        base = measure_additions(section.model, budget.math_n, Path(scratch), section.procedure)
+    result = {"kind": "math", "model": section.model, "base": base["figures"], "auroc": base["auroc"], "runs": {},
+              "eval": {"n": budget.math_n, "samples": 8, "temperature": 1.0}}
+    print(_line(f"{section.model} base", base["figures"]), flush=True)
+    for name, auroc in base["auroc"].items():
+        print(f"  diagnose: {name} within-group AUROC " + (f"{auroc['value']:.2f} → {auroc['verdict']}"
+                                                            if auroc["value"] is not None else "— (no pairs)"),
+              flush=True)
+    for method in section.methods:
+        recipe = math_recipe(method, output / section.model / method, budget.steps, section)
+        history, trainer = _train(recipe, logging)
+        after = measure_additions(recipe["output_dir"], budget.math_n, Path(recipe["output_dir"]) / "diagnose",
+                                  section.procedure)
+        result["runs"][method] = {**_run_record(history, after["figures"], recipe, trainer, after["auroc"]),
+                                  "reward": method_reward(recipe)}
+        print(_line(f"{section.model} + {method}", after["figures"]), flush=True)
+        del trainer
+    return result
+
+
+def run_program_section(output: Path, budget: Budget, logging: dict | None) -> dict:
+    """`tiny` before and after AZR self-play and after GRPO on additions: programs and additions each time."""
+    root = output / PROGRAMS.model
+    result = {"kind": "programs", "model": PROGRAMS.model, "runs": {},
+              "eval": {"programs_n": budget.programs_n, "samples": budget.program_samples, "math_n": budget.math_n}}
+    with tempfile.TemporaryDirectory() as scratch:
+        additions = measure_additions(PROGRAMS.model, budget.math_n, Path(scratch), works_step_by_step)
+    result["base"] = {**measure_programs(PROGRAMS.model, budget), **additions["figures"]}
+    print(_line(f"{PROGRAMS.model} base", result["base"]), flush=True)
+
+    recipe = azr_recipe(root / "azr", budget.azr_steps, budget.per_type_role)
+    history, trainer = _train(recipe, logging)
+    after = measure_programs(recipe["output_dir"], budget)
+    after.update(measure_additions(recipe["output_dir"], budget.math_n, root / "azr" / "diagnose",
+                                   works_step_by_step)["figures"])
+    result["runs"]["azr"] = {**_run_record(history, after, recipe, trainer),
+                             "excluded_proposals": sum(row.get(key, 0) for row in history for key in row
+                                                       if key.endswith("/propose/excluded"))}
+    print(_line(f"{PROGRAMS.model} + azr", after), flush=True)
+    del trainer
+
+    recipe = set_all_dotted(load_recipe(PROGRAMS.additions_recipe), run_overrides(root / "grpo_additions",
+                                                                                  budget.steps))
+    history, trainer = _train(recipe, logging)
+    after = measure_additions(recipe["output_dir"], budget.math_n, root / "grpo_additions" / "diagnose",
+                              works_step_by_step)["figures"]
+    after.update(measure_programs(recipe["output_dir"], budget))
+    result["runs"]["grpo_additions"] = _run_record(history, after, recipe, trainer)
+    print(_line(f"{PROGRAMS.model} + grpo on additions", after), flush=True)
+    return result
+
+
 def run_demo(output_dir: str, quick: bool = False, logging: dict | None = None) -> dict:
     """`logging`: progress keys for every recipe (`progress_bar`, `log_every`; the CLI's --quiet/--log-every)."""
     output = Path(output_dir)
-    steps, azr_steps, n_math, n_programs, per_type_role = (2, 1, 16, 8, 2) if quick else (40, 20, 200, 100, 4)
+    budget = QUICK if quick else FULL
     started = time.perf_counter()
-    summary: dict = {"models": {"math": MATH_MODEL, "programs": PROGRAM_MODEL}, "quick": quick,
-                     "eval": {"math_n": n_math, "programs_n": n_programs, "samples": MATH_SAMPLES,
-                              "temperature": MATH_TEMPERATURE}, "runs": {}}
-    with tempfile.TemporaryDirectory() as scratch:
-        base = measure_math(MATH_MODEL, n_math, Path(scratch))
-    summary["base"], summary["auroc"] = base["figures"], base["auroc"]
-    print(_line("base", summary["base"]), flush=True)
-    for name, result in summary["auroc"].items():
-        print(f"  base diagnose: {name} within-group AUROC {result['value']:.2f} → {result['verdict']}"
-              if result["value"] is not None else f"  base diagnose: {name}: no right/wrong pairs", flush=True)
-
-    for method in METHOD_REWARDS:
-        recipe = math_recipe(method, output / method, steps)
-        recipe.update(logging or {})
-        trainer = Trainer(build_config(recipe))
-        history = trainer.train()
-        after = measure_math(str(output / method), n_math, output / method / "diagnose")
-        summary["runs"][method] = _run_record(history, after["figures"], recipe, trainer, after["auroc"])
-        print(_line(method, summary["runs"][method]["after"]), flush=True)
-        del trainer
-
-    recipe = azr_recipe(output / "azr", azr_steps, per_type_role)
-    recipe.update(logging or {})
-    azr = Trainer(build_config(recipe))
-    with torch.random.fork_rng():  # measuring the base leaves the run's random stream as it was
-        summary["base"].update(measure_programs(azr, n_programs))
-    history = azr.train()
-    summary["runs"]["azr"] = _run_record(history, measure_programs(azr, n_programs), recipe, azr)
-    print(_line("azr", summary["runs"]["azr"]["after"]), flush=True)
+    summary: dict = {"quick": quick, "sections": {}}
+    for section in MATH_SECTIONS:
+        summary["sections"][section.model] = run_math_section(section, output, budget, logging)
+    summary["sections"][PROGRAMS.model] = run_program_section(output, budget, logging)
     summary["runtime_s"] = time.perf_counter() - started
     output.mkdir(parents=True, exist_ok=True)
     (output / "summary.json").write_text(json.dumps(summary, indent=2))
     write_report(summary, output)
-    print(table(summary))
+    print(tables(summary))
     return summary
 
 
@@ -171,20 +253,24 @@ def _cell(figure: dict | None) -> str:
 
 
 def _line(name: str, figures: dict) -> str:
-    return f"{name}: " + ", ".join(f"{k} {_cell(v)}" for k, v in figures.items())
+    return f"{name}: " + "; ".join(f"{task} " + ", ".join(f"{k} {_cell(v)}" for k, v in values.items())
+                                   for task, values in figures.items())
 
 
-def table(summary: dict) -> str:
-    columns = list(summary["base"])
-    width = 22
-    lines = [f"\nselftaught demo — held-out data, value [95% CI]; math: `{summary['models']['math']}`, "
-             f"{summary['eval']['math_n']} problems × {summary['eval']['samples']} samples at "
-             f"τ={summary['eval']['temperature']}; programs: `{summary['models']['programs']}`, greedy",
-             f"{'model':<26}" + "".join(f"{c:>{width}}" for c in columns) + f"{'s/step':>8}"]
-    rows = [("base", summary["base"], None)] + [
-        (f"+{name} ({run['steps']} st)", run["after"], run["seconds_per_step"]) for name, run in summary["runs"].items()]
-    for name, figures, seconds in rows:
-        lines.append(f"{name:<26}" + "".join(f"{_cell(figures.get(c)):>{width}}" for c in columns)
-                     + (f"{seconds:>8.2f}" if seconds else f"{'':>8}"))
-    lines.append(f"total {summary['runtime_s']:.0f} s; every figure in summary.json, the verdicts in report.md")
+def tables(summary: dict) -> str:
+    """The terminal tables: one row per (model, task) of each section."""
+    lines = ["\nselftaught demo — held-out data, value [95% CI] (summary.json, report.md)"]
+    for name, section in summary["sections"].items():
+        columns = list(next(iter(section["base"].values())))
+        width = 19
+        lines += ["", f"{name}:", f"{'model':<24}{'task':<11}" + "".join(f"{c:>{width}}" for c in columns)
+                  + f"{'s/step':>8}"]
+        rows = [("base", section["base"], None)] + [
+            (f"+{run_name} ({run['steps']} st)", run["after"], run["seconds_per_step"])
+            for run_name, run in section["runs"].items()]
+        for label, figures, seconds in rows:
+            for task, values in figures.items():
+                lines.append(f"{label:<24}{task:<11}" + "".join(f"{_cell(values.get(c)):>{width}}" for c in columns)
+                             + (f"{seconds:>8.2f}" if seconds else f"{'':>8}"))
+    lines.append(f"\ntotal {summary['runtime_s']:.0f} s; every figure in summary.json, the verdicts in report.md")
     return "\n".join(lines)

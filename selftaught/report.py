@@ -1,11 +1,12 @@
-"""The demo's report: `report.md` (the table, the targets met or missed, what changed,
-the curves' first and last values) and `report.png` (training curves and
-before/after figures with 95% intervals), both drawn from `summary.json` alone.
+"""The demo's report: `report.md` (one table per built-in model, the targets met or missed, what
+changed, the curves' first and last values) and `report.png` (training curves and before/after
+figures with 95% intervals), both drawn from `summary.json` alone.
 
-A change is called a change only when the two 95% intervals do not overlap (a
-conservative reading: with a few hundred held-out problems, smaller differences are
-noise); otherwise the report says "no measurable change". A figure is a dict with
-`value`, `low`, `high` (the interval) and `n`.
+A change is called a change only when the two 95% intervals do not overlap (a conservative
+reading: with a few hundred held-out problems, smaller differences are noise); otherwise the
+report says "no measurable change". A figure is a dict with `value`, `low`, `high` (the
+interval) and `n`. A section's figures are {task: {figure name: figure}}: task `additions` for
+the math models; `deduction`, `abduction`, `induction` and `additions` for the program model.
 """
 
 from __future__ import annotations
@@ -19,20 +20,27 @@ CURVES = {
     "rewards/math_answer/mean": "gold-answer accuracy on training batches",
     "self_certainty/mean": "self-certainty (mean KL(U‖p), nats)",
     "completion_length/mean": "completion length (tokens)",
+    "tags/procedure/share": "share of training completions that take the procedure",
 }
-PLOTTED_CURVES = {
-    # Self-certainty and log-prob rewards are in nats; on one axis with the 0–1 rewards they
-    # would flatten them, so the reward panel shows the runs whose reward is a share.
-    "reward/mean": ("reward (0–1 rewards: GRPO, votes, AZR)", {"intuitor", "token_entropy", "trajectory_logprob"}),
-    "rewards/math_answer/mean": ("gold-answer accuracy on training batches (logged, not trained on)", set()),
-    "self_certainty/mean": ("self-certainty, mean KL(U‖p) in nats (Intuitor's reward)", set()),
-    "completion_length/mean": ("completion length, tokens (the procedure is longer)", set()),
-}
+AZR_CURVES = {"propose/valid_rate": "AZR valid-proposal rate", "solve/solve_rate": "AZR solve rate (own tasks)",
+              "solve/tags/procedure": "AZR solver completions that work step by step"}
+CURVE_KEYS = (*CURVES, *(f"rewards/{source}/mean" for source in
+                         ("self_certainty", "majority_vote", "answer_agreement", "token_entropy",
+                          "trajectory_logprob", "random")),
+              *(f"azr/{t}/{what}" for t in TASK_TYPES for what in AZR_CURVES))
+"""Every per-step curve the demo keeps in summary.json."""
+SMOOTHING = 5
+"""AZR's per-step rates rest on a few samples per (type, role); the plot shows them with a trailing
+mean over this many steps (and says so), the raw values stay in summary.json."""
+SHARE_REWARDS = {"grpo", "majority_vote", "answer_agreement", "random"}
+"""Runs whose reward is a share (0–1): one axis with the gold accuracy."""
 COLORS = {"base": "C0", "intuitor": "C1", "grpo": "C2", "azr": "C3", "majority_vote": "C4",
-          "answer_agreement": "C5", "token_entropy": "C6", "trajectory_logprob": "C7"}
-"""One colour per model in every panel."""
-TARGETS = {"grpo": 0.15, "label_free": 0.10, "intuitor": 0.10}
-"""The demo's targets: held-out sampled pass@1 gain, with intervals disjoint from the base's."""
+          "answer_agreement": "C5", "token_entropy": "C6", "trajectory_logprob": "C7", "random": "C8",
+          "grpo_additions": "C9"}
+"""One colour per run in every panel."""
+TARGETS = {"grpo": 0.15, "label_free": 0.10, "intuitor": 0.10, "azr": 0.10, "azr_other": 0.05}
+"""Held-out sampled pass@1 gains the demo aims for, with intervals disjoint from the base's."""
+NOT_LABEL_FREE = {"grpo", "intuitor", "random"}
 
 
 def verdict(before: dict, after: dict) -> str:
@@ -51,96 +59,172 @@ def figure_cell(figure: dict | None, separator: str = ", ") -> str:
     return f"{figure['value']:.3f} [{figure['low']:.2f}{separator}{figure['high']:.2f}]"
 
 
-def gain(summary: dict, run: str, column: str = "pass@1") -> tuple[float, bool]:
+def gain(section: dict, run: str, task: str = "additions", column: str = "pass@1") -> tuple[float, bool]:
     """(after − base, whether the two intervals are disjoint) for one run's figure."""
-    before, after = summary["base"][column], summary["runs"][run]["after"][column]
+    before, after = section["base"][task][column], section["runs"][run]["after"][task][column]
     return after["value"] - before["value"], verdict(before, after) != "no measurable change"
 
 
-def target_lines(summary: dict) -> list[str]:
-    """Each target of the demo, met or missed, with the figures it rests on."""
-    runs = summary["runs"]
+def _gain_text(section: dict, run: str, task: str = "additions", column: str = "pass@1") -> str:
+    delta, disjoint = gain(section, run, task, column)
+    return f"{delta:+.3f}{'' if disjoint else ' (intervals overlap)'}"
 
-    def judged(run: str, needed: float) -> tuple[bool, str]:
-        delta, disjoint = gain(summary, run)
-        met = delta >= needed and disjoint
-        return met, f"{run} {delta:+.3f}{'' if disjoint else ' (intervals overlap)'}"
 
-    lines = []
+def _met(section: dict, run: str, needed: float, task: str = "additions") -> bool:
+    delta, disjoint = gain(section, run, task)
+    return delta >= needed and disjoint
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def math_targets(name: str, section: dict) -> list[str]:
+    runs, lines = section["runs"], []
     if "grpo" in runs:
-        met, text = judged("grpo", TARGETS["grpo"])
-        lines.append(f"- GRPO (gold answers) ≥ +{TARGETS['grpo']:.2f} pass@1: {'met' if met else 'MISSED'} — {text}")
-    label_free = [name for name in runs if name not in ("grpo", "azr", "intuitor")]
-    results = [judged(name, TARGETS["label_free"]) for name in label_free]
-    count = sum(met for met, _ in results)
-    lines.append(f"- at least two label-free methods ≥ +{TARGETS['label_free']:.2f} pass@1: "
-                 f"{'met' if count >= 2 else 'MISSED'} ({count} of {len(results)}) — "
-                 + "; ".join(text for _, text in results))
+        lines.append(f"- GRPO (gold answers) ≥ +{TARGETS['grpo']:.2f} pass@1: "
+                     f"{'met' if _met(section, 'grpo', TARGETS['grpo']) else 'MISSED'} — {_gain_text(section, 'grpo')}")
+    label_free = [run for run in runs if run not in NOT_LABEL_FREE]
+    if label_free:
+        count = sum(_met(section, run, TARGETS["label_free"]) for run in label_free)
+        lines.append(f"- at least two label-free methods ≥ +{TARGETS['label_free']:.2f} pass@1: "
+                     f"{'met' if count >= 2 else 'MISSED'} ({count} of {len(label_free)}) — "
+                     + "; ".join(f"{run} {_gain_text(section, run)}" for run in label_free))
     if "intuitor" in runs:
-        met, text = judged("intuitor", TARGETS["intuitor"])
-        auroc = summary.get("auroc", {}).get("self_certainty", {}).get("value")
-        why = "" if met or auroc is None else (
-            f"; the base model's self-certainty ranks its right completions above its wrong ones with "
-            f"within-group AUROC {auroc:.2f} (0.5 = chance), so rewarding it teaches the wrong habit "
-            "(README, demo section)")
-        lines.append(f"- Intuitor ≥ +{TARGETS['intuitor']:.2f} pass@1: {'met' if met else 'MISSED'} — {text}{why}")
+        met = _met(section, "intuitor", TARGETS["intuitor"])
+        auroc = section.get("auroc", {}).get("self_certainty", {}).get("value")
+        why = "" if auroc is None else f"; base self-certainty within-group AUROC {auroc:.2f} (0.5 = chance)"
+        lines.append(f"- Intuitor ≥ +{TARGETS['intuitor']:.2f} pass@1: {'met' if met else 'MISSED'} — "
+                     f"{_gain_text(section, 'intuitor')}{why}")
+        if "grpo" in runs:
+            intuitor, grpo = gain(section, "intuitor")[0], gain(section, "grpo")[0]
+            lines.append(f"- Intuitor's gain ≥ half of GRPO's (the paper's in-domain claim; goal): "
+                         f"{'met' if grpo > 0 and intuitor >= grpo / 2 else 'not met'} — {intuitor:+.3f} vs "
+                         f"{grpo:+.3f}")
+    if "random" in runs:
+        inside = not gain(section, "random")[1]
+        lines.append(f"- random-reward control inside the noise (intervals overlap the base's): "
+                     f"{'yes' if inside else 'NO'} — {_gain_text(section, 'random')}")
+    return lines
+
+
+def _first_last(curve: list[float], k: int = SMOOTHING) -> tuple[float, float]:
+    k = max(1, min(k, len(curve) // 2 or 1))
+    return _mean(curve[:k]), _mean(curve[-k:])
+
+
+def program_targets(section: dict) -> list[str]:
+    runs, lines = section["runs"], []
     if "azr" in runs:
-        gains = [f"{column} {gain(summary, 'azr', column)[0]:+.3f}"
-                 + ("" if gain(summary, "azr", column)[1] else " (intervals overlap)")
-                 for column in runs["azr"]["after"] if column in summary["base"]]
-        better = any(verdict(summary["base"][c], runs["azr"]["after"][c]) == "better"
-                     for c in runs["azr"]["after"] if c in summary["base"])
-        lines.append(f"- AZR held-out program gain (stretch): {'met' if better else 'not met'} — " + "; ".join(gains))
+        azr = runs["azr"]
+        lines.append(f"- AZR: held-out deduction pass@1 ≥ +{TARGETS['azr']:.2f}, intervals apart: "
+                     f"{'met' if _met(section, 'azr', TARGETS['azr'], 'deduction') else 'MISSED'} — "
+                     f"{_gain_text(section, 'azr', 'deduction')}")
+        for task in ("abduction", "induction"):
+            if task in azr["after"]:
+                lines.append(f"- AZR {task} (reported; stretch ≥ +{TARGETS['azr_other']:.2f}): "
+                             f"{'met' if _met(section, 'azr', TARGETS['azr_other'], task) else 'not met'} — "
+                             f"{_gain_text(section, 'azr', task)}")
+        share = azr["curves"].get("azr/deduction/solve/tags/procedure")
+        if share:
+            first, last = _first_last(share)
+            lines.append(f"- AZR deduction solver works step by step more often over the run: "
+                         f"{'yes' if last > first else 'NO'} — first {SMOOTHING} steps {first:.2f} → last {last:.2f}")
+        valid = {t: _first_last(c) for t in TASK_TYPES if (c := azr["curves"].get(f"azr/{t}/propose/valid_rate"))}
+        if valid:
+            held = all(last >= first - 0.05 for first, last in valid.values())
+            lines.append("- AZR valid-proposal rates do not fall (last vs first steps, 0.05 slack): "
+                         f"{'yes' if held else 'NO'} — " + "; ".join(f"{t} {a:.2f} → {b:.2f}" for t, (a, b) in
+                                                                     valid.items()))
+        lines.append(f"- self-play proposals of dev/held-out programs (dropped from training): "
+                     f"{azr.get('excluded_proposals', 0):g}")
+        if "additions" in azr["after"]:
+            lines.append(f"- transfer, programs → additions (AZR, no addition trained on): pass@1 "
+                         f"{_gain_text(section, 'azr', 'additions')}, procedure share "
+                         f"{_gain_text(section, 'azr', 'additions', 'procedure share')}")
+    if "grpo_additions" in runs:
+        lines.append(f"- GRPO on additions, in domain: pass@1 {_gain_text(section, 'grpo_additions')}")
+        for task in TASK_TYPES:
+            if task in runs["grpo_additions"]["after"]:
+                lines.append(f"- transfer, additions → {task} (GRPO on additions): pass@1 "
+                             f"{_gain_text(section, 'grpo_additions', task)}, procedure share "
+                             f"{_gain_text(section, 'grpo_additions', task, 'procedure share')}")
+    return lines
+
+
+def section_table(section: dict) -> list[str]:
+    columns = list(next(iter(section["base"].values())))
+    lines = ["| model | task | " + " | ".join(columns) + " | s/step |", "|---|---|" + "---|" * (len(columns) + 1)]
+    rows = [("base", section["base"], None)] + [(f"+ {name}, {run['steps']} steps", run["after"],
+                                                 run["seconds_per_step"]) for name, run in section["runs"].items()]
+    for label, figures, seconds in rows:
+        for task, values in figures.items():
+            lines.append(f"| {label} | {task} | " + " | ".join(figure_cell(values.get(c)) for c in columns)
+                         + f" | {'' if seconds is None else f'{seconds:.2f}'} |")
+    return lines
+
+
+def changes(section: dict) -> list[str]:
+    lines = []
+    for name, run in section["runs"].items():
+        judged = [f"{task} {c}: {verdict(section['base'][task][c], after[c])} "
+                  f"({section['base'][task][c]['value']:.3f} → {after[c]['value']:.3f})"
+                  for task, after in run["after"].items() if task in section["base"]
+                  for c in after if c in section["base"][task] and section["base"][task][c].get("value") is not None
+                  and after[c].get("value") is not None]
+        lines.append(f"- **{name}** — " + "; ".join(judged))
+    return lines
+
+
+def auroc_table(section: dict) -> list[str]:
+    lines = ["| reward | base | after training on it |", "|---|---|---|"]
+    for name, result in section["auroc"].items():
+        after = next((run.get("auroc_after", {}).get(name) for run in section["runs"].values()
+                      if run.get("reward") == name), None)
+        lines.append(f"| {name} | {figure_cell(result)} ({result['verdict']}) | {figure_cell(after)} |")
+    return lines
+
+
+def curve_trends(section: dict) -> list[str]:
+    lines = []
+    for name, run in section["runs"].items():
+        trends = [f"{label.split(' (')[0]} {values[0]:.3f} → {values[-1]:.3f}"
+                  for key, label in CURVES.items() if (values := run.get("curves", {}).get(key))]
+        trends += [f"{key} {_first_last(values)[0]:.2f} → {_first_last(values)[1]:.2f} (mean of first/last "
+                   f"{SMOOTHING})" for key, values in run.get("curves", {}).items() if key.startswith("azr/") and values]
+        lines.append(f"- **{name}**: " + "; ".join(trends))
     return lines
 
 
 def markdown(summary: dict) -> str:
-    columns = list(summary["base"])
-    models, ev = summary["models"], summary["eval"]
-    lines = [f"# selftaught demo — `{models['math']}` (math) and `{models['programs']}` (programs)", "",
-             f"Held-out data (never trained on). Math: {ev['math_n']} problems × {ev['samples']} samples at "
-             f"τ = {ev['temperature']} (pass@1, pass@{ev['samples']}, majority@{ev['samples']}, procedure share) and "
-             f"greedy; programs: greedy solve rates. value [95% interval]. "
-             f"Run time {summary['runtime_s']:.0f} s{' (quick run)' if summary.get('quick') else ''}.", "",
-             "| model | " + " | ".join(columns) + " | s/step |",
-             "|---|" + "---|" * (len(columns) + 1),
-             "| base | " + " | ".join(figure_cell(summary["base"][c]) for c in columns) + " | |"]
-    for name, run in summary["runs"].items():
-        lines.append(f"| + {name}, {run['steps']} steps | "
-                     + " | ".join(figure_cell(run["after"].get(c)) for c in columns)
-                     + f" | {run['seconds_per_step']:.2f} |")
-    lines += ["", "## Targets", "", *target_lines(summary)]
-    lines += ["", "## What changed", ""]
-    for name, run in summary["runs"].items():
-        judged = [f"{c}: {verdict(summary['base'][c], run['after'][c])}"
-                  f" ({summary['base'][c]['value']:.3f} → {run['after'][c]['value']:.3f})"
-                  for c in columns if c in run["after"] and summary["base"][c].get("value") is not None
-                  and run["after"][c].get("value") is not None]
-        lines.append(f"- **{name}** — " + "; ".join(judged))
-    if summary.get("auroc"):
-        lines += ["", "## Base model diagnose: which label-free reward tracks correctness", "",
-                  "Within-group AUROC of right vs wrong completions of one problem (0.5 = chance; "
-                  "`selftaught diagnose`), before training and after each method's own training:", "",
-                  "| reward | base | after training on it |", "|---|---|---|"]
-        for name, result in summary["auroc"].items():
-            after = next((run.get("auroc_after", {}).get(name) for method, run in summary["runs"].items()
-                          if run["config"].get("rewards", [{}])[0].get("name") == name), None)
-            lines.append(f"| {name} | {figure_cell(result)} ({result['verdict']}) | {figure_cell(after)} |")
-    lines += ["", "## Training curves (first → last step)", ""]
-    for name, run in summary["runs"].items():
-        trends = [f"{label.split(' (')[0]} {values[0]:.3f} → {values[-1]:.3f}"
-                  for key, label in CURVES.items() if (values := run.get("curves", {}).get(key))]
-        trends += [f"{key} {values[0]:.2f} → {values[-1]:.2f}"
-                   for key, values in run.get("curves", {}).items() if key.startswith("azr/") and values]
-        lines.append(f"- **{name}**: " + "; ".join(trends))
-    lines += ["", "![curves and figures](report.png)", "",
-              "Configurations and every figure: `summary.json`."]
+    lines = ["# selftaught demo", "",
+             f"Held-out data (never trained on), value [95% interval]. Run time {summary['runtime_s']:.0f} s"
+             f"{' (quick run)' if summary.get('quick') else ''}. One training seed per run (the seed spread: "
+             "README, `scripts/seed_spread.py`)."]
+    for name, section in summary["sections"].items():
+        ev = section["eval"]
+        if section["kind"] == "math":
+            how = (f"{ev['n']} held-out additions × {ev['samples']} samples at τ = {ev['temperature']} "
+                   "(pass@1, pass@8, majority@8, procedure share) and greedy")
+        else:
+            how = (f"{ev['programs_n']} held-out programs per task type × {ev['samples']} samples at the AZR "
+                   f"recipe's τ, checked by AZR's own executor; additions as for tiny-math ({ev['math_n']} × 8)")
+        lines += ["", f"## `{name}`", "", how + ".", "", *section_table(section), "", "### Targets", ""]
+        lines += math_targets(name, section) if section["kind"] == "math" else program_targets(section)
+        lines += ["", "### What changed", "", *changes(section)]
+        if section.get("auroc"):
+            lines += ["", "### Base model diagnose: which label-free reward tracks correctness", "",
+                      "Within-group AUROC of right vs wrong completions of one problem (0.5 = chance; "
+                      "`selftaught diagnose`), before training and after each method's own training:", "",
+                      *auroc_table(section)]
+        lines += ["", "### Training curves (first → last step)", "", *curve_trends(section)]
+    lines += ["", "![curves and figures](report.png)", "", "Configurations and every figure: `summary.json`."]
     return "\n".join(lines) + "\n"
 
 
 def _legend(axis) -> None:
     if axis.get_legend_handles_labels()[0]:  # a run may log none of a panel's curves
-        axis.legend(fontsize=7)
+        axis.legend(fontsize=6)
 
 
 def _integer_steps(axis) -> None:
@@ -157,35 +241,29 @@ def plot_curves(axis, series: dict, title: str, *, xlabel: str = "step", colors:
     for label, values in series.items():
         steps, values = values if isinstance(values, tuple) else (range(1, len(values) + 1), values)
         if len(values):
-            axis.plot(steps, values, marker=".", label=label,
-                      color=(colors or {}).get(label))
+            axis.plot(steps, values, marker=".", label=label, color=(colors or {}).get(label))
     if unit_interval:
         axis.set_ylim(-0.05, 1.05)
-    axis.set_title(title, fontsize=9)
-    axis.set_xlabel(xlabel, fontsize=8)
+    axis.set_title(title, fontsize=8)
+    axis.set_xlabel(xlabel, fontsize=7)
     _integer_steps(axis)
     _legend(axis)
 
 
-def _plot_curves(axis, summary: dict, key: str, title: str, skip: set) -> None:
-    series = {name: run.get("curves", {}).get(key) or [] for name, run in summary["runs"].items() if name not in skip}
-    plot_curves(axis, series, title, colors=COLORS)
+def trailing_mean(values: list[float], k: int = SMOOTHING) -> list[float]:
+    """Each value replaced by the mean of it and the k − 1 before it (fewer at the start)."""
+    return [_mean(values[max(0, i - k + 1):i + 1]) for i in range(len(values))]
 
 
-def _plot_azr(axis, summary: dict, what: str, title: str) -> None:
-    curves = summary["runs"].get("azr", {}).get("curves", {})
-    plot_curves(axis, {t: curves.get(f"azr/{t}/{what}") or [] for t in TASK_TYPES}, title, xlabel="AZR step",
-                unit_interval=True)
-
-
-def _plot_figures(axis, summary: dict) -> None:
-    columns = list(summary["base"])
-    models = [("base", summary["base"])] + [(n, r["after"]) for n, r in summary["runs"].items()]
+def _plot_bars(axis, section: dict, column: str = "pass@1") -> None:
+    """`column` of every task, before and after each run, with 95% intervals."""
+    tasks = list(section["base"])
+    models = [("base", section["base"])] + [(name, run["after"]) for name, run in section["runs"].items()]
     width = 0.8 / len(models)
     for i, (name, figures) in enumerate(models):
         positions, heights, below, above = [], [], [], []
-        for j, column in enumerate(columns):
-            figure = figures.get(column)
+        for j, task in enumerate(tasks):
+            figure = figures.get(task, {}).get(column)
             if figure and figure.get("value") is not None:
                 positions.append(j + i * width)
                 heights.append(figure["value"])
@@ -194,10 +272,32 @@ def _plot_figures(axis, summary: dict) -> None:
                 above.append(max(0.0, figure["high"] - figure["value"]))
         axis.bar(positions, heights, width=width, yerr=[below, above], capsize=2, color=COLORS.get(name),
                  label=name if name == "base" else f"+{name}")
-    axis.set_xticks([j + 0.4 - width / 2 for j in range(len(columns))], columns, fontsize=7)
+    axis.set_xticks([j + 0.4 - width / 2 for j in range(len(tasks))], tasks, fontsize=7)
     axis.set_ylim(0, 1)
-    axis.set_title("held-out figures before and after (95% intervals)", fontsize=9)
-    axis.legend(fontsize=6, ncol=2)
+    axis.set_title(f"held-out {column} before and after (95% intervals)", fontsize=8)
+    axis.legend(fontsize=5, ncol=2)
+
+
+def _math_row(figure, grid, row: int, name: str, section: dict) -> None:
+    runs = section["runs"]
+    panels = [("reward/mean", "reward (0–1 rewards)", {n for n in runs if n not in SHARE_REWARDS}),
+              ("rewards/math_answer/mean", "gold accuracy on training batches (logged)", set()),
+              ("self_certainty/mean", "self-certainty, nats (Intuitor's reward)", set()),
+              ("tags/procedure/share", "training completions taking the procedure", set())]
+    for column, (key, title, skip) in enumerate(panels):
+        series = {run: r.get("curves", {}).get(key) or [] for run, r in runs.items() if run not in skip}
+        plot_curves(figure.add_subplot(grid[row, column]), series, f"{name}: {title}", colors=COLORS)
+    _plot_bars(figure.add_subplot(grid[row, 4]), section)
+
+
+def _program_row(figure, grid, row: int, name: str, section: dict) -> None:
+    curves = section["runs"].get("azr", {}).get("curves", {})
+    for column, (what, title) in enumerate(AZR_CURVES.items()):
+        series = {t: trailing_mean(curves.get(f"azr/{t}/{what}") or []) for t in TASK_TYPES}
+        plot_curves(figure.add_subplot(grid[row, column]), series,
+                    f"{name}: {title} (trailing mean of {SMOOTHING})", xlabel="AZR step", unit_interval=True)
+    _plot_bars(figure.add_subplot(grid[row, 3]), section)
+    _plot_bars(figure.add_subplot(grid[row, 4]), section, "procedure share")
 
 
 def plot(summary: dict, path: Path) -> None:
@@ -206,17 +306,14 @@ def plot(summary: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure = plt.figure(figsize=(17, 8))
-    grid = figure.add_gridspec(2, 4)
-    for column, (key, (title, skip)) in enumerate(PLOTTED_CURVES.items()):
-        _plot_curves(figure.add_subplot(grid[0, column]), summary, key, title, skip)
-    _plot_azr(figure.add_subplot(grid[1, 0]), summary, "propose/valid_rate", "AZR valid-proposal rate")
-    _plot_azr(figure.add_subplot(grid[1, 1]), summary, "solve/solve_rate", "AZR solve rate")
-    _plot_figures(figure.add_subplot(grid[1, 2:]), summary)
-    figure.suptitle(f"selftaught demo — {summary['models']['math']} (math), {summary['models']['programs']} "
-                    "(programs)", fontsize=11)
+    sections = summary["sections"]
+    figure = plt.figure(figsize=(21, 4.2 * len(sections)))
+    grid = figure.add_gridspec(len(sections), 5)
+    for row, (name, section) in enumerate(sections.items()):
+        (_math_row if section["kind"] == "math" else _program_row)(figure, grid, row, name, section)
+    figure.suptitle("selftaught demo — " + ", ".join(f"{name}" for name in sections), fontsize=11)
     figure.tight_layout()
-    figure.savefig(path, dpi=90)
+    figure.savefig(path, dpi=80)
     plt.close(figure)
 
 

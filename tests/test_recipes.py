@@ -21,7 +21,7 @@ from selftaught import report
 
 CONFIGS = ROOT / "configs"
 TINY = sorted(CONFIGS.glob("*_tiny.yaml"))
-TINY_FAMILY = [*TINY, CONFIGS / "tiny_math_base.yaml"]
+TINY_FAMILY = [*TINY, CONFIGS / "tiny_math_base.yaml", CONFIGS / "grpo_tiny_additions.yaml"]
 SECTIONS = ("model", "data", "azr")
 
 
@@ -42,8 +42,9 @@ def _get(raw: dict, dotted: str):
     return node
 
 
-def test_the_seven_tiny_recipes_exist():
+def test_the_tiny_recipes_exist():
     assert {p.name for p in TINY} == {f"{m}_tiny.yaml" for m in (*demo.METHODS, "azr")}
+    assert (CONFIGS / demo.PROGRAMS.additions_recipe).is_file()
     assert (ROOT / "selftaught" / "configs").is_symlink() and RECIPES_DIR.resolve() == CONFIGS.resolve()  # one copy
 
 
@@ -76,7 +77,7 @@ def test_the_shared_math_block_is_written_once():
         own = yaml.safe_load((CONFIGS / f"{method}_tiny.yaml").read_text())
         assert own["base"] == "tiny_math_base.yaml"
         assert set(own) <= {"base", "method", "output_dir", "learning_rate", "rewards"}, method
-    assert demo.MATH_CONTEXT == ANSWER_CONTEXT  # the context tiny-math was pretrained in
+    assert competence.TINY_MATH.data.prompt_template == ANSWER_CONTEXT  # the context tiny-math was pretrained in
 
 
 def test_demo_recipes_are_the_files_plus_the_visible_overrides(tmp_path):
@@ -84,22 +85,23 @@ def test_demo_recipes_are_the_files_plus_the_visible_overrides(tmp_path):
         expected = read_recipe(CONFIGS / f"{method}_tiny.yaml")
         expected.update(output_dir=str(tmp_path / method), max_steps=3, save_steps=3)
         assert demo.math_recipe(method, tmp_path / method, 3) == expected, method
-        assert demo.DEMO_LEARNING_RATES[method] == expected["learning_rate"]
-        assert demo.METHOD_REWARDS[method] == expected["rewards"][0]["name"]
+        assert demo.method_reward(expected) == expected["rewards"][0]["name"]
     expected = read_recipe(CONFIGS / "azr_tiny.yaml")
-    expected.update(output_dir=str(tmp_path / "azr"), max_steps=3, save_steps=3)
+    expected.update(output_dir=str(tmp_path / "azr"), max_steps=3, save_steps=3, per_device_train_batch_size=12)
     expected["azr"].update(tasks_per_type_role=2, seed_proposals=2)
     assert demo.azr_recipe(tmp_path / "azr", 3, 2) == expected
-    with pytest.raises(UserError, match="unknown method 'ppo'"):
+    with pytest.raises(UserError, match="unknown method 'ppo' for tiny-math"):
         demo.math_recipe("ppo", tmp_path, 3)
 
 
 def test_competence_measures_with_the_azr_recipes_settings():
-    recipe = load_recipe("azr_tiny.yaml")
-    assert competence.AZR_TEMPERATURE == recipe["temperature"]
-    assert competence.AZR_COMPLETION_TOKENS == recipe["max_completion_length"]
-    assert competence.AZR_SETTINGS == {k: recipe["azr"][k] for k in competence.AZR_SETTINGS}
-    assert competence.ARITHMETIC_TEMPERATURE == TrainConfig().temperature
+    recipe = build_config(load_recipe("azr_tiny.yaml"))
+    from selftaught.models import load_model
+
+    sampler = competence.program_sampler(*load_model("tiny-random"))
+    assert (sampler.temperature, sampler.max_completion_length, sampler.max_prompt_length) == (
+        recipe.temperature, recipe.max_completion_length, recipe.max_prompt_length)
+    assert competence.AZR_RECIPE == recipe
 
 
 def test_task_type_names_are_defined_once():

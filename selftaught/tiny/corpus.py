@@ -164,14 +164,19 @@ def program_documents(items: list[programs.ProgramTask], *, seed: int, step_shar
 
 def build_corpus(*, programs_n: int, examples: int, additions_n: int, seed: int, step_share: float = 0.3,
                  wrong_share: float = 0.5, cue_share: float = 0.5, induction_inputs: int = 4,
-                 max_references: int = 2, timeout_s: float = 2.0, proposer_repeats: int = 1) -> list[Document]:
-    """The shuffled corpus: `programs_n` pretrain programs with `examples` inputs each, and
-    `additions_n` plain-context additions (plus `cue_share` as many in the step context)."""
+                 max_references: int = 2, timeout_s: float = 2.0, proposer_repeats: int = 1,
+                 program_repeats: int = 1) -> list[Document]:
+    """The shuffled corpus: `programs_n` pretrain programs with up to `examples` inputs each, their
+    documents drawn `program_repeats` times (each draw decides anew which examples are worked step
+    by step, which references proposers see), and `additions_n` plain-context additions (plus
+    `cue_share` as many in the step context)."""
     items = programs.generate(programs_n, split="pretrain", seed=seed, examples=examples)
-    documents = program_documents(items, seed=seed, step_share=step_share, wrong_share=wrong_share,
-                                  cue_share=cue_share, induction_inputs=induction_inputs,
-                                  max_references=max_references, timeout_s=timeout_s,
-                                  proposer_repeats=proposer_repeats)
+    documents = []
+    for repeat in range(program_repeats):
+        documents += program_documents(items, seed=seed + repeat, step_share=step_share, wrong_share=wrong_share,
+                                       cue_share=cue_share, induction_inputs=induction_inputs,
+                                       max_references=max_references, timeout_s=timeout_s,
+                                       proposer_repeats=proposer_repeats)
     documents += addition_corpus(additions_n, procedure_share=step_share, wrong_share=wrong_share,
                                  columns_share=cue_share, seed=seed, mark=STEP_MARK, columns_context=STEP_CONTEXT)
     random.Random(seed).shuffle(documents)
