@@ -1,17 +1,19 @@
-"""Rebuild `selftaught-tiny`, the built-in base model, from nothing (seeded).
+"""Rebuild `selftaught-tiny`, the built-in program model (programs and additions), from nothing (seeded).
 
-    python scripts/build_tiny_model.py [--output selftaught/assets/selftaught-tiny] [--minutes 20]
+    python scripts/build_tiny_model.py [--output selftaught/assets/selftaught-tiny] [--steps 3000]
 
-1. builds the synthetic corpus (selftaught.tiny.corpus: arithmetic with worked
-   solutions, small Python functions in every AZR role format) from the train
-   splits of the project's generators;
-2. trains a byte-level BPE tokenizer on it (digits split one by one, so numbers are
-   spelled digit by digit);
-3. pretrains a small Qwen2-style model on it (loss on the continuations);
-4. measures the competence targets on held-out data (never trained on) and writes
-   the weights, tokenizer and MODEL.md (the model card with those figures).
-
-It prints its runtime and the held-out figures.
+1. builds the corpus (`selftaught.tiny.corpus`): the pretrain split of the program world in every
+   Absolute Zero format, the deduction and abduction solvers answering step by step (worked trace,
+   worked inversion) or with a bare answer; additions the way tiny-math knows them; every procedure
+   opens with "Step by step:";
+2. trains a byte-level BPE tokenizer on it (digits split; one token per fixed prompt paragraph,
+   `selftaught.tiny.phrases`) and pretrains a small Qwen2-style model (loss on the continuations,
+   a step budget, so the same model comes out on any machine);
+3. measures the model card on data it never saw: 200 held-out programs per task type × 8 samples
+   (pass@1, pass@8, majority@8, greedy, the share of completions that work step by step and the
+   accuracy of those that do and do not; AZR's own parsing and executor), the share of valid
+   proposals per type, and held-out additions (`selftaught diagnose`); checks the targets and
+   writes the weights, tokenizer, MODEL.md and build.json.
 """
 
 from __future__ import annotations
@@ -19,135 +21,200 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from selftaught.azr.tasks import TASK_TYPES  # noqa: E402
-from selftaught.tiny.competence import measure_competence  # noqa: E402
-from selftaught.tiny.corpus import build_corpus  # noqa: E402
-from selftaught.tiny.pretrain import pretrain  # noqa: E402
 from selftaught.models.tiny_random import qwen2_model, train_bpe_tokenizer  # noqa: E402
+from selftaught.tiny.competence import AZR_RECIPE, addition_figures, program_figures, proposal_valid_rates  # noqa: E402
+from selftaught.tiny.corpus import PROCEDURE_TYPES, STEP_MARK, build_corpus, works_step_by_step  # noqa: E402
+from selftaught.tiny.phrases import prompt_phrases  # noqa: E402
+from selftaught.tiny.pretrain import pretrain  # noqa: E402
 
 SPECIAL_TOKENS = ["<|endoftext|>"]
 
 
-def train_tokenizer(texts: list[str], vocab_size: int):
-    return train_bpe_tokenizer(texts, vocab_size, SPECIAL_TOKENS, split_digits=True)
+def _interval(result: dict) -> str:
+    return f"{result['value']:.3f} [{result['low']:.3f}, {result['high']:.3f}]" if result["value"] is not None else "—"
 
 
-def build_model(tokenizer, hidden: int, layers: int, seed: int):
-    return qwen2_model(tokenizer, seed, hidden_size=hidden, intermediate_size=hidden * 8 // 3,
-                       num_hidden_layers=layers, num_attention_heads=hidden // 48, num_key_value_heads=2,
-                       max_position_embeddings=1536, tie_word_embeddings=True, rope_theta=10000.0)
+def measure(model, tokenizer, model_dir: Path, n: int, samples: int) -> dict:
+    """The model card's figures, all on data the corpus never held."""
+    programs = program_figures(model, tokenizer, n, "heldout", samples=samples)
+    valid = proposal_valid_rates(model, tokenizer, n // 2)
+    with tempfile.TemporaryDirectory() as scratch:
+        additions = addition_figures(str(model_dir), n, "heldout", scratch, samples=samples,
+                                     procedure=works_step_by_step)
+    return {"programs": programs, "proposals_valid": {t: a.as_dict() for t, a in valid.items()},
+            "additions": {"accuracy": additions["accuracy"], "step share": additions["tags"]["procedure"],
+                          "step accuracy": additions["tag_accuracy"]["procedure"]}}
 
 
-def target_rows(values: dict) -> list[tuple[str, str, bool]]:
-    """The project's competence targets for the built-in model, checked on the measured figures."""
-    sampled, greedy = values["arithmetic/sampled"], values["arithmetic/greedy"]
-    rows = [("arithmetic accuracy at the sampling temperature in 20–80%", f"{sampled:.3f}", 0.2 <= sampled <= 0.8),
-            ("greedy arithmetic accuracy above sampled", f"{greedy:.3f} vs {sampled:.3f}", greedy > sampled)]
-    for task_type in TASK_TYPES:
-        valid = values[f"azr/{task_type}/propose_valid"]
-        rows.append((f"≥ 20% valid AZR {task_type} proposals (τ = 1.0)", f"{valid:.3f}", valid >= 0.2))
-    solve = values["azr/deduction/solve"]
-    rows.append(("deduction solve rate (τ = 1.0) in 10–80%", f"{solve:.3f}", 0.1 <= solve <= 0.8))
+def target_rows(figures: dict) -> list[tuple[str, str, bool]]:
+    """The project's targets for the program model (issue #21), checked on the measured figures."""
+    rows = []
+    for task_type in PROCEDURE_TYPES:
+        measured = figures["programs"][task_type]
+        with_step = measured["step accuracy"]["with"]["value"] or 0.0
+        without = measured["step accuracy"]["without"]["value"] or 0.0
+        share = measured["step share"]["value"]
+        rows += [(f"{task_type}: right ≥ 0.8 of the time when it works step by step", f"{with_step:.3f}",
+                  with_step >= 0.8),
+                 (f"{task_type}: bare answers mostly wrong (< 0.5)", f"{without:.3f}", without < 0.5),
+                 (f"{task_type}: takes the procedure 15–35% of the time at τ = {AZR_RECIPE.temperature:g}",
+                  f"{share:.3f}", 0.15 <= share <= 0.35)]
+    for task_type, result in figures["proposals_valid"].items():
+        rows.append((f"≥ 20% valid {task_type} proposals", f"{result['accuracy']:.3f}", result["accuracy"] >= 0.2))
+    additions = figures["additions"]["step accuracy"]["with"]["value"] or 0.0
+    rows.append(("additions: right ≥ 0.8 of the time when it works step by step", f"{additions:.3f}",
+                 additions >= 0.8))
     return rows
 
 
 def model_card(figures: dict, stats: dict, args) -> str:
-    rows = "\n".join(f"| {name} | {value} |" for name, value in figures["table"])
-    targets = "\n".join(f"| {name} | {value} | {'yes' if met else 'no'} |"
-                         for name, value, met in target_rows(figures["values"]))
+    program_rows = []
+    for task_type, measured in figures["programs"].items():
+        cells = [_interval(measured["accuracy"][k]) for k in measured["accuracy"]]
+        program_rows.append(f"| {task_type} | " + " | ".join(cells) + f" | {_interval(measured['step share'])} | "
+                            f"{_interval(measured['step accuracy']['with'])} | "
+                            f"{_interval(measured['step accuracy']['without'])} | {measured['format errors']:.3f} |")
+    heads = " | ".join(next(iter(figures["programs"].values()))["accuracy"])
+    valid = "\n".join(f"| {t} | {r['accuracy']:.3f} [{r['ci95'][0]:.3f}, {r['ci95'][1]:.3f}] ({r['correct']}/{r['n']}) |"
+                      for t, r in figures["proposals_valid"].items())
+    adds = figures["additions"]
+    addition_rows = "\n".join(f"| {k} | {_interval(v)} |" for k, v in adds["accuracy"].items())
+    targets = "\n".join(f"| {name} | {value} | {'yes' if met else 'no'} |" for name, value, met in target_rows(figures))
     return f"""# selftaught-tiny
 
-The built-in base model of selftaught: a Qwen2-style causal LM of
-{stats['parameters']:,} parameters with its own byte-level BPE tokenizer
-({stats['vocab_size']} tokens, digits split), pretrained from nothing on the
-project's synthetic corpus (arithmetic with worked solutions; small Python
-functions in the prompt/response formats of every Absolute Zero role, the
-deduction solver's answers preceded by worked execution traces). No
-external data, no download. Rebuild: `python scripts/build_tiny_model.py
---eval-n {args.eval_n} --seed {args.seed}` ({stats['build_seconds']:.0f} s on the build machine,
-2 CPU cores; bitwise identity across machines is not promised, CPU kernels differ).
+The built-in program model of selftaught: a Qwen2-style causal LM of {stats['parameters']:,} parameters
+with its own byte-level BPE tokenizer ({stats['vocab_size']} tokens, digits split, one token per fixed
+paragraph of the Absolute Zero prompts), pretrained from nothing on the project's own program world
+(`selftaught.data.programs`) in every Absolute Zero role format, and on 3-digit additions. No external
+data, no download. Rebuild: `python scripts/build_tiny_model.py --steps {args.steps} --seed {args.seed}`
+({stats['build_seconds']:.0f} s on the build machine, 2 CPU cores; bitwise identity across machines is
+not promised).
 
-It exists so that reinforcement learning has something to sharpen on a laptop CPU:
-it is partly right, not right.
+## What it knows
 
-## Held-out figures (measured by the build script)
+Like `tiny-math`, it has a reliable procedure and a weak habit of using it, so reinforcement learning
+has something to select:
 
-Held-out data is disjoint from training by construction (a fixed rule on each
-problem's content decides its split). Sampled figures use the recipes' sampling
-temperatures; greedy is temperature 0.
+- **deduction** (predict the output): either *step by step*, the worked execution trace
+  (`{STEP_MARK}` then `a = 7`, `return a * 3 + 2 = 7 * 3 + 2 = 21 + 2 = 23`), or a bare answer
+  (`The answer is 23.`), of which {args.wrong_share:.0%} were careless near misses in the corpus;
+- **abduction** (find an input): either step by step, undoing the program one operation at a time
+  (`a * 3 + 2 = 23`, `a * 3 = 23 - 2 = 21`, `a = 21 // 3 = 7`), or a bare guess;
+- **induction** (write the program): directly, no procedure;
+- **proposing** programs and inputs for every task type (what self-play needs);
+- **additions**, the way tiny-math knows them: the column procedure or a bare answer.
 
-| figure | value |
+{args.step_share:.0%} of the plain solver and addition documents take the procedure; further documents
+whose prompt adds "Work it out step by step." always do (the skill without the habit). Every procedure,
+in both domains, opens with the same words, `{STEP_MARK}`, and every bare answer with "The answer is":
+one decision the domains share, so a habit RL strengthens in one can show in the other.
+
+## Why the splits are fair
+
+A program's split is a hash of its text (`data.programs.split_of`): `pretrain` (the only programs in
+the corpus), `dev` (where self-play's rates and batch sizes are chosen) and `heldout` (every figure
+below and the demo's). Additions use `data.addition`'s four content-hash splits. Self-play never
+trains on a dev or held-out program: its recipe excludes them (`azr.exclude_programs: builtin`).
+
+## Held-out programs (measured by the build script)
+
+{args.eval_n} held-out programs per task type (one task each) × {args.samples} samples at τ =
+{AZR_RECIPE.temperature:g}, AZR's own parsing and sandboxed checking; greedy is one greedy sample;
+95% bootstrap intervals over programs.
+
+| task | {heads} | share working step by step | right when step by step | right when bare | format errors |
+|---|{'---|' * (len(heads.split(' | ')) + 4)}
+{chr(10).join(program_rows)}
+
+Valid proposals ({args.eval_n // 2} per type, held-out programs as references, 95% Wilson intervals):
+
+| task type | valid |
 |---|---|
-{rows}
+{valid}
 
-## Training
+## Held-out additions
 
-{stats['documents']} documents, {stats['steps']} optimizer steps, final training
-loss {stats['final_loss']:.3f}; AdamW, lr {args.lr}, cosine to 10%, batches of about
-{args.tokens_per_batch} tokens, seed {args.seed}.
+{args.eval_n} problems × {args.samples} samples at τ = 1 (`selftaught diagnose`):
 
-Limitations: it knows only the generators' templates; proposals are close copies of
-training programs; it is not a general language model.
+| figure | value [95% interval] |
+|---|---|
+{addition_rows}
+| share working step by step | {_interval(adds['step share'])} |
+| right when step by step | {_interval(adds['step accuracy']['with'])} |
+| right when bare | {_interval(adds['step accuracy']['without'])} |
 
-## Against the project's competence targets
+## Against the project's targets
 
 | target | measured | met |
 |---|---|---|
 {targets}
+
+## Training
+
+{stats['documents']} documents, {stats['steps']} optimizer steps of about {args.tokens_per_batch} tokens,
+final training loss {stats['final_loss']:.3f}; AdamW, lr {args.lr}, cosine to 10%, seed {args.seed}.
+Limitations: it knows only the generators' templates; its proposals are close copies of them; it is
+not a general language model.
 """
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", default=str(ROOT / "selftaught" / "assets" / "selftaught-tiny"))
-    parser.add_argument("--minutes", type=float, default=22.0, help="training time budget")
-    parser.add_argument("--arithmetic-repeats", type=int, default=14)
-    parser.add_argument("--azr-repeats", type=int, default=5)
-    parser.add_argument("--program-examples", type=int, default=8,
-                        help="inputs per training program (the solver documents rotate through them)")
-    parser.add_argument("--deduction-examples", type=int, default=4,
-                        help="deduction solver documents (with worked traces) per program and repeat")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--hidden", type=int, default=192)
+    parser.add_argument("--steps", type=int, default=3000, help="optimizer steps (the build's budget)")
+    parser.add_argument("--programs", type=int, default=400, help="pretrain programs (the split has fewer: all)")
+    parser.add_argument("--examples", type=int, default=16, help="inputs per program")
+    parser.add_argument("--program-repeats", type=int, default=6)
+    parser.add_argument("--additions", type=int, default=20_000, help="plain-context additions")
+    parser.add_argument("--step-share", type=float, default=0.3)
+    parser.add_argument("--wrong-share", type=float, default=0.5, help="of the bare answers")
+    parser.add_argument("--cue-share", type=float, default=0.5)
+    parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--layers", type=int, default=4)
-    parser.add_argument("--vocab", type=int, default=2048)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--tokens-per-batch", type=int, default=1024)
-    parser.add_argument("--arithmetic", type=int, default=6000)
-    parser.add_argument("--programs", type=int, default=1500)
+    parser.add_argument("--vocab", type=int, default=1024)
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--tokens-per-batch", type=int, default=4096)
     parser.add_argument("--eval-n", type=int, default=200)
+    parser.add_argument("--samples", type=int, default=8)
+    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
     started = time.perf_counter()
-    documents = build_corpus(arithmetic_n=args.arithmetic, programs_n=args.programs, seed=args.seed,
-                             arithmetic_repeats=args.arithmetic_repeats, azr_repeats=args.azr_repeats,
-                             program_examples=args.program_examples, deduction_examples=args.deduction_examples)
-    tokenizer = train_tokenizer([d.context + d.continuation for d in documents], args.vocab)
-    model = build_model(tokenizer, args.hidden, args.layers, args.seed)
+    documents = build_corpus(programs_n=args.programs, examples=args.examples, additions_n=args.additions,
+                             seed=args.seed, step_share=args.step_share, wrong_share=args.wrong_share,
+                             cue_share=args.cue_share, program_repeats=args.program_repeats,
+                             induction_inputs=AZR_RECIPE.azr.induction_inputs,
+                             max_references=AZR_RECIPE.azr.num_references, timeout_s=AZR_RECIPE.azr.executor_timeout_s)
+    tokenizer = train_bpe_tokenizer([d.context + d.continuation for d in documents], args.vocab, SPECIAL_TOKENS,
+                                    split_digits=True, phrases=prompt_phrases(AZR_RECIPE.azr.induction_inputs,
+                                                                              AZR_RECIPE.azr.executor_timeout_s))
+    model = qwen2_model(tokenizer, args.seed, hidden_size=args.hidden, intermediate_size=args.hidden * 8 // 3,
+                        num_hidden_layers=args.layers, num_attention_heads=4, num_key_value_heads=2,
+                        max_position_embeddings=1024, tie_word_embeddings=True, rope_theta=10000.0)
     parameters = sum(p.numel() for p in model.parameters())
     print(f"corpus: {len(documents)} documents; tokenizer: {len(tokenizer)} tokens; model: {parameters:,} parameters",
           flush=True)
-    stats = pretrain(model, tokenizer, documents, epochs=1, learning_rate=args.lr,
-                     tokens_per_batch=args.tokens_per_batch, max_length=1536, seed=args.seed,
-                     time_budget_s=args.minutes * 60)
+    stats = pretrain(model, tokenizer, documents, epochs=8, learning_rate=args.lr, tokens_per_batch=args.tokens_per_batch,
+                     max_length=768, seed=args.seed, max_steps=args.steps, log_every=200)
     stats.update(parameters=parameters, vocab_size=len(tokenizer))
 
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(output, safe_serialization=True)
     tokenizer.save_pretrained(output)
-    figures = measure_competence(model, tokenizer, n=args.eval_n, seed=args.seed)
+    figures = measure(model, tokenizer, output, args.eval_n, args.samples)
     stats["build_seconds"] = time.perf_counter() - started
     (output / "MODEL.md").write_text(model_card(figures, stats, args))
-    (output / "build.json").write_text(json.dumps({"stats": stats, "figures": figures["values"],
-                                                   "args": vars(args)}, indent=2))
-    print(json.dumps(figures["values"], indent=2))
+    (output / "build.json").write_text(json.dumps({"stats": stats, "figures": figures, "args": vars(args)}, indent=2))
+    for name, value, met in target_rows(figures):
+        print(f"{'met' if met else 'MISSED'}: {name}: {value}")
     print(f"built {output} in {stats['build_seconds']:.0f} s")
     return 0
 

@@ -55,43 +55,56 @@ def test_corpus_is_disjoint_from_held_out_data():
 
 
 def test_quick_demo_end_to_end(tmp_path):
-    from selftaught.demo import LABEL_FREE, METHOD_REWARDS
+    from selftaught.demo import MATH_SECTIONS, PROGRAMS, PROCEDURE
 
     result = subprocess.run([sys.executable, "-m", "selftaught", "demo", "--quick", "--output-dir", str(tmp_path)],
-                            capture_output=True, text=True, timeout=900)
+                            capture_output=True, text=True, timeout=1500)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "\r" not in result.stdout + result.stderr  # a redirected demo log holds no bar frames
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert set(summary["runs"]) == {*METHOD_REWARDS, "azr"}  # every method ran
-    assert {"pass@1", "pass@8", "majority@8", "greedy", "procedure share", "program/deduction",
-            "program/abduction"} <= set(summary["base"])
-    figures = [summary["base"]] + [run["after"] for run in summary["runs"].values()]
-    for group in figures:
-        for name, figure in group.items():
-            assert 0 < figure["n"] <= max(summary["eval"]["math_n"], summary["eval"]["programs_n"]), name
-            if figure["value"] is not None:
-                assert figure["low"] <= figure["value"] <= figure["high"], name
-    for name, run in summary["runs"].items():
-        assert run["steps"] >= 1 and run["seconds_per_step"] > 0, name
-        assert run["config"]["max_steps"] == run["steps"], name
-        resolved = run["resolved_config"]  # every setting, the defaults the recipe leaves out included
-        assert resolved["max_steps"] == run["steps"] and {"seed", "beta", "epsilon"} <= set(resolved), name
-        assert len(run["curves"]["reward/mean"]) == run["steps"], name
-        assert len(run["curves"]["completion_length/mean"]) == run["steps"], name
-    for name, reward in METHOD_REWARDS.items():
-        run = summary["runs"][name]
-        assert run["config"]["rewards"][0] == {"name": reward, "weight": 1.0}
-        assert "pass@1" in run["after"] and "procedure share" in run["after"]
-        assert len(run["curves"]["rewards/math_answer/mean"]) == run["steps"], name  # gold, logged
-    assert "program/deduction" in summary["runs"]["azr"]["after"]
-    assert "azr/deduction/propose/valid_rate" in summary["runs"]["azr"]["curves"]
-    assert {METHOD_REWARDS[name] for name in LABEL_FREE} <= set(summary["auroc"])  # the base model's diagnose
+    sections = summary["sections"]
+    assert set(sections) == {s.model for s in MATH_SECTIONS} | {PROGRAMS.model}
+    for spec in MATH_SECTIONS:  # every method ran on every math model, measured the same way
+        section = sections[spec.model]
+        assert set(section["runs"]) == set(spec.methods)
+        assert {"pass@1", "pass@8", "majority@8", "greedy", PROCEDURE} <= set(section["base"]["additions"])
+        assert {"self_certainty", "majority_vote", "random"} <= set(section["auroc"])  # the base model's diagnose
+        for name, run in section["runs"].items():
+            assert run["config"]["rewards"][0] == {"name": run["reward"], "weight": 1.0}, name
+            assert len(run["curves"]["rewards/math_answer/mean"]) == run["steps"], name  # gold, logged
+    programs = sections[PROGRAMS.model]
+    assert set(programs["runs"]) == {"azr", "grpo_additions"}
+    assert set(programs["base"]) == {"deduction", "abduction", "induction", "additions"}
+    for run in programs["runs"].values():  # programs and additions, before and after each run: the transfer rows
+        assert set(run["after"]) == set(programs["base"])
+    azr = programs["runs"]["azr"]
+    assert {f"azr/{t}/{what}" for t in ("deduction", "abduction", "induction")
+            for what in ("propose/valid_rate", "solve/solve_rate", "solve/tags/procedure")} <= set(azr["curves"])
+    assert azr["excluded_proposals"] >= 0
+    for section in sections.values():
+        for figures in [section["base"]] + [run["after"] for run in section["runs"].values()]:
+            for task, values in figures.items():
+                for name, figure in values.items():
+                    assert 0 < figure["n"], (task, name)
+                    if figure["value"] is not None:
+                        assert figure["low"] <= figure["value"] <= figure["high"], (task, name)
+        for name, run in section["runs"].items():
+            assert run["steps"] >= 1 and run["seconds_per_step"] > 0, name
+            assert run["config"]["max_steps"] == run["steps"], name
+            resolved = run["resolved_config"]  # every setting, the defaults the recipe leaves out included
+            assert resolved["max_steps"] == run["steps"] and {"seed", "beta", "epsilon"} <= set(resolved), name
+            assert len(run["curves"]["reward/mean"]) == run["steps"], name
+            assert len(run["curves"]["completion_length/mean"]) == run["steps"], name
     assert "selftaught demo" in result.stdout
     report = (tmp_path / "report.md").read_text()
-    for name, run in summary["runs"].items():
-        assert f"| + {name}, {run['steps']} steps |" in report
-    assert "## Targets" in report and "GRPO (gold answers)" in report and "Intuitor" in report
-    assert f"{summary['base']['pass@1']['value']:.3f}" in report
+    for name, section in sections.items():
+        assert f"## `{name}`" in report
+        for run_name, run in section["runs"].items():
+            assert f"| + {run_name}, {run['steps']} steps |" in report
+    assert report.count("### Targets") == len(sections)
+    assert "GRPO (gold answers)" in report and "Intuitor" in report and "random-reward control" in report
+    assert "AZR: held-out deduction pass@1" in report and "transfer, programs → additions" in report
+    assert f"{sections['tiny-math']['base']['additions']['pass@1']['value']:.3f}" in report
     assert (tmp_path / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (tmp_path / "report.png").stat().st_size > 10_000
 
