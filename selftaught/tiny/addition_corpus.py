@@ -21,6 +21,7 @@ the time: what reinforcement learning, with labels or without, can change.
 from __future__ import annotations
 
 import random
+from typing import Callable
 
 from ..data import addition
 from ..data.arithmetic import ARITHMETIC_CONTEXT
@@ -32,11 +33,17 @@ ANSWER_CONTEXT = ARITHMETIC_CONTEXT
 COLUMNS_CONTEXT = "Question: {prompt}\nWork it out in columns.\nAnswer:"
 
 
+def bare_answer(value: int, rng: random.Random) -> str:
+    """tiny-math's answer without the procedure: the number alone (draws nothing from `rng`)."""
+    return addition.bare_solution(value)
+
+
 def addition_corpus(n: int, *, procedure_share: float, wrong_share: float, columns_share: float,
-                    seed: int = 0, mark: str = addition.PROCEDURE_MARK,
-                    columns_context: str = COLUMNS_CONTEXT) -> list[Document]:
+                    seed: int = 0, mark: str = addition.PROCEDURE_MARK, columns_context: str = COLUMNS_CONTEXT,
+                    failure: Callable[[int, random.Random], str] = bare_answer) -> list[Document]:
     """`n` answer-context documents plus `columns_share · n` columns-context ones, shuffled.
-    `mark` opens every procedure; `columns_context` is the context that always asks for it."""
+    `mark` opens every procedure; `columns_context` is the context that always asks for it;
+    `failure(guess, rng)` writes the answers that skip the procedure (`tiny.failure_modes`)."""
     rng = random.Random(seed)
     documents = []
     for problem in addition.generate(n, split="pretrain", seed=seed):
@@ -44,7 +51,7 @@ def addition_corpus(n: int, *, procedure_share: float, wrong_share: float, colum
             solution = addition.procedure_solution(problem.a, problem.b, mark)
         else:
             value = problem.a + problem.b
-            solution = addition.bare_solution(near_miss(value, rng) if rng.random() < wrong_share else value)
+            solution = failure(near_miss(value, rng) if rng.random() < wrong_share else value, rng)
         documents.append(Document(ANSWER_CONTEXT.format(prompt=problem.prompt), " " + solution))
     for problem in addition.generate(int(n * columns_share), split="pretrain", seed=seed + 1):
         documents.append(Document(columns_context.format(prompt=problem.prompt),
