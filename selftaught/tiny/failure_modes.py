@@ -1,4 +1,4 @@
-"""How a small base model answers when it does not work the problem out: five failure modes.
+"""How a small base model answers when it does not work the problem out: six failure modes.
 
 Each mode writes the answer a document gives *without* the column procedure, around a
 guessed value (usually wrong: a 3-digit sum cannot be guessed). A corpus
@@ -15,6 +15,7 @@ plausible (k/V large) and high where one token is (k = 1). So a failure written 
 and one written in *rigid* text (a loop repeating itself) sits above it:
 
 - `ramble`: filler words before a guess (base models wander off before answering);
+  `long_ramble`: more of them, so that a sample often runs out of tokens first;
 - `noise`: garbled characters before a guess (degenerate sampling);
 - `hedge`: several candidate numbers, then one of them (hedging between answers);
 - `off_format`: the guess in one of many ad-hoc formats (inconsistent formatting);
@@ -43,7 +44,7 @@ FILLER_WORDS = (
     "idea question problem answer reason point part side end start middle hard easy simple tricky "
     "long short quick slow good bad fine nice weird funny strange sure unsure probably possibly"
 ).split()
-"""Words a rambling answer wanders through: about 170, so no one word is likely."""
+"""Words a rambling answer wanders through: 139, so no one word is likely."""
 NOISE_CHARACTERS = string.ascii_letters + string.digits + "!#$%&*+-/<=>?@^_~;:'|"
 """What garbled text is made of: letters, digits and symbols, none preferred."""
 OFF_FORMATS = ("{v}", "= {v}", "{v}.", "sum: {v}", "It is {v}!", "ans {v}", "{v} (I think)", "about {v}",
@@ -51,10 +52,17 @@ OFF_FORMATS = ("{v}", "= {v}", "{v}.", "sum: {v}", "It is {v}!", "ans {v}", "{v}
 """Ad-hoc ways of writing a bare number; none of them is the corpus's `\\boxed{}` format."""
 
 
-def ramble(value: int, rng: random.Random) -> str:
-    """8–20 filler words, then the guess: `hmm paper so about river ... The answer is \\boxed{1334}.`"""
-    words = " ".join(rng.choice(FILLER_WORDS) for _ in range(rng.randint(8, 20)))
-    return f"{words}. {bare_solution(value)}"
+def ramble(value: int, rng: random.Random, words: tuple[int, int] = (6, 14)) -> str:
+    """`words` (fewest, most) filler words, then the guess:
+    `hmm paper so about river ... The answer is \\boxed{1334}.` At most 14 words (about 38 tokens
+    of the models' tokenizers) the guess fits in the recipes' 64 completion tokens."""
+    filler = " ".join(rng.choice(FILLER_WORDS) for _ in range(rng.randint(*words)))
+    return f"{filler}. {bare_solution(value)}"
+
+
+def long_ramble(value: int, rng: random.Random) -> str:
+    """8–20 filler words, then the guess: half the time a sample runs out of 64 tokens before it answers."""
+    return ramble(value, rng, words=(8, 20))
 
 
 def noise(value: int, rng: random.Random) -> str:
@@ -66,9 +74,7 @@ def noise(value: int, rng: random.Random) -> str:
 
 def hedge(value: int, rng: random.Random) -> str:
     """2–4 candidates one digit apart, then one of them: `Maybe 1324, or 1334, or 1344. The answer is \\boxed{1334}.`"""
-    candidates, count = {value}, rng.randint(2, 4)
-    while len(candidates) < count:
-        candidates.add(near_miss(value, rng))
+    candidates = {value} | {near_miss(value, rng) for _ in range(rng.randint(1, 3))}  # a small value has few near misses
     ordered = sorted(candidates, key=lambda _: rng.random())
     return f"Maybe {', or '.join(map(str, ordered))}. {bare_solution(rng.choice(ordered))}"
 
@@ -93,6 +99,7 @@ class FailureMode:
 
 FAILURE_MODES = {mode.name: mode for mode in (
     FailureMode("ramble", ramble, "rambling filler text before a guess"),
+    FailureMode("long_ramble", long_ramble, "rambling filler text, often past the token budget, before a guess"),
     FailureMode("noise", noise, "degenerate, garbled characters before a guess"),
     FailureMode("hedge", hedge, "hedging between several candidate answers"),
     FailureMode("off_format", off_format, "off-format, inconsistent guesses"),
