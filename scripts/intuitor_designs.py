@@ -1,18 +1,19 @@
 """Which base-model world lets self-certainty tell right answers from wrong ones? Build and measure each design.
 
-    python scripts/intuitor_designs.py [--designs ramble noise hedge off_format loop] [--steps 2000]
-                                       [--n 100] [--output runs/intuitor_designs]
+    python scripts/intuitor_designs.py [--designs ramble noise ...] [--steps 2500] [--n 100]
+                                       [--output runs/intuitor_designs] [--reuse]
 
 Every design is tiny-math's world (3-digit additions, the column procedure beside answers
 that skip it) with one change: how the answers that skip the procedure are written
 (`selftaught.tiny.failure_modes`, each a failure mode of real base models). For each it
 builds the corpus, a tokenizer and a tiny-math-sized model with the same step budget
-(`build_design`), then measures on the `dev` split (never held-out: the design is chosen
-here) with `scripts/self_certainty_anatomy.py`: sampled pass@1, the share of completions
-taking the procedure, and the within-group AUROC of self-certainty with its head (top-10)
-and tail parts, of negative entropy and of mean log p. It prints the table and writes
-`designs.json` and `designs.md` into `--output`; each design's model stays in
-`--output/<design>/`.
+(`build_tiny_ramble_model.build_model`; the shipped `tiny-ramble` is the `ramble` row), then
+measures on the `dev` split (never held-out: the design is chosen here) with
+`scripts/self_certainty_anatomy.py`: sampled pass@1, the share of completions taking the
+procedure, and the within-group AUROC of self-certainty with its head (top-10) and tail
+parts, of top-k self-certainty (not the paper's), of negative entropy and of mean log p. It
+prints the table and writes `designs.json` and `designs.md` into `--output`; each design's
+model stays in `--output/<design>/`.
 """
 
 from __future__ import annotations
@@ -26,42 +27,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]  # the package, the scripts
 
-from self_certainty_anatomy import anatomy, print_anatomy  # noqa: E402  (this directory)
+from build_tiny_ramble_model import HEAD_K, TEMPERATURE, build_model  # noqa: E402
+from self_certainty_anatomy import anatomy, print_anatomy  # noqa: E402
 from selftaught.data import addition  # noqa: E402
 from selftaught.diagnose import ratio_with_interval  # noqa: E402
-from selftaught.tiny.addition_corpus import addition_corpus  # noqa: E402
 from selftaught.tiny.failure_modes import FAILURE_MODES  # noqa: E402
-from selftaught.tiny.pretrain import pretrain  # noqa: E402
-from selftaught.models.tiny_random import qwen2_model, train_bpe_tokenizer  # noqa: E402
-
-TEMPERATURE = 1.0
-"""The tiny-math recipes' τ: the habits are sampled as often as they were learned."""
-
-
-def build_design(failure: str, output: Path, *, documents: int, procedure_share: float, wrong_share: float,
-                 columns_share: float, steps: int | None, minutes: float | None, seed: int, hidden: int = 128,
-                 layers: int = 4, vocab: int = 400, lr: float = 2e-3, tokens_per_batch: int = 2048) -> dict:
-    """Corpus → BPE tokenizer (digits split) → Qwen2-style model pretrained on it, saved to `output`.
-    Returns the pretraining stats with the parameter count and vocabulary size."""
-    corpus = addition_corpus(documents, procedure_share=procedure_share, wrong_share=wrong_share,
-                             columns_share=columns_share, seed=seed, failure=FAILURE_MODES[failure].write)
-    tokenizer = train_bpe_tokenizer([d.context + d.continuation for d in corpus], vocab, ["<|endoftext|>"],
-                                    split_digits=True)
-    model = qwen2_model(tokenizer, seed, hidden_size=hidden, intermediate_size=hidden * 8 // 3,
-                        num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
-                        max_position_embeddings=256, tie_word_embeddings=True)
-    parameters = sum(p.numel() for p in model.parameters())
-    print(f"{failure}: {len(corpus)} documents, {len(tokenizer)} tokens, {parameters:,} parameters", flush=True)
-    stats = pretrain(model, tokenizer, corpus, epochs=1, learning_rate=lr, tokens_per_batch=tokens_per_batch,
-                     max_length=128, seed=seed, max_steps=steps,
-                     time_budget_s=minutes * 60 if minutes else None, log_every=500)
-    output.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(output, safe_serialization=True)
-    tokenizer.save_pretrained(output)
-    return {**stats, "parameters": parameters, "vocab_size": len(tokenizer)}
-
+from selftaught.models import load_model  # noqa: E402
 
 def _cell(result: dict) -> str:
     return "—" if result["value"] is None else f"{result['value']:.2f} [{result['low']:.2f}, {result['high']:.2f}]"
@@ -111,7 +84,7 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=2000, help="pretraining steps per design (the same for all)")
     parser.add_argument("--n", type=int, default=100, help="dev problems measured")
     parser.add_argument("--samples", type=int, default=8)
-    parser.add_argument("--head-k", type=int, default=10)
+    parser.add_argument("--head-k", type=int, default=HEAD_K)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--reuse", action="store_true", help="measure models already built in --output")
     args = parser.parse_args()
@@ -122,12 +95,10 @@ def main() -> int:
     for name in args.designs:
         directory = output / name
         if not (args.reuse and (directory / "config.json").is_file()):
-            stats = build_design(name, directory, documents=args.documents, procedure_share=args.procedure_share,
-                                 wrong_share=args.wrong_share, columns_share=args.columns_share,
-                                 steps=args.steps, minutes=None, seed=args.seed)
+            stats = build_model(name, directory, documents=args.documents, procedure_share=args.procedure_share,
+                                wrong_share=args.wrong_share, columns_share=args.columns_share, steps=args.steps,
+                                seed=args.seed)
             (directory / "build_stats.json").write_text(json.dumps(stats, indent=2))
-        from selftaught.models import load_model
-
         model, tokenizer = load_model(str(directory))
         model.eval()
         torch.manual_seed(args.seed)

@@ -74,7 +74,8 @@ SIGNALS = (("self-certainty", "sc", 1), ("  its head part", "sc_head", 1), ("  i
 def anatomy(model, tokenizer, problems, samples: int, temperature: float, head_k: int,
             max_completion_length: int = 64, batch: int = 25) -> dict:
     """Sample `samples` completions per problem and split their self-certainty. Returns per
-    completion `stats` (sc, sc_head, sc_tail, entropy, logprob), `correct`, `procedure`, the
+    completion `stats` (sc, sc_head, sc_tail, sc_topk, entropy, logprob, length, capped: it ran
+    out of `max_completion_length` tokens), `correct`, `procedure`, the
     per-type means `groups` and the within-group `auroc` of every signal in `SIGNALS`."""
     sampler = Sampler(model, tokenizer, max_prompt_length=64, max_completion_length=max_completion_length,
                       temperature=temperature)
@@ -91,6 +92,7 @@ def anatomy(model, tokenizer, problems, samples: int, temperature: float, head_k
             procedure.append(addition.uses_procedure(text))
     stats = {k: torch.cat(v).numpy() for k, v in rows.items()}
     stats["length"] = torch.cat(lengths).double().numpy()
+    stats["capped"] = (stats["length"] >= max_completion_length).astype(float)  # ran out of tokens
     correct, procedure = np.array(correct), np.array(procedure)
     kinds = {"procedure, right": procedure & correct, "procedure, wrong": procedure & ~correct,
              "other, right": ~procedure & correct, "other, wrong": ~procedure & ~correct}

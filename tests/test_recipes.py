@@ -21,7 +21,8 @@ from selftaught import report
 
 CONFIGS = ROOT / "configs"
 TINY = sorted(CONFIGS.glob("*_tiny.yaml"))
-TINY_FAMILY = [*TINY, CONFIGS / "tiny_math_base.yaml", CONFIGS / "grpo_tiny_additions.yaml"]
+TINY_RAMBLE = sorted(CONFIGS.glob("*tiny_ramble*.yaml"))
+TINY_FAMILY = [*TINY, CONFIGS / "tiny_math_base.yaml", CONFIGS / "grpo_tiny_additions.yaml", *TINY_RAMBLE]
 SECTIONS = ("model", "data", "azr")
 
 
@@ -45,6 +46,8 @@ def _get(raw: dict, dotted: str):
 def test_the_tiny_recipes_exist():
     assert {p.name for p in TINY} == {f"{m}_tiny.yaml" for m in (*demo.METHODS, "azr")}
     assert (CONFIGS / demo.PROGRAMS.additions_recipe).is_file()
+    assert {p.name for p in TINY_RAMBLE} == {"tiny_ramble_base.yaml",
+                                             *(f"{m}_tiny_ramble.yaml" for m in ("intuitor", "grpo", "random"))}
     assert (ROOT / "selftaught" / "configs").is_symlink() and RECIPES_DIR.resolve() == CONFIGS.resolve()  # one copy
 
 

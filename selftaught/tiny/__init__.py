@@ -1,7 +1,9 @@
 """Building and measuring the built-in models (`selftaught-tiny`, `selftaught-tiny-math`).
 
 - `corpus`: the synthetic pretraining corpus of `selftaught-tiny` (arithmetic and the AZR roles);
-- `addition_corpus`: the long-addition corpus of `selftaught-tiny-math`;
+- `addition_corpus`: the long-addition corpus of `selftaught-tiny-math` (and, with a failure mode,
+  of `selftaught-tiny-ramble`);
+- `failure_modes`: how a model that skips the procedure answers (ramble, noise, hedge, ...);
 - `pretrain`: supervised pretraining on (context, continuation) documents;
 - `competence`: held-out competence (arithmetic accuracy, AZR proposal validity and solve rates).
 

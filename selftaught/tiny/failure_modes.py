@@ -14,8 +14,8 @@ plausible (k/V large) and high where one token is (k = 1). So a failure written 
 *broad* text (rambling words, garbled characters) sits below the rigid procedure,
 and one written in *rigid* text (a loop repeating itself) sits above it:
 
-- `ramble`: filler words before a guess (base models wander off before answering);
-  `long_ramble`: more of them, so that a sample often runs out of tokens first;
+- `ramble`: filler words before a guess (base models wander off before answering), so
+  many that a sample often runs out of tokens first; `short_ramble`: fewer, within the budget;
 - `noise`: garbled characters before a guess (degenerate sampling);
 - `hedge`: several candidate numbers, then one of them (hedging between answers);
 - `off_format`: the guess in one of many ad-hoc formats (inconsistent formatting);
@@ -52,17 +52,18 @@ OFF_FORMATS = ("{v}", "= {v}", "{v}.", "sum: {v}", "It is {v}!", "ans {v}", "{v}
 """Ad-hoc ways of writing a bare number; none of them is the corpus's `\\boxed{}` format."""
 
 
-def ramble(value: int, rng: random.Random, words: tuple[int, int] = (6, 14)) -> str:
+def ramble(value: int, rng: random.Random, words: tuple[int, int] = (8, 20)) -> str:
     """`words` (fewest, most) filler words, then the guess:
-    `hmm paper so about river ... The answer is \\boxed{1334}.` At most 14 words (about 38 tokens
-    of the models' tokenizers) the guess fits in the recipes' 64 completion tokens."""
+    `hmm paper so about river ... The answer is \\boxed{1334}.` 8–20 words are about 22–54 tokens of
+    the models' tokenizers: about half of the samples run out of the recipes' 64 completion tokens
+    before the guess, as rambling models run out of their budget."""
     filler = " ".join(rng.choice(FILLER_WORDS) for _ in range(rng.randint(*words)))
     return f"{filler}. {bare_solution(value)}"
 
 
-def long_ramble(value: int, rng: random.Random) -> str:
-    """8–20 filler words, then the guess: half the time a sample runs out of 64 tokens before it answers."""
-    return ramble(value, rng, words=(8, 20))
+def short_ramble(value: int, rng: random.Random) -> str:
+    """6–14 filler words, then the guess: it fits in 64 tokens."""
+    return ramble(value, rng, words=(6, 14))
 
 
 def noise(value: int, rng: random.Random) -> str:
@@ -98,8 +99,8 @@ class FailureMode:
 
 
 FAILURE_MODES = {mode.name: mode for mode in (
-    FailureMode("ramble", ramble, "rambling filler text before a guess"),
-    FailureMode("long_ramble", long_ramble, "rambling filler text, often past the token budget, before a guess"),
+    FailureMode("ramble", ramble, "rambling filler text, often past the token budget, before a guess"),
+    FailureMode("short_ramble", short_ramble, "rambling filler text before a guess, within the token budget"),
     FailureMode("noise", noise, "degenerate, garbled characters before a guess"),
     FailureMode("hedge", hedge, "hedging between several candidate answers"),
     FailureMode("off_format", off_format, "off-format, inconsistent guesses"),
