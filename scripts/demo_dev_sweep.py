@@ -25,13 +25,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from selftaught.config import apply_overrides, build_config, set_all_dotted  # noqa: E402
+from selftaught.demo import MATH_SECTIONS, run_overrides  # noqa: E402
 from selftaught.recipes import load_recipe, recipe_path  # noqa: E402
 from selftaught.tiny.competence import addition_figures  # noqa: E402
 from selftaught.trainer import Trainer  # noqa: E402
 
-MATH_METHODS = ("grpo", "intuitor", "majority_vote", "answer_agreement", "token_entropy", "trajectory_logprob",
-                "random")
-"""Every method a math family may have a recipe for (the random-reward control included)."""
+MATH_METHODS = tuple(dict.fromkeys(method for section in MATH_SECTIONS for method in section.methods))
+"""Every method a math family may have a recipe for (tiny-math's has them all, the random control included)."""
 
 
 def family_methods(family: str) -> list[str]:
@@ -40,10 +40,9 @@ def family_methods(family: str) -> list[str]:
 
 
 def family_recipe(family: str, method: str, output_dir: Path, steps: int, overrides: list[str]) -> dict:
-    """configs/<method>_<family>.yaml run as the demo runs it (its own directory, `steps` steps, one
-    checkpoint at the end), then the caller's `--set`s."""
-    run = {"output_dir": str(output_dir), "max_steps": steps, "save_steps": steps}
-    return apply_overrides(set_all_dotted(load_recipe(f"{method}_{family}.yaml"), run), overrides)
+    """configs/<method>_<family>.yaml run as the demo runs it (`run_overrides`), then the caller's `--set`s."""
+    return apply_overrides(set_all_dotted(load_recipe(f"{method}_{family}.yaml"), run_overrides(output_dir, steps)),
+                           overrides)
 
 
 def dev_figures(model: str, n: int, scratch: Path) -> tuple[dict, dict]:

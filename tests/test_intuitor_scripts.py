@@ -70,11 +70,3 @@ def test_the_sweeps_train_each_familys_recipes_with_visible_overrides(tmp_path):
     config = build_config(recipe)
     assert (config.model.name_or_path, config.max_steps, config.save_steps, config.seed) == ("tiny-ramble", 3, 3, 2)
     assert config.output_dir == str(tmp_path / "run")
-
-
-def test_a_seed_lifts_only_when_its_interval_clears_the_bases():
-    outcomes = runpy.run_path(str(SCRIPTS / "seed_outcomes.py"))
-    base = {"value": 0.22, "low": 0.20, "high": 0.24}
-    assert outcomes["lifts"]({"value": 0.30, "low": 0.25, "high": 0.35}, base)
-    assert not outcomes["lifts"]({"value": 0.30, "low": 0.23, "high": 0.35}, base)  # overlapping
-    assert not outcomes["lifts"]({"value": 0.17, "low": 0.15, "high": 0.19}, base)  # below
