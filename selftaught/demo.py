@@ -1,8 +1,9 @@
 """`selftaught demo`: every method teaching a built-in model, measured on held-out data, on a CPU.
 
-The demo has one section per built-in model (`SECTIONS`):
+The demo has one section per built-in model (`MATH_SECTIONS`, then `PROGRAMS`):
 
-- **math sections** (`tiny-math`, and any other addition model): `selftaught diagnose` on the
+- **math sections** (`tiny-math`; `tiny-ramble`, on which self-certainty tracks correctness, so
+  Intuitor has something to select): `selftaught diagnose` on the
   base model (held-out additions, 8 samples each: pass@1, pass@8, majority@8, greedy, the share
   taking the procedure, every label-free reward's within-group AUROC), then one copy per method
   trained on the RL prompts (GRPO on gold answers, Intuitor, the other label-free rewards, the
@@ -71,6 +72,7 @@ class ProgramSection:
 MATH_SECTIONS = (
     MathSection("tiny-math", "tiny", ("grpo", "intuitor", "majority_vote", "answer_agreement", "token_entropy",
                                       "trajectory_logprob", "random")),
+    MathSection("tiny-ramble", "tiny_ramble", ("grpo", "intuitor", "random")),
 )
 PROGRAMS = ProgramSection()
 METHODS = MATH_SECTIONS[0].methods

@@ -75,7 +75,7 @@ def test_diagnose_cli_on_tiny_writes_diagnose_json(tmp_path, capsys):
         assert 0.0 <= result["value"] <= 1.0
     assert record["accuracy"]["pass@1"]["value"] <= record["accuracy"]["pass@4"]["value"]
     assert set(record["sources"]) == {"self_certainty", "majority_vote", "answer_agreement", "token_entropy",
-                                      "trajectory_logprob", f"{reward}:short"}
+                                      "trajectory_logprob", "random", f"{reward}:short"}
     for name, result in record["sources"].items():
         assert result["verdict"] in ("likely to help", "neutral", "likely to hurt", "unknown")
         assert result["line"].startswith(name)

@@ -124,7 +124,7 @@ def test_prompt_episode_metrics_report_timeouts():
     reward = MathAnswerReward()
     completions = [r"\boxed{2^{2^{40}}}", r"\boxed{42}", r"\boxed{100000000!}", "no answer"]
     rewards = {"math_answer": reward(completions, {"answer": ["42"] * 4}, None)}
-    episodes = SimpleNamespace(config=SimpleNamespace(num_generations=2), sources={"math_answer": reward})
+    episodes = SimpleNamespace(config=SimpleNamespace(num_generations=2, completion_tags={}), sources={"math_answer": reward})
     metrics = PromptEpisodes.metrics(episodes, SimpleNamespace(completions=completions), rewards)
     assert rewards["math_answer"].tolist() == [0.0, 1.0, 0.0, 0.0]
     assert metrics["rewards/math_answer/timeouts"] == 2.0

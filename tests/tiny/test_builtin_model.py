@@ -7,9 +7,10 @@ import sys
 
 from transformers import AutoModelForCausalLM
 
-from selftaught.data import arithmetic, programs
+from selftaught.data import addition, programs
 from selftaught.models import ALIASES, TINY_ASSET, load_model
-from selftaught.tiny.corpus import ARITHMETIC_CONTEXT, build_corpus, held_out_tasks
+from selftaught.tiny.corpus import (BARE_OPENER, STEP_CONTEXT, STEP_MARK, build_corpus, held_out_tasks,
+                                    solver_documents, works_step_by_step)
 
 ASSET = TINY_ASSET
 
@@ -23,35 +24,53 @@ def test_weights_are_small_and_load_with_auto_model():
     weights = ASSET / "model.safetensors"
     assert weights.stat().st_size <= 20 * 2**20
     model = AutoModelForCausalLM.from_pretrained(ASSET)
-    assert sum(p.numel() for p in model.parameters()) > 1_000_000
+    assert sum(p.numel() for p in model.parameters()) > 500_000
 
 
 def test_model_card_records_the_measured_figures():
     card = (ASSET / "MODEL.md").read_text()
     build = json.loads((ASSET / "build.json").read_text())
-    for name, value in build["figures"].items():
-        assert 0.0 <= value <= 1.0, name
-    assert f"{build['figures']['arithmetic/greedy']:.3f}" in card
+    deduction = build["figures"]["programs"]["deduction"]
+    for name, figure in deduction["accuracy"].items():
+        assert figure["value"] is None or 0.0 <= figure["value"] <= 1.0, name
+    assert f"{deduction['accuracy']['pass@1']['value']:.3f}" in card
+    assert f"{build['figures']['additions']['accuracy']['pass@1']['value']:.3f}" in card
 
 
-def test_tiny_answers_arithmetic_in_the_trained_format():
+def test_tiny_works_additions_step_by_step_when_asked():
     model, tokenizer = load_model("tiny")
-    prompt = ARITHMETIC_CONTEXT.format(prompt="What is 3 + 4?")
-    ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
-    out = model.generate(**ids, max_new_tokens=24, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+    problem = addition.generate(1, split="heldout", seed=0)[0]
+    ids = tokenizer(STEP_CONTEXT.format(prompt=problem.prompt), return_tensors="pt", add_special_tokens=False)
+    out = model.generate(**ids, max_new_tokens=96, do_sample=False, pad_token_id=tokenizer.pad_token_id)
     text = tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
-    assert "\\boxed{" in text, text
+    assert works_step_by_step(text) and "\\boxed{" in text, text
 
 
-def test_corpus_is_disjoint_from_held_out_data():
-    documents = build_corpus(arithmetic_n=3000, programs_n=400, seed=0)
+def test_corpus_is_disjoint_from_dev_and_held_out_data():
+    documents = build_corpus(programs_n=400, examples=4, additions_n=300, seed=0)
     text = "\n".join(d.context + d.continuation for d in documents)
-    for problem in arithmetic.generate(100, split="heldout", seed=0):
-        assert ARITHMETIC_CONTEXT.format(prompt=problem.prompt) not in text
-    for task in held_out_tasks(100, seed=0)["deduction"]:
-        assert task.program not in text
-    train_programs = {t.program for t in programs.generate(400, "train", seed=0)}
-    assert not train_programs & {t.program for t in programs.generate(400, "heldout", seed=0)}
+    for split in ("dev", "heldout"):
+        for task in held_out_tasks(400, seed=0, split=split)["deduction"]:  # every program of the split
+            assert task.program not in text, (split, task.program)
+    for problem in addition.generate(100, split="heldout", seed=0):
+        assert problem.prompt not in text
+    assert {t.program for t in programs.generate(400, "pretrain")} & {
+        t.program for t in programs.generate(400, "heldout")} == set()
+
+
+def test_solver_documents_work_step_by_step_or_answer_bare():
+    import random
+
+    item = programs.generate(1, "pretrain", seed=0, examples=3)[0]
+    stepped = solver_documents("deduction", item, 0, step_share=1.0, wrong_share=0.0, cue=False,
+                               rng=random.Random(0))[0]
+    thought, answer = stepped.continuation.split("</think>")
+    assert thought.strip().startswith(STEP_MARK) and thought.strip().splitlines()[-1].endswith(f" = {item.outputs[0]}")
+    assert f"```output\n{item.outputs[0]}\n```" in answer
+    bare = solver_documents("deduction", item, 0, step_share=0.0, wrong_share=0.0, cue=False,
+                            rng=random.Random(0))[0]
+    assert bare.continuation.strip().startswith(f"{BARE_OPENER} {item.outputs[0]}.")
+    assert not works_step_by_step(bare.continuation)
 
 
 def test_quick_demo_end_to_end(tmp_path):
@@ -107,16 +126,3 @@ def test_quick_demo_end_to_end(tmp_path):
     assert f"{sections['tiny-math']['base']['additions']['pass@1']['value']:.3f}" in report
     assert (tmp_path / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (tmp_path / "report.png").stat().st_size > 10_000
-
-
-def test_deduction_documents_think_through_a_worked_trace():
-    from selftaught.tiny.corpus import deduction_documents
-
-    item = programs.generate(1, "train", seed=0, examples=3)[0]
-    documents = deduction_documents(item, [0, 2])
-    assert len(documents) == 2
-    for document, args, output in zip(documents, [item.inputs[0], item.inputs[2]], [item.outputs[0], item.outputs[2]]):
-        assert document.context.endswith("Assistant: <think>") and f"```input\n{args}\n```" in document.context
-        thought, answer = document.continuation.split("</think>")
-        assert thought.strip().splitlines()[-1].endswith(f" = {output}")
-        assert f"```output\n{output}\n```" in answer
