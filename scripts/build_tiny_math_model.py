@@ -50,10 +50,12 @@ def target_rows(record: dict, samples: int) -> list[tuple[str, str, bool]]:
 
 
 def _interval(result: dict) -> str:
-    return f"{result['value']:.3f} [{result['low']:.3f}, {result['high']:.3f}]"
+    return "—" if result["value"] is None else f"{result['value']:.3f} [{result['low']:.3f}, {result['high']:.3f}]"
 
 
-def model_card(record: dict, stats: dict, args) -> str:
+def held_out_section(record: dict) -> str:
+    """The model card's held-out figures from a diagnose record: accuracy, procedure share,
+    accuracy by habit, and every label-free signal's within-group AUROC with its verdict."""
     accuracy = "\n".join(f"| {name} | {_interval(result)} |" for name, result in record["accuracy"].items())
     tags = "\n".join(f"| share of sampled completions that take the {name} | {_interval(result)} |"
                      for name, result in record["tags"].items())
@@ -61,6 +63,53 @@ def model_card(record: dict, stats: dict, args) -> str:
                          f"procedure | {_interval(result)} |" for name, result in record["tag_accuracy"]["procedure"].items())
     signals = "\n".join(f"| {name} | {_interval(result)} | {result['pairs']} | {result['verdict']} |"
                         for name, result in record["sources"].items())
+    return f"""## Held-out figures (measured by the build script)
+
+{record['n']} held-out problems × {record['samples']} samples at τ = {TEMPERATURE}; 95% bootstrap
+intervals over problems (`selftaught diagnose`'s statistics).
+
+| figure | value [95% interval] |
+|---|---|
+{accuracy}
+{tags}
+{by_habit}
+
+Within-group AUROC (over pairs of one problem's right and wrong completions: how often each
+label-free reward ranks the right one higher; 0.5 = chance):
+
+| signal | AUROC [95% interval] | pairs | verdict |
+|---|---|---|---|
+{signals}
+"""
+
+
+def card_ending(targets: str, stats: dict, args, knows: str) -> str:
+    """The end every addition model's card shares: the targets table and how it was trained."""
+    return f"""## Against the project's targets
+
+| target | measured | met |
+|---|---|---|
+{targets}
+
+## Training
+
+{stats['documents']} documents, {stats['steps']} optimizer steps, final training loss
+{stats['final_loss']:.3f}; AdamW, lr {args.lr}, cosine to 10%, batches of about
+{args.tokens_per_batch} tokens, seed {args.seed}. Limitations: it knows only {knows}; it is not a
+general language model.
+"""
+
+
+def add_corpus_arguments(parser: argparse.ArgumentParser, documents: int) -> None:
+    """The addition corpus's options (`selftaught.tiny.addition_corpus`), shared by the addition models' builds."""
+    parser.add_argument("--documents", type=int, default=documents, help="plain-context documents")
+    parser.add_argument("--procedure-share", type=float, default=0.3)
+    parser.add_argument("--wrong-share", type=float, default=0.5, help="of the answers that skip the procedure")
+    parser.add_argument("--columns-share", type=float, default=0.5,
+                        help="columns-context documents, per plain-context document")
+
+
+def model_card(record: dict, stats: dict, args) -> str:
     targets = "\n".join(f"| {name} | {value} | {'yes' if met else 'no'} |"
                         for name, value, met in target_rows(record, args.samples))
     return f"""# selftaught-tiny-math
@@ -98,47 +147,14 @@ disjoint, and because a hash (not a linear rule) decides, no split has an operan
 relation the others lack: RL prompts and held-out problems are draws from one
 distribution, and neither was ever a pretraining document.
 
-## Held-out figures (measured by the build script)
-
-{record['n']} held-out problems × {record['samples']} samples at τ = {TEMPERATURE}; 95% bootstrap
-intervals over problems (`selftaught diagnose`'s statistics).
-
-| figure | value [95% interval] |
-|---|---|
-{accuracy}
-{tags}
-{by_habit}
-
-Within-group AUROC (over pairs of one problem's right and wrong completions: how
-often each label-free reward ranks the right one higher; 0.5 = chance):
-
-| signal | AUROC [95% interval] | pairs | verdict |
-|---|---|---|---|
-{signals}
-
-## Against the project's targets
-
-| target | measured | met |
-|---|---|---|
-{targets}
-
-## Training
-
-{stats['documents']} documents, {stats['steps']} optimizer steps, final training loss
-{stats['final_loss']:.3f}; AdamW, lr {args.lr}, cosine to 10%, batches of about
-{args.tokens_per_batch} tokens, seed {args.seed}. Limitations: it knows only 3-digit
-addition in four wordings; it is not a general language model.
-"""
+{held_out_section(record)}
+{card_ending(targets, stats, args, "3-digit addition in four wordings")}"""
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", default=str(ROOT / "selftaught" / "assets" / "selftaught-tiny-math"))
-    parser.add_argument("--documents", type=int, default=100_000, help="plain-context documents")
-    parser.add_argument("--procedure-share", type=float, default=0.3)
-    parser.add_argument("--wrong-share", type=float, default=0.5, help="of the bare answers")
-    parser.add_argument("--columns-share", type=float, default=0.5,
-                        help="columns-context documents, per plain-context document")
+    add_corpus_arguments(parser, documents=100_000)
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--vocab", type=int, default=400)

@@ -27,7 +27,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]  # the package, and the scripts it builds on
 
-from build_tiny_math_model import measure, target_rows  # noqa: E402
+from build_tiny_math_model import (_interval, add_corpus_arguments, card_ending, held_out_section, measure,  # noqa: E402
+                                   target_rows)
 from self_certainty_anatomy import SIGNALS, anatomy  # noqa: E402
 from selftaught.data import addition  # noqa: E402
 from selftaught.models import load_model  # noqa: E402
@@ -79,10 +80,6 @@ def self_certainty_split(model_dir: Path, n: int, samples: int, seed: int) -> di
     return {"n": n, "samples": samples, "groups": result["groups"], "auroc": result["auroc"]}
 
 
-def _interval(result: dict) -> str:
-    return "—" if result["value"] is None else f"{result['value']:.3f} [{result['low']:.3f}, {result['high']:.3f}]"
-
-
 def ramble_target_rows(record: dict, samples: int) -> list[tuple[str, str, bool]]:
     """tiny-math's targets (room for RL) plus this model's: self-certainty ranks right above wrong."""
     auroc = record["sources"]["self_certainty"]["value"]
@@ -92,13 +89,6 @@ def ramble_target_rows(record: dict, samples: int) -> list[tuple[str, str, bool]
 
 
 def model_card(record: dict, split: dict, stats: dict, args) -> str:
-    accuracy = "\n".join(f"| {name} | {_interval(result)} |" for name, result in record["accuracy"].items())
-    tags = "\n".join(f"| share of sampled completions that take the {name} | {_interval(result)} |"
-                     for name, result in record["tags"].items())
-    by_habit = "\n".join(f"| accuracy of sampled completions that {'take' if name == 'with' else 'skip'} the "
-                         f"procedure | {_interval(result)} |" for name, result in record["tag_accuracy"]["procedure"].items())
-    signals = "\n".join(f"| {name} | {_interval(result)} | {result['pairs']} | {result['verdict']} |"
-                        for name, result in record["sources"].items())
     kinds = "\n".join(f"| {kind} | {s['n']} | {s['sc']:.2f} | {s['sc_head']:.3f} | {s['sc_tail']:.2f} | "
                       f"{s['entropy']:.3f} | {s['logprob']:.3f} | {s['length']:.1f} | {s['capped']:.0%} |"
                       for kind, s in split["groups"].items())
@@ -146,24 +136,7 @@ Every problem belongs to one of four splits by a hash of its content (`data.addi
 `pretrain` (the only problems in the corpus), `train` (the RL prompts), `dev` (where the design and
 the learning rates are chosen) and `heldout` (every figure below). The four are disjoint.
 
-## Held-out figures (measured by the build script)
-
-{record['n']} held-out problems × {record['samples']} samples at τ = {TEMPERATURE}; 95% bootstrap
-intervals over problems (`selftaught diagnose`'s statistics).
-
-| figure | value [95% interval] |
-|---|---|
-{accuracy}
-{tags}
-{by_habit}
-
-Within-group AUROC (over pairs of one problem's right and wrong completions: how often each
-label-free reward ranks the right one higher; 0.5 = chance):
-
-| signal | AUROC [95% interval] | pairs | verdict |
-|---|---|---|---|
-{signals}
-
+{held_out_section(record)}
 Self-certainty split into its top-{HEAD_K} part (the plausible tokens) and its tail (the other
 V − {HEAD_K}), per kind of completion (`scripts/self_certainty_anatomy.py --model tiny-ramble`,
 {split['n']} held-out problems × {split['samples']} samples; per-completion means of per-token values):
@@ -176,29 +149,13 @@ V − {HEAD_K}), per kind of completion (`scripts/self_certainty_anatomy.py --mo
 |---|---|
 {parts}
 
-## Against the project's targets
-
-| target | measured | met |
-|---|---|---|
-{targets}
-
-## Training
-
-{stats['documents']} documents, {stats['steps']} optimizer steps, final training loss
-{stats['final_loss']:.3f}; AdamW, lr {args.lr}, cosine to 10%, batches of about
-{args.tokens_per_batch} tokens, seed {args.seed}. Limitations: it knows only 3-digit
-addition in four wordings and 139 filler words; it is not a general language model.
-"""
+{card_ending(targets, stats, args, "3-digit addition in four wordings and 139 filler words")}"""
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", default=str(ROOT / "selftaught" / "assets" / "selftaught-tiny-ramble"))
-    parser.add_argument("--documents", type=int, default=60_000, help="plain-context documents")
-    parser.add_argument("--procedure-share", type=float, default=0.3)
-    parser.add_argument("--wrong-share", type=float, default=0.5, help="of the guesses")
-    parser.add_argument("--columns-share", type=float, default=0.5,
-                        help="columns-context documents, per plain-context document")
+    add_corpus_arguments(parser, documents=60_000)
     parser.add_argument("--steps", type=int, default=2500, help="pretraining steps (the designs' budget)")
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--tokens-per-batch", type=int, default=2048)
