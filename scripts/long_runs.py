@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from selftaught.config import build_config, set_all_dotted  # noqa: E402
 from selftaught.demo import MATH_SECTIONS  # noqa: E402
-from selftaught.recipes import load_recipe  # noqa: E402
+from selftaught.recipes import load_recipe, recipe_path  # noqa: E402
 from selftaught.tiny.competence import addition_figures  # noqa: E402
 from selftaught.trainer import Trainer  # noqa: E402
 
@@ -99,10 +99,16 @@ def main() -> int:
     for family in args.families:
         section = next((s for s in MATH_SECTIONS if s.family == family), None)
         procedure = section.procedure if section else None
-        model = load_recipe(f"{args.methods[0]}_{family}.yaml")["model"]["name_or_path"]
+        methods = [m for m in args.methods if recipe_path(f"{m}_{family}.yaml").is_file()]
+        skipped = sorted(set(args.methods) - set(methods))
+        if skipped:  # a model need not have every method's recipe (tiny-ramble has Intuitor's only)
+            print(f"{family}: no recipe for {', '.join(skipped)}; skipped", flush=True)
+        if not methods:
+            continue
+        model = load_recipe(f"{methods[0]}_{family}.yaml")["model"]["name_or_path"]
         data = record["families"][family] = {"model": model, "base": dev_pass_at_1(model, args.n, procedure),
                                              "runs": {}}
-        for method in args.methods:
+        for method in methods:
             recipe = load_recipe(f"{method}_{family}.yaml")
             record["demo_steps"] = build_config(recipe).max_steps
             steps = args.factor * record["demo_steps"]
