@@ -9,7 +9,7 @@ of different lengths, completions that end in EOS early, at the length limit, or
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
@@ -24,17 +24,13 @@ class FixedCase:
     completions: list[list[int]]  # G rows per prompt, consecutive
     rewards: dict[str, list[float | None]]  # column → one value per completion
     num_generations: int
-    sampler_logprobs: list[list[float]] | None = field(default=None)  # as vLLM would report them
+    eos: int
+    sampler_logprobs: list[list[float]] | None = None  # as vLLM would report them
 
     @property
     def truncated(self) -> list[bool]:
-        return [self._truncated(row) for row in self.completions]
-
-    eos: int = 0
-    max_completion_length: int = 6
-
-    def _truncated(self, row: list[int]) -> bool:
-        return bool(row) and row[-1] != self.eos
+        """Rows that did not end in EOS."""
+        return [bool(row) and row[-1] != self.eos for row in self.completions]
 
 
 def make_case(eos: int, vocab: int, num_prompts: int = 4, num_generations: int = 2, max_completion_length: int = 6,
@@ -59,8 +55,7 @@ def make_case(eos: int, vocab: int, num_prompts: int = 4, num_generations: int =
     reward_a[1] = None  # no reward a for one row
     reward_a[num_generations * 2: num_generations * 3] = [None] * num_generations  # a group without reward a
     reward_b[num_generations * 2] = None  # ... and a row there without either
-    return FixedCase(prompts, completions, {"reward_a": reward_a, "reward_b": reward_b}, num_generations,
-                     eos=eos, max_completion_length=max_completion_length)
+    return FixedCase(prompts, completions, {"reward_a": reward_a, "reward_b": reward_b}, num_generations, eos)
 
 
 def reward_function(column: str):
@@ -96,15 +91,24 @@ class FixedSampler(RolloutSampler):
                        extras={"answer": [None] * n, **case.rewards}, sampler_logprobs=sampler_logprobs)
 
 
-def first_step(trainer) -> tuple[dict, dict[str, torch.Tensor]]:
-    """Train one optimizer step; (its metrics row, name → the gradient the optimizer was given)."""
+def record_optimizer_steps(trainer) -> list[tuple[dict, dict]]:
+    """From now on, each optimizer step appends (name → gradient, name → weights the gradient was
+    taken at) to the returned list, then steps."""
     model = trainer.accelerator.unwrap_model(trainer.model)
-    grads = {}
+    seen = []
     step = trainer.optimizer.step
 
     def record_then_step(*args, **kwargs):
-        grads.update({n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None})
+        seen.append(({n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None},
+                     {n: p.detach().clone() for n, p in model.named_parameters()}))
         return step(*args, **kwargs)
 
     trainer.optimizer.step = record_then_step
-    return trainer.train_step()[0], grads
+    return seen
+
+
+def first_step(trainer) -> tuple[dict, dict[str, torch.Tensor]]:
+    """Train one optimizer step; (its metrics row, name → the gradient the optimizer was given)."""
+    seen = record_optimizer_steps(trainer)
+    row = trainer.train_step()[0]
+    return row, seen[0][0]

@@ -26,6 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from conftest import azr_overrides, tiny_overrides  # noqa: E402
+from fixed_rollout import record_optimizer_steps  # noqa: E402
 
 from selftaught.config import build_config  # noqa: E402
 from selftaught.rollout import Rollout, RolloutSampler, rollout_from_token_rows  # noqa: E402
@@ -88,18 +89,11 @@ def equivalence_step(output_dir, scenario: str, processes: int) -> dict | None:
                                                                          t.config.max_completion_length))
     assert trainer.processes.world == processes, (trainer.processes, processes)
     model = trainer.accelerator.unwrap_model(trainer.model)
-    grads = {}
-    step = trainer.optimizer.step
-
-    def record_then_step(*args, **kwargs):
-        grads.update({n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None})
-        return step(*args, **kwargs)
-
-    trainer.optimizer.step = record_then_step
+    seen = record_optimizer_steps(trainer)
     row = trainer.train()[0]
     if not trainer.accelerator.is_main_process:
         return None
-    return {"grads": grads, "params": {n: p.detach().clone() for n, p in model.named_parameters()},
+    return {"grads": seen[0][0], "params": {n: p.detach().clone() for n, p in model.named_parameters()},
             "loss": row["loss"], "reward/mean": row["reward/mean"], "kl/mean": row.get("kl/mean")}
 
 

@@ -42,8 +42,12 @@ def _get(raw: dict, dotted: str):
     return node
 
 
-def test_the_seven_tiny_recipes_exist():
-    assert {p.name for p in TINY} == {f"{m}_tiny.yaml" for m in (*demo.METHODS, "azr")}
+LOSS_RECIPES = ("gspo", "dapo")
+"""The tiny-math recipes of TRL's GRPO variants (README "GSPO and DAPO"), not part of the demo."""
+
+
+def test_the_tiny_recipes_exist():
+    assert {p.name for p in TINY} == {f"{m}_tiny.yaml" for m in (*demo.METHODS, "azr", *LOSS_RECIPES)}
     assert (ROOT / "selftaught" / "configs").is_symlink() and RECIPES_DIR.resolve() == CONFIGS.resolve()  # one copy
 
 

@@ -30,7 +30,7 @@ import pytest
 import torch
 
 from conftest import tiny_overrides
-from fixed_rollout import REWARD_COLUMNS, FixedSampler, make_case, reward_function
+from fixed_rollout import REWARD_COLUMNS, FixedSampler, make_case, record_optimizer_steps, reward_function
 
 REQUIRE_TRL = os.environ.get("SELFTAUGHT_REQUIRE_TRL") == "1"
 """Set by `make test-trl` (.venv-trl, which installs TRL): a missing TRL fails there."""
@@ -132,16 +132,7 @@ def selftaught_steps(settings: dict, case, model_path, output_dir) -> list[tuple
                          **{"model.name_or_path": str(model_path)}, **settings)
     trainer = Trainer(build_config(raw), sampler=lambda t: FixedSampler(t.tokenizer, case),
                       rewards=[reward_function(c) for c in REWARD_COLUMNS])
-    model = trainer.accelerator.unwrap_model(trainer.model)
-    seen = []
-    step = trainer.optimizer.step
-
-    def record_then_step(*args, **kwargs):
-        seen.append(({n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None},
-                     {n: p.detach().clone() for n, p in model.named_parameters()}))
-        return step(*args, **kwargs)
-
-    trainer.optimizer.step = record_then_step
+    seen = record_optimizer_steps(trainer)
     rows = trainer.train_step()
     return [(row["loss"], grads, weights) for row, (grads, weights) in zip(rows, seen)]
 
