@@ -10,7 +10,7 @@ The GRPO ratio ρ_t = π_θ / π_old assumes the samples came from π_old; when 
 came from π_sampler, the unbiased surrogate weighs each token by π_old / π_sampler.
 A rare large Δ would blow up the gradient's variance, so the weight is bounded to
 [C_min, C_max] (docs/reference.md §7), in one of TRL's four modes
-(`vllm_importance_sampling_mode`, after Yao et al. 2025 and Liu et al. 2025):
+(`vllm_importance_sampling_mode`; truncation after Yao et al. 2025, masking as TRL adds it):
 
     token_truncate:     w_t = clamp(exp(Δ_t), C_min, C_max)                   (TIS)
     token_mask:         w_t = exp(Δ_t), or 0 where it leaves [C_min, C_max]    (MIS)
@@ -35,6 +35,7 @@ import torch
 from torch import Tensor
 
 from .variants import Correction, resolve_correction
+
 
 def logprob_mismatch(old_logprobs: Tensor, sampler_logprobs: Tensor, mask: Tensor) -> dict[str, float]:
     """Mean and max |Δ_t| over the real completion tokens of [N, T] log-probs."""

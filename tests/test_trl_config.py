@@ -224,3 +224,9 @@ def test_trl_round_trip_trains_three_steps_on_tiny_math(tmp_path, suffix):
         (True, True, True, "cosine")  # TRL's resolved defaults and TrainingArguments
     assert config.warmup_ratio == pytest.approx(1 / 3) and config.save_steps == 2
     assert config.save_total_limit is None and (tmp_path / "run" / "checkpoints" / "step-2").is_dir()  # TRL's: keep all
+
+
+def test_train_without_a_recipe_or_a_trl_config_is_one_line(capsys):
+    assert main(["train"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and "--config" in error and "--trl-config" in error
