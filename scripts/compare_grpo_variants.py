@@ -58,9 +58,9 @@ def train(recipe: str, overrides: dict, output_dir: Path) -> dict:
 
 def line(label: str, result: dict) -> str:
     p, share = result["pass@1"], result["procedure"]
-    extra = "" if "steps" not in result else (f"  lr {result['learning_rate']:g}, {result['steps']} steps, "
-                                               f"{result['s_per_step']:.2f} s/step, truncated "
-                                               f"{result['truncated_frac']:.3f}, clipped {result['clip_fraction_mean']:.3f}")
+    extra = "" if "steps" not in result else (
+        f"  lr {result['learning_rate']:g}, {result['steps']} steps, {result['s_per_step']:.2f} s/step, "
+        f"truncated {result['truncated_frac']:.3f}, clipped {result['clip_fraction_mean']:.3f}")
     return (f"{label:<40} pass@1 {p['value']:.3f} [{p['low']:.3f}, {p['high']:.3f}]  procedure "
             f"{share['value']:.3f}{extra}")
 

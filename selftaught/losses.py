@@ -7,12 +7,12 @@ with A the advantage and m the loss mask:
     ratio, sequence level:  ρ_t = exp((1/|o|) Σ_s (log π_θ(o_s) − log π_old(o_s)))     for every t (GSPO)
 
     objective (by loss_type):
-      clipped  L_t = −min(min(ρ_t, δ) A, clip(ρ_t, 1 − ε_low, 1 + ε_high) A)   (δ: two-sided clip, INTELLECT-2)
+      clipped  L_t = −min(min(ρ_t, δ) A, clip(ρ_t, 1 − ε_low, 1 + ε_high) A)    (δ: INTELLECT-2)
       cispo    L_t = −sg(min(ρ_t, ε_high)) · A · log π_θ(o_t)                    (MiniMax-M1)
       sapo     L_t = −(4/τ_A) σ(τ_A (ρ_t − 1)) · A,  τ_A = τ_pos if A > 0 else τ_neg
       vespo    L_t = −sg(φ(w)) · A · log π_θ(o_t),  w = Π_s ρ_s,  φ(w) = e^λ w^k e^{−λ w}
 
-    kl_t = exp(ref_t − cur_t) − (ref_t − cur_t) − 1              (k3, ≥ 0; × ρ_t with use_bias_correction_kl)
+    kl_t = exp(ref_t − cur_t) − (ref_t − cur_t) − 1    (k3, ≥ 0; × ρ_t with use_bias_correction_kl)
     loss = aggregate(m^off · m^H · w^IS · L_t + β kl_t) − c · mean_t H(p_t)
 
 where m^off drops the negative-advantage rows that drifted off-policy (DeepSeek-V3.2), m^H keeps
@@ -343,7 +343,8 @@ def policy_loss(
     if objective == "clipped":
         per_token, clipped = clipped_objective(ratio, advantages, epsilon, epsilon_high, delta)
     elif objective == "cispo":
-        per_token, clipped = cispo_objective(ratio, advantages, logprobs, epsilon if epsilon_high is None else epsilon_high)
+        epsilon_max = epsilon if epsilon_high is None else epsilon_high
+        per_token, clipped = cispo_objective(ratio, advantages, logprobs, epsilon_max)
     elif objective == "sapo":
         per_token = sapo_objective(ratio, advantages, sapo_temperature_pos, sapo_temperature_neg)
     else:  # vespo: φ of the token-level sequence ratio, whatever the level

@@ -385,26 +385,26 @@ class Trainer:
 
     # ------------------------------------------------------------------ update
 
-    def _update(self, rollout: Rollout, scores: Scores, advantages: torch.Tensor, loss_mask: torch.Tensor,
-                counts: dict, weights: torch.Tensor | None = None) -> dict:
+    def _update(self, rollout: Rollout, scores: Scores, advantages: torch.Tensor, whole: Rollout,
+                weights: torch.Tensor | None = None) -> dict:
         """One optimizer step over this rank's rollout, in micro-batches (gradient accumulation).
 
-        `loss_mask` [N, T]: the tokens the loss counts (real ones, minus truncated rows when
-        masked). Each micro-batch's loss is normalised by `counts` ("tokens" of the loss and "rows"
-        of the step's batch over *all* processes) times the number of processes (DDP averages the ranks'
-        gradients), so the gradient does not depend on how the batch is split over micro-batches
-        or processes, except where TRL defines a per-micro-batch mean (bnpo, the entropy bonus,
-        the top-entropy quantile; docs/reference.md §2.2). `weights`: [N, T] importance weights
-        on the policy term (vLLM sampled: `_sampler_correction`), or None.
+        Each micro-batch's loss is normalised by the token/row count of `whole` (the step's batch
+        over *all* processes; tokens as `_loss_mask` counts them), times the number of processes
+        (DDP averages the ranks' gradients), so the gradient does not depend on how the batch is
+        split over micro-batches or processes, except where TRL defines a mean per micro-batch
+        (bnpo, the entropy bonus, the top-entropy quantile; docs/reference.md §2.2). `weights`:
+        [N, T] importance weights on the policy term (vLLM sampled: `_sampler_correction`), or None.
         """
         from accelerate.utils import DistributedType
 
         config, device, world = self.config, self.accelerator.device, self.processes.world
         deepspeed = self.accelerator.distributed_type == DistributedType.DEEPSPEED
-        global_tokens = max(counts["tokens"], 1.0)
+        global_tokens = max(float(self._loss_mask(whole).sum()), 1.0)
+        loss_mask = self._loss_mask(rollout)
         batches = micro_batches(len(rollout), config.per_device_train_batch_size)
         real = len(batches)
-        totals = {"num_tokens": global_tokens / world, "num_rows": counts["rows"] / world, "num_micro_batches": real}
+        totals = {"num_tokens": global_tokens / world, "num_rows": len(whole) / world, "num_micro_batches": real}
         if self.is_fsdp2:  # each forward is a collective: all ranks run as many
             if not batches:
                 raise RuntimeError("a rank has no rows to train on; under FSDP2 it cannot join the update")
@@ -522,15 +522,13 @@ class Trainer:
         whole, whole_sc, whole_rewards, mine = self._whole_batch(rollout, scores.self_certainty, rewards)
         whole_advantages = self.episodes.advantages(whole, whole_rewards)
         advantages = whole_advantages[mine]
-        whole_loss_mask = self._loss_mask(whole)
-        counts = {"tokens": float(whole_loss_mask.sum()), "rows": len(whole)}
         scored = time.perf_counter()
         shared = {**self._rollout_metrics(whole, whole_sc, whole_rewards, whole_advantages), **correction}
         rows = []
         for i in range(self.config.num_iterations):
             if self.step >= self.config.max_steps:
                 break
-            update = self._update(rollout, scores, advantages, self._loss_mask(rollout), counts, weights)
+            update = self._update(rollout, scores, advantages, whole, weights)
             self.step += 1
             last_update = i == self.config.num_iterations - 1 or self.step >= self.config.max_steps
             if self.sampler.syncs_weights and last_update:  # another engine samples: it needs the new weights

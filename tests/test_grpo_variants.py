@@ -188,7 +188,11 @@ KNOB_CASES = [
 ]
 
 
-@pytest.mark.parametrize("settings", LOSS_TYPE_CASES + KNOB_CASES, ids=lambda s: "-".join(f"{k}={v}" for k, v in s.items()))
+def case_id(settings: dict) -> str:
+    return "-".join(f"{k}={v}" for k, v in settings.items())
+
+
+@pytest.mark.parametrize("settings", LOSS_TYPE_CASES + KNOB_CASES, ids=case_id)
 def test_loss_and_gradient_match_the_brute_force_reference(settings):
     settings = {"max_completion_length": T, **settings}
     x = make_inputs()
@@ -219,7 +223,8 @@ def test_each_knob_changes_the_loss_and_the_selftaught_names_are_trl_aggregation
                  **({"epsilon_high": case["epsilon_high"]} if case["loss_type"] == "cispo" else {})}
         assert float(selftaught_loss(x, {**base, **case})) != pytest.approx(float(selftaught_loss(x, plain))), case
     for ours, trl in (("token_mean", "dapo"), ("seq_mean", "grpo")):
-        assert float(selftaught_loss(x, {**base, "loss_type": ours})) == float(selftaught_loss(x, {**base, "loss_type": trl}))
+        assert float(selftaught_loss(x, {**base, "loss_type": ours})) == \
+            float(selftaught_loss(x, {**base, "loss_type": trl}))
 
 
 def test_gspo_ratio_is_the_geometric_mean_of_the_token_ratios():
@@ -306,7 +311,8 @@ def test_trl_spellings_and_selftaught_names_are_both_accepted():
     config = build_config({"loss_type": "dapo", "importance_sampling_level": "sequence", "delta": 1.5,
                            "mask_truncated_completions": True, "top_entropy_quantile": 0.2, "entropy_coef": 0.01,
                            "use_adaptive_entropy": True, "multi_objective_aggregation": "normalize_then_sum",
-                           "vllm_importance_sampling_correction": True, "vllm_importance_sampling_mode": "sequence_mask",
+                           "vllm_importance_sampling_correction": True,
+                           "vllm_importance_sampling_mode": "sequence_mask",
                            "vllm_importance_sampling_clip_min": 0.5, "vllm_importance_sampling_clip_max": 3.0,
                            "off_policy_mask_threshold": 0.5, "use_bias_correction_kl": True})
     correction = config.importance_correction()
@@ -353,7 +359,7 @@ def brute_force_statistics(model, case, temperature):
     return torch.stack(logps), torch.stack(entropies)
 
 
-@pytest.mark.parametrize("settings", TRAINER_CASES, ids=lambda s: "-".join(f"{k}={v}" for k, v in s.items()))
+@pytest.mark.parametrize("settings", TRAINER_CASES, ids=case_id)
 def test_the_trainer_takes_the_reference_step(tmp_path, settings):
     """The trainer's first step on a fixed rollout (2 micro-batches, padding, truncated rows, rewards with
     None, vLLM log-probs) against the reference loss on brute-force log-probs of the same model."""
