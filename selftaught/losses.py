@@ -45,6 +45,8 @@ OBJECTIVE_SETTINGS = ("loss_type", "importance_sampling_level", "epsilon", "epsi
                       "vespo_lambda_pos", "vespo_k_neg", "vespo_lambda_neg", "off_policy_mask_threshold",
                       "max_completion_length")
 """The settings `policy_loss` takes, each a TrainConfig key of the same name."""
+QUANTILE_INPUT_LIMIT = 2 ** 24
+"""torch.quantile refuses larger inputs; above it `entropy_threshold` sorts."""
 # VESPO's clamp of log w, as its reference implementation (and TRL) clamp it.
 _VESPO_LOG_W_MIN, _VESPO_LOG_W_MAX = math.log(1e-8), 20.0
 
@@ -153,7 +155,7 @@ def entropy_threshold(pooled: Tensor, top_entropy_quantile: float) -> Tensor:
     every real token the mask is chosen among; ρ = 0 keeps only the highest."""
     q = 1.0 - top_entropy_quantile  # written as TRL writes it, so the same float reaches quantile()
     values = pooled.to(torch.promote_types(pooled.dtype, torch.float32))  # the entropies' own precision (≥ fp32)
-    if values.numel() <= 2 ** 24:  # torch.quantile's input limit
+    if values.numel() <= QUANTILE_INPUT_LIMIT:
         return torch.quantile(values, q)
     ordered = values.sort().values
     position = q * (ordered.numel() - 1)
