@@ -85,7 +85,11 @@ CASES = {
        for mode in ("token_truncate", "token_mask", "sequence_truncate", "sequence_mask")},
     "vllm-off-policy-mask": {**VLLM, "vllm_importance_sampling_mode": "token_truncate",
                              "off_policy_mask_threshold": 0.05},
+    # A masked token's weight enters VESPO's sequence ratio as 1e-8, so token_mask sends φ(w) to ~0 for
+    # every row with one (its loss is below the absolute floor, its gradient tiny but compared);
+    # token_truncate leaves φ(w) of order one.
     "vllm-vespo": {**VLLM, "loss_type": "vespo", "vllm_importance_sampling_mode": "token_mask"},
+    "vllm-vespo-truncate": {**VLLM, "loss_type": "vespo", "vllm_importance_sampling_mode": "token_truncate"},
     "vllm-cispo": {**VLLM_SEQUENCE, "loss_type": "cispo", "epsilon_high": 1.05,
                    "vllm_importance_sampling_mode": "sequence_mask"},
 }
