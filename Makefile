@@ -18,7 +18,13 @@ TRACKERS_VENV  := .venv-trackers
 TRACKERS_BIN   := $(TRACKERS_VENV)/bin
 TRACKERS_STAMP := $(TRACKERS_VENV)/.installed
 
-.PHONY: setup demo test test-slow bench clean setup-vllm test-vllm test-trackers
+# TRL (the peer GRPOTrainer) in an environment of its own, as the trackers: the TRL parity and
+# --trl-config round-trip tests require it there (SELFTAUGHT_REQUIRE_TRL=1) and skip elsewhere.
+TRL_VENV  := .venv-trl
+TRL_BIN   := $(TRL_VENV)/bin
+TRL_STAMP := $(TRL_VENV)/.installed
+
+.PHONY: setup demo test test-slow bench clean setup-vllm test-vllm test-trackers test-trl
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -49,15 +55,26 @@ $(VLLM_STAMP): pyproject.toml requirements-vllm.lock requirements-vllm-gpu.txt
 
 setup-vllm: $(VLLM_STAMP)
 
+# An environment of requirements.lock plus one more lock file: $(call lock_environment,VENV,LOCK).
+define lock_environment
+	$(PYTHON) -m venv $(1)
+	$(1)/bin/python -m pip install -q --upgrade pip
+	$(1)/bin/python -m pip install -q -r requirements.lock -r $(2)
+	$(1)/bin/python -m pip install -q --no-deps -e .
+	touch $(1)/.installed
+endef
+
 $(TRACKERS_STAMP): pyproject.toml requirements.lock requirements-trackers.lock
-	$(PYTHON) -m venv $(TRACKERS_VENV)
-	$(TRACKERS_BIN)/python -m pip install -q --upgrade pip
-	$(TRACKERS_BIN)/python -m pip install -q -r requirements.lock -r requirements-trackers.lock
-	$(TRACKERS_BIN)/python -m pip install -q --no-deps -e .
-	touch $(TRACKERS_STAMP)
+	$(call lock_environment,$(TRACKERS_VENV),requirements-trackers.lock)
 
 test-trackers: $(TRACKERS_STAMP)
 	SELFTAUGHT_REQUIRE_TRACKERS=1 $(TRACKERS_BIN)/python -m pytest -q tests/test_trackers.py
+
+$(TRL_STAMP): pyproject.toml requirements.lock requirements-trl.lock
+	$(call lock_environment,$(TRL_VENV),requirements-trl.lock)
+
+test-trl: $(TRL_STAMP)
+	SELFTAUGHT_REQUIRE_TRL=1 $(TRL_BIN)/python -m pytest -q tests/test_trl_parity.py tests/test_trl_config.py
 
 test-vllm: $(VLLM_STAMP)
 	$(VLLM_BIN)/python -m pytest -q -m vllm
@@ -69,4 +86,4 @@ bench: $(STAMP)
 	for f in benchmarks/bench_*.py; do $(BIN)/python $$f || exit 1; done
 
 clean:
-	rm -rf $(VENV) $(VLLM_VENV) $(TRACKERS_VENV) runs .pytest_cache
+	rm -rf $(VENV) $(VLLM_VENV) $(TRACKERS_VENV) $(TRL_VENV) runs .pytest_cache

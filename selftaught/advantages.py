@@ -160,16 +160,29 @@ def weighted_total(rewards_by_source: Mapping[str, Tensor], weights: Mapping[str
     return total
 
 
+MULTI_OBJECTIVE_AGGREGATIONS = ("per_source", "sum_then_normalize", "normalize_then_sum")
+
+
 def combine_advantages(
     rewards_by_source: Mapping[str, Tensor],
     weights: Mapping[str, float],
     group_size: int,
     scale_rewards: str = "group",
     eps: float = 1e-4,
+    aggregation: str = "per_source",
 ) -> Tensor:
-    """Sum of weighted, separately group-normalised advantages (Intuitor's code).
+    """One advantage per row from several weighted reward sources (docs/reference.md §2.8).
 
-    A_i = Σ_s w_s · group_advantages(r^s)_i
+    aggregation (TrainConfig `multi_objective_aggregation`):
+        "per_source" (default; Intuitor's code): A_i = Σ_s w_s · group_advantages(r^s)_i, each
+            source normalised in its group as `scale_rewards` says.
+        "sum_then_normalize" (TRL's default): A = group_advantages(Σ_s w_s r^s).
+        "normalize_then_sum" (GDPO, TRL): each source z-scored in its group, weighted and summed,
+            then the sum normalised over the whole batch: (x − mean) / (std + ε). `scale_rewards`
+            must be "group" (the config refuses the others).
+
+    A row without a reward from a source (NaN) adds nothing for it; a row without a reward from
+    any trained source is left out of every mean and std and gets A = 0.
 
     Args:
         rewards_by_source: name → [N] rewards (all the same N).
@@ -181,6 +194,9 @@ def combine_advantages(
     Returns:
         [N] advantages.
     """
+    if aggregation not in MULTI_OBJECTIVE_AGGREGATIONS:
+        raise ValueError(f"multi_objective_aggregation must be one of {MULTI_OBJECTIVE_AGGREGATIONS}, "
+                         f"got {aggregation!r}")
     if not rewards_by_source:
         raise ValueError("rewards_by_source is empty: at least one reward source is needed")
     trained = active_weights(weights)
@@ -191,6 +207,12 @@ def combine_advantages(
     if len(set(sizes.values())) != 1:
         raise ValueError(f"reward sources have different lengths: {sizes}")
     first = next(iter(rewards_by_source.values()))
+    if aggregation == "sum_then_normalize":
+        return group_advantages(_weighted_sum(rewards_by_source, trained, lambda r: r), group_size,
+                                scale_rewards=scale_rewards, eps=eps)
+    if aggregation == "normalize_then_sum":
+        total = _weighted_sum(rewards_by_source, trained, lambda r: _group_z_scores(r, group_size, eps))
+        return _batch_z_scores(total, eps)
     total = torch.zeros(first.numel(), dtype=torch.float32, device=first.device)
     for source, r in rewards_by_source.items():
         # Still validates shapes for weight-0 sources, so a bad batch fails early.
@@ -198,3 +220,38 @@ def combine_advantages(
         if source in trained:
             total = total + trained[source] * a.float()
     return total
+
+
+def _weighted_sum(rewards_by_source: Mapping[str, Tensor], trained: Mapping[str, float], transform) -> Tensor:
+    """Σ_s w_s · transform(r^s) over the trained sources, NaN terms counting 0; NaN where every
+    trained source's reward is NaN (a row nothing scored)."""
+    first = next(iter(rewards_by_source.values()))
+    total = torch.zeros(first.numel(), dtype=torch.float32, device=first.device)
+    scored = torch.zeros(first.numel(), dtype=torch.bool, device=first.device)
+    for source, w in trained.items():
+        r = rewards_by_source[source].float()
+        scored |= ~torch.isnan(r)
+        total = total + w * torch.nan_to_num(transform(r), nan=0.0)
+    return torch.where(scored, total, torch.nan)
+
+
+def _group_z_scores(r: Tensor, group_size: int, eps: float) -> Tensor:
+    """(r − group mean) / (group std + ε) over the rewarded rows; NaN where a row has no reward
+    or its group fewer than two rewarded rows (no z-score exists there)."""
+    grouped = r.view(-1, group_size)
+    valid = ~torch.isnan(grouped)
+    count = valid.sum(dim=1, keepdim=True)
+    mean = torch.where(valid, grouped, 0.0).sum(dim=1, keepdim=True) / count.clamp(min=1)
+    centred = torch.where(valid, grouped - mean, 0.0)
+    std = (centred.square().sum(dim=1, keepdim=True) / (count - 1).clamp(min=1)).sqrt()
+    z = centred / (std + eps)
+    return torch.where(valid & (count >= 2), z, torch.nan).reshape(-1)
+
+
+def _batch_z_scores(x: Tensor, eps: float) -> Tensor:
+    """(x − mean) / (std + ε) over the non-NaN entries of the batch (unbiased std); NaN rows get 0."""
+    valid = ~torch.isnan(x)
+    values = x[valid]
+    if values.numel() < 2:
+        return torch.zeros_like(x)
+    return torch.where(valid, (x - values.mean()) / (values.std() + eps), 0.0)

@@ -12,9 +12,18 @@ import sys
 
 def _train(args) -> int:
     from .config import load_config
+    from .errors import UserError
     from .trainer import Trainer
 
-    config = load_config(args.config, args.set + _log_overrides(args))
+    overrides = args.set + _log_overrides(args)
+    if args.trl_config:
+        from .trl_config import from_trl_config
+
+        config = from_trl_config(args.trl_config, args.config, overrides, args.ignore_unsupported)
+    elif args.config:
+        config = load_config(args.config, overrides)
+    else:
+        raise UserError("train needs --config (a recipe) and/or --trl-config (a TRL GRPOConfig)")
     trainer = Trainer(config, resume=args.resume)
     history = trainer.train()
     if history and trainer.accelerator.is_main_process:
@@ -134,7 +143,13 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train with a YAML recipe (Intuitor, GRPO, ...)")
-    train.add_argument("--config", required=True, help="YAML recipe, e.g. configs/intuitor_tiny.yaml")
+    train.add_argument("--config", help="YAML recipe, e.g. configs/intuitor_tiny.yaml")
+    train.add_argument("--trl-config", metavar="FILE",
+                       help="a TRL GRPOConfig as JSON or YAML (its to_dict()): its training settings over the "
+                            "--config recipe's, which brings the model, data and rewards")
+    train.add_argument("--ignore-unsupported", action="store_true",
+                       help="with --trl-config: train without the fields selftaught does not support (one "
+                            "warning each) instead of refusing them")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config key (dotted for nested keys), repeatable")
     train.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in output_dir")

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .azr.config import AZRConfig
 from .errors import UserError
+from .variants import LOSS_TYPES, Correction, objective_of, resolve_correction
 from .trackers import TRACKERS, default_report_to
 
 
@@ -149,24 +150,81 @@ class TrainConfig(_Strict):
     is the trainer's. On a CPU the KV cache is VLLM_CPU_KVCACHE_SPACE GiB (default 1 here)."""
     vllm_dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     """vllm: the engine's dtype. `auto`: bfloat16 when the trainer computes in bf16, else float32."""
-    vllm_importance_sampling_correction: Literal["none", "token", "sequence"] = "token"
-    """vllm: weigh the surrogate by the truncated ratio π_old / π_vllm of the sampled
-    tokens, per token or per sequence (TRL's truncated importance sampling); `none` off."""
+    vllm_importance_sampling_correction: Literal["none", "token", "sequence"] | bool = "token"
+    """vllm: weigh the policy term by π_old / π_vllm of the sampled tokens (TRL's importance
+    sampling correction, docs/reference.md §7): `token` (default) = token_truncate, `sequence` =
+    sequence_truncate, `none`/false off, true = on in `vllm_importance_sampling_mode`."""
+    vllm_importance_sampling_mode: Literal["token_truncate", "token_mask", "sequence_truncate",
+                                           "sequence_mask"] | None = None
+    """vllm: TRL's four forms, per token or per sequence, clamped to [C_min, C_max] (truncate) or
+    zeroed outside it (mask). None: the correction's own (token_truncate; TRL's default is sequence_mask)."""
+    vllm_importance_sampling_clip_min: float | None = Field(None, ge=0)
+    """vllm: C_min; None = no lower bound."""
+    vllm_importance_sampling_clip_max: float | None = Field(None, gt=0)
+    """vllm: C_max (`.inf`: none); None = `vllm_importance_sampling_cap`."""
     vllm_importance_sampling_cap: float = Field(2.0, ge=1)
-    """vllm: the truncation C of the importance weights, min(π_old / π_vllm, C)."""
+    """vllm: C_max when `vllm_importance_sampling_clip_max` is unset (TRL's deprecated name; TRL's C_max is 3.0)."""
 
     # GRPO objective (docs/reference.md §2)
     beta: float = Field(0.0, ge=0)
     epsilon: float = Field(0.2, gt=0)
     epsilon_high: float | None = Field(None, gt=0)
-    loss_type: Literal["token_mean", "seq_mean", "dr_grpo"] = "token_mean"
+    """ε_high of the clip (None = epsilon; DAPO's clip-higher: 0.28). With `loss_type: cispo`, the
+    cap ε_max of CISPO's weight (ScaleRL recommends 5.0)."""
+    delta: float | None = Field(None, gt=1)
+    """Two-sided clipping (INTELLECT-2): the ratio of negative-advantage tokens is also capped at δ
+    (> 1; recommended > 1 + ε). None: off."""
+    loss_type: Literal[LOSS_TYPES] = "token_mean"
+    """Objective and aggregation (§2.1, §2.2): token_mean (= TRL's dapo), seq_mean (= grpo), dr_grpo,
+    and TRL's grpo, bnpo, dapo, cispo, sapo, luspo, vespo. TRL's default is dapo."""
+    importance_sampling_level: Literal["token", "sequence"] = "token"
+    """The PPO ratio per token, or GSPO's one per sequence (the geometric mean of its token ratios)."""
+    sapo_temperature_pos: float = Field(1.0, gt=0)
+    """sapo: the gate's temperature τ for tokens with A > 0."""
+    sapo_temperature_neg: float = Field(1.05, gt=0)
+    """sapo: τ for tokens with A ≤ 0."""
+    vespo_k_pos: float = Field(2.0, ge=0)
+    """vespo: the power k of φ(w) for A ≥ 0 (down-weights w < 1)."""
+    vespo_lambda_pos: float = Field(3.0, ge=0)
+    """vespo: the decay λ of φ(w) for A ≥ 0 (down-weights w > 1)."""
+    vespo_k_neg: float = Field(3.0, ge=0)
+    """vespo: k for A < 0."""
+    vespo_lambda_neg: float = Field(2.0, ge=0)
+    """vespo: λ for A < 0."""
+    use_bias_correction_kl: bool = False
+    """Multiply the k3 KL term by the ratio ρ (DeepSeek-V3.2's unbiased KL gradient); TRL's default is true."""
+    mask_truncated_completions: bool = False
+    """Completions that hit max_completion_length without an EOS leave the loss (DAPO); their
+    rewards still count in their group."""
+    top_entropy_quantile: float = Field(1.0, ge=0, le=1)
+    """ρ of "Beyond the 80/20 rule": only the top-ρ share of tokens by entropy (per micro-batch, over
+    every process, as TRL) enter the policy term; 1.0 = all, the paper uses 0.2."""
+    off_policy_mask_threshold: float | None = Field(None, ge=0)
+    """DeepSeek-V3.2's off-policy sequence mask: a row with A < 0 whose mean log π_sampler − log π_θ
+    exceeds δ leaves the policy term. None: off."""
+    entropy_coef: float = Field(0.0, ge=0)
+    """Entropy bonus c: loss −= c · mean_t H(p_t) (per micro-batch, as TRL): a guard against the entropy
+    collapse label-free rewards drive. The initial c when adaptive."""
+    use_adaptive_entropy: bool = False
+    """Skywork-OR1's adaptive c: +entropy_coef_delta after a step whose entropy is ≤ entropy_target,
+    −entropy_coef_delta otherwise; the bonus applies only while the entropy is ≤ the target."""
+    entropy_coef_min: float = Field(0.0, ge=0)
+    entropy_coef_max: float = Field(1.0, ge=0)
+    entropy_coef_delta: float = Field(0.005, ge=0)
+    entropy_target: float = Field(0.2, ge=0)
+    """Nats per token, over the bonus's tokens; set it near the entropy seen early in training."""
+    multi_objective_aggregation: Literal["per_source", "sum_then_normalize", "normalize_then_sum"] = "per_source"
+    """Several reward sources (§2.8): `per_source` normalises each in its group, then sums the
+    weighted advantages (Intuitor's code); TRL's `sum_then_normalize` (its default) normalises the
+    weighted sum; `normalize_then_sum` (GDPO) z-scores each, sums, then normalises over the batch."""
     scale_rewards: Literal["group", "batch", "none"] = "group"
     advantage_epsilon: float = Field(1e-4, gt=0)
     num_iterations: int = Field(1, ge=1)
 
     # Optimisation
     learning_rate: float = Field(1e-5, gt=0)
-    lr_scheduler_type: Literal["cosine", "constant"] = "cosine"
+    lr_scheduler_type: Literal["cosine", "constant", "linear"] = "cosine"
+    """After `warmup_ratio` of the steps' linear warm-up: cosine decay to 0, constant, or linear decay to 0."""
     warmup_ratio: float = Field(0.1, ge=0, lt=1)
     weight_decay: float = Field(0.0, ge=0)
     adam_beta1: float = 0.9
@@ -174,6 +232,8 @@ class TrainConfig(_Strict):
     adam_epsilon: float = 1e-8
     max_grad_norm: float = Field(1.0, gt=0)
     bf16: Literal["auto", True, False] = "auto"
+    use_cpu: bool = False
+    """Train on the CPU even when an accelerator is present (TRL's key); false: accelerate decides."""
     gradient_checkpointing: bool = False
     """Recompute each decoder layer's activations in the backward (non-reentrant):
     less memory for longer completions, one extra forward's compute."""
@@ -243,6 +303,45 @@ class TrainConfig(_Strict):
                 f"{self.num_generations}; make it a multiple"
             )
         return self
+
+    @model_validator(mode="after")
+    def _check_combinations(self) -> "TrainConfig":
+        """Knobs that make no sense together: one line naming both (docs/reference.md §2.2)."""
+        loss, level = self.loss_type, self.importance_sampling_level
+        if loss == "luspo" and level != "sequence":
+            raise ValueError("loss_type: luspo is GSPO's sequence-level loss scaled by each sequence's length; it "
+                             "needs importance_sampling_level: sequence, not token")
+        if loss == "vespo" and level != "token":
+            raise ValueError("loss_type: vespo weighs each sequence by the product of its token ratios itself; "
+                             "importance_sampling_level: sequence has no place there (use token)")
+        if self.delta is not None and objective_of(loss) != "clipped":
+            raise ValueError(f"delta bounds the ratio of the clipped objective; loss_type: {loss} has no clip to "
+                             "bound (drop delta, or use grpo, bnpo, dapo, dr_grpo, luspo or selftaught's names)")
+        if loss == "cispo" and self.epsilon_high is None:
+            raise ValueError("loss_type: cispo caps its weight at epsilon_high (ScaleRL's ε_max, e.g. 5.0); set "
+                             "epsilon_high (left unset, TRL caps it at epsilon, 0.2)")
+        if self.multi_objective_aggregation == "normalize_then_sum" and self.scale_rewards != "group":
+            raise ValueError(f"multi_objective_aggregation: normalize_then_sum z-scores each reward in its group "
+                             f"and the sum over the batch, so scale_rewards: {self.scale_rewards} would be ignored; "
+                             "use scale_rewards: group or another aggregation")
+        if self.method == "azr" and self.multi_objective_aggregation != "per_source":
+            raise ValueError("multi_objective_aggregation combines prompt rewards; method: azr normalises its "
+                             "rewards per task type and role (TRR++)")
+        if self.entropy_coef_min > self.entropy_coef_max:
+            raise ValueError(f"entropy_coef_min ({self.entropy_coef_min}) is above entropy_coef_max "
+                             f"({self.entropy_coef_max})")
+        correction = self.importance_correction()
+        if loss == "vespo" and self.rollout_backend == "vllm" and correction is not None and correction.per_sequence:
+            raise ValueError(f"loss_type: vespo folds per-token vLLM weights into its sequence weight; "
+                             f"vllm_importance_sampling_mode: {correction.mode} is per sequence (use token_truncate "
+                             "or token_mask)")
+        return self
+
+    def importance_correction(self) -> Correction | None:
+        """The vLLM importance correction the four vllm_importance_sampling_* keys describe (None: off)."""
+        return resolve_correction(self.vllm_importance_sampling_correction, self.vllm_importance_sampling_mode,
+                                  self.vllm_importance_sampling_clip_min, self.vllm_importance_sampling_clip_max,
+                                  self.vllm_importance_sampling_cap)
 
     def reward_specs(self) -> list[RewardSpec]:
         """The configured rewards, or the method's defaults."""

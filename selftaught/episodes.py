@@ -188,7 +188,8 @@ class PromptEpisodes(EpisodeSource):
 
     def advantages(self, rollout: Rollout, rewards: dict[str, torch.Tensor]) -> torch.Tensor:
         return combine_advantages(rewards, self.weights, self.config.num_generations,
-                                  self.config.scale_rewards, self.config.advantage_epsilon)
+                                  self.config.scale_rewards, self.config.advantage_epsilon,
+                                  self.config.multi_objective_aggregation)
 
     def metrics(self, rollout: Rollout, rewards: dict[str, torch.Tensor]) -> dict[str, float]:
         """Answer diversity per group (harmonic entropy, docs/reference.md §4): a collapse diagnostic."""

@@ -11,11 +11,11 @@ With τ the temperature, z the chunk's logits already divided by τ, p = softmax
 
     logp_t = z_t[y_t] − lse_t,   lse_t = logsumexp(z_t)
     sc_t   = lse_t − mean(z_t) − log V            (a reward: no gradient)
-    H_t    = −Σ_j p_t[j] log p_t[j]               (optional, `entropy=True`; no gradient)
+    H_t    = −Σ_j p_t[j] log p_t[j]               (optional, `entropy=True`; the entropy bonus's gradient)
 
-Backward, with g_t = ∂L/∂logp_t:
+Backward, with g_t = ∂L/∂logp_t and g^H_t = ∂L/∂H_t (`ops.softmax_gradient`):
 
-    ∂L/∂z_t(raw) = g_t (onehot(y_t) − p_t) / τ =: e_t
+    ∂L/∂z_t(raw) = [g_t (onehot(y_t) − p_t) − g^H_t p_t ⊙ (z_t − Σ_j p_t[j] z_t[j])] / τ =: e_t
     ∂L/∂h_t = e_t W        ∂L/∂W = Σ_t e_tᵀ h_t        ∂L/∂b = Σ_t e_t
 
 The forward keeps h, W and lse (N floats); the backward recomputes each chunk's
@@ -35,7 +35,7 @@ from contextlib import contextmanager
 import torch
 from torch import Tensor, nn
 
-from .ops import TokenStatistics, check_token_arguments, row_statistics
+from .ops import TokenStatistics, check_token_arguments, row_statistics, softmax_gradient
 
 # Model types whose logits are exactly `lm_head(hidden)`: no soft-capping, no
 # scale after the head. Anything else goes through the logits path (`fused_head`).
@@ -81,7 +81,8 @@ class _FusedLinearLogProbs(torch.autograd.Function):
                 del z
         ctx.save_for_backward(hidden, weight, bias, targets, lse)
         ctx.temperature, ctx.chunk_size, ctx.mm_dtype = temperature, chunk_size, mm_dtype
-        ctx.mark_non_differentiable(sc, ent)
+        ctx.mark_non_differentiable(sc)
+        ctx.set_materialize_grads(False)  # an output the loss does not use: None, and no work for it
         return logp, sc, ent
 
     @staticmethod
@@ -92,7 +93,8 @@ class _FusedLinearLogProbs(torch.autograd.Function):
         acc = lse.dtype
         need_h, need_w, need_b = ctx.needs_input_grad[:3]
         N = hidden.shape[0]
-        g = grad_logp.to(acc) / tau  # [N]
+        g = torch.zeros(N, dtype=acc, device=hidden.device) if grad_logp is None else grad_logp.to(acc) / tau
+        g_entropy = None if grad_entropy is None else grad_entropy.to(acc) / tau  # [N]
         w = weight.to(mm_dtype)
         b = None if bias is None else bias.to(acc)
         grad_h = torch.empty(hidden.shape, dtype=hidden.dtype, device=hidden.device) if need_h else None
@@ -102,10 +104,8 @@ class _FusedLinearLogProbs(torch.autograd.Function):
             for start in range(0, N, chunk_size):
                 end = min(start + chunk_size, N)
                 h = hidden[start:end].to(mm_dtype)
-                e = _chunk_logits(h, w, b, tau, acc)
-                gc = g[start:end, None]
-                e.sub_(lse[start:end, None]).exp_().mul_(-gc)  # −p·g/τ, in place: still one buffer
-                e.scatter_add_(1, targets[start:end, None], gc)  # + onehot(y)·g/τ
+                e = softmax_gradient(_chunk_logits(h, w, b, tau, acc), targets[start:end], g[start:end],
+                                     None if g_entropy is None else g_entropy[start:end], lse[start:end])
                 if need_b:
                     grad_b += e.sum(dim=0)
                 e_mm = e.to(mm_dtype)

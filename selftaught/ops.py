@@ -46,7 +46,7 @@ class TokenStatistics(NamedTuple):
     """Per-token outputs of one scoring pass, each [B, T] and 0 where mask == 0.
 
     logprobs: log p_t(o_t) (differentiable); self_certainty: sc_t; entropy: H(p_t),
-    or None when not asked for (neither sc_t nor H_t carries a gradient).
+    or None when not asked for (sc_t carries no gradient; H_t does, for the entropy bonus).
     """
 
     logprobs: Tensor
@@ -167,7 +167,8 @@ class _ChunkedLogProbs(torch.autograd.Function):
         ctx.save_for_backward(logits, targets, mask)
         ctx.temperature = temperature
         ctx.chunk_size = chunk_size
-        ctx.mark_non_differentiable(sc, ent)  # rewards: no gradient through them
+        ctx.mark_non_differentiable(sc)  # a reward: no gradient through it
+        ctx.set_materialize_grads(False)  # an output the loss does not use: None, and no work for it
         return logp, sc, ent
 
     @staticmethod
@@ -178,21 +179,51 @@ class _ChunkedLogProbs(torch.autograd.Function):
         tau = ctx.temperature
         # Masked outputs are constant 0, so their incoming gradient must not leak.
         acc = _compute_dtype(logits)
-        g = torch.where(mask, grad_logp.to(acc), 0.0).reshape(-1) / tau  # [B*T]
+        g = _output_gradient(grad_logp, mask, acc, tau)  # [B*T]
+        g_entropy = None if grad_entropy is None else _output_gradient(grad_entropy, mask, acc, tau)
         flat_targets = targets.reshape(-1)
         flat_mask = mask.reshape(-1)
         grad = torch.empty((B * T, V), dtype=logits.dtype, device=logits.device)
         for start, end, rows in _row_chunks(logits, ctx.chunk_size):
             z = _scaled(rows, acc, tau)
-            p = torch.softmax(z, dim=-1)
-            del z
-            gc = g[start:end].unsqueeze(-1)  # [C, 1]
-            chunk_grad = p.mul_(-gc)  # −p_j · g/τ
-            chunk_grad.scatter_add_(-1, flat_targets[start:end].unsqueeze(-1), gc)  # + 1[j=y] · g/τ
+            chunk_grad = softmax_gradient(z, flat_targets[start:end], g[start:end],
+                                          None if g_entropy is None else g_entropy[start:end])
             # a fill, not g = 0 alone: a NaN/inf logit at a padded position must not leak.
             chunk_grad.masked_fill_(~flat_mask[start:end].unsqueeze(-1), 0.0)
             grad[start:end].copy_(chunk_grad)  # casts to the logits' dtype without another chunk
         return grad.view(B, T, V), None, None, None, None, None
+
+
+def _output_gradient(grad: Tensor | None, mask: Tensor, acc: torch.dtype, tau: float) -> Tensor:
+    """An output's incoming gradient [B, T] as [B*T] in `acc`, 0 at masked positions, divided by τ
+    (z = logits/τ); an unused output (None) is all zeros."""
+    if grad is None:
+        return torch.zeros(mask.numel(), dtype=acc, device=mask.device)
+    return torch.where(mask, grad.to(acc), 0.0).reshape(-1) / tau
+
+
+def softmax_gradient(z: Tensor, targets: Tensor, g: Tensor, g_entropy: Tensor | None = None,
+                     lse: Tensor | None = None) -> Tensor:
+    """∂L/∂z of one [C, V] chunk of z = logits/τ (overwritten: the result is returned in its place,
+    plus one more [C, V] buffer when `g_entropy` is given), where g = ∂L/∂log p(y) and
+    g_entropy = ∂L/∂H, both [C]:
+
+        ∂ log p(y)/∂z_j = 1[j = y] − p_j        ∂H/∂z_j = −p_j (z_j − Σ_k p_k z_k)
+
+    `lse` (optional, [C]): logsumexp(z) when the caller already has it.
+    """
+    if lse is None:
+        lse = torch.logsumexp(z, dim=-1)
+    if g_entropy is None:
+        grad = z.sub_(lse[:, None]).exp_().mul_(-g[:, None])  # −p·g, in place: still one buffer
+    else:
+        z.clamp_(min=torch.finfo(z.dtype).min)  # a −inf logit: p = 0 and a finite z − z̄, not 0·inf
+        p = (z - lse[:, None]).exp_()
+        mean_z = torch.bmm(p[:, None, :], z[:, :, None]).view(-1, 1)  # Σ_k p_k z_k without a [C, V] product
+        grad = z.sub_(mean_z).mul_(p).mul_(-g_entropy[:, None])  # −p (z − z̄) g_H
+        grad.sub_(p.mul_(g[:, None]))  # − p g
+    grad.scatter_add_(1, targets[:, None], g[:, None])  # + onehot(y) g
+    return grad
 
 
 def check_token_arguments(targets: Tensor, B: int, T: int, temperature: float, chunk_size: int | None,
@@ -306,3 +337,13 @@ def completion_mask(
         is_pad = (completion_ids == pad_token_id).int()
         mask &= is_pad.cumsum(dim=-1) == 0
     return mask
+
+
+def truncated_rows(completion_ids: Tensor, completion_mask: Tensor, eos_token_ids: Iterable[int]) -> Tensor:
+    """[N] bool: completions whose last real token is not an EOS, i.e. that hit the length limit
+    (or stopped for another reason) before ending; a completion without tokens is not truncated."""
+    mask = completion_mask.bool()
+    lengths = mask.sum(dim=-1)
+    last = completion_ids.gather(1, (lengths - 1).clamp(min=0)[:, None]).squeeze(1)
+    eos = torch.tensor(list(eos_token_ids), dtype=completion_ids.dtype, device=completion_ids.device)
+    return (lengths > 0) & ~torch.isin(last, eos)

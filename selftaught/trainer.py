@@ -41,14 +41,15 @@ from .console import TrainProgress, silence_library_bars
 from .distributed import Processes, check_launch
 from .errors import TrainingStopped, UserError
 from .importance import importance_weights, logprob_mismatch, weight_stats
-from .losses import policy_loss
+from .losses import OBJECTIVE_SETTINGS, EntropyBonus, entropy_threshold, high_entropy_mask, policy_loss
 from .metrics_log import MetricsWriter
 from .episodes import EpisodeSource
 from .methods import build_episodes
 from .models import load_model
 from .rewards import Scores
 from .rewards.user import RewardFunctionError
-from .rollout import Rollout, RolloutSampler, Sampler
+from .ops import truncated_rows
+from .rollout import Rollout, RolloutSampler, Sampler, eos_token_ids
 from .trackers import check_installed, start_trackers
 from .scoring import MicroBatch, completion_token_statistics, micro_batches, score_rollout
 
@@ -143,7 +144,8 @@ class Trainer:
 
         self.config = config
         self.output_dir = Path(config.output_dir)
-        self.accelerator = Accelerator(mixed_precision=_mixed_precision(config.bf16), cpu=_distributed_cpu())
+        self.accelerator = Accelerator(mixed_precision=_mixed_precision(config.bf16),
+                                       cpu=config.use_cpu or _distributed_cpu())
         check_launch(self.accelerator)
         _check_parallelism(self.accelerator)
         self.processes = Processes.from_accelerator(self.accelerator)
@@ -151,6 +153,9 @@ class Trainer:
 
         resume_from = self._checkpoint_to_resume() if resume else None
         model, self.tokenizer = self._load_policy(resume_from)
+        self.eos_ids = eos_token_ids(self.tokenizer, model)  # what ends a completion (mask_truncated_completions)
+        self.objective = {key: getattr(config, key) for key in OBJECTIVE_SETTINGS}  # policy_loss's settings
+        self.entropy_bonus = EntropyBonus.from_config(config)
 
         self.episodes = self._episode_source(episodes, rewards)
         self.episodes.set_processes(self.processes)
@@ -273,7 +278,6 @@ class Trainer:
         engine sampled the rollout (it reported its log-probs); (None, {}) for our own loop."""
         if rollout.sampler_logprobs is None:
             return None, {}
-        config = self.config
         old, reported, mask = scores.old_logprobs, rollout.sampler_logprobs, rollout.completion_mask
         mismatch = logprob_mismatch(old, reported, mask)
         if self.processes.world > 1:  # over every rank's tokens: token-weighted mean, max of maxes
@@ -281,19 +285,22 @@ class Trainer:
             total = max(sum(n for _, n in parts), 1.0)
             mismatch = {"mean": sum(m["mean"] * n for m, n in parts) / total, "max": max(m["max"] for m, _ in parts)}
         metrics = {"vllm/logprob_abs_diff/mean": mismatch["mean"], "vllm/logprob_abs_diff/max": mismatch["max"]}
-        weights = importance_weights(old, reported, mask, config.vllm_importance_sampling_correction,
-                                     config.vllm_importance_sampling_cap)
+        correction = self.config.importance_correction()
+        weights = importance_weights(old, reported, mask, correction)
         if weights is not None:
-            stats = weight_stats(weights, mask, config.vllm_importance_sampling_cap)
-            metrics.update({"vllm/is_weight/mean": stats["mean"], "vllm/is_weight/truncated_frac": stats["truncated_frac"]})
+            metrics.update({f"vllm/is_weight/{key}": value
+                            for key, value in weight_stats(weights, mask, correction).items()})
         return weights, metrics
 
     def _scheduler(self, optimizer):
-        from transformers import get_constant_schedule_with_warmup, get_cosine_schedule_with_warmup
+        from transformers import (get_constant_schedule_with_warmup, get_cosine_schedule_with_warmup,
+                                  get_linear_schedule_with_warmup)
 
         warmup = int(round(self.config.warmup_ratio * self.config.max_steps))
         if self.config.lr_scheduler_type == "cosine":
             return get_cosine_schedule_with_warmup(optimizer, warmup, self.config.max_steps)
+        if self.config.lr_scheduler_type == "linear":
+            return get_linear_schedule_with_warmup(optimizer, warmup, self.config.max_steps)
         return get_constant_schedule_with_warmup(optimizer, warmup)
 
     def _restore(self, path: Path) -> None:
@@ -307,6 +314,8 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.episodes.load_state_dict(state["episodes"])
         self.step, self.bad_steps = state["step"], state.get("bad_steps", 0)
+        if "entropy_bonus" in state:
+            self.entropy_bonus.load_state_dict(state["entropy_bonus"])
         checkpoint.set_rng_state(state.get("rng_per_rank", [state["rng"]])[self.processes.rank])
         self.accelerator.print(f"resumed from {path} at step {self.step}")
 
@@ -332,6 +341,7 @@ class Trainer:
         if self.accelerator.is_main_process:
             state = {"optimizer": optimizer, "scheduler": self.scheduler.state_dict(),
                      "episodes": self.episodes.state_dict(), "step": self.step, "bad_steps": self.bad_steps,
+                     "entropy_bonus": self.entropy_bonus.state_dict(),
                      "rng": rng[0], "rng_per_rank": rng, "num_processes": self.processes.world,
                      "config": self.config.model_dump()}
             path = checkpoint.save(self.output_dir / "checkpoints", self.step,
@@ -379,54 +389,69 @@ class Trainer:
                 weights: torch.Tensor | None = None) -> dict:
         """One optimizer step over this rank's rollout, in micro-batches (gradient accumulation).
 
-        Each micro-batch's loss is normalised by the token/row count of `whole` (the
-        step's batch over *all* processes), times the number of processes (DDP
-        averages the ranks' gradients), so the gradient does not depend on how the
-        batch is split over micro-batches or processes. `weights`: [N, T] importance
-        weights on the surrogate (vLLM sampled: `_sampler_correction`), or None.
+        Each micro-batch's loss is normalised by the token/row count of `whole` (the step's batch
+        over *all* processes; tokens as `_loss_mask` counts them), times the number of processes
+        (DDP averages the ranks' gradients), so the gradient does not depend on how the batch is
+        split over micro-batches or processes, except where TRL defines a mean per micro-batch
+        (bnpo, the entropy bonus, the top-entropy quantile; docs/reference.md §2.2). `weights`:
+        [N, T] importance weights on the policy term (vLLM sampled: `_sampler_correction`), or None.
         """
         from accelerate.utils import DistributedType
 
         config, device, world = self.config, self.accelerator.device, self.processes.world
         deepspeed = self.accelerator.distributed_type == DistributedType.DEEPSPEED
-        global_tokens = max(float(whole.completion_mask.sum()), 1.0)
-        totals = {"num_tokens": global_tokens / world, "num_rows": len(whole) / world}
+        global_tokens = max(float(self._loss_mask(whole).sum()), 1.0)
+        loss_mask = self._loss_mask(rollout)
         batches = micro_batches(len(rollout), config.per_device_train_batch_size)
         real = len(batches)
+        totals = {"num_tokens": global_tokens / world, "num_rows": len(whole) / world, "num_micro_batches": real}
         if self.is_fsdp2:  # each forward is a collective: all ranks run as many
             if not batches:
                 raise RuntimeError("a rank has no rows to train on; under FSDP2 it cannot join the update")
             batches += [batches[0]] * (fsdp2.padded_micro_batch_count(real, self.processes) - real)
-        loss_sum, stats_sum = 0.0, {}
+        top_entropy = config.top_entropy_quantile < 1.0
+        bonus = self.entropy_bonus.applied() if self.entropy_bonus.enabled else 0.0
+        need_entropy = top_entropy or self.entropy_bonus.enabled
+        behaviour = scores.old_logprobs if rollout.sampler_logprobs is None else rollout.sampler_logprobs
+        loss_sum, stats_sum, window = 0.0, {}, torch.zeros(2, dtype=torch.float64)  # window: Σ H·m, Σ m
         self.optimizer.zero_grad(set_to_none=True)
         for i, index in enumerate(batches):
             padding = i >= real  # a repeat whose loss counts zero times
             rows = MicroBatch.of(rollout, index, device)
+            mask = loss_mask[index].to(device)
             if deepspeed:  # its engine steps at every backward that accelerate marks as a boundary
                 self.accelerator.sync_gradients = i == len(batches) - 1
             sync = nullcontext() if i == len(batches) - 1 else self.accelerator.no_sync(self.model)
             with sync, self.accelerator.autocast():
-                logp, _ = completion_logprobs(self.model, *rows, temperature=config.temperature,
-                                              chunk_size=config.logits_chunk_size, fused=self.fused)
-                loss, stats = policy_loss(
-                    logp, scores.old_logprobs[index].to(device), advantages[index].to(device), rows.completion_mask,
-                    epsilon=config.epsilon, epsilon_high=config.epsilon_high, beta=config.beta,
+                stats = completion_token_statistics(self.model, *rows, temperature=config.temperature,
+                                                    chunk_size=config.logits_chunk_size, fused=self.fused,
+                                                    entropy=need_entropy)
+                entropy_mask = self._high_entropy_mask(stats.entropy, mask, padding) if top_entropy else None
+                loss, step_stats = policy_loss(
+                    stats.logprobs, scores.old_logprobs[index].to(device), advantages[index].to(device), mask,
+                    **self.objective,
                     ref_logprobs=None if scores.ref_logprobs is None else scores.ref_logprobs[index].to(device),
-                    loss_type=config.loss_type, max_completion_length=config.max_completion_length,
-                    importance_weights=None if weights is None else weights[index].to(device), **totals)
+                    importance_weights=None if weights is None else weights[index].to(device),
+                    behaviour_logprobs=behaviour[index].to(device), entropy=stats.entropy,
+                    entropy_mask=entropy_mask, entropy_coef=bonus, **totals)
                 if padding:
                     loss = loss * 0.0
                 self.accelerator.backward(loss)
             if padding:
                 continue
             loss_sum += loss.item()
-            weight = float(rows.completion_mask.sum()) / global_tokens  # token-weighted means of the stats
-            for key, value in stats.items():
+            weight = float(mask.sum()) / global_tokens  # token-weighted means of the stats
+            for key, value in step_stats.items():
                 stats_sum[key] = stats_sum.get(key, 0.0) + value * weight
+            if self.entropy_bonus.adaptive:
+                counted = mask.bool() if entropy_mask is None else mask.bool() & entropy_mask
+                window += torch.tensor([float(torch.where(counted, stats.entropy.detach(), 0.0).sum()),
+                                        float(counted.sum())], dtype=torch.float64)
         if world > 1:  # the step's loss and statistics over all ranks (every rank decides alike below)
-            parts = self.processes.gather((loss_sum, stats_sum))
-            loss_sum = sum(loss for loss, _ in parts) / world
-            stats_sum = {key: sum(stats[key] for _, stats in parts) for key in stats_sum}
+            parts = self.processes.gather((loss_sum, stats_sum, window))
+            loss_sum = sum(loss for loss, _, _ in parts) / world
+            stats_sum = {key: sum(stats[key] for _, stats, _ in parts) for key in stats_sum}
+            window = sum(w for _, _, w in parts)
         # DeepSpeed has already clipped (its `gradient_clipping`) and stepped; it reports the norm.
         norm = self.accelerator.clip_grad_norm_(self.model.parameters(), config.max_grad_norm)
         grad_norm = float("nan") if norm is None else float(norm)
@@ -438,7 +463,21 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             self.bad_steps += 1
         self.scheduler.step()
+        if self.entropy_bonus.adaptive:  # Skywork-OR1: steer c by this step's entropy, for the next step
+            self.entropy_bonus.update(float(window[0] / window[1].clamp(min=1.0)))
+        if self.entropy_bonus.enabled:
+            stats_sum["entropy_coef"] = self.entropy_bonus.coef
         return {"loss": loss_sum, "grad_norm": grad_norm, "skipped": not finite, **stats_sum}
+
+    def _high_entropy_mask(self, entropy: torch.Tensor, mask: torch.Tensor, padding: bool) -> torch.Tensor:
+        """The top-`top_entropy_quantile` tokens by entropy, the threshold taken over this micro-batch
+        of every rank (TRL's choice); an FSDP2 padding repeat adds no tokens to the pool."""
+        local = entropy.detach()[mask.bool()].float().cpu() if not padding else torch.zeros(0)
+        pooled = torch.cat(self.processes.gather(local)) if self.processes.world > 1 else local
+        if pooled.numel() == 0:
+            return torch.zeros_like(mask, dtype=torch.bool)
+        threshold = entropy_threshold(pooled, self.config.top_entropy_quantile).to(entropy.device)
+        return high_entropy_mask(entropy.detach(), mask, threshold)
 
     # -------------------------------------------------------------------- loop
 
@@ -508,6 +547,14 @@ class Trainer:
                                       f"(step {self.step}); lower learning_rate or check the data")
         return rows
 
+    def _loss_mask(self, rollout: Rollout) -> torch.Tensor:
+        """[N, T] bool: the completion tokens the loss counts; with `mask_truncated_completions`, the rows
+        that did not end with an EOS are left out (DAPO), though their rewards counted in their group."""
+        mask = rollout.completion_mask.bool()
+        if self.config.mask_truncated_completions:
+            mask = mask & ~truncated_rows(rollout.completion_ids, mask, self.eos_ids)[:, None]
+        return mask
+
     def _rollout_metrics(self, rollout, self_certainty, rewards, advantages) -> dict:
         mask = rollout.completion_mask
         lengths = mask.sum(-1).float()
@@ -516,8 +563,8 @@ class Trainer:
             "reward/mean": float(total.mean()), "reward/std": float(total.std()) if len(total) > 1 else 0.0,
             "self_certainty/mean": float(self_certainty.mean()),
             "completion_length/mean": float(lengths.mean()), "completion_length/max": float(lengths.max()),
-            "completion_truncated/frac": float((mask[:, -1] & (lengths == mask.shape[1])).float().mean())
-            if mask.shape[1] == self.config.max_completion_length else 0.0,
+            "completion_truncated/frac": float(truncated_rows(rollout.completion_ids, mask, self.eos_ids)
+                                               .float().mean()),
             "advantage/abs_mean": float(advantages.abs().mean()),
         }
         for name, values in rewards.items():

@@ -26,6 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from conftest import azr_overrides, tiny_overrides  # noqa: E402
+from fixed_rollout import record_optimizer_steps  # noqa: E402
 
 from selftaught.config import build_config  # noqa: E402
 from selftaught.rollout import Rollout, RolloutSampler, rollout_from_token_rows  # noqa: E402
@@ -44,6 +45,12 @@ SCENARIOS = {
     "dr_grpo": {"loss_type": "dr_grpo", "beta": 0.01, "scale_rewards": "batch"},
     "lora": {"loss_type": "token_mean", "beta": 0.01, "scale_rewards": "group",
              "lora": {"r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"]}},
+    # TRL's knobs that do not depend on the split: GSPO with two-sided clipping, truncated rows out of
+    # the loss, the bias-corrected KL, and the top-entropy mask, whose quantile is taken over one
+    # micro-batch of every rank (TRL's choice): with one micro-batch per step that is the whole batch.
+    "trl_knobs": {"loss_type": "dapo", "importance_sampling_level": "sequence", "delta": 1.5, "beta": 0.01,
+                  "use_bias_correction_kl": True, "mask_truncated_completions": True, "top_entropy_quantile": 0.5,
+                  "gradient_accumulation_steps": 1},
 }
 
 
@@ -74,26 +81,19 @@ def equivalence_step(output_dir, scenario: str, processes: int) -> dict | None:
 
     Returns (on rank 0) the all-reduced gradient and the parameters after the step.
     """
-    raw = tiny_overrides(output_dir, max_steps=1, num_generations=2, gradient_accumulation_steps=ACCUMULATION,
-                         per_device_train_batch_size=GLOBAL_COMPLETIONS // processes // ACCUMULATION,
-                         max_completion_length=12, learning_rate=1e-3, adam_epsilon=ADAM_EPSILON,
-                         **SCENARIOS[scenario])
+    settings = {"gradient_accumulation_steps": ACCUMULATION, **SCENARIOS[scenario]}
+    raw = tiny_overrides(output_dir, max_steps=1, num_generations=2, max_completion_length=12, learning_rate=1e-3,
+                         per_device_train_batch_size=GLOBAL_COMPLETIONS // processes
+                         // settings["gradient_accumulation_steps"], adam_epsilon=ADAM_EPSILON, **settings)
     trainer = Trainer(build_config(raw), sampler=lambda t: CannedSampler(t.tokenizer, t.config.max_prompt_length,
                                                                          t.config.max_completion_length))
     assert trainer.processes.world == processes, (trainer.processes, processes)
     model = trainer.accelerator.unwrap_model(trainer.model)
-    grads = {}
-    step = trainer.optimizer.step
-
-    def record_then_step(*args, **kwargs):
-        grads.update({n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None})
-        return step(*args, **kwargs)
-
-    trainer.optimizer.step = record_then_step
+    seen = record_optimizer_steps(trainer)
     row = trainer.train()[0]
     if not trainer.accelerator.is_main_process:
         return None
-    return {"grads": grads, "params": {n: p.detach().clone() for n, p in model.named_parameters()},
+    return {"grads": seen[0][0], "params": {n: p.detach().clone() for n, p in model.named_parameters()},
             "loss": row["loss"], "reward/mean": row["reward/mean"], "kl/mean": row.get("kl/mean")}
 
 

@@ -1,5 +1,6 @@
 """selftaught.advantages against loops over Python lists (statistics.stdev is the unbiased std)."""
 
+import math
 import statistics
 
 import pytest
@@ -135,3 +136,99 @@ def test_combine_advantages_errors():
         combine_advantages({}, {}, group_size=2)
     with pytest.raises(ValueError, match="multiple"):
         combine_advantages({"a": torch.zeros(5)}, {"a": 1.0}, group_size=2)
+
+
+# ----------------------------------------------------------- several sources: multi_objective_aggregation
+
+
+def _stats(values):
+    """(mean, unbiased std) of a list of floats; std None below two values."""
+    mean = sum(values) / len(values)
+    std = statistics.stdev(values) if len(values) > 1 else None
+    return mean, std
+
+
+def ref_multi_objective(rewards: dict, weights: dict, G: int, scale: str, eps: float, aggregation: str):
+    """The three aggregations by loops over rows, groups and sources (NaN = no reward)."""
+    trained = {s: w for s, w in weights.items() if w != 0}
+    n = len(next(iter(rewards.values())))
+    rows = [{s: float(rewards[s][i]) for s in trained} for i in range(n)]
+    scored = [any(not math.isnan(v) for v in row.values()) for row in rows]
+
+    def normalise(values, valid, scale_by):  # one group's (or the batch's) centred, scaled values
+        kept = [v for v, ok in zip(values, valid) if ok]
+        if len(kept) < 2:
+            return [0.0] * len(values)
+        mean, std = _stats(kept)
+        div = {"group": std + eps, "none": 1.0}.get(scale_by, scale_by)
+        return [(v - mean) / div if ok else 0.0 for v, ok in zip(values, valid)]
+
+    if aggregation == "per_source":
+        out = [0.0] * n
+        all_values = {s: [row[s] for row in rows] for s in trained}
+        for s, w in trained.items():
+            values = all_values[s]
+            batch_std = _stats([v for v in values if not math.isnan(v)])[1]
+            for g in range(0, n, G):
+                group = values[g:g + G]
+                scale_by = batch_std + eps if scale == "batch" else scale
+                for k, a in enumerate(normalise(group, [not math.isnan(v) for v in group], scale_by)):
+                    out[g + k] += w * a
+        return out
+    if aggregation == "sum_then_normalize":
+        total = [sum(w * row[s] for s, w in trained.items() if not math.isnan(row[s])) for row in rows]
+        batch_std = _stats([t for t, ok in zip(total, scored) if ok])[1]
+        out = []
+        for g in range(0, n, G):
+            scale_by = batch_std + eps if scale == "batch" else scale
+            out += normalise(total[g:g + G], scored[g:g + G], scale_by)
+        return out
+    z = {}  # normalize_then_sum: z-score each source in its group, sum, then over the batch
+    for s in trained:
+        z[s] = []
+        for g in range(0, n, G):
+            group = [row[s] for row in rows[g:g + G]]
+            valid = [not math.isnan(v) for v in group]
+            kept = [v for v, ok in zip(group, valid) if ok]
+            if len(kept) < 2:
+                z[s] += [0.0] * len(group)
+                continue
+            mean, std = _stats(kept)
+            z[s] += [(v - mean) / (std + eps) if ok else 0.0 for v, ok in zip(group, valid)]
+    total = [sum(w * z[s][i] for s, w in trained.items()) for i in range(n)]
+    return normalise(total, scored, "group")
+
+
+@pytest.mark.parametrize("aggregation", ["per_source", "sum_then_normalize", "normalize_then_sum"])
+@pytest.mark.parametrize("scale", ["group", "batch", "none"])
+def test_multi_objective_aggregation_matches_loops(aggregation, scale):
+    if aggregation == "normalize_then_sum" and scale != "group":
+        return  # the config refuses it (scale_rewards would be ignored)
+    G = 4
+    g = torch.Generator().manual_seed(11)
+    rewards = {"a": torch.randn(4 * G, generator=g, dtype=torch.float64),
+               "b": (torch.rand(4 * G, generator=g) > 0.5).double() * 3,
+               "logged": torch.randn(4 * G, generator=g, dtype=torch.float64)}
+    rewards["a"][1] = float("nan")  # one row without reward a
+    rewards["a"][8:12] = float("nan")  # a group without reward a at all
+    rewards["b"][9] = float("nan")  # ... and a row there without either: no reward, A = 0
+    rewards["b"][4:8] = 1.0  # a group where b agrees
+    weights = {"a": 1.0, "b": 0.5, "logged": 0.0}
+    got = combine_advantages(rewards, weights, G, scale, 1e-4, aggregation)
+    want = torch.tensor(ref_multi_objective(rewards, weights, G, scale, 1e-4, aggregation), dtype=torch.float64)
+    torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=1e-6)
+    assert got[9] == 0
+    with pytest.raises(ValueError, match="multi_objective_aggregation"):
+        combine_advantages(rewards, weights, G, scale, 1e-4, "gdpo")
+
+
+def test_aggregations_differ_where_they_should():
+    """One source: per_source keeps its weight (w · z); sum_then_normalize z-scores w · r, where the weight
+    cancels (up to ε); normalize_then_sum adds the batch normalisation (mean 0, std 1)."""
+    g = torch.Generator().manual_seed(12)
+    one = {"a": torch.randn(12, generator=g)}
+    per_source = combine_advantages(one, {"a": 2.0}, 4, "group", 1e-4, "per_source")
+    summed = combine_advantages(one, {"a": 2.0}, 4, "group", 1e-4, "sum_then_normalize")
+    gdpo = combine_advantages(one, {"a": 2.0}, 4, "group", 1e-4, "normalize_then_sum")
+    torch.testing.assert_close(per_source, 2.0 * summed, rtol=1e-3, atol=1e-4)
+    assert abs(float(gdpo.std()) - 1.0) < 1e-3 and abs(float(gdpo.mean())) < 1e-6

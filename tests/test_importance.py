@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from selftaught.importance import importance_weights, logprob_mismatch, weight_stats
+from selftaught.variants import MODES, resolve_correction
 from selftaught.losses import k3_kl, policy_loss
 from selftaught.rollout import Rollout
 
@@ -26,7 +27,11 @@ def _case(seed=0, N=4, T=6):
     return old, sampled, mask
 
 
-def _reference_weights(old, sampled, mask, mode, cap):
+def _reference_weights(old, sampled, mask, mode, clip_max, clip_min=None):
+    """TRL's four modes by hand; selftaught's `token`/`sequence` are the truncate modes."""
+    mode = {"token": "token_truncate", "sequence": "sequence_truncate"}.get(mode, mode)
+    low = -math.inf if clip_min is None else clip_min
+    high = math.inf if clip_max is None else clip_max
     N, T = old.shape
     out = torch.ones(N, T)
     for i in range(N):
@@ -34,8 +39,11 @@ def _reference_weights(old, sampled, mask, mode, cap):
         for t in range(T):
             if not mask[i, t]:
                 continue
-            delta = total if mode == "sequence" else float(old[i, t] - sampled[i, t])
-            out[i, t] = min(math.exp(delta), cap)
+            ratio = math.exp(total if mode.startswith("sequence") else float(old[i, t] - sampled[i, t]))
+            if mode.endswith("truncate"):
+                out[i, t] = min(max(ratio, low), high)
+            else:
+                out[i, t] = 0.0 if (ratio < low or ratio > high) else ratio
     return out
 
 
@@ -46,10 +54,38 @@ def test_truncated_weights_match_explicit_loops(mode, cap):
     weights = importance_weights(old, sampled, mask, mode, cap)
     torch.testing.assert_close(weights, _reference_weights(old, sampled, mask, mode, cap), rtol=1e-5, atol=1e-6)
     assert torch.isfinite(weights).all() and float(weights.max()) <= cap
-    stats = weight_stats(weights, mask, cap)
+    stats = weight_stats(weights, mask, resolve_correction(mode, None, None, None, cap))
     real = [float(weights[i, t]) for i in range(4) for t in range(6) if mask[i, t]]
     assert stats["mean"] == pytest.approx(sum(real) / len(real), rel=1e-5)
     assert stats["truncated_frac"] == pytest.approx(sum(w >= cap for w in real) / len(real))
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("clip_min,clip_max", [(None, 3.0), (0.5, 3.0), (0.5, None), (0.8, 1.25)])
+def test_trl_modes_match_explicit_loops(mode, clip_min, clip_max):
+    old, sampled, mask = _case(seed=3)
+    if mode.endswith("truncate") and clip_max is None and clip_min is None:
+        return
+    correction = resolve_correction(True, mode, clip_min, math.inf if clip_max is None else clip_max, 2.0)
+    weights = importance_weights(old, sampled, mask, correction)
+    want = _reference_weights(old, sampled, mask, mode, clip_max, clip_min)
+    torch.testing.assert_close(weights, want, rtol=1e-5, atol=1e-6)
+    real = [float(want[i, t]) for i in range(4) for t in range(6) if mask[i, t]]
+    stats = weight_stats(weights, mask, correction)
+    assert stats["mean"] == pytest.approx(sum(real) / len(real), rel=1e-5)
+    key = "masked_frac" if mode.endswith("mask") else "truncated_frac"
+    if mode.endswith("mask"):
+        assert stats[key] == pytest.approx(sum(w == 0 for w in real) / len(real))
+    if (clip_min, clip_max) == (0.8, 1.25):  # the bounds change tokens (per token: some, not all)
+        assert stats[key] > 0 and (mode.startswith("sequence") or stats[key] < 1)
+
+
+def test_unscored_tokens_weigh_one():
+    old, sampled, mask = _case()
+    sampled[0, 2] = float("nan")  # vLLM could not score it: no evidence, weight 1, no NaN anywhere
+    weights = importance_weights(old, sampled, mask, "token", 2.0)
+    assert weights[0, 2] == 1.0 and torch.isfinite(weights).all()
+    assert math.isfinite(logprob_mismatch(old, sampled, mask)["mean"])
 
 
 def test_no_correction_and_bad_mode():

@@ -43,8 +43,12 @@ def _get(raw: dict, dotted: str):
     return node
 
 
+LOSS_RECIPES = ("gspo", "dapo")
+"""The tiny-math recipes of TRL's GRPO variants (README "GSPO and DAPO"), not part of the demo."""
+
+
 def test_the_tiny_recipes_exist():
-    assert {p.name for p in TINY} == {f"{m}_tiny.yaml" for m in (*demo.METHODS, "azr")}
+    assert {p.name for p in TINY} == {f"{m}_tiny.yaml" for m in (*demo.METHODS, "azr", *LOSS_RECIPES)}
     assert (CONFIGS / demo.PROGRAMS.additions_recipe).is_file()
     assert {p.name for p in TINY_RAMBLE} == {"tiny_ramble_base.yaml",
                                              *(f"{m}_tiny_ramble.yaml" for m in ("intuitor", "grpo", "random"))}
