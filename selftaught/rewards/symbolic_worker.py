@@ -10,13 +10,19 @@ small server process and waits with a bound.
                                   └─ fork ─► checker (runs one comparison at a time)
 
 The server forwards each comparison to its checker and lets it use at most
-`deadline_s` of CPU time (and WALL_CAP_S of wall time, for a starved machine);
-past either it SIGKILLs the checker and forks a fresh one from its
-already-imported state (milliseconds, not the second a cold import takes), and
-answers "timed out". The client waits WALL_CAP_S + _GRACE_S for the server;
-a server that misses that (or dies) is killed and restarted on the next call.
-Every wait is bounded, from any thread: at most one comparison runs at a time
-(a lock), so a caller waits at most its queue position × the bound.
+`deadline_s` of CPU time and a wall-clock deadline (the caller's, e.g. what is
+left of a step's budget, else WALL_CAP_S, for a starved machine); past either it
+SIGKILLs the checker and forks a fresh one from its already-imported state (a few
+milliseconds, not the second a cold import takes), and answers "timed out". The
+client waits for the wall deadline + _GRACE_S; a server that misses that (or
+dies) is killed and restarted on the next call. Every wait is bounded, from any
+thread: at most one comparison runs at a time (a lock), so a caller waits at
+most its queue position × the bound.
+
+The server and its checkers ignore SIGINT and SIGTERM: a scheduler that signals
+every process of a job (SLURM's preemption) must not take them away while the
+trainer finishes its step. They end when the trainer closes the pipe (it exits,
+or dies).
 
 This file is also the server's script: it is started as
 ``python symbolic_worker.py`` so the server imports math-verify only (not
@@ -105,8 +111,11 @@ def _compare(predicted: str, gold: str) -> bool:
     return bool(verify(gold_parsed, pred_parsed, timeout_seconds=None))
 
 
+# Every checker is forked from this warmed state: what a kind of comparison imports or caches on
+# first use (a factorisation: ~0.2 s) is paid once here, not again after every replaced checker.
 _WARM_UP = [("1", "1"), ("x = 3", "3"), (r"\frac{\sqrt{8}}{4}", r"\frac{\sqrt2}{2}"), ("2x+1", "1+2x"),
-            (r"\{1,2\}", r"\{2,1\}"), (r"(1, 2]", r"(1,2]"), (r"\text{(B)}", "B"), (r"\pi/2", r"\frac{\pi}{2}")]
+            (r"\{1,2\}", r"\{2,1\}"), (r"(1, 2]", r"(1,2]"), (r"\text{(B)}", "B"), (r"\pi/2", r"\frac{\pi}{2}"),
+            (r"x^{2}-1", "(x-1)(x+1)"), (r"\sqrt{2}", "2"), (r"\sin^{2}(x)+\cos^{2}(x)", "1"), ("0.5", r"\frac{1}{2}")]
 
 
 def _checker_loop(jobs: int, verdicts: int) -> None:
@@ -149,23 +158,27 @@ class _Checker:
         except (OSError, IndexError, ValueError):
             return 0.0  # no /proc: the wall cap alone bounds it
 
-    def ask(self, predicted: str, gold: str, deadline_s: float):
-        """True/False, or None when it used `deadline_s` of CPU, WALL_CAP_S of wall time, or died.
+    def ask(self, predicted: str, gold: str, deadline_s: float, wall_s: float | None = None):
+        """True/False, or None when it used `deadline_s` of CPU, `wall_s` (default WALL_CAP_S) of
+        wall time, or died.
 
-        CPU time, not wall time, is the deadline: on a machine whose CPUs are taken
-        by other work an ordinary comparison may wait seconds for a CPU, while an
-        explosive one burns its second of CPU and is killed."""
+        CPU time is the deadline of a comparison on its own: on a machine whose CPUs are
+        taken by other work an ordinary comparison may wait seconds for a CPU, while an
+        explosive one burns its second of CPU and is killed. A caller with a budget of
+        wall time (a step's) passes what is left of it as `wall_s`."""
         try:
             _write_message(self.jobs, {"p": predicted, "g": gold})
         except OSError:
             return None
         cpu_limit = self.cpu_seconds() + deadline_s
-        wall_limit = time.monotonic() + max(WALL_CAP_S, deadline_s)
+        wall_limit = time.monotonic() + (max(WALL_CAP_S, deadline_s) if wall_s is None else wall_s)
         while True:
-            step = min(0.05, wall_limit - time.monotonic())
-            if step <= 0 or self.cpu_seconds() > cpu_limit:
+            cpu_left = cpu_limit - self.cpu_seconds()
+            wall_left = wall_limit - time.monotonic()
+            if cpu_left <= 0 or wall_left <= 0:
                 return None
-            if select.select([self.verdicts], [], [], step)[0]:
+            # One process cannot use CPU faster than the clock runs: no need to look before cpu_left.
+            if select.select([self.verdicts], [], [], min(wall_left, max(cpu_left, 0.002)))[0]:
                 verdict = _read_message(self.verdicts, wall_limit)
                 return None if verdict == NO_REPLY else verdict
 
@@ -181,6 +194,8 @@ class _Checker:
 
 def _serve(requests: int, replies: int) -> None:
     logging.disable(logging.CRITICAL)  # math-verify logs whole answers on every timeout
+    for job_wide in (signal.SIGINT, signal.SIGTERM):  # the trainer ends us (see the module docstring)
+        signal.signal(job_wide, signal.SIG_IGN)
     import math_verify  # noqa: F401 - imported once here, inherited by every checker
 
     for pair in _WARM_UP:  # import and warm what comparisons use, once, before the first fork
@@ -192,7 +207,7 @@ def _serve(requests: int, replies: int) -> None:
         if request == NO_REPLY:  # the trainer closed the pipe or died
             checker.kill()
             return
-        verdict = checker.ask(request["p"], request["g"], request["t"])
+        verdict = checker.ask(request["p"], request["g"], request["t"], request.get("w"))
         if verdict is None:
             checker.kill()
             checker = _Checker()
@@ -228,9 +243,16 @@ class SymbolicVerifier:
             start_new_session=True, close_fds=True)
         self._ready = False
 
-    def verify(self, predicted: str, gold: str) -> bool | None:
+    def verify(self, predicted: str, gold: str, wall_s: float | None = None) -> bool | None:
         """math-verify's verdict, or None when it did not come within the deadline."""
+        return self.check(predicted, gold, wall_s)[0]
+
+    def check(self, predicted: str, gold: str, wall_s: float | None = None) -> tuple[bool | None, float]:
+        """(`verify`'s verdict, the comparison's wall time in seconds). `wall_s`: a wall-clock
+        deadline for this comparison (default WALL_CAP_S). The time counts from the request to
+        the reply: not the wait for another thread's comparison, nor the server's cold start."""
         with self._lock:
+            started = time.monotonic()
             try:
                 self._start_locked()
                 server = self._server
@@ -241,19 +263,21 @@ class SymbolicVerifier:
                             self._warned = True
                             logger.warning("the math-verify worker process did not start; symbolic answers "
                                            "count as timed out (is math-verify installed for %s?)", sys.executable)
-                        return None
+                        return None, 0.0
                     self._ready = True
-                _write_message(server.stdin.fileno(), {"p": predicted, "g": gold, "t": self.deadline_s})
-                verdict = _read_message(server.stdout.fileno(),
-                                        time.monotonic() + max(WALL_CAP_S, self.deadline_s) + _GRACE_S)
+                wall = max(WALL_CAP_S, self.deadline_s) if wall_s is None else wall_s
+                started = time.monotonic()
+                _write_message(server.stdin.fileno(), {"p": predicted, "g": gold, "t": self.deadline_s, "w": wall})
+                verdict = _read_message(server.stdout.fileno(), time.monotonic() + wall + _GRACE_S)
             except (OSError, ValueError):
                 verdict = NO_REPLY
+            seconds = time.monotonic() - started
             if verdict is None:  # the server's checker timed out and was replaced: the server is fine
-                return None
+                return None, seconds
             if not isinstance(verdict, bool):  # no reply in time, or a garbled one: the server may answer
                 self._stop_locked()            # late, into the next comparison, so it is replaced
-                return None
-            return verdict
+                return None, seconds
+            return verdict, seconds
 
     def close(self) -> None:
         with self._lock:
