@@ -39,10 +39,11 @@ from . import checkpoint, fsdp2
 from .config import TrainConfig
 from .console import TrainProgress, silence_library_bars
 from .distributed import Processes, check_launch
-from .errors import TrainingStopped, UserError
+from .errors import Preempted, TrainingStopped, UserError
 from .importance import importance_weights, logprob_mismatch, weight_stats
 from .losses import policy_loss
 from .metrics_log import MetricsWriter
+from .preemption import StopOnSignal, exit_code
 from .episodes import EpisodeSource
 from .methods import build_episodes
 from .models import load_model
@@ -539,28 +540,38 @@ class Trainer:
         self.metrics.log_completions(row["step"], samples)
 
     def train(self) -> list[dict]:
-        """Train to `max_steps`, checkpointing every `save_steps` and at the end."""
+        """Train to `max_steps`, checkpointing every `save_steps` and at the end.
+
+        SIGTERM / SIGINT (`selftaught.preemption`): the step in progress finishes, a checkpoint
+        is written, everything is closed, and `Preempted` is raised; a second signal ends the
+        process at once."""
         history: list[dict] = []
         progress = TrainProgress(self.config.max_steps, self.step, enabled=self.accelerator.is_main_process,
                                  bar=self.config.progress_bar, log_every=self.config.log_every)
-        last_saved = self.step
-        try:
-            if self.metrics is not None:
-                self.metrics.start()  # trackers first: one that cannot start stops the run before step 1
-            while self.step < self.config.max_steps:
-                for row in self.train_step():
-                    history.append(row)
-                    progress.update(row)
-                # Checkpoints fall on rollout boundaries (a mid-rollout state would need the rollout too).
-                if self.step - last_saved >= self.config.save_steps or self.step >= self.config.max_steps:
-                    self.save_checkpoint()
-                    last_saved = self.step
-        finally:
-            progress.close()
-            if self.metrics is not None:
-                self.metrics.close()
-            try:  # e.g. AZR's sandbox processes, vLLM's engine and config dir
-                self.episodes.close()
+        last_saved, saved_path = self.step, None
+        with StopOnSignal(announce=self.accelerator.is_main_process) as stop:
+            try:
+                if self.metrics is not None:
+                    self.metrics.start()  # trackers first: one that cannot start stops the run before step 1
+                while self.step < self.config.max_steps:
+                    for row in self.train_step():
+                        history.append(row)
+                        progress.update(row)
+                    signum = stop.agreed(self.processes)
+                    # Checkpoints fall on rollout boundaries (a mid-rollout state would need the rollout too).
+                    due = self.step - last_saved >= self.config.save_steps or self.step >= self.config.max_steps
+                    if due or (signum is not None and self.step != last_saved):
+                        saved_path = self.save_checkpoint()
+                        last_saved = self.step
+                    if signum is not None and self.step < self.config.max_steps:
+                        raise Preempted(signum, self.step, saved_path or checkpoint.latest(self.output_dir / "checkpoints"),
+                                        exit_code(signum), self.accelerator.is_main_process)
             finally:
-                self.sampler.close()
+                progress.close()
+                if self.metrics is not None:
+                    self.metrics.close()
+                try:  # e.g. AZR's sandbox processes, vLLM's engine and config dir
+                    self.episodes.close()
+                finally:
+                    self.sampler.close()
         return history
