@@ -52,6 +52,7 @@ from .rewards.user import RewardFunctionError
 from .rollout import Rollout, RolloutSampler, Sampler
 from .trackers import check_installed, start_trackers
 from .scoring import MicroBatch, completion_token_statistics, micro_batches, score_rollout
+from .storage import disk_writes
 
 
 def completion_logprobs(model, prompt_ids, prompt_mask, completion_ids, completion_mask, *,
@@ -323,23 +324,32 @@ class Trainer:
         return self.accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)
 
     def save_checkpoint(self) -> Path | None:
-        """Rank 0 writes `checkpoints/step-N` (every rank's RNG streams inside); the others wait."""
+        """Rank 0 writes `checkpoints/step-N` (every rank's RNG streams inside); the others wait.
+
+        A write the disk refuses is a UserError on every rank (rank 0's line), not a rank 0 that
+        stops while the others wait for it."""
         self.accelerator.wait_for_everyone()
         rng = self.processes.gather(checkpoint.rng_state())
         # FSDP / ZeRO-3 shard the weights: gathering them is collective (every rank calls it).
         weights = self.accelerator.get_state_dict(self.model) if self._state_dict_is_collective() else None
         optimizer = fsdp2.optimizer_state(self.model, self.optimizer)  # FSDP2: gathered (collective)
-        path = None
+        path, failure = None, None
         if self.accelerator.is_main_process:
             state = {"optimizer": optimizer, "scheduler": self.scheduler.state_dict(),
                      "episodes": self.episodes.state_dict(), "step": self.step, "bad_steps": self.bad_steps,
                      "rng": rng[0], "rng_per_rank": rng, "num_processes": self.processes.world,
                      "config": self.config.model_dump()}
-            path = checkpoint.save(self.output_dir / "checkpoints", self.step,
-                                   self.accelerator.unwrap_model(self.model), self.tokenizer, state,
-                                   keep=self.config.save_total_limit, state_dict=weights)
-            self.episodes.export(self.output_dir, self.step)  # e.g. AZR writes its task buffers as JSONL
-        self.accelerator.wait_for_everyone()
+            try:
+                path = checkpoint.save(self.output_dir / "checkpoints", self.step,
+                                       self.accelerator.unwrap_model(self.model), self.tokenizer, state,
+                                       keep=self.config.save_total_limit, state_dict=weights)
+                with disk_writes("files of", self.output_dir):  # e.g. AZR writes its task buffers as JSONL
+                    self.episodes.export(self.output_dir, self.step)
+            except UserError as error:
+                failure = str(error)
+        failure = self.processes.gather(failure)[0]  # also the barrier: every rank waits for rank 0's write
+        if failure is not None:
+            raise UserError(failure)
         return path
 
     # ----------------------------------------------------------------- scoring
