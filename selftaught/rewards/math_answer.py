@@ -9,16 +9,20 @@ that refuses answers whose evaluation would explode (`explosive`, `magnitude`).
 
 A training step checks many answers, so its checks are bounded as a whole
 (`answer_check_budget`, opened by every reward call and by the episode source
-around a step's rewards): a symbolic comparison that takes longer than ORDINARY_S
-is not ordinary, and all of its time is charged to the step's STEP_BUDGET_S; each
-comparison's wall-clock deadline is what is left of it, and once it is spent the
-step's remaining symbolic comparisons are not run (over budget: wrong, counted,
-logged). Whatever the model writes, checking a step's answers then takes at most
-its ordinary comparisons' time + STEP_BUDGET_S (+ one kill of the worker's
-checker, a few milliseconds). Why a budget and not parallel comparisons: the
-stall is CPU work, which more processes on the same cores do not shorten; and the
-pre-check makes the common explosive class (huge numbers, huge expansions) cost
-microseconds, so the budget is rarely touched by it.
+around a step's rewards): a symbolic comparison that takes more than ORDINARY_S
+of CPU is not ordinary, and all of its CPU time is charged to the step's
+STEP_BUDGET_S; each comparison's CPU deadline is what is left of it, and once it
+is spent the step's remaining symbolic comparisons are not run (over budget:
+wrong, counted, logged). Whatever the model writes, checking a step's answers
+then costs at most its ordinary comparisons + STEP_BUDGET_S of the worker's CPU
+(+ one kill of its checker, a few milliseconds): on a machine with a CPU to
+spare, that much wall time. CPU time, not wall time, because on a machine shared
+with other work an ordinary comparison may wait seconds for a CPU: charged by
+the clock, those would spend the budget and be refused. (A comparison starved
+until the worker's wall cap spends the whole budget: the step stalls at most once.) Why a budget and not
+parallel comparisons: the stall is CPU work, which more processes on the same
+cores do not shorten; and the pre-check makes the common explosive class (huge
+numbers, huge expansions) cost microseconds, so the budget is rarely touched by it.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import logging
 import math
 import re
 import threading
+import time
 from contextlib import contextmanager
 from contextvars import ContextVar
 from fractions import Fraction
@@ -36,7 +41,7 @@ from functools import lru_cache
 
 from .explosive import MAX_ANSWER_CHARS, refusal_reason
 from .magnitude import weight
-from .symbolic_worker import SymbolicVerifier
+from .symbolic_worker import WALL_CAP_S, SymbolicVerifier
 
 logger = logging.getLogger(__name__)
 
@@ -130,9 +135,9 @@ atexit.register(_verifier.close)
 _unverified = {"refused": 0, "timed_out": 0, "over_budget": 0}
 _unverified_lock = threading.Lock()
 
-ORDINARY_S = 0.25  # an ordinary symbolic comparison takes 1–10 ms warm, ~0.2 s for a kind seen first
-STEP_BUDGET_S = 0.9  # wall time a step's slower comparisons may add, all together: of the 1 s a step may
-# add (issue 24), the rest is for the pre-check of every answer and the kill of the last checker
+ORDINARY_S = 0.25  # CPU s: an ordinary symbolic comparison takes 1–10 ms warm, ~0.2 s for a kind seen first
+STEP_BUDGET_S = 0.9  # CPU s a step's slower comparisons may add, all together: of the 1 s a step may add
+# (issue 24), the rest is for the pre-check of every answer and the kill of the last checker
 
 
 class Verdict(enum.Enum):
@@ -147,7 +152,7 @@ UNVERIFIED = (Verdict.REFUSED, Verdict.TIMED_OUT, Verdict.OVER_BUDGET)
 
 
 class AnswerCheckBudget:
-    """The wall time one step's slow symbolic comparisons may take together, and the verdicts
+    """The CPU time one step's slow symbolic comparisons may take together, and the verdicts
     the step has already reached (the vote rewards compare the same answers again)."""
 
     def __init__(self, seconds: float = STEP_BUDGET_S):
@@ -156,12 +161,12 @@ class AnswerCheckBudget:
         self._lock = threading.Lock()
 
     def deadline(self) -> float | None:
-        """The wall-clock deadline of the next comparison, or None once the budget is spent."""
+        """The CPU deadline of the next comparison, or None once the budget is spent."""
         with self._lock:
             return self.left if self.left > 0 else None
 
     def charge(self, seconds: float, finished: bool) -> None:
-        """A comparison that missed its deadline or took longer than ORDINARY_S costs all its time."""
+        """A comparison that missed its deadline or took more than ORDINARY_S costs all its CPU time."""
         if not finished or seconds > ORDINARY_S:
             with self._lock:
                 self.left -= seconds
@@ -215,8 +220,8 @@ def check_answer(predicted: str | None, gold: str) -> Verdict:
 
     Bounded time from any thread: the pre-check (`explosive.refusal_reason`) is
     linear in the answer, and math-verify runs in a worker process that is
-    killed after `symbolic_worker.DEFAULT_DEADLINE_S` of CPU time, or at the wall-clock
-    deadline of the open `answer_check_budget` (WALL_CAP_S without one).
+    killed after `symbolic_worker.DEFAULT_DEADLINE_S` of CPU time, or what is left of the
+    open `answer_check_budget` (and WALL_CAP_S of wall time on a starved machine).
     """
     if predicted is None or gold is None:
         return Verdict.NO_MATCH
@@ -252,10 +257,13 @@ def _symbolic(predicted: str, gold: str) -> Verdict:
         known = budget.verdicts.get((predicted, gold))
         if known is not None:
             return known
-        wall_s = budget.deadline()
-        if wall_s is None:
+        cpu_s = budget.deadline()
+        if cpu_s is None:
             return _count(Verdict.OVER_BUDGET, predicted, "the step's answer-check budget is spent")
-        verdict, seconds = _verifier.check(predicted, gold, wall_s)
+        started = time.monotonic()
+        verdict, seconds = _verifier.check(predicted, gold, cpu_s)
+        if verdict is None and time.monotonic() - started >= WALL_CAP_S:
+            seconds = math.inf  # starved of CPU up to the wall cap: the rest of the step would be too
         budget.charge(seconds, finished=verdict is not None)
     if verdict is None:
         result = _count(Verdict.TIMED_OUT, predicted, "math-verify deadline")

@@ -10,12 +10,13 @@ small server process and waits with a bound.
                                   └─ fork ─► checker (runs one comparison at a time)
 
 The server forwards each comparison to its checker and lets it use at most
-`deadline_s` of CPU time and a wall-clock deadline (the caller's, e.g. what is
-left of a step's budget, else WALL_CAP_S, for a starved machine); past either it
+`deadline_s` of CPU time (or less, when the caller asks: what is left of a step's
+budget) and WALL_CAP_S of wall time (for a starved machine); past either it
 SIGKILLs the checker and forks a fresh one from its already-imported state (a few
-milliseconds, not the second a cold import takes), and answers "timed out". The
-client waits for the wall deadline + _GRACE_S; a server that misses that (or
-dies) is killed and restarted on the next call. Every wait is bounded, from any
+milliseconds, not the second a cold import takes), and answers "timed out". Every
+answer carries the CPU time the checker spent on it. The client waits
+WALL_CAP_S + _GRACE_S; a server that misses that (or dies) is killed and
+restarted on the next call. Every wait is bounded, from any
 thread: at most one comparison runs at a time (a lock), so a caller waits at
 most its queue position × the bound.
 
@@ -61,10 +62,16 @@ def _write_message(fd: int, obj) -> None:
         view = view[os.write(fd, view):]
 
 
+def _is_reply(message) -> bool:
+    """[verdict (true/false/null), CPU seconds]: what the server answers a comparison."""
+    return (isinstance(message, list) and len(message) == 2 and message[0] in (True, False, None)
+            and isinstance(message[1], (int, float)) and not isinstance(message[1], bool))
+
+
 NO_REPLY = "no reply"
 """What `_read_message` returns on end of file or when its deadline passes: never a message
-(messages are JSON true/false/null, "ready" or a request object), so a late reply is told
-apart from a "timed out" (null) one."""
+(messages are JSON true/false/null, [verdict, CPU seconds], "ready" or a request object), so a
+late reply is told apart from a "timed out" one."""
 
 
 def _read_exact(fd: int, n: int, until: float | None) -> bytes | None:
@@ -158,29 +165,29 @@ class _Checker:
         except (OSError, IndexError, ValueError):
             return 0.0  # no /proc: the wall cap alone bounds it
 
-    def ask(self, predicted: str, gold: str, deadline_s: float, wall_s: float | None = None):
-        """True/False, or None when it used `deadline_s` of CPU, `wall_s` (default WALL_CAP_S) of
-        wall time, or died.
+    def ask(self, predicted: str, gold: str, deadline_s: float) -> tuple[bool | None, float]:
+        """(True/False, or None when it used `deadline_s` of CPU or WALL_CAP_S of wall time or died;
+        the CPU seconds it used).
 
-        CPU time is the deadline of a comparison on its own: on a machine whose CPUs are
-        taken by other work an ordinary comparison may wait seconds for a CPU, while an
-        explosive one burns its second of CPU and is killed. A caller with a budget of
-        wall time (a step's) passes what is left of it as `wall_s`."""
+        CPU time, not wall time, is the deadline: on a machine whose CPUs are taken by
+        other work an ordinary comparison may wait seconds for a CPU, while an explosive
+        one burns its CPU and is killed."""
+        started = self.cpu_seconds()
         try:
             _write_message(self.jobs, {"p": predicted, "g": gold})
         except OSError:
-            return None
-        cpu_limit = self.cpu_seconds() + deadline_s
-        wall_limit = time.monotonic() + (max(WALL_CAP_S, deadline_s) if wall_s is None else wall_s)
+            return None, 0.0
+        cpu_limit = started + deadline_s
+        wall_limit = time.monotonic() + max(WALL_CAP_S, deadline_s)
         while True:
-            cpu_left = cpu_limit - self.cpu_seconds()
-            wall_left = wall_limit - time.monotonic()
+            now = self.cpu_seconds()
+            cpu_left, wall_left = cpu_limit - now, wall_limit - time.monotonic()
             if cpu_left <= 0 or wall_left <= 0:
-                return None
+                return None, now - started
             # One process cannot use CPU faster than the clock runs: no need to look before cpu_left.
             if select.select([self.verdicts], [], [], min(wall_left, max(cpu_left, 0.002)))[0]:
                 verdict = _read_message(self.verdicts, wall_limit)
-                return None if verdict == NO_REPLY else verdict
+                return (None if verdict == NO_REPLY else verdict), self.cpu_seconds() - started
 
     def kill(self) -> None:
         try:
@@ -207,11 +214,11 @@ def _serve(requests: int, replies: int) -> None:
         if request == NO_REPLY:  # the trainer closed the pipe or died
             checker.kill()
             return
-        verdict = checker.ask(request["p"], request["g"], request["t"], request.get("w"))
+        verdict, cpu = checker.ask(request["p"], request["g"], request["t"])
         if verdict is None:
             checker.kill()
             checker = _Checker()
-        _write_message(replies, verdict)
+        _write_message(replies, [verdict, cpu])
 
 
 # -- the client side (the trainer's process) ------------------------------------------------
@@ -243,14 +250,14 @@ class SymbolicVerifier:
             start_new_session=True, close_fds=True)
         self._ready = False
 
-    def verify(self, predicted: str, gold: str, wall_s: float | None = None) -> bool | None:
+    def verify(self, predicted: str, gold: str, cpu_s: float | None = None) -> bool | None:
         """math-verify's verdict, or None when it did not come within the deadline."""
-        return self.check(predicted, gold, wall_s)[0]
+        return self.check(predicted, gold, cpu_s)[0]
 
-    def check(self, predicted: str, gold: str, wall_s: float | None = None) -> tuple[bool | None, float]:
-        """(`verify`'s verdict, the comparison's wall time in seconds). `wall_s`: a wall-clock
-        deadline for this comparison (default WALL_CAP_S). The time counts from the request to
-        the reply: not the wait for another thread's comparison, nor the server's cold start."""
+    def check(self, predicted: str, gold: str, cpu_s: float | None = None) -> tuple[bool | None, float]:
+        """(`verify`'s verdict, the CPU seconds the comparison took). `cpu_s`: a shorter CPU
+        deadline than `deadline_s` for this comparison (what is left of a budget). Neither the
+        wait for another thread's comparison nor the server's cold start is counted."""
         with self._lock:
             started = time.monotonic()
             try:
@@ -265,19 +272,20 @@ class SymbolicVerifier:
                                            "count as timed out (is math-verify installed for %s?)", sys.executable)
                         return None, 0.0
                     self._ready = True
-                wall = max(WALL_CAP_S, self.deadline_s) if wall_s is None else wall_s
+                deadline = self.deadline_s if cpu_s is None else min(cpu_s, self.deadline_s)
                 started = time.monotonic()
-                _write_message(server.stdin.fileno(), {"p": predicted, "g": gold, "t": self.deadline_s, "w": wall})
-                verdict = _read_message(server.stdout.fileno(), time.monotonic() + wall + _GRACE_S)
+                _write_message(server.stdin.fileno(), {"p": predicted, "g": gold, "t": deadline})
+                reply = _read_message(server.stdout.fileno(),
+                                      time.monotonic() + max(WALL_CAP_S, deadline) + _GRACE_S)
             except (OSError, ValueError):
-                verdict = NO_REPLY
-            seconds = time.monotonic() - started
-            if verdict is None:  # the server's checker timed out and was replaced: the server is fine
-                return None, seconds
-            if not isinstance(verdict, bool):  # no reply in time, or a garbled one: the server may answer
-                self._stop_locked()            # late, into the next comparison, so it is replaced
-                return None, seconds
-            return verdict, seconds
+                reply = NO_REPLY
+            if _is_reply(reply):
+                verdict, cpu = reply
+                return verdict, float(cpu)  # None: the checker timed out and was replaced; the server is fine
+            # No reply in time, or a garbled one: the server may answer late, into the next
+            # comparison, so it is replaced; the wait counts as CPU spent (nothing better is known).
+            self._stop_locked()
+            return None, time.monotonic() - started
 
     def close(self) -> None:
         with self._lock:

@@ -5,6 +5,7 @@ and that every call returns (a generous bound, so a hang fails the test).
 """
 
 import logging
+import math
 import os
 import signal
 import threading
@@ -160,10 +161,10 @@ class FakeVerifier:
     def start(self):
         pass
 
-    def check(self, predicted, gold, wall_s=None):
-        self.calls.append((predicted, gold, wall_s))
+    def check(self, predicted, gold, cpu_s=None):
+        self.calls.append((predicted, gold, cpu_s))
         if r"\int" in predicted:
-            return None, self.slow_s if wall_s is None else min(self.slow_s, wall_s)
+            return None, self.slow_s if cpu_s is None else min(self.slow_s, cpu_s)
         return sorted(predicted) == sorted(gold), self.fast_s
 
 
@@ -180,7 +181,7 @@ def test_slow_comparisons_spend_the_step_budget_then_the_rest_are_over_budget_an
         verdicts = [check_answer(a, g) for a, g in zip(answers, ["2", "2", "y+x", "2", "x+y", "7.0"])]
     assert verdicts == [Verdict.TIMED_OUT, Verdict.TIMED_OUT, Verdict.OVER_BUDGET, Verdict.OVER_BUDGET,
                         Verdict.OVER_BUDGET, Verdict.MATCH]  # plain numbers never need the worker
-    # each comparison ran with what was left of the budget as its wall-clock deadline
+    # each comparison ran with what was left of the budget as its CPU deadline
     assert [round(w, 6) for _, _, w in fake.calls] == [math_answer.STEP_BUDGET_S,
                                                        round(math_answer.STEP_BUDGET_S - 0.6, 6)]
     assert budget.left <= 0
@@ -199,6 +200,15 @@ def test_a_comparison_slower_than_ordinary_is_charged_all_its_time(fake):
     with math_answer.answer_check_budget() as budget:
         assert check_answer("x+1", "1+x") is Verdict.MATCH
     assert budget.left == pytest.approx(math_answer.STEP_BUDGET_S - fake.fast_s)
+
+
+def test_a_comparison_starved_until_the_wall_cap_spends_the_whole_budget(fake, monkeypatch):
+    monkeypatch.setattr(math_answer, "WALL_CAP_S", 0.0)  # every timed-out comparison counts as starved
+    fake.slow_s = 0.01
+    with math_answer.answer_check_budget() as budget:
+        assert check_answer(r"\int_0^1 x\,dx", "2") is Verdict.TIMED_OUT
+        assert check_answer(r"\int_0^2 x\,dx", "2") is Verdict.OVER_BUDGET
+    assert budget.left == -math.inf and len(fake.calls) == 1
 
 
 def test_budgets_nest_the_outermost_governs_and_each_call_without_one_opens_its_own(fake):
@@ -246,9 +256,11 @@ def test_a_step_of_slow_answers_the_pre_check_lets_through_ends_within_its_budge
     assert reward.last_timeouts == len(slow) and reward.last_over_budget >= 1
 
 
-def test_the_worker_honours_a_wall_clock_deadline_and_ignores_job_wide_signals():
-    verdict, seconds = math_answer._verifier.check(SLOW_BUT_ALLOWED, "3", wall_s=0.3)
-    assert verdict is None and seconds < HANG_BOUND_S
+def test_the_worker_honours_a_shorter_cpu_deadline_reports_cpu_and_ignores_job_wide_signals():
+    verdict, cpu = math_answer._verifier.check(SLOW_BUT_ALLOWED, "3", cpu_s=0.3)
+    assert verdict is None and 0.3 <= cpu < 0.3 + 0.5  # killed once it had used its 0.3 s (polling: ≤ 2 ms late)
+    verdict, cpu = math_answer._verifier.check("2x+1", "1+2x")
+    assert verdict is True and 0 <= cpu < math_answer.ORDINARY_S
     server = math_answer._verifier._server
     for sig in (signal.SIGTERM, signal.SIGINT):  # SLURM signals every process of a job
         os.kill(server.pid, sig)
