@@ -343,7 +343,7 @@ class Trainer:
                 path = checkpoint.save(self.output_dir / "checkpoints", self.step,
                                        self.accelerator.unwrap_model(self.model), self.tokenizer, state,
                                        keep=self.config.save_total_limit, state_dict=weights)
-                with disk_writes("files of", self.output_dir):  # e.g. AZR writes its task buffers as JSONL
+                with disk_writes("files exported to", self.output_dir):  # e.g. AZR writes its task buffers as JSONL
                     self.episodes.export(self.output_dir, self.step)
             except UserError as error:
                 failure = str(error)
