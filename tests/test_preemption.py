@@ -162,7 +162,16 @@ def test_the_second_signal_ends_the_process_at_once_by_its_default_action():
     assert time.monotonic() - started < 60  # not the sleep: at once
 
 
-def test_sigint_in_process_is_the_same_stop_with_exit_code_130(tmp_path):
+@pytest.fixture
+def sigint_handled():
+    """Python's own SIGINT handler for the test: a shell that starts a job in the background
+    (`make test &`, nohup) has it ignore SIGINT, and an inherited ignore is kept by StopOnSignal."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+def test_sigint_in_process_is_the_same_stop_with_exit_code_130(tmp_path, sigint_handled):
     """Ctrl-C: the same path as SIGTERM (in this process: `Trainer.train()` raises Preempted)."""
     from multiprocess_worker import SignalDuringStep
 
@@ -194,9 +203,22 @@ def test_outside_the_main_thread_signals_keep_their_handlers():
     assert seen == [(before, None)]
 
 
-def test_in_the_main_thread_the_first_signal_is_noted_and_the_old_handlers_come_back():
+def test_in_the_main_thread_the_first_signal_is_noted_and_the_old_handlers_come_back(sigint_handled):
     before = signal.getsignal(signal.SIGINT)
     with StopOnSignal(announce=False) as stop:
         os.kill(os.getpid(), signal.SIGINT)  # no KeyboardInterrupt: a request to stop
         assert stop.received == signal.SIGINT
     assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_a_signal_the_caller_ignores_stays_ignored():
+    """nohup, or `cmd &` in a script, start the run with SIGINT ignored: it must stay so."""
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with StopOnSignal(announce=False) as stop:
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            os.kill(os.getpid(), signal.SIGINT)
+            assert stop.received is None
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before)
