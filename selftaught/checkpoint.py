@@ -5,7 +5,9 @@ tokenizer) — or, for a LoRA run, a PEFT adapter directory (`adapter_config.jso
 `adapter_model.safetensors`, tokenizer) — plus `trainer_state.pt` (optimizer,
 scheduler, step, the episode source's position, and the RNG streams of every
 process: `rng_per_rank`, with `num_processes`). A checkpoint is written under a temporary name and
-renamed into place, so a directory named `step-N` is always complete.
+renamed into place, so a directory named `step-N` is always complete. A write the disk refuses
+(full, over quota, failing) removes the temporary directory and stops the run with one line naming
+the checkpoint, the free space and the previous checkpoint, which is untouched (`storage`).
 
 Each checkpoint also records what it contains: `manifest.json`, written last,
 holds every file's size and sha256. A disk error, an interrupted copy or bit rot
@@ -28,6 +30,8 @@ from typing import Callable
 
 import numpy as np
 import torch
+
+from .storage import disk_errno, disk_failure
 
 STATE_FILE = "trainer_state.pt"
 MANIFEST_FILE = "manifest.json"  # {"format": 1, "files": {name: {"size": bytes, "sha256": hex}}}
@@ -56,20 +60,31 @@ def save(directory: Path, step: int, model, tokenizer, trainer_state: dict, keep
 
     `state_dict`: the full weights when the model's own are sharded (FSDP, ZeRO-3).
     """
-    directory.mkdir(parents=True, exist_ok=True)
     final = directory / f"step-{step}"
     partial = directory / f".step-{step}.partial"
-    shutil.rmtree(partial, ignore_errors=True)
-    extra = {} if state_dict is None else {"state_dict": state_dict}
-    if hasattr(model, "peft_config"):  # LoRA: the adapter alone; we never resize the embeddings, and
-        extra["save_embedding_layers"] = False  # "auto" would look the base model up on the hub
-    model.save_pretrained(partial, safe_serialization=True, **extra)
-    tokenizer.save_pretrained(partial)
-    torch.save(trainer_state, partial / STATE_FILE)
-    _write_manifest(partial)  # last: it vouches for everything written before it
-    _fsync_tree(partial)
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(partial, final)
+    previous = latest(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(partial, ignore_errors=True)
+        extra = {} if state_dict is None else {"state_dict": state_dict}
+        if hasattr(model, "peft_config"):  # LoRA: the adapter alone; we never resize the embeddings, and
+            extra["save_embedding_layers"] = False  # "auto" would look the base model up on the hub
+        model.save_pretrained(partial, safe_serialization=True, **extra)
+        tokenizer.save_pretrained(partial)
+        with open(partial / STATE_FILE, "wb") as handle:  # a file object: torch then reports the OSError
+            torch.save(trainer_state, handle)
+        _write_manifest(partial)  # last: it vouches for everything written before it
+        _fsync_tree(partial)
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(partial, final)
+    except BaseException as error:
+        shutil.rmtree(partial, ignore_errors=True)  # no debris, and the space back
+        code = disk_errno(error)
+        if code is None:
+            raise
+        kept = (f"; the previous checkpoint {previous.name} is intact, `--resume` continues from it" if previous
+                else "; there is no earlier checkpoint")
+        raise disk_failure("checkpoint", final, code, kept) from None
     if keep is not None:
         for old in list_checkpoints(directory)[:-keep]:
             shutil.rmtree(old, ignore_errors=True)

@@ -1,7 +1,8 @@
 """`selftaught` command line: train | eval | diagnose | demo | export | report.
 
 Errors a user can cause end in one line on stderr and exit code 2; a diverging
-run (too many non-finite steps) exits 1; bugs keep their traceback.
+run (too many non-finite steps) exits 1; a run stopped by SIGTERM / SIGINT writes a
+checkpoint first and exits 143 / 130 (`selftaught.preemption`); bugs keep their traceback.
 """
 
 from __future__ import annotations
@@ -229,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .errors import TrainingStopped, UserError
+    from .errors import Preempted, TrainingStopped, UserError
 
     args = build_parser().parse_args(argv)
     try:
@@ -237,6 +238,10 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as error:
         print(f"selftaught: error: {error}", file=sys.stderr)
         return 2
+    except Preempted as stop:
+        if stop.main_process:
+            print(f"selftaught: stopped by {stop}", file=sys.stderr)
+        return stop.exit_code
     except KeyboardInterrupt:
         print("selftaught: interrupted; `--resume` continues from the last checkpoint", file=sys.stderr)
         return 130

@@ -36,7 +36,7 @@ from .prompting import format_prompt
 from .rewards import Scores, build_reward
 from .rewards.entropy import harmonic_entropy
 from .rewards.user import UserReward
-from .rewards.math_answer import extract_answer
+from .rewards.math_answer import answer_check_budget, extract_answer
 from .rollout import Rollout, RolloutSampler
 
 
@@ -183,8 +183,9 @@ class PromptEpisodes(EpisodeSource):
         return sampler.sample([self.texts[row.prompt] for row in rows], num_generations=G, extras=extras)
 
     def rewards(self, rollout: Rollout, scores: Scores) -> dict[str, torch.Tensor]:
-        return {name: source(rollout.completions, rollout.extras, scores, rollout=rollout)
-                for name, source in self.sources.items()}
+        with answer_check_budget():  # one budget for the step's answer checks, every source's together
+            return {name: source(rollout.completions, rollout.extras, scores, rollout=rollout)
+                    for name, source in self.sources.items()}
 
     def advantages(self, rollout: Rollout, rewards: dict[str, torch.Tensor]) -> torch.Tensor:
         return combine_advantages(rewards, self.weights, self.config.num_generations,

@@ -9,3 +9,16 @@ class UserError(Exception):
 
 class TrainingStopped(RuntimeError):
     """Too many consecutive non-finite steps: the run is diverging (the CLI exits with 1)."""
+
+
+class Preempted(Exception):
+    """Training stopped on SIGTERM / SIGINT after the step in progress and its checkpoint
+    (`selftaught.preemption`); the CLI exits with `exit_code` (128 + the signal's number)."""
+
+    def __init__(self, signum: int, step: int, checkpoint, exit_code: int, main_process: bool = True):
+        import signal
+
+        self.signum, self.step, self.checkpoint, self.exit_code = signum, step, checkpoint, exit_code
+        self.main_process = main_process
+        super().__init__(f"{signal.Signals(signum).name} after step {step}; checkpoint {checkpoint} is complete, "
+                         "`--resume` continues from it")

@@ -9,6 +9,8 @@ import math
 import os
 from pathlib import Path
 
+from .storage import disk_writes
+
 
 def _clean(value):
     """JSON has no NaN/inf: write them as strings so a bad step is still visible."""
@@ -53,8 +55,9 @@ class MetricsWriter:
 
     @staticmethod
     def _append(path: Path, *records: dict) -> None:
-        """Append JSON lines and make them durable (one open and one fsync per call)."""
-        with path.open("a", encoding="utf-8") as handle:
+        """Append JSON lines and make them durable (one open and one fsync per call). A full disk is
+        one line (`storage`); a line it cut short is dropped when the run resumes."""
+        with disk_writes("metrics file", path), path.open("a", encoding="utf-8") as handle:
             handle.write("".join(json.dumps({k: _clean(v) for k, v in r.items()}) + "\n" for r in records))
             handle.flush()
             os.fsync(handle.fileno())

@@ -39,10 +39,11 @@ from . import checkpoint, fsdp2
 from .config import TrainConfig
 from .console import TrainProgress, silence_library_bars
 from .distributed import Processes, check_launch
-from .errors import TrainingStopped, UserError
+from .errors import Preempted, TrainingStopped, UserError
 from .importance import importance_weights, logprob_mismatch, weight_stats
 from .losses import OBJECTIVE_SETTINGS, EntropyBonus, entropy_threshold, high_entropy_mask, policy_loss
 from .metrics_log import MetricsWriter
+from .preemption import StopOnSignal, exit_code
 from .episodes import EpisodeSource
 from .methods import build_episodes
 from .models import load_model
@@ -52,6 +53,7 @@ from .ops import truncated_rows
 from .rollout import Rollout, RolloutSampler, Sampler, eos_token_ids
 from .trackers import check_installed, start_trackers
 from .scoring import MicroBatch, completion_token_statistics, micro_batches, score_rollout
+from .storage import disk_writes
 
 
 def completion_logprobs(model, prompt_ids, prompt_mask, completion_ids, completion_mask, *,
@@ -331,24 +333,33 @@ class Trainer:
         return self.accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)
 
     def save_checkpoint(self) -> Path | None:
-        """Rank 0 writes `checkpoints/step-N` (every rank's RNG streams inside); the others wait."""
+        """Rank 0 writes `checkpoints/step-N` (every rank's RNG streams inside); the others wait.
+
+        A write the disk refuses is a UserError on every rank (rank 0's line), not a rank 0 that
+        stops while the others wait for it."""
         self.accelerator.wait_for_everyone()
         rng = self.processes.gather(checkpoint.rng_state())
         # FSDP / ZeRO-3 shard the weights: gathering them is collective (every rank calls it).
         weights = self.accelerator.get_state_dict(self.model) if self._state_dict_is_collective() else None
         optimizer = fsdp2.optimizer_state(self.model, self.optimizer)  # FSDP2: gathered (collective)
-        path = None
+        path, failure = None, None
         if self.accelerator.is_main_process:
             state = {"optimizer": optimizer, "scheduler": self.scheduler.state_dict(),
                      "episodes": self.episodes.state_dict(), "step": self.step, "bad_steps": self.bad_steps,
                      "entropy_bonus": self.entropy_bonus.state_dict(),
                      "rng": rng[0], "rng_per_rank": rng, "num_processes": self.processes.world,
                      "config": self.config.model_dump()}
-            path = checkpoint.save(self.output_dir / "checkpoints", self.step,
-                                   self.accelerator.unwrap_model(self.model), self.tokenizer, state,
-                                   keep=self.config.save_total_limit, state_dict=weights)
-            self.episodes.export(self.output_dir, self.step)  # e.g. AZR writes its task buffers as JSONL
-        self.accelerator.wait_for_everyone()
+            try:
+                path = checkpoint.save(self.output_dir / "checkpoints", self.step,
+                                       self.accelerator.unwrap_model(self.model), self.tokenizer, state,
+                                       keep=self.config.save_total_limit, state_dict=weights)
+                with disk_writes("files exported to", self.output_dir):  # e.g. AZR writes its task buffers as JSONL
+                    self.episodes.export(self.output_dir, self.step)
+            except UserError as error:
+                failure = str(error)
+        failure = self.processes.gather(failure)[0]  # also the barrier: every rank waits for rank 0's write
+        if failure is not None:
+            raise UserError(failure)
         return path
 
     # ----------------------------------------------------------------- scoring
@@ -586,28 +597,38 @@ class Trainer:
         self.metrics.log_completions(row["step"], samples)
 
     def train(self) -> list[dict]:
-        """Train to `max_steps`, checkpointing every `save_steps` and at the end."""
+        """Train to `max_steps`, checkpointing every `save_steps` and at the end.
+
+        SIGTERM / SIGINT (`selftaught.preemption`): the step in progress finishes, a checkpoint
+        is written, everything is closed, and `Preempted` is raised; a second signal ends the
+        process at once."""
         history: list[dict] = []
         progress = TrainProgress(self.config.max_steps, self.step, enabled=self.accelerator.is_main_process,
                                  bar=self.config.progress_bar, log_every=self.config.log_every)
-        last_saved = self.step
-        try:
-            if self.metrics is not None:
-                self.metrics.start()  # trackers first: one that cannot start stops the run before step 1
-            while self.step < self.config.max_steps:
-                for row in self.train_step():
-                    history.append(row)
-                    progress.update(row)
-                # Checkpoints fall on rollout boundaries (a mid-rollout state would need the rollout too).
-                if self.step - last_saved >= self.config.save_steps or self.step >= self.config.max_steps:
-                    self.save_checkpoint()
-                    last_saved = self.step
-        finally:
-            progress.close()
-            if self.metrics is not None:
-                self.metrics.close()
-            try:  # e.g. AZR's sandbox processes, vLLM's engine and config dir
-                self.episodes.close()
+        last_saved, saved_path = self.step, None
+        with StopOnSignal(announce=self.accelerator.is_main_process) as stop:
+            try:
+                if self.metrics is not None:
+                    self.metrics.start()  # trackers first: one that cannot start stops the run before step 1
+                while self.step < self.config.max_steps:
+                    for row in self.train_step():
+                        history.append(row)
+                        progress.update(row)
+                    signum = stop.agreed(self.processes)
+                    # Checkpoints fall on rollout boundaries (a mid-rollout state would need the rollout too).
+                    due = self.step - last_saved >= self.config.save_steps or self.step >= self.config.max_steps
+                    if due or (signum is not None and self.step != last_saved):
+                        saved_path = self.save_checkpoint()
+                        last_saved = self.step
+                    if signum is not None and self.step < self.config.max_steps:
+                        raise Preempted(signum, self.step, saved_path or checkpoint.latest(self.output_dir / "checkpoints"),
+                                        exit_code(signum), self.accelerator.is_main_process)
             finally:
-                self.sampler.close()
+                progress.close()
+                if self.metrics is not None:
+                    self.metrics.close()
+                try:  # e.g. AZR's sandbox processes, vLLM's engine and config dir
+                    self.episodes.close()
+                finally:
+                    self.sampler.close()
         return history

@@ -12,11 +12,17 @@ after one optimizer step.
 AZR scenario: one self-play step with the scripted policy on every rank; each rank
 writes what it proposed and what its buffers hold, so the test can check that there
 is one global buffer.
+
+Preemption scenarios (Intuitor, AZR): a straight run; the same run stopped by a SIGTERM
+that reaches rank 0 only, while step 2 is collected; then `resume=True` to the end. Rank 0
+saves both runs' final parameters; every rank writes where it stopped.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
 import zlib
 from pathlib import Path
@@ -132,6 +138,57 @@ def azr_step(output_dir) -> None:
          "rng": float(torch.rand(1))}, default=str))
 
 
+class SignalDuringStep(RolloutSampler):
+    """The trainer's own sampler, which sends `signum` to this process (rank 0 only) the first time
+    it samples for step `step` (the trainer's step counter is `step - 1` then)."""
+
+    def __init__(self, trainer, step: int, signum: int = signal.SIGTERM):
+        self.trainer, self.inner, self.step, self.signum, self.sent = trainer, trainer.sampler, step, signum, False
+
+    def sample(self, *args, **kwargs):
+        if not self.sent and self.trainer.step == self.step - 1 and self.trainer.processes.rank == 0:
+            self.sent = True
+            os.kill(os.getpid(), self.signum)
+        return self.inner.sample(*args, **kwargs)
+
+    def close(self):
+        self.inner.close()
+
+
+def preemption_raw(name: str, output_dir) -> dict:
+    if name == "intuitor":
+        return tiny_overrides(output_dir, max_steps=4, save_steps=100, beta=0.01)
+    return azr_overrides(output_dir, max_steps=3, save_steps=100, max_completion_length=24, **{
+        "azr.tasks_per_type_role": 2, "azr.learnability_rollouts": 2, "azr.seed_proposals": 1,
+        "azr.executor_workers": 1})
+
+
+def preempted_then_resumed(output_dir: Path, name: str) -> None:
+    from selftaught.errors import Preempted
+
+    def final_parameters(trainer):
+        return {n: p.detach().clone() for n, p in trainer.accelerator.unwrap_model(trainer.model).named_parameters()}
+
+    straight = Trainer(build_config(preemption_raw(name, output_dir / "straight")))
+    straight.train()
+    stopped = Trainer(build_config(preemption_raw(name, output_dir / "stopped")))
+    stopped.sampler = SignalDuringStep(stopped, step=2)
+    try:
+        stopped.train()
+        stop = None
+    except Preempted as preempted:
+        stop = {"signum": preempted.signum, "step": preempted.step, "checkpoint": str(preempted.checkpoint),
+                "exit_code": preempted.exit_code, "executor_closed": getattr(stopped.episodes, "_executor", None) is None}
+    resumed = Trainer(build_config(preemption_raw(name, output_dir / "stopped")), resume=True)
+    resumed_from = resumed.step
+    resumed.train()
+    rank = resumed.processes.rank
+    (output_dir / f"stop_rank{rank}.json").write_text(json.dumps({"stop": stop, "resumed_from": resumed_from}))
+    if rank == 0:
+        torch.save({"straight": final_parameters(straight), "resumed": final_parameters(resumed)},
+                   output_dir / "parameters.pt")
+
+
 def main(out: str) -> None:
     out_dir = Path(out)
     for scenario in SCENARIOS:
@@ -139,6 +196,8 @@ def main(out: str) -> None:
         if result is not None:
             torch.save(result, out_dir / f"{scenario}.pt")
     azr_step(out_dir / "azr")
+    for name in ("intuitor", "azr"):
+        preempted_then_resumed(out_dir / f"preempt_{name}", name)
 
 
 if __name__ == "__main__":

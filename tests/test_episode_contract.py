@@ -162,4 +162,4 @@ def test_every_built_in_reward_source_is_a_reward_source_with_the_interface_defa
         assert isinstance(source.needs_entropy, bool) and isinstance(source.metrics(), dict), name
     assert build_reward("token_entropy", "online", group_size=2, tokenizer=None, answer_only=False).needs_entropy
     assert build_reward("math_answer", "online", group_size=2, tokenizer=None, answer_only=False).metrics() == {
-        "timeouts": 0.0}
+        "timeouts": 0.0, "over_budget": 0.0}

@@ -22,9 +22,10 @@ PACKAGE = "selftaught"
 PACKAGE_DIR = Path(__file__).resolve().parents[1] / PACKAGE
 
 LOADER = "selftaught.models"
-LOADER_MAY_IMPORT = {"selftaught.errors", "selftaught.checkpoint", "selftaught.data.arithmetic"}
-"""What the loader may import from the rest of the package: leaves (checked below).
-`data.arithmetic` is the text `tiny-random`'s tokenizer is trained on."""
+LOADER_MAY_IMPORT = {"selftaught.errors", "selftaught.storage", "selftaught.checkpoint", "selftaught.data.arithmetic"}
+"""What the loader may import from the rest of the package: modules that import nothing outside
+this set (checked below). `data.arithmetic` is the text `tiny-random`'s tokenizer is trained on;
+`checkpoint` reports a full disk through `storage`, which raises `errors.UserError`."""
 EXECUTOR = "selftaught.executor"
 EXECUTOR_MAY_IMPORT = {"selftaught.errors"}
 
@@ -170,14 +171,15 @@ def test_the_package_has_no_import_cycle():
 
 def test_the_loader_imports_only_leaves():
     """`selftaught.models` (loading models, adapter checkpoints included) may import
-    only the allow-listed modules, and those import nothing else of the package: the
+    only the allow-listed modules, and those import nothing outside that set: the
     loader sits below everything that uses it (trainer, azr, evaluate, config...)."""
     assert LOADER in GRAPH
     offending = {name: sorted(targets - LOADER_MAY_IMPORT)
                  for name, targets in outside_imports(GRAPH, LOADER).items() if targets - LOADER_MAY_IMPORT}
     assert not offending, f"the loader imports modules above it: {offending}"
     for leaf in LOADER_MAY_IMPORT:
-        assert leaf in GRAPH and not GRAPH[leaf], f"{leaf} is allow-listed for the loader but imports {GRAPH[leaf]}"
+        assert leaf in GRAPH and GRAPH[leaf] <= LOADER_MAY_IMPORT, \
+            f"{leaf} is allow-listed for the loader but imports {sorted(GRAPH[leaf] - LOADER_MAY_IMPORT)}"
         # Importing it first runs the packages above it (selftaught.data): those must stay low too.
         for package in parent_packages(leaf):
             above = {m for m in reaches(GRAPH, {package}) if GRAPH[m]}

@@ -203,3 +203,28 @@ def test_fsdp2_is_accepted_and_the_sharded_setups_without_gathered_sampling_are_
         _check_parallelism(accelerator(DistributedType.FSDP, fsdp_version=1))
     with pytest.raises(UserError, match="ZeRO-3"):
         _check_parallelism(accelerator(DistributedType.DEEPSPEED, stage=3))
+
+
+# ------------------------------------------------------------------ preemption
+
+
+@pytest.mark.parametrize("name", ["intuitor", "azr"])
+def test_sigterm_on_one_rank_stops_every_rank_after_the_step_and_resume_matches(two_process_results, name):
+    """multiprocess_worker.preempted_then_resumed: SIGTERM reaches rank 0 alone while step 2 is collected."""
+    import signal
+
+    from selftaught import checkpoint
+
+    out = two_process_results / f"preempt_{name}"
+    for rank in (0, 1):
+        record = json.loads((out / f"stop_rank{rank}.json").read_text())
+        assert record["stop"] == {"signum": signal.SIGTERM, "step": 2, "exit_code": 143,
+                                  "checkpoint": str(out / "stopped" / "checkpoints" / "step-2"),
+                                  "executor_closed": True}, (rank, record)
+        assert record["resumed_from"] == 2
+    assert checkpoint.damage(out / "stopped" / "checkpoints" / "step-2") is None
+    parameters = torch.load(out / "parameters.pt")
+    straight, resumed = parameters["straight"], parameters["resumed"]
+    assert straight.keys() == resumed.keys() and straight
+    for key in straight:
+        torch.testing.assert_close(straight[key], resumed[key], atol=0, rtol=0)

@@ -20,8 +20,10 @@ The first `collect` runs the seeding phase: proposals without updates until ever
 buffer holds `seed_proposals` tasks (or `seed_rounds` batches were tried).
 
 Model-written code runs only in the sandboxed `PythonExecutor` (one per episode
-source, started on first use, closed by `close()` or at exit); parsing here uses
-`ast.parse` at most. No model output can raise.
+source, started on first use, closed by `close()` or at exit); parsing here builds
+syntax trees at most. No model output can raise, and none writes into the log: the
+warnings Python gives about model-written source are silenced, and those that point
+at a likely bug (`x is 1`, `1(2)`) are counted per step as `azr/code_warnings/<kind>`.
 
 Several processes (`set_processes`): B is the *global* batch per (type, role). Every
 rank builds the same B proposer prompts and samples the same B solve tasks per type
@@ -51,6 +53,7 @@ from ..advantages import keyed_advantages
 from ..distributed import Processes
 from ..episodes import EpisodeSource, tag_share
 from ..errors import UserError
+from ..executor.checks import model_code_warnings
 from ..rollout import Rollout
 from .buffers import TaskBuffer
 from .checking import check_answers
@@ -330,10 +333,18 @@ class AZREpisodes(EpisodeSource):
 
     # -------------------------------------------------------------- protocol
 
+    def _count_code_warnings(self, before: dict[str, int]) -> None:
+        """Count the warnings model-written code raised since `before` (`model_code_warnings()`'s
+        totals then) as `azr/code_warnings/<kind>`: they are metrics, never lines in the log."""
+        for kind, total in model_code_warnings().items():
+            if total > before.get(kind, 0):
+                self._count(f"azr/code_warnings/{kind}", total - before.get(kind, 0))
+
     def collect(self, sampler, num_completions: int | None = None) -> Rollout:
         """One self-play step; `num_completions` is ignored (the batch is 2 × types × B, or types × B
         with `train_proposer: false`)."""
         self._stats = {}
+        warned = model_code_warnings()
         if not self.seeded:
             self.seed(sampler)
         self.rollouts += 1
@@ -354,6 +365,7 @@ class AZREpisodes(EpisodeSource):
         solved = rollout.rows(slice(len(probes), None))
         solved.extras = {"azr": [TrainedRow(task.type, "solve", a.ok, a.reason, len(task.program), correct=c)
                                  for task, a, c in zip(tasks, answers[len(probes):], correct[len(probes):])]}
+        self._count_code_warnings(warned)
         if proposed is None:
             self._stats = self._over_ranks(self._stats)
             return solved

@@ -12,8 +12,10 @@ Rules (a response that breaks one is malformed, reward −1):
   several ```input blocks: duplicates are dropped, the first N kept), not empty;
 - a solver's answer must parse as what it claims to be: an output as a Python
   expression, an input as the arguments of one call `f(...)`, a program as
-  Python defining a top-level `f`. Parsing uses `ast.parse` only (no eval), and
-  any exception it raises (deep nesting, null bytes, ...) means malformed.
+  Python defining a top-level `f`. Parsing builds the syntax tree only (no eval),
+  and any exception it raises (deep nesting, null bytes, ...) means malformed; the
+  warnings Python gives about dubious source stay out of the log
+  (`executor.checks.compile_model_code`).
 Blocks of other kinds are ignored.
 """
 
@@ -24,7 +26,7 @@ import re
 import textwrap
 from dataclasses import dataclass, field
 
-from ..executor.checks import parse_call
+from ..executor.checks import compile_model_code, parse_call
 from .tasks import TASK_TYPE_SPECS
 
 _ANSWER = re.compile(r"<answer>(.*?)</answer>", re.S)
@@ -119,14 +121,14 @@ def parse_proposal(text: str, task_type: str, num_inputs: int = 1) -> ParsedProp
 
 
 def _defines_f(text: str) -> bool:
-    tree = ast.parse(text)
+    tree = compile_model_code(text, "<answer>", "exec", ast.PyCF_ONLY_AST)
     return any(isinstance(node, ast.FunctionDef) and node.name == "f" for node in tree.body)
 
 
 def _well_typed(kind: str, text: str) -> bool:
     try:
         if kind == "output":
-            ast.parse(text, mode="eval")
+            compile_model_code(text, "<answer>", "eval", ast.PyCF_ONLY_AST)
             return True
         if kind == "input":
             parse_call(text)  # the executor's own rule for an argument list

@@ -11,7 +11,10 @@ import ast
 import functools
 import inspect
 import re
+import threading
 import types
+import warnings
+from collections import Counter
 
 # AZR's list (docs/reference.md §3). A dotted entry forbids that attribute path
 # ("os.path" forbids os.path.join and `from os import path`, not `import os`).
@@ -25,11 +28,84 @@ PARSE_ERRORS = (SyntaxError, ValueError, OverflowError, MemoryError, RecursionEr
 """What parsing hostile source can raise."""
 
 
+# -- compiling model-written source without warnings in the user's log -----------------------
+#
+# compile() and ast.parse() warn about dubious source (`1if x`, '\d', `x is 1`, `1(2)`) through
+# Python's warnings machinery, which prints them into the trainer's log. Model-written source is
+# compiled under a name of its own (<program>, <inputs>, <answer>, <value>), for which
+# process-wide filters ignore the cosmetic warnings and make every other one an error: clean
+# source compiles once. Source that warns fails there, is counted by what the warning says, and
+# is compiled again under the name's quiet twin, whose filter ignores every warning. Filters on
+# those names, not warnings.catch_warnings(): that swaps process-wide state and is not
+# thread-safe. They are installed when this module is imported (so a sandbox worker's state
+# snapshot includes them) and put back in front if a catch_warnings() block has replaced them.
+
+_STRICT = r"<(program|inputs|answer|value)>\Z"
+_QUIET = r"<(program|inputs|answer|value) \(warnings ignored\)>\Z"
+COSMETIC = r"invalid escape sequence|invalid \w+ literal"
+"""Warnings that change nothing a program does: an invalid escape ('\\d' is '\\\\d') or a number run
+into a word (`1if` is `1 if`). Silenced, not counted."""
+_FILTERS = (("ignore", COSMETIC, _STRICT), ("error", "", _STRICT), ("ignore", "", _QUIET))  # first match wins
+
+LIKELY_BUGS = {
+    '"is" with a literal': "is_with_literal", '"is not" with a literal': "is_with_literal",
+    "is not callable": "not_callable", "is not subscriptable": "not_subscriptable",
+    "indices must be integers": "bad_index", "assertion is always true": "assert_always_true",
+}
+"""Warnings that say a program probably does not do what it means, and the name each is counted
+under (`model_code_warnings`); a warning not listed here or in COSMETIC counts as 'other'."""
+_warnings_seen: Counter = Counter()
+_warnings_lock = threading.Lock()
+
+
+def _pattern(regex) -> str:
+    return "" if regex is None else getattr(regex, "pattern", regex)  # a compiled regex, or a plain str
+
+
+def _filters_in_front() -> None:
+    head = [(f[0], _pattern(f[1]), _pattern(f[3])) for f in warnings.filters[:len(_FILTERS)]]
+    if head != list(_FILTERS):
+        for action, message, module in reversed(_FILTERS):
+            warnings.filterwarnings(action, message=message, module=module)
+
+
+def model_code_warnings() -> dict[str, int]:
+    """How many model-written sources this process compiled that Python warned about, by what the
+    first such warning says (LIKELY_BUGS; 'other'); cosmetic warnings are not counted."""
+    with _warnings_lock:
+        return dict(_warnings_seen)
+
+
+def compile_model_code(source: str, name: str, mode: str, flags: int = 0, *, count: bool = True):
+    """compile(source, name, mode, flags) for model-written source, its warnings kept out of the log.
+
+    `name` is one of <program>, <inputs>, <answer>, <value> (the filename in a SyntaxError).
+    Raises what compile raises (PARSE_ERRORS); `count`: note a warning in `model_code_warnings`."""
+    _filters_in_front()
+    try:
+        return compile(source, name, mode, flags, dont_inherit=True)
+    except (SyntaxError, Warning) as strict:
+        warned = getattr(strict, "msg", None) or str(strict)
+    try:
+        result = compile(source, name[:-1] + " (warnings ignored)>", mode, flags, dont_inherit=True)
+    except SyntaxError as error:  # a real syntax error: report it under the source's own name
+        error.filename = name
+        raise error from None
+    if count:
+        kind = next((key for text, key in LIKELY_BUGS.items() if text in warned), "other")
+        with _warnings_lock:
+            _warnings_seen[kind] += 1
+    return result
+
+
+_filters_in_front()
+
+
 def parse_call(inputs: str) -> ast.Expression:
     """`f(<inputs>)` as an expression tree. Raises one of PARSE_ERRORS unless the
     inputs are the arguments of exactly one call to f (threat: "1), g(2" smuggling
     a second expression in)."""
-    tree = ast.parse(f"f({inputs})", "<inputs>", "eval")
+    tree = compile_model_code(f"f({inputs})", "<inputs>", "eval", ast.PyCF_ONLY_AST)
     call = tree.body
     if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "f"):
         raise SyntaxError("inputs must be the arguments of one call f(...)")
@@ -135,14 +211,15 @@ def check_program_code(program: str, forbidden=DEFAULT_FORBIDDEN, *, allow_helpe
     if not isinstance(program, str):
         return ("syntax", "the program must be a string"), None
     try:
-        code = compile(program, "<program>", "exec")
+        code = compile_model_code(program, "<program>", "exec")
     except PARSE_ERRORS as exc:
         return ("syntax", f"{type(exc).__name__}: {exc}"), None
     verdict = shape_of(code, allow_helpers)
     if verdict is None:
         forbidden = frozenset(forbidden)
         if _mentions(forbidden).search(program):
-            hit = find_forbidden(ast.parse(program), forbidden)
+            tree = compile_model_code(program, "<program>", "exec", ast.PyCF_ONLY_AST, count=False)
+            hit = find_forbidden(tree, forbidden)
             if hit:
                 verdict = f"forbidden: {hit}", f"the program uses {hit}"
     return verdict, code

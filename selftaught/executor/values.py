@@ -21,6 +21,8 @@ from __future__ import annotations
 import ast
 import math
 
+from .checks import compile_model_code
+
 MAX_CHARS = 10_000_000
 
 
@@ -31,7 +33,7 @@ def parse_value(text: str, max_chars: int = MAX_CHARS):
     if len(text) > max_chars:
         raise ValueError("too long")
     try:
-        return ast.literal_eval(text.strip())
+        return ast.literal_eval(compile_model_code(text.strip(), "<value>", "eval", ast.PyCF_ONLY_AST))
     except Exception as exc:  # SyntaxError, ValueError, MemoryError, RecursionError, ...
         raise ValueError(f"not a literal: {type(exc).__name__}") from None
 

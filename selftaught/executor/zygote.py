@@ -46,6 +46,9 @@ def set_up(cfg):
               "pid_namespace": False, "notes": []}
     outer_uid = os.getuid()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # no KeyboardInterrupt from a child
+    # A job-wide SIGTERM (SLURM's preemption) must not end the sandbox while the trainer finishes
+    # its step (selftaught.preemption): the zygote ends when the trainer closes its socket.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     devnull = os.open(os.devnull, os.O_RDWR)  # opened before the jail hides /dev
     for name in WARM_MODULES:
         try:

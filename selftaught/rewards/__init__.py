@@ -16,7 +16,8 @@ import torch
 
 from .base import RewardSource, Scores
 from .label_free import AnswerAgreementReward, MajorityVoteReward, TokenEntropyReward, TrajectoryLogprobReward
-from .math_answer import Verdict, answers_match, check_answer, extract_answer, start_verifier  # noqa: F401
+from .math_answer import (UNVERIFIED, Verdict, answer_check_budget, answers_match, check_answer,  # noqa: F401
+                          check_order, extract_answer, start_verifier)
 from .random_reward import RandomReward
 
 
@@ -39,26 +40,38 @@ class SelfCertaintyReward(RewardSource):
 class MathAnswerReward(RewardSource):
     """GRPO's verifiable reward: 1 if the extracted final answer matches the gold one.
 
-    An answer the pre-check refuses or that misses math-verify's deadline scores
-    0; `last_timeouts` is how many did in the latest call (logged as
-    ``rewards/math_answer/timeouts``; this process's share under several ranks).
+    An answer the pre-check refuses, that misses math-verify's deadline or that the
+    step's answer-check budget has no time left for scores 0; `last_timeouts` is how
+    many did in the latest call (logged as ``rewards/math_answer/timeouts``, those
+    over budget also as ``.../over_budget``; this process's share under several ranks).
+    One call's checks share one budget (`math_answer.answer_check_budget`), or the
+    step's when the episode source opened one.
     """
 
     name = "math_answer"
 
     def __init__(self):
         self.last_timeouts = 0
+        self.last_over_budget = 0
         start_verifier()  # its cold import overlaps model loading
 
     def __call__(self, completions, extras, scores, rollout=None) -> torch.Tensor:
-        answers = extras.get("answer") or [None] * len(completions)
-        verdicts = [check_answer(extract_answer(text), gold) if gold is not None else Verdict.NO_MATCH
-                    for text, gold in zip(completions, answers)]
-        self.last_timeouts = sum(v in (Verdict.REFUSED, Verdict.TIMED_OUT) for v in verdicts)
+        golds = extras.get("answer") or [None] * len(completions)
+        answers = [extract_answer(text) for text in completions]
+        verdicts = [Verdict.NO_MATCH] * len(completions)
+        # The cheapest-looking answers first: a budget spent by a few slow ones then leaves the
+        # step's ordinary answers checked, not over budget.
+        order = sorted(range(len(answers)), key=lambda i: check_order(answers[i]))
+        with answer_check_budget():
+            for i in order:
+                if golds[i] is not None:
+                    verdicts[i] = check_answer(answers[i], golds[i])
+        self.last_timeouts = sum(v in UNVERIFIED for v in verdicts)
+        self.last_over_budget = sum(v is Verdict.OVER_BUDGET for v in verdicts)
         return torch.tensor([float(v is Verdict.MATCH) for v in verdicts], dtype=torch.float32)
 
     def metrics(self) -> dict[str, float]:
-        return {"timeouts": float(self.last_timeouts)}
+        return {"timeouts": float(self.last_timeouts), "over_budget": float(self.last_over_budget)}
 
 
 # name → factory(mode, group_size, tokenizer, answer_only). The config's list of valid

@@ -4,8 +4,11 @@ math-verify hands an answer to sympy, which evaluates what it parses: a power
 tower such as ``10^{10^{10}}`` or ``2^{2^{40}}`` builds an integer with billions
 of digits (holding the GIL for minutes), ``100000000!`` multiplies for as long,
 and thousands of nested brackets exhaust the parser. `refusal_reason` spots
-those shapes with linear-time scans, before anything symbolic runs; what it
-lets through still runs under a hard deadline (`symbolic_worker`).
+those shapes with linear-time scans, then bounds the size of every number and
+expansion the answer's evaluation would build (`magnitude`: binomials, Γ, finite
+sums and products, matrix powers, multinomial expansions), before anything
+symbolic runs; what it lets through still runs under a hard deadline per
+comparison (`symbolic_worker`) and a budget per step (`math_answer`).
 
 The limits are far above anything a real final answer needs (gold answers of
 GSM8K / MATH are a few dozen characters, exponents of a few digits).
@@ -14,6 +17,8 @@ GSM8K / MATH are a few dozen characters, exponents of a few digits).
 from __future__ import annotations
 
 import re
+
+from .magnitude import explosion
 
 MAX_ANSWER_CHARS = 1000  # a final answer, not a derivation
 MAX_NESTING = 24  # brackets of any kind, \left( ... \right) included
@@ -117,10 +122,12 @@ def refusal_reason(answer: str) -> str | None:
     (``10^{10^{10}}``, ``9^9^9``, ``2**2**40``) and any tower higher than
     MAX_TOWER (symbolic ones such as ``e^{-x^{2}}`` pass), literal exponents above
     MAX_EXPONENT on a number or MAX_SYMBOLIC_EXPONENT on anything else (a
-    group, a symbol, a sum's bound), factorials above MAX_FACTORIAL! and factorials of expressions.
+    group, a symbol, a sum's bound), factorials above MAX_FACTORIAL! and factorials of expressions,
+    and whatever `magnitude.explosion` bounds above its limits (numbers of more than
+    MAX_DIGITS digits, expansions of more than MAX_TERMS terms).
     """
     if len(answer) > MAX_ANSWER_CHARS:
         return f"longer than {MAX_ANSWER_CHARS} characters"
     if _nesting_depth(answer) > MAX_NESTING:
         return f"brackets nested deeper than {MAX_NESTING}"
-    return _power_reason(answer) or _factorial_reason(answer)
+    return _power_reason(answer) or _factorial_reason(answer) or explosion(answer)

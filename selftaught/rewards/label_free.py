@@ -11,7 +11,8 @@ Token-level (from the same no-grad scoring pass as self-certainty, `Scores`):
 - `trajectory_logprob`: r = (1/|o|) Σ_t log π(o_t), the current policy's mean
   token log-prob of its own completion (at τ, the distribution it was sampled from).
 
-Equivalence "≡" is `answers_match` (normalised string, numbers, then math-verify).
+Equivalence "≡" is `answers_match` (normalised string, numbers, then math-verify),
+under the step's answer-check budget (`math_answer.answer_check_budget`).
 Answers are clustered greedily per group: each answer joins the first cluster
 whose representative (its first member) matches it, else opens a new one. A
 completion with no extracted answer belongs to no cluster: reward 0, and it still
@@ -22,20 +23,19 @@ completion has an answer gets all zeros.
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import torch
 
 from ..ops import sequence_mean
 from .base import RewardSource, Scores
-from .math_answer import answers_match, extract_answer
+from .math_answer import answer_check_budget, answers_match, extract_answer
 
 
-@lru_cache(maxsize=8192)
 def answer_clusters(answers: tuple[str | None, ...]) -> tuple[int | None, ...]:
     """Cluster id of each answer (ids in first-occurrence order; None for no answer).
 
-    Cached per group: majority_vote, answer_agreement and the metrics share one clustering.
+    majority_vote and answer_agreement cluster the same groups in one step: the step's
+    budget remembers every verdict, so the second clustering runs no comparison again.
+    (Not cached across calls: a verdict cut short by one step's budget must not outlive it.)
     """
     representatives: list[str] = []
     ids: list[int | None] = []
@@ -57,7 +57,8 @@ def _groups(completions: list[str], group_size: int) -> list[tuple[int | None, .
     if len(completions) % group_size:
         raise ValueError(f"{len(completions)} completions do not split into groups of {group_size}")
     answers = [extract_answer(text) for text in completions]
-    return [answer_clusters(tuple(answers[i:i + group_size])) for i in range(0, len(answers), group_size)]
+    with answer_check_budget():
+        return [answer_clusters(tuple(answers[i:i + group_size])) for i in range(0, len(answers), group_size)]
 
 
 def majority_cluster(ids: tuple[int | None, ...]) -> int | None:

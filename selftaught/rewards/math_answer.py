@@ -5,7 +5,24 @@ compares it with the gold answer: exact (normalised) string, then plain
 numbers, then math-verify for everything symbolic (fractions, roots, sets,
 intervals, equations). It never raises and never hangs: math-verify runs in a
 killable worker process under a deadline (`symbolic_worker`), behind a pre-check
-that refuses answers whose evaluation would explode (`explosive`).
+that refuses answers whose evaluation would explode (`explosive`, `magnitude`).
+
+A training step checks many answers, so its checks are bounded as a whole
+(`answer_check_budget`, opened by every reward call and by the episode source
+around a step's rewards): a symbolic comparison that takes more than ORDINARY_S
+of CPU is not ordinary, and all of its CPU time is charged to the step's
+STEP_BUDGET_S; each comparison's CPU deadline is what is left of it, and once it
+is spent the step's remaining symbolic comparisons are not run (over budget:
+wrong, counted, logged). Whatever the model writes, checking a step's answers
+then costs at most its ordinary comparisons + STEP_BUDGET_S of the worker's CPU
+(+ one kill of its checker, a few milliseconds): on a machine with a CPU to
+spare, that much wall time. CPU time, not wall time, because on a machine shared
+with other work an ordinary comparison may wait seconds for a CPU: charged by
+the clock, those would spend the budget and be refused. (A comparison starved
+until the worker's wall cap spends the whole budget: the step stalls at most once.) Why a budget and not
+parallel comparisons: the stall is CPU work, which more processes on the same
+cores do not shorten; and the pre-check makes the common explosive class (huge
+numbers, huge expansions) cost microseconds, so the budget is rarely touched by it.
 """
 
 from __future__ import annotations
@@ -16,11 +33,15 @@ import logging
 import math
 import re
 import threading
+import time
+from contextlib import contextmanager
+from contextvars import ContextVar
 from fractions import Fraction
 from functools import lru_cache
 
 from .explosive import MAX_ANSWER_CHARS, refusal_reason
-from .symbolic_worker import SymbolicVerifier
+from .magnitude import weight
+from .symbolic_worker import WALL_CAP_S, SymbolicVerifier
 
 logger = logging.getLogger(__name__)
 
@@ -111,8 +132,12 @@ def _as_number(s: str) -> float | None:
 
 _verifier = SymbolicVerifier()
 atexit.register(_verifier.close)
-_unverified = {"refused": 0, "timed_out": 0}
+_unverified = {"refused": 0, "timed_out": 0, "over_budget": 0}
 _unverified_lock = threading.Lock()
+
+ORDINARY_S = 0.25  # CPU s: an ordinary symbolic comparison takes 1–10 ms warm, ~0.2 s for a kind seen first
+STEP_BUDGET_S = 0.9  # CPU s a step's slower comparisons may add, all together: of the 1 s a step may add
+# (issue 24), the rest is for the pre-check of every answer and the kill of the last checker
 
 
 class Verdict(enum.Enum):
@@ -120,6 +145,51 @@ class Verdict(enum.Enum):
     NO_MATCH = "no_match"
     REFUSED = "refused"  # the pre-check would not evaluate it (counts as wrong)
     TIMED_OUT = "timed_out"  # math-verify missed its deadline (counts as wrong)
+    OVER_BUDGET = "over_budget"  # the step's budget was spent before it could run (counts as wrong)
+
+
+UNVERIFIED = (Verdict.REFUSED, Verdict.TIMED_OUT, Verdict.OVER_BUDGET)
+
+
+class AnswerCheckBudget:
+    """The CPU time one step's slow symbolic comparisons may take together, and the verdicts
+    the step has already reached (the vote rewards compare the same answers again)."""
+
+    def __init__(self, seconds: float = STEP_BUDGET_S):
+        self.left = seconds
+        self.verdicts: dict[tuple[str, str], Verdict] = {}
+        self._lock = threading.Lock()
+
+    def deadline(self) -> float | None:
+        """The CPU deadline of the next comparison, or None once the budget is spent."""
+        with self._lock:
+            return self.left if self.left > 0 else None
+
+    def charge(self, seconds: float, finished: bool) -> None:
+        """A comparison that missed its deadline or took more than ORDINARY_S costs all its CPU time."""
+        if not finished or seconds > ORDINARY_S:
+            with self._lock:
+                self.left -= seconds
+
+
+_budget: ContextVar[AnswerCheckBudget | None] = ContextVar("answer_check_budget", default=None)
+
+
+@contextmanager
+def answer_check_budget(seconds: float = STEP_BUDGET_S):
+    """Bound the symbolic answer checks made inside (this thread / context) by one budget.
+
+    Nested: the outermost budget governs (a step's rewards share the step's). Yields it."""
+    current = _budget.get()
+    if current is not None:
+        yield current
+        return
+    budget = AnswerCheckBudget(seconds)
+    token = _budget.set(budget)
+    try:
+        yield budget
+    finally:
+        _budget.reset(token)
 
 
 def _short(s: str, keep: int = 40) -> str:
@@ -135,7 +205,7 @@ def _count(verdict: Verdict, predicted: str, why: str) -> Verdict:
 
 
 def unverified_counts() -> dict[str, int]:
-    """How many comparisons this process refused / timed out so far (both count as wrong)."""
+    """How many comparisons this process refused / timed out / ran over budget so far (all count as wrong)."""
     with _unverified_lock:
         return dict(_unverified)
 
@@ -146,11 +216,12 @@ def start_verifier() -> None:
 
 
 def check_answer(predicted: str | None, gold: str) -> Verdict:
-    """`answers_match` with the reason for a False: no match, refused or timed out.
+    """`answers_match` with the reason for a False: no match, refused, timed out or over budget.
 
     Bounded time from any thread: the pre-check (`explosive.refusal_reason`) is
     linear in the answer, and math-verify runs in a worker process that is
-    killed after `symbolic_worker.DEFAULT_DEADLINE_S` of CPU time (WALL_CAP_S of wall time).
+    killed after `symbolic_worker.DEFAULT_DEADLINE_S` of CPU time, or what is left of the
+    open `answer_check_budget` (and WALL_CAP_S of wall time on a starved machine).
     """
     if predicted is None or gold is None:
         return Verdict.NO_MATCH
@@ -166,16 +237,48 @@ def check_answer(predicted: str | None, gold: str) -> Verdict:
         if p_num is not None and g_num is not None:
             close = math.isclose(p_num, g_num, rel_tol=1e-6, abs_tol=1e-12)
             return Verdict.MATCH if close else Verdict.NO_MATCH
-        reason = refusal_reason(predicted)  # gold answers are data, not model-written
-        if reason:
-            return _count(Verdict.REFUSED, predicted, reason)
-        verdict = _verifier.verify(predicted, gold)
-        if verdict is None:
-            return _count(Verdict.TIMED_OUT, predicted, "math-verify deadline")
-        return Verdict.MATCH if verdict else Verdict.NO_MATCH
+        # Both sides: the vote rewards compare two model-written answers.
+        for side in (predicted, gold):
+            reason = refusal_reason(side)
+            if reason:
+                return _count(Verdict.REFUSED, side, reason)
+        return _symbolic(predicted, gold)
     except Exception:
         logger.debug("answers_match failed on %s vs %s", _short(str(predicted)), _short(str(gold)), exc_info=True)
         return Verdict.NO_MATCH
+
+
+def _symbolic(predicted: str, gold: str) -> Verdict:
+    """math-verify in the worker process, under the open budget (if any)."""
+    budget = _budget.get()
+    if budget is None:
+        verdict, _ = _verifier.check(predicted, gold)
+    else:
+        known = budget.verdicts.get((predicted, gold))
+        if known is not None:
+            return known
+        cpu_s = budget.deadline()
+        if cpu_s is None:
+            return _count(Verdict.OVER_BUDGET, predicted, "the step's answer-check budget is spent")
+        started = time.monotonic()
+        verdict, seconds = _verifier.check(predicted, gold, cpu_s)
+        if verdict is None and time.monotonic() - started >= WALL_CAP_S:
+            seconds = math.inf  # starved of CPU up to the wall cap: the rest of the step would be too
+        budget.charge(seconds, finished=verdict is not None)
+    if verdict is None:
+        result = _count(Verdict.TIMED_OUT, predicted, "math-verify deadline")
+    else:
+        result = Verdict.MATCH if verdict else Verdict.NO_MATCH
+    if budget is not None:
+        budget.verdicts[(predicted, gold)] = result
+    return result
+
+
+def check_order(answer: str | None) -> float:
+    """A sort key that puts the answers cheapest to check first: what evaluating them builds
+    (`magnitude.weight`) × their length; inf for what the pre-check refuses anyway."""
+    answer = answer or ""
+    return math.inf if len(answer) > MAX_ANSWER_CHARS else weight(answer) * len(answer)
 
 
 def answers_match(predicted: str | None, gold: str) -> bool:
@@ -185,8 +288,9 @@ def answers_match(predicted: str | None, gold: str) -> bool:
     tolerance 1e-6 (decides, no further check: math-verify would compare the
     same two numbers); otherwise math-verify ``verify(parse(gold), parse(pred))``
     with both wrapped in ``$...$``, in a worker process under a hard deadline.
-    An answer the pre-check refuses (power towers, huge factorials, absurd
-    nesting or length) or that misses the deadline is False and counted
-    (`unverified_counts`). Never raises, never hangs, from any thread.
+    An answer the pre-check refuses (power towers, huge numbers or expansions,
+    absurd nesting or length), that misses the deadline or finds the open
+    `answer_check_budget` spent is False and counted (`unverified_counts`).
+    Never raises, never hangs, from any thread.
     """
     return check_answer(predicted, gold) is Verdict.MATCH

@@ -10,13 +10,20 @@ small server process and waits with a bound.
                                   └─ fork ─► checker (runs one comparison at a time)
 
 The server forwards each comparison to its checker and lets it use at most
-`deadline_s` of CPU time (and WALL_CAP_S of wall time, for a starved machine);
-past either it SIGKILLs the checker and forks a fresh one from its
-already-imported state (milliseconds, not the second a cold import takes), and
-answers "timed out". The client waits WALL_CAP_S + _GRACE_S for the server;
-a server that misses that (or dies) is killed and restarted on the next call.
-Every wait is bounded, from any thread: at most one comparison runs at a time
-(a lock), so a caller waits at most its queue position × the bound.
+`deadline_s` of CPU time (or less, when the caller asks: what is left of a step's
+budget) and WALL_CAP_S of wall time (for a starved machine); past either it
+SIGKILLs the checker and forks a fresh one from its already-imported state (a few
+milliseconds, not the second a cold import takes), and answers "timed out". Every
+answer carries the CPU time the checker spent on it. The client waits
+WALL_CAP_S + _GRACE_S; a server that misses that (or dies) is killed and
+restarted on the next call. Every wait is bounded, from any
+thread: at most one comparison runs at a time (a lock), so a caller waits at
+most its queue position × the bound.
+
+The server and its checkers ignore SIGINT and SIGTERM: a scheduler that signals
+every process of a job (SLURM's preemption) must not take them away while the
+trainer finishes its step. They end when the trainer closes the pipe (it exits,
+or dies).
 
 This file is also the server's script: it is started as
 ``python symbolic_worker.py`` so the server imports math-verify only (not
@@ -55,10 +62,16 @@ def _write_message(fd: int, obj) -> None:
         view = view[os.write(fd, view):]
 
 
+def _is_reply(message) -> bool:
+    """[verdict (true/false/null), CPU seconds]: what the server answers a comparison."""
+    return (isinstance(message, list) and len(message) == 2 and message[0] in (True, False, None)
+            and isinstance(message[1], (int, float)) and not isinstance(message[1], bool))
+
+
 NO_REPLY = "no reply"
 """What `_read_message` returns on end of file or when its deadline passes: never a message
-(messages are JSON true/false/null, "ready" or a request object), so a late reply is told
-apart from a "timed out" (null) one."""
+(messages are JSON true/false/null, [verdict, CPU seconds], "ready" or a request object), so a
+late reply is told apart from a "timed out" one."""
 
 
 def _read_exact(fd: int, n: int, until: float | None) -> bytes | None:
@@ -105,8 +118,11 @@ def _compare(predicted: str, gold: str) -> bool:
     return bool(verify(gold_parsed, pred_parsed, timeout_seconds=None))
 
 
+# Every checker is forked from this warmed state: what a kind of comparison imports or caches on
+# first use (a factorisation: ~0.2 s) is paid once here, not again after every replaced checker.
 _WARM_UP = [("1", "1"), ("x = 3", "3"), (r"\frac{\sqrt{8}}{4}", r"\frac{\sqrt2}{2}"), ("2x+1", "1+2x"),
-            (r"\{1,2\}", r"\{2,1\}"), (r"(1, 2]", r"(1,2]"), (r"\text{(B)}", "B"), (r"\pi/2", r"\frac{\pi}{2}")]
+            (r"\{1,2\}", r"\{2,1\}"), (r"(1, 2]", r"(1,2]"), (r"\text{(B)}", "B"), (r"\pi/2", r"\frac{\pi}{2}"),
+            (r"x^{2}-1", "(x-1)(x+1)"), (r"\sqrt{2}", "2"), (r"\sin^{2}(x)+\cos^{2}(x)", "1"), ("0.5", r"\frac{1}{2}")]
 
 
 def _checker_loop(jobs: int, verdicts: int) -> None:
@@ -149,25 +165,29 @@ class _Checker:
         except (OSError, IndexError, ValueError):
             return 0.0  # no /proc: the wall cap alone bounds it
 
-    def ask(self, predicted: str, gold: str, deadline_s: float):
-        """True/False, or None when it used `deadline_s` of CPU, WALL_CAP_S of wall time, or died.
+    def ask(self, predicted: str, gold: str, deadline_s: float) -> tuple[bool | None, float]:
+        """(True/False, or None when it used `deadline_s` of CPU or WALL_CAP_S of wall time or died;
+        the CPU seconds it used).
 
-        CPU time, not wall time, is the deadline: on a machine whose CPUs are taken
-        by other work an ordinary comparison may wait seconds for a CPU, while an
-        explosive one burns its second of CPU and is killed."""
+        CPU time, not wall time, is the deadline: on a machine whose CPUs are taken by
+        other work an ordinary comparison may wait seconds for a CPU, while an explosive
+        one burns its CPU and is killed."""
+        started = self.cpu_seconds()
         try:
             _write_message(self.jobs, {"p": predicted, "g": gold})
         except OSError:
-            return None
-        cpu_limit = self.cpu_seconds() + deadline_s
+            return None, 0.0
+        cpu_limit = started + deadline_s
         wall_limit = time.monotonic() + max(WALL_CAP_S, deadline_s)
         while True:
-            step = min(0.05, wall_limit - time.monotonic())
-            if step <= 0 or self.cpu_seconds() > cpu_limit:
-                return None
-            if select.select([self.verdicts], [], [], step)[0]:
+            now = self.cpu_seconds()
+            cpu_left, wall_left = cpu_limit - now, wall_limit - time.monotonic()
+            if cpu_left <= 0 or wall_left <= 0:
+                return None, now - started
+            # One process cannot use CPU faster than the clock runs: no need to look before cpu_left.
+            if select.select([self.verdicts], [], [], min(wall_left, max(cpu_left, 0.002)))[0]:
                 verdict = _read_message(self.verdicts, wall_limit)
-                return None if verdict == NO_REPLY else verdict
+                return (None if verdict == NO_REPLY else verdict), self.cpu_seconds() - started
 
     def kill(self) -> None:
         try:
@@ -181,6 +201,8 @@ class _Checker:
 
 def _serve(requests: int, replies: int) -> None:
     logging.disable(logging.CRITICAL)  # math-verify logs whole answers on every timeout
+    for job_wide in (signal.SIGINT, signal.SIGTERM):  # the trainer ends us (see the module docstring)
+        signal.signal(job_wide, signal.SIG_IGN)
     import math_verify  # noqa: F401 - imported once here, inherited by every checker
 
     for pair in _WARM_UP:  # import and warm what comparisons use, once, before the first fork
@@ -192,11 +214,11 @@ def _serve(requests: int, replies: int) -> None:
         if request == NO_REPLY:  # the trainer closed the pipe or died
             checker.kill()
             return
-        verdict = checker.ask(request["p"], request["g"], request["t"])
+        verdict, cpu = checker.ask(request["p"], request["g"], request["t"])
         if verdict is None:
             checker.kill()
             checker = _Checker()
-        _write_message(replies, verdict)
+        _write_message(replies, [verdict, cpu])
 
 
 # -- the client side (the trainer's process) ------------------------------------------------
@@ -228,9 +250,16 @@ class SymbolicVerifier:
             start_new_session=True, close_fds=True)
         self._ready = False
 
-    def verify(self, predicted: str, gold: str) -> bool | None:
+    def verify(self, predicted: str, gold: str, cpu_s: float | None = None) -> bool | None:
         """math-verify's verdict, or None when it did not come within the deadline."""
+        return self.check(predicted, gold, cpu_s)[0]
+
+    def check(self, predicted: str, gold: str, cpu_s: float | None = None) -> tuple[bool | None, float]:
+        """(`verify`'s verdict, the CPU seconds the comparison took). `cpu_s`: a shorter CPU
+        deadline than `deadline_s` for this comparison (what is left of a budget). Neither the
+        wait for another thread's comparison nor the server's cold start is counted."""
         with self._lock:
+            started = time.monotonic()
             try:
                 self._start_locked()
                 server = self._server
@@ -241,19 +270,22 @@ class SymbolicVerifier:
                             self._warned = True
                             logger.warning("the math-verify worker process did not start; symbolic answers "
                                            "count as timed out (is math-verify installed for %s?)", sys.executable)
-                        return None
+                        return None, 0.0
                     self._ready = True
-                _write_message(server.stdin.fileno(), {"p": predicted, "g": gold, "t": self.deadline_s})
-                verdict = _read_message(server.stdout.fileno(),
-                                        time.monotonic() + max(WALL_CAP_S, self.deadline_s) + _GRACE_S)
+                deadline = self.deadline_s if cpu_s is None else min(cpu_s, self.deadline_s)
+                started = time.monotonic()
+                _write_message(server.stdin.fileno(), {"p": predicted, "g": gold, "t": deadline})
+                reply = _read_message(server.stdout.fileno(),
+                                      time.monotonic() + max(WALL_CAP_S, deadline) + _GRACE_S)
             except (OSError, ValueError):
-                verdict = NO_REPLY
-            if verdict is None:  # the server's checker timed out and was replaced: the server is fine
-                return None
-            if not isinstance(verdict, bool):  # no reply in time, or a garbled one: the server may answer
-                self._stop_locked()            # late, into the next comparison, so it is replaced
-                return None
-            return verdict
+                reply = NO_REPLY
+            if _is_reply(reply):
+                verdict, cpu = reply
+                return verdict, float(cpu)  # None: the checker timed out and was replaced; the server is fine
+            # No reply in time, or a garbled one: the server may answer late, into the next
+            # comparison, so it is replaced; the wait counts as CPU spent (nothing better is known).
+            self._stop_locked()
+            return None, time.monotonic() - started
 
     def close(self) -> None:
         with self._lock:

@@ -109,3 +109,24 @@ def test_cli_runs_the_tiny_recipe_on_the_random_model(tmp_path):
     assert row["azr/seed/rounds"] == 1
     assert (tmp_path / "checkpoints" / "step-1").is_dir()
     assert (tmp_path / "buffers" / "induction.jsonl").is_file()
+
+
+def test_warnings_about_model_written_programs_are_counted_not_printed(tmp_path, monkeypatch, capfd):
+    from selftaught.azr import scripted
+
+    # every deduction proposal is a program Python warns about: a likely bug (`is` with a
+    # literal) and a cosmetic one (a number run into a keyword)
+    monkeypatch.setattr(scripted, "INVALID_PROPOSALS", (("def f(a):\n    return (a is 1) + (1if a else 2)", "1"),))
+    config = azr_config(tmp_path, max_steps=1, **{"azr.seed_rounds": 0, "azr.task_types": ["deduction"]})
+    trainer = Trainer(config, sampler=lambda t: ScriptedSampler(t.tokenizer, max_prompt_length=config.max_prompt_length,
+                                                                max_completion_length=config.max_completion_length,
+                                                                invalid_proposal_prob=1.0, malformed_prob=0.0))
+    try:
+        [row] = trainer.train()
+    finally:
+        trainer.episodes.close()
+    assert row["azr/code_warnings/is_with_literal"] == row["azr/deduction/propose/count"] == 2
+    assert not any(key.startswith("azr/code_warnings/") and "literal" in key and key != "azr/code_warnings/is_with_literal"
+                   for key in row)
+    captured = capfd.readouterr()
+    assert "Warning" not in captured.err and "Warning" not in captured.out

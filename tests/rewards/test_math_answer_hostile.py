@@ -5,6 +5,7 @@ and that every call returns (a generous bound, so a hang fails the test).
 """
 
 import logging
+import math
 import os
 import signal
 import threading
@@ -145,3 +146,123 @@ def test_a_reply_that_comes_after_the_client_gave_up_never_answers_the_next_comp
         assert verifier._server.pid != first  # the server that missed its deadline was replaced
     finally:
         verifier.close()
+
+
+# ------------------------------------------------------------------ the step budget
+
+
+class FakeVerifier:
+    """Stands in for the worker: integrals take `slow_s` and time out; other answers take `fast_s` and
+    match when they hold the same characters (x+1 ≡ 1+x)."""
+
+    def __init__(self, slow_s=0.6, fast_s=0.001):
+        self.slow_s, self.fast_s, self.calls = slow_s, fast_s, []
+
+    def start(self):
+        pass
+
+    def check(self, predicted, gold, cpu_s=None):
+        self.calls.append((predicted, gold, cpu_s))
+        if r"\int" in predicted:
+            return None, self.slow_s if cpu_s is None else min(self.slow_s, cpu_s)
+        return sorted(predicted) == sorted(gold), self.fast_s
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    verifier = FakeVerifier()
+    monkeypatch.setattr(math_answer, "_verifier", verifier)
+    return verifier
+
+
+def test_slow_comparisons_spend_the_step_budget_then_the_rest_are_over_budget_and_not_run(fake):
+    answers = [r"\int_0^1 x\,dx", r"\int_0^2 x\,dx", "x+y", r"\int_0^3 x\,dx", "y+x", "7"]
+    with math_answer.answer_check_budget() as budget:
+        verdicts = [check_answer(a, g) for a, g in zip(answers, ["2", "2", "y+x", "2", "x+y", "7.0"])]
+    assert verdicts == [Verdict.TIMED_OUT, Verdict.TIMED_OUT, Verdict.OVER_BUDGET, Verdict.OVER_BUDGET,
+                        Verdict.OVER_BUDGET, Verdict.MATCH]  # plain numbers never need the worker
+    # each comparison ran with what was left of the budget as its CPU deadline
+    assert [round(w, 6) for _, _, w in fake.calls] == [math_answer.STEP_BUDGET_S,
+                                                       round(math_answer.STEP_BUDGET_S - 0.6, 6)]
+    assert budget.left <= 0
+
+
+def test_ordinary_comparisons_cost_the_budget_nothing(fake):
+    fake.fast_s = math_answer.ORDINARY_S * 0.99
+    with math_answer.answer_check_budget() as budget:
+        verdicts = [check_answer(f"x+{i}", f"{i}+x") for i in range(100)]
+    assert verdicts == [Verdict.MATCH] * 100 and len(fake.calls) == 100
+    assert budget.left == math_answer.STEP_BUDGET_S
+
+
+def test_a_comparison_slower_than_ordinary_is_charged_all_its_time(fake):
+    fake.fast_s = math_answer.ORDINARY_S + 0.05
+    with math_answer.answer_check_budget() as budget:
+        assert check_answer("x+1", "1+x") is Verdict.MATCH
+    assert budget.left == pytest.approx(math_answer.STEP_BUDGET_S - fake.fast_s)
+
+
+def test_a_comparison_starved_until_the_wall_cap_spends_the_whole_budget(fake, monkeypatch):
+    monkeypatch.setattr(math_answer, "WALL_CAP_S", 0.0)  # every timed-out comparison counts as starved
+    fake.slow_s = 0.01
+    with math_answer.answer_check_budget() as budget:
+        assert check_answer(r"\int_0^1 x\,dx", "2") is Verdict.TIMED_OUT
+        assert check_answer(r"\int_0^2 x\,dx", "2") is Verdict.OVER_BUDGET
+    assert budget.left == -math.inf and len(fake.calls) == 1
+
+
+def test_budgets_nest_the_outermost_governs_and_each_call_without_one_opens_its_own(fake):
+    reward = MathAnswerReward()
+    slow = [r"\boxed{\int_0^{%d} x\,dx}" % i for i in range(4)]
+    rewards = reward(slow, {"answer": ["2"] * 4}, None)  # its own budget: two run, two over budget
+    assert rewards.tolist() == [0.0] * 4 and reward.last_timeouts == 4 and reward.last_over_budget == 2
+    with math_answer.answer_check_budget():
+        reward(slow[:2], {"answer": ["2"] * 2}, None)  # spends the step's budget...
+        reward(slow[2:], {"answer": ["2"] * 2}, None)  # ...so the next source's call finds it spent
+        assert reward.last_over_budget == 2
+
+
+def test_the_vote_rewards_compare_each_pair_once_per_step(fake):
+    from selftaught.rewards import AnswerAgreementReward, MajorityVoteReward
+
+    completions = [r"\boxed{x+1}", r"\boxed{1+x}", r"\boxed{x + 1}", r"\boxed{2x}"]
+    with math_answer.answer_check_budget():
+        MajorityVoteReward(4)(completions, {}, None)
+        calls = len(fake.calls)
+        AnswerAgreementReward(4)(completions, {}, None)
+    assert calls > 0 and len(fake.calls) == calls
+
+
+def test_both_sides_are_pre_checked_a_model_written_representative_never_reaches_the_worker(fake):
+    assert check_answer("1", r"\binom{2000000}{1000000}") is Verdict.REFUSED
+    assert check_answer("x", r"2^{2^{40}}") is Verdict.REFUSED
+    assert fake.calls == []
+
+
+def test_the_reward_checks_the_cheapest_looking_answers_first(fake):
+    answers = [r"\int_0^1 e^{x^{2}}\sin(x)\,dx", r"\int_0^2 e^{x^{2}}\sin(x)\,dx", "x+1", "y+2", "2x"]
+    golds = ["3", "3", "1+x", "2+y", "x2"]
+    rewards = MathAnswerReward()([rf"\boxed{{{a}}}" for a in answers], {"answer": golds}, None)
+    assert rewards.tolist() == [0.0, 0.0, 1.0, 1.0, 1.0]  # the ordinary ones ran before the slow ones spent it
+    assert sorted(p for p, _, _ in fake.calls[:3]) == sorted(answers[2:])
+
+
+@pytest.mark.parametrize("thread", [False, True], ids=["main_thread", "worker_thread"])
+def test_a_step_of_slow_answers_the_pre_check_lets_through_ends_within_its_budget(thread):
+    slow = [rf"\int_0^{k} e^{{x^{{2}}}}\sin({k}x)\,dx" for k in range(2, 8)]
+    assert all(refusal_reason(a) is None for a in slow)
+    reward, rewards = _reward_call_in(thread, [rf"\boxed{{{a}}}" for a in slow], ["3"] * len(slow))
+    assert rewards.tolist() == [0.0] * len(slow)
+    assert reward.last_timeouts == len(slow) and reward.last_over_budget >= 1
+
+
+def test_the_worker_honours_a_shorter_cpu_deadline_reports_cpu_and_ignores_job_wide_signals():
+    verdict, cpu = math_answer._verifier.check(SLOW_BUT_ALLOWED, "3", cpu_s=0.3)
+    assert verdict is None and 0.3 <= cpu < 0.3 + 0.5  # killed once it had used its 0.3 s (polling: ≤ 2 ms late)
+    verdict, cpu = math_answer._verifier.check("2x+1", "1+2x")
+    assert verdict is True and 0 <= cpu < math_answer.ORDINARY_S
+    server = math_answer._verifier._server
+    for sig in (signal.SIGTERM, signal.SIGINT):  # SLURM signals every process of a job
+        os.kill(server.pid, sig)
+    assert answers_match("2x+1", "1+2x")
+    assert math_answer._verifier._server.pid == server.pid and server.poll() is None
