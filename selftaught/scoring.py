@@ -71,34 +71,59 @@ def micro_batches(n: int, size: int) -> list[slice]:
     return [slice(start, min(start + size, n)) for start in range(0, n, size)]
 
 
+class ModelScores(NamedTuple):
+    """One model's scores of a rollout's completions, detached and on the CPU: log π(o_t) [N, T],
+    self-certainty per completion [N] (the mean of sc_t over its tokens), H(p_t) [N, T] or None."""
+
+    logprobs: torch.Tensor
+    self_certainty: torch.Tensor
+    entropy: torch.Tensor | None = None
+
+    @classmethod
+    def of(cls, stats: TokenStatistics, completion_mask: torch.Tensor) -> "ModelScores":
+        return cls(stats.logprobs.detach().cpu(), sequence_mean(stats.self_certainty, completion_mask).cpu(),
+                   None if stats.entropy is None else stats.entropy.float().cpu())
+
+    @staticmethod
+    def concat(parts: list["ModelScores"]) -> "ModelScores":
+        return ModelScores(torch.cat([p.logprobs for p in parts]), torch.cat([p.self_certainty for p in parts]),
+                           torch.cat([p.entropy for p in parts]) if parts and parts[0].entropy is not None else None)
+
+
 @torch.no_grad()
+def score_model(model, rollout, *, temperature: float, chunk_size: int | None, batch_size: int, device,
+                fused: bool = True, entropy: bool = False, autocast=nullcontext) -> ModelScores:
+    """`model`'s scores of every completion of `rollout`, `batch_size` rows per forward."""
+    parts = []
+    for index in micro_batches(len(rollout), batch_size):
+        rows = MicroBatch.of(rollout, index, device)
+        with autocast():
+            stats = completion_token_statistics(model, *rows, temperature=temperature, chunk_size=chunk_size,
+                                                fused=fused, entropy=entropy)
+        parts.append(ModelScores.of(stats, rows.completion_mask))
+    return ModelScores.concat(parts)
+
+
 def score_rollout(model, rollout, *, temperature: float, chunk_size: int | None, batch_size: int, device,
                   fused: bool = True, entropy: bool = False, reference=None, reference_context=nullcontext,
-                  autocast=nullcontext) -> Scores:
+                  autocast=nullcontext, policy: ModelScores | None = None) -> Scores:
     """Scores of every completion of `rollout`, `batch_size` rows per forward.
 
     `reference` (optional): a second model scored alike (log-probs and self-certainty)
     inside `reference_context()` (e.g. LoRA's `disable_adapter`). `autocast`: the
-    mixed-precision context of the caller (accelerate's). The model's train/eval
-    mode is the caller's business.
+    mixed-precision context of the caller (accelerate's). `policy`: the policy's scores when
+    the caller already has them (the trainer's one-forward step); else `model` is scored here.
+    The model's train/eval mode is the caller's business.
     """
-    kwargs = {"temperature": temperature, "chunk_size": chunk_size, "fused": fused}
-    old, sc, ent, ref, ref_sc = [], [], [], [], []
-    for index in micro_batches(len(rollout), batch_size):
-        rows = MicroBatch.of(rollout, index, device)
-        with autocast():
-            stats = completion_token_statistics(model, *rows, entropy=entropy, **kwargs)
-            old.append(stats.logprobs.cpu())
-            sc.append(sequence_mean(stats.self_certainty, rows.completion_mask).cpu())
-            if entropy:
-                ent.append(stats.entropy.float().cpu())
-            if reference is not None:
-                with reference_context():
-                    ref_stats = completion_token_statistics(reference, *rows, **kwargs)
-                ref.append(ref_stats.logprobs.cpu())
-                ref_sc.append(sequence_mean(ref_stats.self_certainty, rows.completion_mask).cpu())
-    return Scores(old_logprobs=torch.cat(old), self_certainty=torch.cat(sc),
-                  ref_logprobs=torch.cat(ref) if ref else None,
-                  ref_self_certainty=torch.cat(ref_sc) if ref_sc else None,
-                  token_entropy=torch.cat(ent) if ent else None,
-                  completion_mask=rollout.completion_mask.bool().cpu())
+    kwargs = {"temperature": temperature, "chunk_size": chunk_size, "batch_size": batch_size, "device": device,
+              "fused": fused, "autocast": autocast}
+    if policy is None:
+        policy = score_model(model, rollout, entropy=entropy, **kwargs)
+    ref = None
+    if reference is not None:
+        with reference_context():
+            ref = score_model(reference, rollout, **kwargs)
+    return Scores(old_logprobs=policy.logprobs, self_certainty=policy.self_certainty,
+                  ref_logprobs=None if ref is None else ref.logprobs,
+                  ref_self_certainty=None if ref is None else ref.self_certainty,
+                  token_entropy=policy.entropy, completion_mask=rollout.completion_mask.bool().cpu())

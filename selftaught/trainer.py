@@ -50,7 +50,7 @@ from .rewards import Scores
 from .rewards.user import RewardFunctionError
 from .rollout import Rollout, RolloutSampler, Sampler
 from .trackers import check_installed, start_trackers
-from .scoring import MicroBatch, completion_token_statistics, micro_batches, score_rollout
+from .scoring import MicroBatch, ModelScores, completion_token_statistics, micro_batches, score_rollout
 
 
 def completion_logprobs(model, prompt_ids, prompt_mask, completion_ids, completion_mask, *,
@@ -83,6 +83,16 @@ def _enable_gradient_checkpointing(model) -> None:
         enable(activation_checkpointing_kwargs=options)
     else:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=options)
+
+
+def _has_dropout(model) -> bool:
+    """Whether the model's train and eval modes differ: an nn.Dropout (LoRA's included) or a
+    configured dropout rate (attention dropout is functional, not a module) above zero."""
+    config = getattr(model, "config", None)
+    rates = config.to_dict().items() if config is not None else ()
+    return (any(isinstance(m, torch.nn.Dropout) and m.p > 0 for m in model.modules())
+            or any(("dropout" in key or "pdrop" in key) and isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+                   for key, value in rates))
 
 
 def _check_parallelism(accelerator) -> None:
@@ -179,6 +189,7 @@ class Trainer:
         # The fused path reads lm_head's weight after the forward, where FSDP2 may have re-sharded it.
         self.is_fsdp2 = fsdp2.is_sharded(self.model)
         self.fused = config.fused_logprobs and not self.is_fsdp2
+        self.has_dropout = _has_dropout(model)
         self.sampler = self._build_sampler(self.accelerator.unwrap_model(self.model)) if sampler is None else None
         self.step = 0
         self.bad_steps = 0
@@ -357,9 +368,10 @@ class Trainer:
         return None, nullcontext
 
     @torch.no_grad()
-    def score(self, rollout: Rollout) -> Scores:
+    def score(self, rollout: Rollout, policy: ModelScores | None = None) -> Scores:
         """One no-grad pass: π_old log-probs, online self-certainty, per-token entropy when a
-        reward needs it (+ the reference's log-probs and self-certainty)."""
+        reward needs it (+ the reference's log-probs and self-certainty). `policy`: the policy's
+        part, when the step's one forward already measured it (`_score_step`)."""
         reference, disabled = self._reference()
         self.model.eval()
         try:
@@ -369,21 +381,51 @@ class Trainer:
                                  device=self.accelerator.device, fused=self.fused,
                                  entropy=self.episodes.needs_token_entropy,
                                  reference=reference, reference_context=disabled,
-                                 autocast=self.accelerator.autocast)
+                                 autocast=self.accelerator.autocast, policy=policy)
         finally:
             self.model.train()
+
+    def _one_forward(self, rollout: Rollout) -> bool:
+        """Whether this step's scoring pass and its update can be one forward: a single optimizer
+        step on the rollout (μ = 1, so π_old = π_θ), one micro-batch, and a model whose train and
+        eval modes compute the same function (no dropout). FSDP2 and DeepSpeed keep two passes
+        (their gathered-sampling and engine contracts assume them)."""
+        from accelerate.utils import DistributedType
+
+        config = self.config
+        return (config.num_iterations == 1 and 0 < len(rollout) <= config.per_device_train_batch_size
+                and not self.has_dropout and not self.is_fsdp2
+                and self.accelerator.distributed_type != DistributedType.DEEPSPEED)
+
+    def _score_step(self, rollout: Rollout) -> tuple[Scores, torch.Tensor | None]:
+        """The step's scores, and the update's differentiable log π_θ(o_t) [N, T] when one forward
+        serves both (`_one_forward`; else None and the update runs its own forward).
+
+        With μ = 1 the update's forward is the scoring pass with a graph: same weights, same rows,
+        same numbers (the ratio is exactly 1), so running it once saves a forward of the whole
+        batch per step. The graph lives until the update's backward, as it would in the update.
+        """
+        if not self._one_forward(rollout):
+            return self.score(rollout), None
+        rows = MicroBatch.of(rollout, slice(0, len(rollout)), self.accelerator.device)
+        with self.accelerator.autocast():
+            stats = completion_token_statistics(self.model, *rows, temperature=self.config.temperature,
+                                                chunk_size=self.config.logits_chunk_size, fused=self.fused,
+                                                entropy=self.episodes.needs_token_entropy)
+        return self.score(rollout, policy=ModelScores.of(stats, rows.completion_mask)), stats.logprobs
 
     # ------------------------------------------------------------------ update
 
     def _update(self, rollout: Rollout, scores: Scores, advantages: torch.Tensor, whole: Rollout,
-                weights: torch.Tensor | None = None) -> dict:
+                weights: torch.Tensor | None = None, logprobs: torch.Tensor | None = None) -> dict:
         """One optimizer step over this rank's rollout, in micro-batches (gradient accumulation).
 
         Each micro-batch's loss is normalised by the token/row count of `whole` (the
         step's batch over *all* processes), times the number of processes (DDP
         averages the ranks' gradients), so the gradient does not depend on how the
         batch is split over micro-batches or processes. `weights`: [N, T] importance
-        weights on the surrogate (vLLM sampled: `_sampler_correction`), or None.
+        weights on the surrogate (vLLM sampled: `_sampler_correction`), or None. `logprobs`: the
+        rollout's log π_θ with its graph when the scoring forward was the update's (`_score_step`).
         """
         from accelerate.utils import DistributedType
 
@@ -406,8 +448,11 @@ class Trainer:
                 self.accelerator.sync_gradients = i == len(batches) - 1
             sync = nullcontext() if i == len(batches) - 1 else self.accelerator.no_sync(self.model)
             with sync, self.accelerator.autocast():
-                logp, _ = completion_logprobs(self.model, *rows, temperature=config.temperature,
-                                              chunk_size=config.logits_chunk_size, fused=self.fused)
+                if logprobs is None:
+                    logp, _ = completion_logprobs(self.model, *rows, temperature=config.temperature,
+                                                  chunk_size=config.logits_chunk_size, fused=self.fused)
+                else:  # one micro-batch: the whole rollout, already forwarded
+                    logp = logprobs
                 loss, stats = policy_loss(
                     logp, scores.old_logprobs[index].to(device), advantages[index].to(device), rows.completion_mask,
                     epsilon=config.epsilon, epsilon_high=config.epsilon_high, beta=config.beta,
@@ -470,7 +515,7 @@ class Trainer:
         with self._full_weights():  # FSDP2: gathered once; ranks sample different token counts
             rollout = self.episodes.collect(self.sampler, self.completions_per_step())
             generated = time.perf_counter()
-            scores = self.score(rollout)
+            scores, logprobs = self._score_step(rollout)
         weights, correction = self._sampler_correction(rollout, scores)
         try:
             rewards = self.episodes.rewards(rollout, scores)
@@ -489,7 +534,8 @@ class Trainer:
         for i in range(self.config.num_iterations):
             if self.step >= self.config.max_steps:
                 break
-            update = self._update(rollout, scores, advantages, whole, weights)
+            update = self._update(rollout, scores, advantages, whole, weights, logprobs)
+            logprobs = None  # a graph serves one backward
             self.step += 1
             last_update = i == self.config.num_iterations - 1 or self.step >= self.config.max_steps
             if self.sampler.syncs_weights and last_update:  # another engine samples: it needs the new weights
