@@ -4,8 +4,10 @@ and the chunked op's memory on bf16 logits; all at the chunk size users get by d
     python benchmarks/bench_logprobs.py                      # hidden 1536, V 151,936, T 4096, fp32
     python benchmarks/bench_logprobs.py --tokens 512         # a quick look
 
-Default chunk: the library's byte budget (`ops.DEFAULT_CHUNK_BYTES` = 64 MiB of fp32
-logits per chunk, 110 rows at V = 151,936); `--chunk-size N` measures N rows instead.
+Default chunk: the library's (`ops.chunk_rows`): the chunked op on logits takes the byte
+budget (`ops.DEFAULT_CHUNK_BYTES` = 64 MiB of fp32 logits, 110 rows at V = 151,936); the
+fused path at least H / 4 rows (a quarter of the fp32 weight gradient, 384 rows at
+H = 1536); `--chunk-size N` measures N rows for both instead.
 
 Chunked op (`ops.token_logprobs_and_self_certainty`) on bf16 logits [1, 2048, V]:
 the forward (the trainer's no-grad scoring pass) at the default chunk and at the
@@ -202,8 +204,10 @@ def main() -> None:
     from selftaught.ops import DEFAULT_CHUNK_BYTES, chunk_rows
 
     rows = chunk_rows(args.vocab, args.chunk_size)
-    print(f"chunk: {rows} rows ({'explicit' if args.chunk_size else f'{DEFAULT_CHUNK_BYTES >> 20} MiB fp32 budget'}), "
-          f"V {args.vocab}, {os.cpu_count()} CPUs", flush=True)
+    fused_rows = chunk_rows(args.vocab, args.chunk_size, hidden_size=args.hidden)
+    print(f"chunk: {rows} rows on logits, {fused_rows} fused "
+          f"({'explicit' if args.chunk_size else f'{DEFAULT_CHUNK_BYTES >> 20} MiB fp32 budget, fused >= H / 4'}), "
+          f"V {args.vocab}, H {args.hidden}, {os.cpu_count()} CPUs", flush=True)
     print(f"chunked op on bf16 logits [1, {args.chunked_tokens}, {args.vocab}]:", flush=True)
     forward = run_child("chunked_forward", args, None)
     old = run_child("chunked_forward", args, None, chunk_size=args.old_chunk_size)
@@ -224,7 +228,7 @@ def main() -> None:
         return
 
     print(f"log-probs + self-certainty, fwd+bwd: hidden {args.hidden}, V {args.vocab}, T {args.tokens}, fp32, "
-          f"fused chunk {rows} rows", flush=True)
+          f"fused chunk {fused_rows} rows", flush=True)
     variants = ["straightforward", "fused"] + (["logits+chunked_ops"] if args.with_logits_path else [])
     results: dict[str, list[dict]] = {v: [] for v in variants}
     with tempfile.TemporaryDirectory() as tmp:

@@ -153,7 +153,8 @@ def fused_token_logprobs_and_self_certainty(
         mask: [B, T] bool or 0/1; None = all real. Masked rows are skipped entirely
             (no logits are computed for padding).
         temperature: τ > 0, applied to both outputs (docs/reference.md §1).
-        chunk_size: rows per [C, V] fp32 chunk (None → `ops.chunk_rows(V)`, a 64 MiB chunk).
+        chunk_size: rows per [C, V] fp32 chunk (None → `ops.chunk_rows(V, hidden_size=H)`: a 64 MiB
+            chunk, or H / 4 rows when that is more; 384 rows at Qwen2.5-1.5B's H = 1536).
 
     Returns:
         logp [B, T] float32 (float64 for float64 inputs), differentiable w.r.t.
@@ -182,7 +183,8 @@ def fused_token_statistics(
         raise ValueError(f"weight must be [V, {H}], got {tuple(weight.shape)}")
     if bias is not None and bias.shape != (weight.shape[0],):
         raise ValueError(f"bias must be [{weight.shape[0]}], got {tuple(bias.shape)}")
-    chunk_size = check_token_arguments(targets, B, T, temperature, chunk_size, vocab_size=weight.shape[0])
+    chunk_size = check_token_arguments(targets, B, T, temperature, chunk_size, vocab_size=weight.shape[0],
+                                       hidden_size=H)
     mm_dtype = _matmul_dtype(hidden, weight)
     acc = torch.promote_types(mm_dtype, torch.float32)
 
