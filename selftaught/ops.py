@@ -167,12 +167,14 @@ class _ChunkedLogProbs(torch.autograd.Function):
         ent = torch.zeros(B * T if entropy else 0, dtype=acc, device=logits.device)
         flat_targets = targets.reshape(-1)
         log_v = math.log(V)
-        for start, end, rows in _row_chunks(logits, chunk_size):
-            z = _scaled(rows, acc, temperature)  # [C, V] fp32, the only large temporary
-            logp[start:end], sc[start:end], _, h = row_statistics(z, flat_targets[start:end], log_v, entropy)
-            if entropy:
-                ent[start:end] = h
-            del z
+        # Everything here is vocabulary-wide maths in `acc`: autocast would run H's row-wise dot (bmm) in bf16.
+        with torch.autocast(logits.device.type, enabled=False):
+            for start, end, rows in _row_chunks(logits, chunk_size):
+                z = _scaled(rows, acc, temperature)  # [C, V] fp32, the only large temporary
+                logp[start:end], sc[start:end], _, h = row_statistics(z, flat_targets[start:end], log_v, entropy)
+                if entropy:
+                    ent[start:end] = h
+                del z
         flat_mask = mask.reshape(-1)
         logp = torch.where(flat_mask, logp, 0.0).view(B, T)
         sc = torch.where(flat_mask, sc, 0.0).view(B, T)
