@@ -45,6 +45,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -121,8 +122,9 @@ def prepare(workdir: Path, num_prompts: int) -> tuple[Path, Path]:
 
 
 def run_ours(settings: StepSettings, out: Path) -> dict:
-    """Our Trainer, one warm-up + `steps` timed steps; per step the time, its generate / score
-    split (the trainer's own clock), the mean completion length and the tokens trained on."""
+    """Our Trainer, one warm-up + `steps` timed steps; per step the meter's time, the wall time and
+    its generate / score split (the trainer's own wall clock), the mean completion length and the
+    prompt and completion lengths trained on."""
     from selftaught.config import build_config
     from selftaught.trainer import Trainer
 
@@ -155,9 +157,10 @@ def run_ours(settings: StepSettings, out: Path) -> dict:
     before = meter.reset_peak()
     steps = []
     for _ in range(s.steps + 1):
-        start = meter.now()
+        start, wall = meter.now(), time.perf_counter()
         row = trainer.train_step()[0]
-        steps.append({"seconds": meter.now() - start, "generate_s": row["time/generate_s"],
+        steps.append({"seconds": meter.now() - start, "wall_s": time.perf_counter() - wall,
+                      "generate_s": row["time/generate_s"],
                       "score_s": row["time/score_s"], "length": row["completion_length/mean"],
                       "self_certainty": row["self_certainty/mean"], **rollouts[-1]})
     return {"steps": steps, "peak_delta": meter.peak() - before, "peak": meter.peak(), "clock": meter.clock,
