@@ -28,6 +28,7 @@ fallback for models whose cache is not plain full attention) calls `generate`.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import torch
@@ -236,17 +237,19 @@ class _LayerStep(_ModelStep):
 
     For a small model a decode step is mostly Python: the model-level forward rebuilds its mask
     mapping, output records and wrappers at every token. Here the ready sdpa mask goes to the
-    same embedding, layers, norm and head the model's forward would call, in the same order.
-    `Sampler` checks once that the two give identical logits before using it.
+    same embedding, layers, norm and head the model's forward would call, in the same order,
+    inside `autocast()`: the mixed-precision context a wrapper around the model's forward adds
+    (accelerate's bf16 wraps it so). `Sampler` checks once that the two give identical logits
+    before using it.
     """
 
-    def __init__(self, model, decoder, head):
+    def __init__(self, model, decoder, head, autocast=nullcontext):
         super().__init__(model)
-        self.decoder, self.head = decoder, head
+        self.decoder, self.head, self.autocast = decoder, head, autocast
         self.layers = list(decoder.layers[:model.config.num_hidden_layers])
 
     @classmethod
-    def of(cls, model) -> "_LayerStep | None":
+    def of(cls, model, autocast=nullcontext) -> "_LayerStep | None":
         """The layer step for `model` (a PEFT wrapper's base included), or None for other architectures."""
         base = model.get_base_model() if hasattr(model, "get_base_model") else model
         config = getattr(base, "config", None)
@@ -258,20 +261,21 @@ class _LayerStep(_ModelStep):
         head = base.get_output_embeddings() if hasattr(base, "get_output_embeddings") else None
         if head is None or not all(hasattr(decoder, name) for name in ("embed_tokens", "layers", "norm", "rotary_emb")):
             return None
-        return cls(model, decoder, head)
+        return cls(model, decoder, head, autocast)
 
     def __call__(self, token: torch.Tensor, attention: torch.Tensor, position: torch.Tensor, cache) -> torch.Tensor:
         decoder, position = self.decoder, position[:, None]
         mask = attention[:, None, None, :]
-        hidden = decoder.embed_tokens(token[:, None])
-        rope = decoder.rotary_emb(hidden, position)
-        for layer in self.layers:
-            hidden = layer(hidden, attention_mask=mask, position_ids=position, past_key_values=cache,
-                           use_cache=True, position_embeddings=rope)
-        return self.head(decoder.norm(hidden)[:, -1])
+        with self.autocast():
+            hidden = decoder.embed_tokens(token[:, None])
+            rope = decoder.rotary_emb(hidden, position)
+            for layer in self.layers:
+                hidden = layer(hidden, attention_mask=mask, position_ids=position, past_key_values=cache,
+                               use_cache=True, position_embeddings=rope)
+            return self.head(decoder.norm(hidden)[:, -1]).float()
 
 
-def _checked_layer_step(model, ids: torch.Tensor, mask: torch.Tensor) -> _LayerStep | None:
+def _checked_layer_step(model, ids: torch.Tensor, mask: torch.Tensor, autocast=nullcontext) -> _LayerStep | None:
     """`_LayerStep.of(model)` when one decode step through it gives exactly the model's own logits
     after prefilling `ids` [1, P] (a prompt of the batch), else None.
 
@@ -279,7 +283,7 @@ def _checked_layer_step(model, ids: torch.Tensor, mask: torch.Tensor) -> _LayerS
     forward hands them fails here, once, and sampling keeps the model's forward: the shortcut can
     cost nothing but its speed.
     """
-    layer_step = _LayerStep.of(model)
+    layer_step = _LayerStep.of(model, autocast)
     if layer_step is None:
         return None
     mask = mask.long()
@@ -291,7 +295,7 @@ def _checked_layer_step(model, ids: torch.Tensor, mask: torch.Tensor) -> _LayerS
         first = model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
                       use_cache=True, logits_to_keep=1).logits[:, -1]
         try:
-            logits.append(step(first.argmax(-1), attention, positions[:, -1] + 1, cache))
+            logits.append(step(first.argmax(-1), attention, positions[:, -1] + 1, cache).float())
         except (TypeError, ValueError, AttributeError, RuntimeError):  # layers with another calling convention
             return None
     return layer_step if torch.equal(logits[0], logits[1]) else None
@@ -339,12 +343,14 @@ class Sampler(RolloutSampler):
     """Samples completions from a causal LM; knows nothing about rewards.
 
     backend: "auto" (our decoding loop when the model's cache allows it, else
-    `generate`), "loop", or "generate".
+    `generate`), "loop", or "generate". autocast: the mixed-precision context the model's
+    forward runs under, when a wrapper adds one (the trainer passes accelerate's), so that the
+    decode steps that bypass the model-level forward run under it too.
     """
 
     def __init__(self, model, tokenizer, *, max_prompt_length: int, max_completion_length: int,
                  temperature: float, top_p: float = 1.0, top_k: int = 0,
-                 generation_batch_size: int | None = None, backend: str = "auto"):
+                 generation_batch_size: int | None = None, backend: str = "auto", autocast=nullcontext):
         if backend not in ("auto", "loop", "generate"):
             raise ValueError(f"backend must be auto, loop or generate, got {backend!r}")
         self.model, self.tokenizer = model, tokenizer
@@ -353,6 +359,7 @@ class Sampler(RolloutSampler):
         self.temperature, self.top_p, self.top_k = temperature, top_p, top_k
         self.generation_batch_size = generation_batch_size
         self.backend = backend
+        self.autocast = autocast  # the mixed precision the model's forward runs under (the trainer's)
         self.eos_ids = eos_token_ids(tokenizer, model)
         self.pad_id = tokenizer.pad_token_id
         self._step = None  # the decode-step function, chosen at the first decode (`_decode_step`)
@@ -428,7 +435,7 @@ class Sampler(RolloutSampler):
         """The decode-step function, chosen at the first call: the layer step where it reproduces the
         model's own logits on this chunk's first prompt, else the model's forward (`decode_path` says which)."""
         if self._step is None:
-            self._step = _checked_layer_step(self.model, ids[:1], mask[:1]) or _ModelStep(self.model)
+            self._step = _checked_layer_step(self.model, ids[:1], mask[:1], self.autocast) or _ModelStep(self.model)
             self.decode_path = "layers" if isinstance(self._step, _LayerStep) else "model"
         return self._step
 

@@ -268,7 +268,8 @@ class Trainer:
         settings = dict(max_prompt_length=config.max_prompt_length, max_completion_length=config.max_completion_length,
                         temperature=config.temperature, top_p=config.top_p, top_k=config.top_k)
         if config.rollout_backend == "selftaught":
-            return Sampler(policy, self.tokenizer, generation_batch_size=config.generation_batch_size, **settings)
+            return Sampler(policy, self.tokenizer, generation_batch_size=config.generation_batch_size,
+                           autocast=self.accelerator.autocast, **settings)
         if self.is_fsdp2:
             raise UserError("rollout_backend: vllm with FSDP2 is not supported (the engine needs whole weights "
                             "to sync); use configs/accelerate/ddp.yaml or the selftaught backend")
