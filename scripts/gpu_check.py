@@ -86,7 +86,7 @@ class Shapes:
 
 FULL = Shapes(device="cuda", model=QWEN2_5_1_5B, prompts_per_step=8, num_generations=8, completion_tokens=512,
               micro_batch=16, timed_steps=2, logprob_tokens=8192, logprob_hidden=1536, logprob_vocab=151_936,
-              logprob_rounds=2, logprob_chunk_sweep=(1536, 4096), recipe_steps=40, heldout_problems=200,
+              logprob_rounds=1, logprob_chunk_sweep=(1536, 4096), recipe_steps=40, heldout_problems=200,
               heldout_samples=8, child_threads=4)
 DRY = Shapes(device="cpu", model=TINY_QWEN2, prompts_per_step=2, num_generations=2, completion_tokens=8,
              micro_batch=2, timed_steps=1, logprob_tokens=256, logprob_hidden=64, logprob_vocab=1000,
@@ -170,7 +170,7 @@ def environment(check: Check) -> dict:
             "    except Exception as error:\n"
             "        info[name] = None\n"
             "print(json.dumps(info))\n")
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     if done.returncode:
         return {"status": "error", "error": done.stderr[-2000:]}
     info = json.loads(done.stdout.strip().splitlines()[-1])
@@ -230,23 +230,33 @@ def fused_logprobs(check: Check) -> dict:
 # ------------------------------------------------------------------ 3. an Intuitor step, and TRL's
 
 
-def build_random_model(shapes: Shapes, directory: Path) -> Path:
-    """A Qwen2 of `shapes.model`'s architecture with random weights (saved in bf16), and the
-    built-in tokenizer: ids it does not know decode to nothing, which a random model's text is."""
+def build_random_model(check: Check, directory: Path) -> Path:
+    """A Qwen2 of the shapes' architecture with random weights, saved in bf16, with the built-in
+    tokenizer (ids it does not know decode to nothing, which is what a random model's text is
+    worth). Built in a child, on the device (initialising 1.5B parameters on a CPU is slow)."""
+    if not (directory / "config.json").is_file():
+        done = child(check, "build_model", [sys.executable, __file__, str(directory), "--build-model",
+                                            json.dumps(check.shapes.model), "--device", check.shapes.device],
+                     timeout=min(300, check.remaining() - 60))
+        if done.returncode:
+            raise RuntimeError(f"building the random model failed (logs/build_model.log): exit {done.returncode}")
+    return directory
+
+
+def build_model_child(directory: Path, architecture: dict, device: str) -> None:
     import torch
     from transformers import AutoModelForCausalLM, Qwen2Config
 
     from bench_step_vs_trl import save_with_eos_ids
     from selftaught.models import load_model
 
-    if (directory / "config.json").is_file():
-        return directory
     _, tokenizer = load_model("tiny-random")
-    config = Qwen2Config(**shapes.model, bos_token_id=None, eos_token_id=tokenizer.eos_token_id,
+    config = Qwen2Config(**architecture, bos_token_id=None, eos_token_id=tokenizer.eos_token_id,
                          pad_token_id=tokenizer.pad_token_id)
     torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
-    return save_with_eos_ids(model, tokenizer, directory)
+    with torch.device(device):
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
+    save_with_eos_ids(model.cpu(), tokenizer, directory)
 
 
 def update_flops(model: dict, prompt_lengths: list[int], completion_lengths: list[int]) -> float:
@@ -296,7 +306,7 @@ def trl_unavailable(check: Check) -> str | None:
     if check.dry_run:
         return "dry run: the TRL comparison is not run (CI has no TRL environment)"
     done = subprocess.run([sys.executable, "-c", "import trl, datasets, pyarrow, pandas"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=300)
     if done.returncode:
         return "TRL does not import here: " + (done.stderr.strip().splitlines() or ["?"])[-1]
     return None
@@ -308,7 +318,7 @@ def intuitor_step(check: Check) -> dict:
     s, work = check.shapes, check.out / "work"
     work.mkdir(parents=True, exist_ok=True)
     peak = check.results.get("environment", {}).get("bf16_peak_tflops")
-    model_dir = build_random_model(s, work / "random-qwen2")
+    model_dir = build_random_model(check, work / "random-qwen2")
     data = write_prompts(work / "prompts.jsonl", s.prompts_per_step * (s.timed_steps + 1) * 4)
     skip_trl = trl_unavailable(check)
     runs, status = {}, "ok"
@@ -494,12 +504,17 @@ def main() -> None:
                         help="seconds for all parts (default 420, dry run 1200); a part that cannot start in "
                              "what is left is skipped")
     parser.add_argument("--recipe-child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--build-model", help=argparse.SUPPRESS)
+    parser.add_argument("--device", help=argparse.SUPPRESS)
     parser.add_argument("--steps", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--problems", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--samples", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.recipe_child:
         recipe_child(args.out, args.steps, args.problems, args.samples)
+        return
+    if args.build_model:
+        build_model_child(args.out, json.loads(args.build_model), args.device)
         return
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(124))  # `timeout`: unwind, so the children are killed too
     args.out.mkdir(parents=True, exist_ok=True)
