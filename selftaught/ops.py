@@ -29,7 +29,7 @@ from torch import Tensor
 # The peak is a few such buffers (the cast, z/τ, logsumexp's exp): ~0.25 GiB, under
 # the bf16 logits of any batch above ~850 tokens at that V, and under 1/8 of what a
 # straightforward log_softmax path holds (benchmarks/bench_logprobs.py). The old
-# fixed 2048 rows were 1.24 GB per buffer at this V.
+# fixed 2048 rows were 1.24 GB per buffer at that V.
 DEFAULT_CHUNK_BYTES = 64 << 20
 
 # The fused path (hidden states → head → statistics) knows the hidden size H too, and
