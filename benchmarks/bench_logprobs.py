@@ -25,7 +25,10 @@ a random upstream gradient into h and W:
   straightforward  logits = h Wᵀ; logp_all = log_softmax(float(logits) / τ); gather;
                    sc = −mean(logp_all) − log V (no grad); autograd does the rest
   fused            selftaught.fused_logprobs: row chunks, one [C, V] fp32 buffer,
-                   the backward recomputes each chunk's logits
+                   the backward recomputes each chunk's logits (the scoring pass's op)
+  fused_loss       the same chunks, with the loss Σ_t g_t·log p_t given to the op
+                   (`fused_token_loss`, the trainer's update): the head's gradients
+                   are taken in the forward, no recomputation
 
 `--autocast bf16` runs both under bf16 autocast (the trainer's GPU setting): the
 matmuls in bf16, the vocabulary-wide maths in fp32 (the straightforward path's
@@ -44,7 +47,8 @@ Values: the first round of each variant saves logp, sc, ∂h, ∂W; the parent
 compares them: max |fused − straightforward| ≤ 1e-5 · max(1, max |straightforward|)
 in fp32 (bf16 autocast: ≤ 2e-2, the matmuls' own rounding).
 
-Prints `RESULT <name> ratio=<x> ...` lines (fused / straightforward; lower is better).
+Prints `RESULT <name> ratio=<x> ...` lines (fused / straightforward; lower is better): the
+`logprobs_*` lines for the fused op, the `logprobs_loss_*` lines for the update's fused loss.
 """
 
 from __future__ import annotations
@@ -85,6 +89,17 @@ def fused(hidden, weight, targets, temperature, chunk_size):
     from selftaught.fused_logprobs import fused_token_logprobs_and_self_certainty
 
     return fused_token_logprobs_and_self_certainty(hidden, weight, targets, None, temperature, chunk_size)
+
+
+def fused_loss(hidden, weight, targets, temperature, chunk_size, upstream):
+    """The trainer's update path: the loss Σ_t g_t·log p_t through `fused_token_loss`, whose head
+    gradients are taken in the forward (three matmuls per chunk instead of four)."""
+    from selftaught.fused_logprobs import fused_token_loss
+
+    flat = upstream.reshape(-1)
+    loss, stats = fused_token_loss(hidden, weight, targets, lambda logp, at: logp * flat[at], None, temperature,
+                                   chunk_size)
+    return stats.logprobs, stats.self_certainty, loss
 
 
 def logits_then_chunked_ops(hidden, weight, targets, temperature, chunk_size):
@@ -142,10 +157,16 @@ def child(args) -> None:
     hidden = torch.randn(1, T, H, device=args.device).requires_grad_(True)
     targets = torch.randint(0, V, (1, T), device=args.device)
     upstream = torch.randn(1, T, device=args.device)
-    run = {"straightforward": lambda: straightforward(hidden, weight, targets, TEMPERATURE),
-           "fused": lambda: fused(hidden, weight, targets, TEMPERATURE, args.chunk_size),
-           "logits+chunked_ops": lambda: logits_then_chunked_ops(hidden, weight, targets, TEMPERATURE,
-                                                                 args.chunk_size)}[args.child]
+    def with_upstream_loss(logp_and_sc):  # the loss Σ_t g_t·log p_t, backpropagated through autograd
+        logp, sc = logp_and_sc
+        return logp, sc, (logp.float() * upstream).sum()
+
+    run = {"straightforward": lambda: with_upstream_loss(straightforward(hidden, weight, targets, TEMPERATURE)),
+           "fused": lambda: with_upstream_loss(fused(hidden, weight, targets, TEMPERATURE, args.chunk_size)),
+           "fused_loss": lambda: fused_loss(hidden, weight, targets, TEMPERATURE, args.chunk_size, upstream),
+           "logits+chunked_ops": lambda: with_upstream_loss(logits_then_chunked_ops(hidden, weight, targets,
+                                                                                    TEMPERATURE, args.chunk_size))
+           }[args.child]
     # Warm up the BLAS on a small case so start-up costs are not timed; on CUDA run the variant itself
     # once untimed (its kernels' first launches and the allocator's first blocks are start-up too).
     with _autocast(args):
@@ -153,15 +174,15 @@ def child(args) -> None:
     del small
     if args.device == "cuda":
         with _autocast(args):
-            logp, sc = run()
-            (logp.float() * upstream).sum().backward()
+            logp, sc, loss = run()
+            loss.backward()
         del logp, sc
         hidden.grad = weight.grad = None
     before = meter.reset_peak()
     start, wall = meter.now(), time.perf_counter()
     with _autocast(args):
-        logp, sc = run()
-        (logp.float() * upstream).sum().backward()
+        logp, sc, loss = run()
+        loss.backward()
     seconds, wall = meter.now() - start, time.perf_counter() - wall
     peak = meter.peak()
     if args.save:
@@ -228,50 +249,61 @@ def measure_paths(args) -> dict:
     rows = chunk_rows(args.vocab, args.chunk_size, hidden_size=args.hidden)
     print(f"log-probs + self-certainty, fwd+bwd: hidden {args.hidden}, V {args.vocab}, T {args.tokens}, "
           f"{args.device}, autocast {args.autocast}, fused chunk {rows} rows", flush=True)
-    variants = [("straightforward", None), ("fused", None)] + [("fused", c) for c in args.fused_chunk_sizes]
+    variants = [("straightforward", None), ("fused", None), ("fused_loss", None)]
+    variants += [(kind, c) for c in args.fused_chunk_sizes for kind in ("fused", "fused_loss")]
     if args.with_logits_path:
         variants.append(("logits+chunked_ops", None))
     results: dict[tuple, list[dict]] = {v: [] for v in variants}
     with tempfile.TemporaryDirectory() as tmp:
-        files = {v: str(Path(tmp) / f"{v[0]}.pt") for v in variants[:2]}
+        files = {v: str(Path(tmp) / f"{v[0]}.pt") for v in variants[:3]}
         for r in range(args.rounds):
             for v in variants:
                 results[v].append(run_child(v[0], args, files.get(v) if r == 0 else None, chunk_size=v[1]))
         worst = compare(files[("fused", None)], files[("straightforward", None)])
+        worst_loss = compare(files[("fused_loss", None)], files[("straightforward", None)])
 
     def median(v, key):
         return statistics.median(x[key] for x in results[v])
 
-    base, main = ("straightforward", None), ("fused", None)
+    base = ("straightforward", None)
     base_mem, base_s = median(base, "peak_delta"), median(base, "seconds")
-    mem, s = median(main, "peak_delta"), median(main, "seconds")
     grad_w = args.vocab * args.hidden * 4  # ∂W in fp32: produced by both paths, the same bytes
-    excl = (mem - grad_w) / (base_mem - grad_w)
-    max_rel = max(rel for _, rel in worst.values())
     tolerance = MAX_REL_DIFF[args.autocast]
-    print(f"RESULT logprobs_peak_memory ratio={mem / base_mem:.3f} fused_gib={mem / 2**30:.2f} "
-          f"straightforward_gib={base_mem / 2**30:.2f}")
-    print(f"RESULT logprobs_peak_memory_excl_weight_grad ratio={excl:.3f} "
-          f"fused_gib={(mem - grad_w) / 2**30:.2f} straightforward_gib={(base_mem - grad_w) / 2**30:.2f} "
-          f"weight_grad_gib={grad_w / 2**30:.2f} target<={TARGET_MEMORY} met={excl <= TARGET_MEMORY}")
-    print(f"RESULT logprobs_time ratio={s / base_s:.3f} fused_s={s:.2f} straightforward_s={base_s:.2f} "
-          f"rows={rows} target<={TARGET_TIME} met={s / base_s <= TARGET_TIME}")
-    detail = " ".join(f"{k}_maxdiff={d:.2e}" for k, (d, _) in worst.items())
-    print(f"RESULT logprobs_max_rel_diff ratio={max_rel:.2e} {detail} target<={tolerance:g} met={max_rel <= tolerance}")
+
+    def figures(variant) -> dict:
+        mem, s = median(variant, "peak_delta"), median(variant, "seconds")
+        return {"time_ratio": s / base_s, "memory_ratio": mem / base_mem,
+                "memory_ratio_excl_weight_grad": (mem - grad_w) / (base_mem - grad_w), "seconds": s,
+                "peak_gib": mem / 2**30}
+
+    paths = {}
+    # "logprobs": the fused op (log-probs out, recomputing backward: the scoring pass, and a step whose
+    # scoring forward is the update's); "logprobs_loss": the update's loss, head gradients in the forward.
+    for name, variant, differences in (("logprobs", ("fused", None), worst), ("logprobs_loss", ("fused_loss", None),
+                                                                              worst_loss)):
+        f = paths[name] = figures(variant)
+        f["max_rel_diff"] = max(rel for _, rel in differences.values())
+        f["met"] = {"time": f["time_ratio"] <= TARGET_TIME, "memory": f["memory_ratio_excl_weight_grad"] <= TARGET_MEMORY,
+                    "values": f["max_rel_diff"] <= tolerance}
+        print(f"RESULT {name}_peak_memory ratio={f['memory_ratio']:.3f} fused_gib={f['peak_gib']:.2f} "
+              f"straightforward_gib={base_mem / 2**30:.2f}")
+        print(f"RESULT {name}_peak_memory_excl_weight_grad ratio={f['memory_ratio_excl_weight_grad']:.3f} "
+              f"fused_gib={f['peak_gib'] - grad_w / 2**30:.2f} straightforward_gib={(base_mem - grad_w) / 2**30:.2f} "
+              f"weight_grad_gib={grad_w / 2**30:.2f} target<={TARGET_MEMORY} met={f['met']['memory']}")
+        print(f"RESULT {name}_time ratio={f['time_ratio']:.3f} fused_s={f['seconds']:.2f} "
+              f"straightforward_s={base_s:.2f} rows={rows} target<={TARGET_TIME} met={f['met']['time']}")
+        detail = " ".join(f"{k}_maxdiff={d:.2e}" for k, (d, _) in differences.items())
+        print(f"RESULT {name}_max_rel_diff ratio={f['max_rel_diff']:.2e} {detail} target<={tolerance:g} "
+              f"met={f['met']['values']}")
     sweep = {}
-    for v in variants[2:]:
-        m, t = median(v, "peak_delta"), median(v, "seconds")
-        label = v[0] if v[1] is None else f"{v[0]}_{v[1]}_rows"
-        sweep[label] = {"time_ratio": t / base_s, "memory_ratio_excl_weight_grad": (m - grad_w) / (base_mem - grad_w),
-                        "seconds": t, "peak_gib": m / 2**30}
-        print(f"RESULT {label}_vs_straightforward time_ratio={t / base_s:.3f} "
-              f"mem_ratio_excl_weight_grad={(m - grad_w) / (base_mem - grad_w):.3f} s={t:.2f} gib={m / 2**30:.2f}")
-    return {"rows": rows, "time_ratio": s / base_s, "memory_ratio": mem / base_mem,
-            "memory_ratio_excl_weight_grad": excl, "fused_s": s, "straightforward_s": base_s,
-            "fused_peak_gib": mem / 2**30, "straightforward_peak_gib": base_mem / 2**30,
-            "weight_grad_gib": grad_w / 2**30, "max_rel_diff": max_rel, "max_rel_diff_tolerance": tolerance,
-            "other_chunks": sweep,
-            "met": {"time": s / base_s <= TARGET_TIME, "memory": excl <= TARGET_MEMORY, "values": max_rel <= tolerance}}
+    for variant in variants[3:]:
+        label = variant[0] if variant[1] is None else f"{variant[0]}_{variant[1]}_rows"
+        f = sweep[label] = figures(variant)
+        print(f"RESULT {label}_vs_straightforward time_ratio={f['time_ratio']:.3f} "
+              f"mem_ratio_excl_weight_grad={f['memory_ratio_excl_weight_grad']:.3f} s={f['seconds']:.2f} "
+              f"gib={f['peak_gib']:.2f}")
+    return {"rows": rows, "straightforward_s": base_s, "straightforward_peak_gib": base_mem / 2**30,
+            "weight_grad_gib": grad_w / 2**30, "max_rel_diff_tolerance": tolerance, **paths, "other_chunks": sweep}
 
 
 def parser() -> argparse.ArgumentParser:

@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 import torch
 
-from .fused_logprobs import capture_head_input, fused_head, fused_token_statistics
+from .fused_logprobs import capture_head_input, fused_head, fused_token_loss, fused_token_statistics
 from .ops import TokenStatistics, sequence_mean, token_statistics
 from .rewards import Scores
 
@@ -32,24 +32,46 @@ def completion_token_statistics(model, prompt_ids, prompt_mask, completion_ids, 
     backward). Models whose logits are not exactly `lm_head(hidden)` (soft-capping,
     logit scales, unknown architectures) use the logits path.
     """
-    input_ids = torch.cat([prompt_ids, completion_ids], dim=1)
-    attention = torch.cat([prompt_mask, completion_mask], dim=1).long()
-    position_ids = (attention.cumsum(-1) - 1).clamp(min=0)
-    T = completion_ids.shape[1]
-    inputs = dict(input_ids=input_ids, attention_mask=attention, position_ids=position_ids,
-                  logits_to_keep=T + 1, use_cache=False)
+    inputs = _forward_inputs(prompt_ids, prompt_mask, completion_ids, completion_mask)
     head = fused_head(model) if fused else None
     if head is None:
         logits = model(**inputs).logits[:, :-1]
         return token_statistics(logits, completion_ids, completion_mask, temperature=temperature,
                                 chunk_size=chunk_size, entropy=entropy)
+    return fused_token_statistics(_head_input(model, inputs, head), head.weight, completion_ids, completion_mask,
+                                  temperature=temperature, chunk_size=chunk_size, bias=head.bias, entropy=entropy)
+
+
+def completion_token_loss(model, prompt_ids, prompt_mask, completion_ids, completion_mask, *, token_loss,
+                          temperature: float, chunk_size: int | None) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(loss, detached log π(o_t) [n, T]) of a loss that is a sum of per-token terms of the log-probs
+    (`token_loss`, see `fused_logprobs.fused_token_loss`), its head's gradients taken in the forward;
+    None for a model the fused path does not cover (the caller then uses the log-probs' graph)."""
+    head = fused_head(model)
+    if head is None:
+        return None
+    hidden = _head_input(model, _forward_inputs(prompt_ids, prompt_mask, completion_ids, completion_mask), head)
+    loss, stats = fused_token_loss(hidden, head.weight, completion_ids, token_loss, completion_mask,
+                                   temperature=temperature, chunk_size=chunk_size, bias=head.bias)
+    return loss, stats.logprobs
+
+
+def _forward_inputs(prompt_ids, prompt_mask, completion_ids, completion_mask) -> dict:
+    """The model's keyword arguments for one forward over prompt + completion (alignment: see above)."""
+    input_ids = torch.cat([prompt_ids, completion_ids], dim=1)
+    attention = torch.cat([prompt_mask, completion_mask], dim=1).long()
+    position_ids = (attention.cumsum(-1) - 1).clamp(min=0)
+    return dict(input_ids=input_ids, attention_mask=attention, position_ids=position_ids,
+                logits_to_keep=completion_ids.shape[1] + 1, use_cache=False)
+
+
+def _head_input(model, inputs: dict, head) -> torch.Tensor:
+    """The states [n, T, H] that predict completion tokens 0..T-1: the lm_head's input, captured."""
     with capture_head_input(head) as captured:
         model(**inputs)
     if len(captured) != 1:
         raise RuntimeError(f"expected one lm_head call in the forward pass, saw {len(captured)}")
-    hidden = captured[0][:, :-1]  # [n, T, H]: the states that predict completion tokens 0..T-1
-    return fused_token_statistics(hidden, head.weight, completion_ids, completion_mask, temperature=temperature,
-                                  chunk_size=chunk_size, bias=head.bias, entropy=entropy)
+    return captured[0][:, :-1]
 
 
 class MicroBatch(NamedTuple):

@@ -41,7 +41,7 @@ from .console import TrainProgress, silence_library_bars
 from .distributed import Processes, check_launch
 from .errors import TrainingStopped, UserError
 from .importance import importance_weights, logprob_mismatch, weight_stats
-from .losses import policy_loss
+from .losses import PolicyObjective
 from .metrics_log import MetricsWriter
 from .episodes import EpisodeSource
 from .methods import build_episodes
@@ -50,7 +50,8 @@ from .rewards import Scores
 from .rewards.user import RewardFunctionError
 from .rollout import Rollout, RolloutSampler, Sampler
 from .trackers import check_installed, start_trackers
-from .scoring import MicroBatch, ModelScores, completion_token_statistics, micro_batches, score_rollout
+from .scoring import (MicroBatch, ModelScores, completion_token_loss, completion_token_statistics, micro_batches,
+                      score_rollout)
 
 
 def completion_logprobs(model, prompt_ids, prompt_mask, completion_ids, completion_mask, *,
@@ -449,17 +450,25 @@ class Trainer:
                 self.accelerator.sync_gradients = i == len(batches) - 1
             sync = nullcontext() if i == len(batches) - 1 else self.accelerator.no_sync(self.model)
             with sync, self.accelerator.autocast():
-                if logprobs is None:
-                    logp, _ = completion_logprobs(self.model, *rows, temperature=config.temperature,
-                                                  chunk_size=config.logits_chunk_size, fused=self.fused)
-                else:  # one micro-batch: the whole rollout, already forwarded
-                    logp = logprobs
-                loss, stats = policy_loss(
-                    logp, scores.old_logprobs[index].to(device), advantages[index].to(device), rows.completion_mask,
+                objective = PolicyObjective(
+                    scores.old_logprobs[index].to(device), advantages[index].to(device), rows.completion_mask,
                     epsilon=config.epsilon, epsilon_high=config.epsilon_high, beta=config.beta,
                     ref_logprobs=None if scores.ref_logprobs is None else scores.ref_logprobs[index].to(device),
                     loss_type=config.loss_type, max_completion_length=config.max_completion_length,
                     importance_weights=None if weights is None else weights[index].to(device), **totals)
+                fused_loss = None
+                if logprobs is None and self.fused:  # the head's gradients in the forward (3 matmuls, not 4)
+                    fused_loss = completion_token_loss(self.model, *rows, token_loss=objective.token_losses,
+                                                       temperature=config.temperature,
+                                                       chunk_size=config.logits_chunk_size)
+                if fused_loss is not None:
+                    loss, logp = fused_loss
+                else:  # `logprobs`: one micro-batch, the whole rollout, already forwarded
+                    logp = logprobs if logprobs is not None else completion_logprobs(
+                        self.model, *rows, temperature=config.temperature, chunk_size=config.logits_chunk_size,
+                        fused=self.fused)[0]
+                    loss = objective.loss(logp)
+                stats = objective.stats(logp)
                 if padding:
                     loss = loss * 0.0
                 self.accelerator.backward(loss)
