@@ -174,14 +174,17 @@ class _FusedLinearLoss(torch.autograd.Function):
                 p = z.div_(z.sum(dim=1, keepdim=True))  # the chunk's softmax, in the same buffer
                 grads.add(p, (g / temperature)[:, None], targets[rows], h, w, rows)
                 del z, p
-        ctx.save_for_backward(*grads.result(weight, bias))
+        # Kept as an attribute, not saved tensors: the backward scales them in place and hands them over
+        # (autograd then adopts ∂W as the weight's .grad instead of copying a [V, H] fp32 tensor).
+        ctx.head_gradients = grads.result(weight, bias)
         ctx.mark_non_differentiable(logp, sc)
         return loss, logp, sc
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_loss, grad_logp, grad_sc):
-        scaled = [None if g is None else g * grad_loss.to(g.dtype) for g in ctx.saved_tensors]
+        gradients, ctx.head_gradients = ctx.head_gradients, None
+        scaled = [None if g is None else g.mul_(grad_loss.to(g.dtype)) for g in gradients]
         return *scaled, None, None, None, None, None, None
 
 
