@@ -18,9 +18,16 @@ Backward, with g_t = ∂L/∂logp_t:
     ∂L/∂z_t(raw) = g_t (onehot(y_t) − p_t) / τ =: e_t
     ∂L/∂h_t = e_t W        ∂L/∂W = Σ_t e_tᵀ h_t        ∂L/∂b = Σ_t e_t
 
-The forward keeps h, W and lse (N floats); the backward recomputes each chunk's
-logits (one extra matmul, the price of not storing [N, V]) and accumulates ∂L/∂W
-over chunks.
+`fused_token_statistics`: the forward keeps h, W and lse (N floats); the backward
+recomputes each chunk's logits (one extra matmul, the price of not storing [N, V])
+and accumulates ∂L/∂W over chunks. The no-grad scoring pass uses it, and so does a
+step whose scoring forward is the update's (the loss is not known yet then).
+
+`fused_token_loss`: when the loss is a sum of per-token terms L = Σ_t ℓ_t(logp_t) — the
+policy loss is (`losses.PolicyObjective.token_losses`) — g_t is known as soon as
+logp_t is, so e_t and the three gradients are taken in the forward from the chunk's
+logits while they exist: three matmuls per chunk, as the straightforward path does,
+instead of four. The backward only scales them. The trainer's update uses it.
 
 Precision: under autocast the matmuls run in the autocast dtype (as the model's
 own lm_head would), everything vocabulary-wide after them in fp32. Without
