@@ -2,6 +2,7 @@
 self-certainty and parameter gradients on the built-in model, with left-padded
 prompts, early-ending completions and a temperature; and the config switch back."""
 
+import pytest
 import torch
 
 from selftaught.config import build_config
@@ -39,3 +40,72 @@ def test_config_switch_back_to_the_logits_path_trains(tmp_path):
     assert build_config(tiny_overrides(tmp_path)).fused_logprobs is True
     history = Trainer(config).train()
     assert len(history) == 1 and history[0]["self_certainty/mean"] > 0
+
+
+def test_the_update_takes_the_heads_gradients_in_the_forward_and_gets_the_logits_paths_step(tmp_path, monkeypatch):
+    """Two micro-batches (so the update runs its own forwards): with the fused path the update's loss
+    comes from `completion_token_loss` (head gradients in the forward); its gradient and statistics
+    equal those of the logits path's autograd."""
+    from selftaught import trainer as trainer_module
+
+    calls = []
+    real = trainer_module.completion_token_loss
+    monkeypatch.setattr(trainer_module, "completion_token_loss", lambda *a, **k: calls.append(1) or real(*a, **k))
+    results = []
+    for fused in (True, False):
+        trainer = Trainer(build_config(tiny_overrides(tmp_path / str(fused), fused_logprobs=fused, max_steps=1,
+                                                      gradient_accumulation_steps=2, per_device_train_batch_size=2,
+                                                      beta=0.02, temperature=0.7, logits_chunk_size=3)))
+        grads, step = [], trainer.optimizer.step
+
+        def record_then_step(*args, **kwargs):
+            grads.append({n: p.grad.clone() for n, p in trainer.model.named_parameters()})
+            return step(*args, **kwargs)
+
+        trainer.optimizer.step = record_then_step
+        results.append((trainer.train()[0], grads[0]))
+    assert len(calls) == 2, "the fused run's two micro-batches, and none in the logits run"
+    (row_f, grad_f), (row_l, grad_l) = results
+    for key in ("loss", "clip_fraction", "ratio/mean", "kl/mean"):
+        assert row_f[key] == pytest.approx(row_l[key], rel=1e-4, abs=1e-6), key
+    for name in grad_l:
+        torch.testing.assert_close(grad_f[name], grad_l[name], atol=1e-6, rtol=1e-4, msg=name)
+
+
+@pytest.mark.parametrize("settings", [
+    {"loss_type": "cispo", "epsilon_high": 1.5, "beta": 0.02, "use_bias_correction_kl": True},
+    {"loss_type": "sapo", "sapo_temperature_neg": 1.5},
+    {"loss_type": "bnpo", "delta": 1.3, "epsilon_high": 0.28},
+], ids=["cispo-kl", "sapo", "bnpo-delta"])
+def test_the_fast_update_is_the_general_one_for_per_token_losses(tmp_path, monkeypatch, settings):
+    """A loss that is a sum of per-token terms takes the fast path (`completion_token_loss`: the head's
+    gradients in the forward); with that path switched off the same step goes through the general one
+    (`fused_token_statistics` and a backward), and loss, statistics and gradients agree."""
+    from selftaught import trainer as trainer_module
+
+    calls = []
+    real = trainer_module.completion_token_loss
+    results = []
+    for fast in (True, False):
+        monkeypatch.setattr(trainer_module, "completion_token_loss",
+                            (lambda *a, **k: calls.append(1) or real(*a, **k)) if fast else (lambda *a, **k: None))
+        torch.manual_seed(0)
+        trainer = Trainer(build_config(tiny_overrides(tmp_path / str(fast), max_steps=1, gradient_accumulation_steps=2,
+                                                      per_device_train_batch_size=2, temperature=0.7,
+                                                      logits_chunk_size=3, **settings)))
+        grads, step = [], trainer.optimizer.step
+
+        def record_then_step(*args, **kwargs):
+            grads.append({n: p.grad.clone() for n, p in trainer.model.named_parameters()})
+            return step(*args, **kwargs)
+
+        trainer.optimizer.step = record_then_step
+        results.append((trainer.train()[0], grads[0]))
+    assert len(calls) == 2, "the fast run's two micro-batches"
+    (row_fast, grad_fast), (row_general, grad_general) = results
+    assert any(bool(g.abs().sum() > 0) for g in grad_general.values()), "a step that moves something"
+    for key in ("loss", "ratio/mean", "clip_fraction", "kl/mean"):
+        if key in row_general:
+            assert row_fast[key] == pytest.approx(row_general[key], rel=1e-4, abs=1e-6), key
+    for name in grad_general:
+        torch.testing.assert_close(grad_fast[name], grad_general[name], atol=1e-6, rtol=1e-4, msg=name)
