@@ -42,6 +42,17 @@ def test_config_switch_back_to_the_logits_path_trains(tmp_path):
     assert len(history) == 1 and history[0]["self_certainty/mean"] > 0
 
 
+def two_micro_batch_step(path, **settings) -> tuple[dict, dict[str, torch.Tensor]]:
+    """The first step of a tiny run in two micro-batches (so the update runs its own forwards):
+    (its metrics row, name → the gradient the optimizer was given)."""
+    from fixed_rollout import first_step
+
+    torch.manual_seed(0)
+    return first_step(Trainer(build_config(tiny_overrides(path, max_steps=1, gradient_accumulation_steps=2,
+                                                          per_device_train_batch_size=2, temperature=0.7,
+                                                          logits_chunk_size=3, **settings))))
+
+
 def test_the_update_takes_the_heads_gradients_in_the_forward_and_gets_the_logits_paths_step(tmp_path, monkeypatch):
     """Two micro-batches (so the update runs its own forwards): with the fused path the update's loss
     comes from `completion_token_loss` (head gradients in the forward); its gradient and statistics
@@ -51,19 +62,7 @@ def test_the_update_takes_the_heads_gradients_in_the_forward_and_gets_the_logits
     calls = []
     real = trainer_module.completion_token_loss
     monkeypatch.setattr(trainer_module, "completion_token_loss", lambda *a, **k: calls.append(1) or real(*a, **k))
-    results = []
-    for fused in (True, False):
-        trainer = Trainer(build_config(tiny_overrides(tmp_path / str(fused), fused_logprobs=fused, max_steps=1,
-                                                      gradient_accumulation_steps=2, per_device_train_batch_size=2,
-                                                      beta=0.02, temperature=0.7, logits_chunk_size=3)))
-        grads, step = [], trainer.optimizer.step
-
-        def record_then_step(*args, **kwargs):
-            grads.append({n: p.grad.clone() for n, p in trainer.model.named_parameters()})
-            return step(*args, **kwargs)
-
-        trainer.optimizer.step = record_then_step
-        results.append((trainer.train()[0], grads[0]))
+    results = [two_micro_batch_step(tmp_path / str(fused), fused_logprobs=fused, beta=0.02) for fused in (True, False)]
     assert len(calls) == 2, "the fused run's two micro-batches, and none in the logits run"
     (row_f, grad_f), (row_l, grad_l) = results
     for key in ("loss", "clip_fraction", "ratio/mean", "kl/mean"):
@@ -89,18 +88,7 @@ def test_the_fast_update_is_the_general_one_for_per_token_losses(tmp_path, monke
     for fast in (True, False):
         monkeypatch.setattr(trainer_module, "completion_token_loss",
                             (lambda *a, **k: calls.append(1) or real(*a, **k)) if fast else (lambda *a, **k: None))
-        torch.manual_seed(0)
-        trainer = Trainer(build_config(tiny_overrides(tmp_path / str(fast), max_steps=1, gradient_accumulation_steps=2,
-                                                      per_device_train_batch_size=2, temperature=0.7,
-                                                      logits_chunk_size=3, **settings)))
-        grads, step = [], trainer.optimizer.step
-
-        def record_then_step(*args, **kwargs):
-            grads.append({n: p.grad.clone() for n, p in trainer.model.named_parameters()})
-            return step(*args, **kwargs)
-
-        trainer.optimizer.step = record_then_step
-        results.append((trainer.train()[0], grads[0]))
+        results.append(two_micro_batch_step(tmp_path / str(fast), **settings))
     assert len(calls) == 2, "the fast run's two micro-batches"
     (row_fast, grad_fast), (row_general, grad_general) = results
     assert any(bool(g.abs().sum() > 0) for g in grad_general.values()), "a step that moves something"
