@@ -42,15 +42,27 @@ def test_config_switch_back_to_the_logits_path_trains(tmp_path):
     assert len(history) == 1 and history[0]["self_certainty/mean"] > 0
 
 
-def two_micro_batch_step(path, **settings) -> tuple[dict, dict[str, torch.Tensor]]:
-    """The first step of a tiny run in two micro-batches (so the update runs its own forwards):
-    (its metrics row, name → the gradient the optimizer was given)."""
+def first_tiny_step(path, **settings) -> tuple[dict, dict[str, torch.Tensor]]:
+    """The first step of a tiny run, by default in two micro-batches (so the update runs its own
+    forwards): (its metrics row, name → the gradient the optimizer was given)."""
     from fixed_rollout import first_step
 
     torch.manual_seed(0)
-    return first_step(Trainer(build_config(tiny_overrides(path, max_steps=1, gradient_accumulation_steps=2,
-                                                          per_device_train_batch_size=2, temperature=0.7,
-                                                          logits_chunk_size=3, **settings))))
+    settings = {"gradient_accumulation_steps": 2, "per_device_train_batch_size": 2, **settings}
+    return first_step(Trainer(build_config(tiny_overrides(path, max_steps=1, temperature=0.7, logits_chunk_size=3,
+                                                          **settings))))
+
+
+def assert_same_step(a, b, keys=("loss", "ratio/mean", "clip_fraction", "kl/mean", "entropy/mean")):
+    (row_a, grad_a), (row_b, grad_b) = a, b
+    assert any(bool(g.abs().sum() > 0) for g in grad_b.values()), "a step that moves something"
+    for key in keys:
+        assert (key in row_a) == (key in row_b), key
+        if key in row_b:
+            assert row_a[key] == pytest.approx(row_b[key], rel=1e-4, abs=1e-6), key
+    assert grad_a.keys() == grad_b.keys()
+    for name in grad_b:
+        torch.testing.assert_close(grad_a[name], grad_b[name], atol=1e-6, rtol=1e-4, msg=name)
 
 
 def test_the_update_takes_the_heads_gradients_in_the_forward_and_gets_the_logits_paths_step(tmp_path, monkeypatch):
@@ -62,13 +74,9 @@ def test_the_update_takes_the_heads_gradients_in_the_forward_and_gets_the_logits
     calls = []
     real = trainer_module.completion_token_loss
     monkeypatch.setattr(trainer_module, "completion_token_loss", lambda *a, **k: calls.append(1) or real(*a, **k))
-    results = [two_micro_batch_step(tmp_path / str(fused), fused_logprobs=fused, beta=0.02) for fused in (True, False)]
+    results = [first_tiny_step(tmp_path / str(fused), fused_logprobs=fused, beta=0.02) for fused in (True, False)]
     assert len(calls) == 2, "the fused run's two micro-batches, and none in the logits run"
-    (row_f, grad_f), (row_l, grad_l) = results
-    for key in ("loss", "clip_fraction", "ratio/mean", "kl/mean"):
-        assert row_f[key] == pytest.approx(row_l[key], rel=1e-4, abs=1e-6), key
-    for name in grad_l:
-        torch.testing.assert_close(grad_f[name], grad_l[name], atol=1e-6, rtol=1e-4, msg=name)
+    assert_same_step(*results)
 
 
 @pytest.mark.parametrize("settings", [
@@ -88,12 +96,25 @@ def test_the_fast_update_is_the_general_one_for_per_token_losses(tmp_path, monke
     for fast in (True, False):
         monkeypatch.setattr(trainer_module, "completion_token_loss",
                             (lambda *a, **k: calls.append(1) or real(*a, **k)) if fast else (lambda *a, **k: None))
-        results.append(two_micro_batch_step(tmp_path / str(fast), **settings))
+        results.append(first_tiny_step(tmp_path / str(fast), **settings))
     assert len(calls) == 2, "the fast run's two micro-batches"
-    (row_fast, grad_fast), (row_general, grad_general) = results
-    assert any(bool(g.abs().sum() > 0) for g in grad_general.values()), "a step that moves something"
-    for key in ("loss", "ratio/mean", "clip_fraction", "kl/mean"):
-        if key in row_general:
-            assert row_fast[key] == pytest.approx(row_general[key], rel=1e-4, abs=1e-6), key
-    for name in grad_general:
-        torch.testing.assert_close(grad_fast[name], grad_general[name], atol=1e-6, rtol=1e-4, msg=name)
+    assert_same_step(*results)
+
+
+@pytest.mark.parametrize("settings", [
+    {"entropy_coef": 0.05, "top_entropy_quantile": 0.5},
+    {"loss_type": "grpo", "importance_sampling_level": "sequence", "use_adaptive_entropy": True},
+    {"loss_type": "dapo", "beta": 0.02},
+], ids=["entropy-bonus-top-entropy", "gspo-adaptive-entropy", "dapo-kl"])
+def test_one_forward_for_scoring_and_update_is_the_two_pass_step(tmp_path, monkeypatch, settings):
+    """One micro-batch with μ = 1: the scoring forward is the update's (`_score_step`), its entropy
+    included when the loss reads it (bonus, top-entropy mask); the same step with two passes agrees."""
+    one = {"gradient_accumulation_steps": 1, "per_device_train_batch_size": 4, **settings}
+    taken = []
+    real = Trainer._one_forward
+    monkeypatch.setattr(Trainer, "_one_forward", lambda self, rollout: taken.append(real(self, rollout)) or taken[-1])
+    results = [first_tiny_step(tmp_path / "one", **one)]
+    assert taken == [True]
+    monkeypatch.setattr(Trainer, "_one_forward", lambda self, rollout: False)
+    results.append(first_tiny_step(tmp_path / "two", **one))
+    assert_same_step(*results)
