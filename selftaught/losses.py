@@ -50,7 +50,7 @@ OBJECTIVE_SETTINGS = ("loss_type", "importance_sampling_level", "epsilon", "epsi
                       "use_bias_correction_kl", "sapo_temperature_pos", "sapo_temperature_neg", "vespo_k_pos",
                       "vespo_lambda_pos", "vespo_k_neg", "vespo_lambda_neg", "off_policy_mask_threshold",
                       "max_completion_length")
-"""The settings `policy_loss` takes, each a TrainConfig key of the same name."""
+"""The settings `PolicyObjective` (and `policy_loss`) takes, each a TrainConfig key of the same name."""
 QUANTILE_INPUT_LIMIT = 2 ** 24
 """torch.quantile refuses larger inputs; above it `entropy_threshold` sorts."""
 # VESPO's clamp of log w, as its reference implementation (and TRL) clamp it.
@@ -324,7 +324,7 @@ class PolicyObjective:
     `loss_and_stats` takes [B, T] log-probs (and the entropy when the bonus needs it): every
     setting. When the loss is a sum of per-token terms of log p_t (`per_token`: token-level
     ratio, the clipped/cispo/sapo objectives, no off-policy mask, no top-entropy mask, no entropy
-    bonus), `token_losses` is the same loss one token at a time, c_t·(m·w·L_t + β·kl_t) at flat
+    bonus), `token_losses` is the same loss one token at a time, c_t·(w_t·L_t + β·kl_t) at flat
     positions of [B, T] (c_t: `aggregation_weights`): the form the fused head needs
     (`fused_logprobs.fused_token_loss`), whose sum over the real tokens is the loss.
     """
@@ -372,7 +372,8 @@ class PolicyObjective:
         self.importance_weights = None if importance_weights is None else importance_weights.detach()
         self.behaviour_logprobs = self.old_logprobs if behaviour_logprobs is None else behaviour_logprobs.detach()
         self.entropy_mask, self.entropy_coef = entropy_mask, entropy_coef
-        self.level, self.epsilon, self.epsilon_high, self.delta = importance_sampling_level, epsilon, epsilon_high, delta
+        self.level = importance_sampling_level
+        self.epsilon, self.epsilon_high, self.delta = epsilon, epsilon_high, delta
         self.beta, self.use_bias_correction_kl = beta, use_bias_correction_kl
         self.sapo_temperatures = (sapo_temperature_pos, sapo_temperature_neg)
         self.vespo = {"k_pos": vespo_k_pos, "lambda_pos": vespo_lambda_pos, "k_neg": vespo_k_neg,
@@ -409,8 +410,8 @@ class PolicyObjective:
             return cispo_objective(ratio, advantages, logprobs, epsilon_max)
         return sapo_objective(ratio, advantages, *self.sapo_temperatures), None
 
-    def _with_weights_and_kl(self, per_token: Tensor, logprobs: Tensor, ratio: Tensor, importance_weights: Tensor | None,
-                             ref_logprobs: Tensor | None) -> tuple[Tensor, Tensor | None]:
+    def _with_weights_and_kl(self, per_token: Tensor, logprobs: Tensor, ratio: Tensor,
+                             importance_weights: Tensor | None, ref_logprobs: Tensor | None) -> tuple[Tensor, Tensor | None]:
         """w·L_t (VESPO has folded w into φ) + β·kl_t (× ρ_t with use_bias_correction_kl); and kl_t."""
         if importance_weights is not None and self.objective != "vespo":
             per_token = per_token * importance_weights

@@ -165,7 +165,7 @@ class Trainer:
         resume_from = self._checkpoint_to_resume() if resume else None
         model, self.tokenizer = self._load_policy(resume_from)
         self.eos_ids = eos_token_ids(self.tokenizer, model)  # what ends a completion (mask_truncated_completions)
-        self.objective = {key: getattr(config, key) for key in OBJECTIVE_SETTINGS}  # policy_loss's settings
+        self.objective = {key: getattr(config, key) for key in OBJECTIVE_SETTINGS}  # PolicyObjective's settings
         self.entropy_bonus = EntropyBonus.from_config(config)
 
         self.episodes = self._episode_source(episodes, rewards)
