@@ -410,11 +410,11 @@ class PolicyObjective:
             return cispo_objective(ratio, advantages, logprobs, epsilon_max)
         return sapo_objective(ratio, advantages, *self.sapo_temperatures), None
 
-    def _with_weights_and_kl(self, per_token: Tensor, logprobs: Tensor, ratio: Tensor,
-                             importance_weights: Tensor | None, ref_logprobs: Tensor | None) -> tuple[Tensor, Tensor | None]:
+    def _with_weights_and_kl(self, per_token: Tensor, logprobs: Tensor, ratio: Tensor, weights: Tensor | None,
+                             ref_logprobs: Tensor | None) -> tuple[Tensor, Tensor | None]:
         """w·L_t (VESPO has folded w into φ) + β·kl_t (× ρ_t with use_bias_correction_kl); and kl_t."""
-        if importance_weights is not None and self.objective != "vespo":
-            per_token = per_token * importance_weights
+        if weights is not None and self.objective != "vespo":
+            per_token = per_token * weights
         if self.beta <= 0:
             return per_token, None
         kl = k3_kl(logprobs, ref_logprobs)
