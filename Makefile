@@ -24,7 +24,8 @@ TRL_VENV  := .venv-trl
 TRL_BIN   := $(TRL_VENV)/bin
 TRL_STAMP := $(TRL_VENV)/.installed
 
-.PHONY: setup demo test test-slow bench clean setup-vllm test-vllm test-trackers test-trl
+.PHONY: setup demo test test-slow bench clean setup-vllm test-vllm test-trackers test-trl test-multinode gpu-wheels \
+	gpu-check-dry-run
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -78,6 +79,18 @@ test-trl: $(TRL_STAMP)
 
 test-vllm: $(VLLM_STAMP)
 	$(VLLM_BIN)/python -m pytest -q -m vllm
+
+# Two `accelerate launch` commands as two nodes on localhost: train, kill one, resume both (tests/test_multinode.py).
+test-multinode: $(STAMP)
+	$(BIN)/python -m pytest -q -m multinode tests/test_multinode.py
+
+# The GPU check (docs/gpu.md): the wheels it installs on the offline GPU machine, downloaded here...
+gpu-wheels:
+	scripts/gpu_wheels.sh
+
+# ...and its dry run: every part at tiny shapes on the CPU, in .venv (CI runs it so it cannot rot).
+gpu-check-dry-run: $(STAMP)
+	PYTHON=$(BIN)/python scripts/gpu_check.sh runs/gpu-check-dry-run --dry-run
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow

@@ -10,6 +10,8 @@ Variants, alternating for `--rounds` rounds (median seconds used; the machine ma
   sampler    Sampler.sample(prompts, G): tokenisation, our decoding loop, EOS
              masks, text decoding — everything the trainer gets
   sampler_generate  the same Sampler with backend="generate" (the previous rollout)
+  sampler_model_step  the Sampler with every decode step through the model's forward, not
+             its layers (what a model off `rollout.LAYER_STEP_MODEL_TYPES` gets)
 
 tokens/s counts real completion tokens (up to and including the first EOS) per
 second of the process's CPU time (time.process_time), on one thread by default:
@@ -17,7 +19,7 @@ on a shared machine wall time measures the neighbours as much as the code, and
 at these model sizes a second OpenMP thread mostly adds synchronisation (under
 load, 2 threads ran 10-30x slower than 1). Wall-clock tokens/s is printed too.
 Prints `RESULT rollout_tokens_per_s ratio=<sampler / generate>` (higher is
-better) and the same for the previous rollout.
+better), the same for the previous rollout, and `RESULT rollout_layer_step_vs_model_step`.
 
     python benchmarks/bench_rollout.py --backend vllm          # in .venv-vllm (`make setup-vllm`); model: tiny
 
@@ -66,7 +68,7 @@ def main() -> None:
 
     from selftaught.data import arithmetic
     from selftaught.ops import completion_mask
-    from selftaught.rollout import Sampler, encode_prompts
+    from selftaught.rollout import Sampler, _ModelStep, encode_prompts
 
     if args.backend == "vllm" and args.model is None and args.hidden is None and args.layers is None:
         args.model = "tiny"  # vLLM's CPU attention has no kernel for tiny-random's head size (16)
@@ -82,6 +84,8 @@ def main() -> None:
     settings = dict(max_prompt_length=256, max_completion_length=T, temperature=0.9, top_p=1.0, top_k=0)
     ours = Sampler(model, tokenizer, **settings)
     previous = Sampler(model, tokenizer, backend="generate", **settings)
+    model_step = Sampler(model, tokenizer, **settings)
+    model_step._step, model_step.decode_path = _ModelStep(model), "model"
     ids, mask = encode_prompts(tokenizer, prompts, settings["max_prompt_length"])
     ids, mask = ids.repeat_interleave(G, 0), mask.repeat_interleave(G, 0)
     config = ours._generation_config(greedy=False)
@@ -94,7 +98,8 @@ def main() -> None:
     def run_sampler(sampler):
         return lambda: int(sampler.sample(prompts, G).completion_mask.sum())
 
-    variants = {"generate": run_generate, "sampler": run_sampler(ours), "sampler_generate": run_sampler(previous)}
+    variants = {"generate": run_generate, "sampler": run_sampler(ours), "sampler_generate": run_sampler(previous),
+                "sampler_model_step": run_sampler(model_step)}
     startup = None
     if args.backend == "vllm":
         from selftaught.vllm_backend import VLLMSampler
@@ -135,6 +140,8 @@ def main() -> None:
           f"sampler={rate['sampler']:.1f} generate={rate['generate']:.1f} unit=tokens_per_cpu_s")
     print(f"RESULT rollout_previous_tokens_per_s ratio={rate['sampler_generate'] / rate['generate']:.2f} "
           f"sampler_generate={rate['sampler_generate']:.1f} generate={rate['generate']:.1f}")
+    print(f"RESULT rollout_layer_step_vs_model_step ratio={rate['sampler'] / rate['sampler_model_step']:.2f} "
+          f"decode_path={ours.decode_path} sampler={rate['sampler']:.1f} model_step={rate['sampler_model_step']:.1f}")
 
 
 if __name__ == "__main__":

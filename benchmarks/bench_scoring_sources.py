@@ -39,7 +39,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_logprobs import _peak_rss_bytes, _rss_bytes  # noqa: E402  (one definition of the probes)
+from measure import peak_rss_bytes, rss_bytes  # noqa: E402  (one definition of the probes)
 
 TEMPERATURE = 0.9
 VARIANTS = ("self_certainty", "all_sources", "second_pass")
@@ -62,7 +62,7 @@ def child(args) -> None:
     mask[:, T - T // 8:] = False  # padding after an early EOS
     small = torch.randn(64, H).to(dtype) @ weight[:4096].t()  # warm up the BLAS threads
     del small
-    before = _rss_bytes()
+    before = rss_bytes()
     start, cpu_start = time.perf_counter(), time.process_time()
     with torch.no_grad():
         entropy = args.child == "all_sources"
@@ -78,7 +78,7 @@ def child(args) -> None:
             rewards["token_entropy"] = TokenEntropyReward()([""] * B, {}, scores)
             rewards["trajectory_logprob"] = TrajectoryLogprobReward()([""] * B, {}, scores)
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
-    peak = _peak_rss_bytes()
+    peak = peak_rss_bytes()
     if args.save:
         torch.save({"logp": stats.logprobs, "rewards": rewards}, args.save)
     print(json.dumps({"variant": args.child, "seconds": cpu, "wall_seconds": seconds, "peak_delta": peak - before,

@@ -239,7 +239,9 @@ class TrainConfig(_Strict):
     less memory for longer completions, one extra forward's compute."""
     logits_chunk_size: int | None = Field(None, ge=1)
     """Rows of logits handled at once in fp32 (log-probs, self-certainty). None (default):
-    from a 64 MiB fp32 budget, rows = 64 MiB / (V · 4 bytes) (110 at V = 151,936)."""
+    from a 64 MiB fp32 budget, rows = 64 MiB / (V · 4 bytes) (110 at V = 151,936), and on the
+    fused path at least H / 4 rows (a chunk up to a quarter of the fp32 weight gradient: 384 at
+    Qwen2.5-1.5B's H = 1536), where fewer rows made the backward's ∂W sweeps dominate."""
     fused_logprobs: bool = True
     """Log-probs and self-certainty from the lm_head's input, chunk by chunk, never
     holding [B, T, V] logits; false = the model's logits, then the chunked ops."""

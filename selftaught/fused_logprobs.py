@@ -18,9 +18,16 @@ Backward, with g_t = ∂L/∂logp_t and g^H_t = ∂L/∂H_t (`ops.softmax_gradie
     ∂L/∂z_t(raw) = [g_t (onehot(y_t) − p_t) − g^H_t p_t ⊙ (z_t − Σ_j p_t[j] z_t[j])] / τ =: e_t
     ∂L/∂h_t = e_t W        ∂L/∂W = Σ_t e_tᵀ h_t        ∂L/∂b = Σ_t e_t
 
-The forward keeps h, W and lse (N floats); the backward recomputes each chunk's
-logits (one extra matmul, the price of not storing [N, V]) and accumulates ∂L/∂W
-over chunks.
+`fused_token_statistics`: the forward keeps h, W and lse (N floats); the backward
+recomputes each chunk's logits (one extra matmul, the price of not storing [N, V])
+and accumulates ∂L/∂W over chunks. The no-grad scoring pass uses it, and so does a
+step whose scoring forward is the update's (the loss is not known yet then).
+
+`fused_token_loss`: when the loss is a sum of per-token terms L = Σ_t ℓ_t(logp_t) — the
+policy loss is (`losses.PolicyObjective.token_losses`) — g_t is known as soon as
+logp_t is, so e_t and the three gradients are taken in the forward from the chunk's
+logits while they exist: three matmuls per chunk, as the straightforward path does,
+instead of four. The backward only scales them. The trainer's update uses it.
 
 Precision: under autocast the matmuls run in the autocast dtype (as the model's
 own lm_head would), everything vocabulary-wide after them in fp32. Without
@@ -31,6 +38,7 @@ from __future__ import annotations
 
 import math
 from contextlib import contextmanager
+from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -91,35 +99,109 @@ class _FusedLinearLogProbs(torch.autograd.Function):
         hidden, weight, bias, targets, lse = ctx.saved_tensors
         tau, chunk_size, mm_dtype = ctx.temperature, ctx.chunk_size, ctx.mm_dtype
         acc = lse.dtype
-        need_h, need_w, need_b = ctx.needs_input_grad[:3]
         N = hidden.shape[0]
         g = torch.zeros(N, dtype=acc, device=hidden.device) if grad_logp is None else grad_logp.to(acc) / tau
         g_entropy = None if grad_entropy is None else grad_entropy.to(acc) / tau  # [N]
-        w = weight.to(mm_dtype)
-        b = None if bias is None else bias.to(acc)
-        grad_h = torch.empty(hidden.shape, dtype=hidden.dtype, device=hidden.device) if need_h else None
-        grad_w = torch.zeros(weight.shape, dtype=acc, device=weight.device) if need_w else None
-        grad_b = torch.zeros(weight.shape[0], dtype=acc, device=weight.device) if need_b else None
+        grads = _HeadGradients(hidden, weight, bias, acc, *ctx.needs_input_grad[:3])
         with torch.autocast(hidden.device.type, enabled=False):
+            w = weight.to(mm_dtype)
+            b = None if bias is None else bias.to(acc)
             for start in range(0, N, chunk_size):
-                end = min(start + chunk_size, N)
-                h = hidden[start:end].to(mm_dtype)
-                e = softmax_gradient(_chunk_logits(h, w, b, tau, acc), targets[start:end], g[start:end],
-                                     None if g_entropy is None else g_entropy[start:end], lse[start:end])
-                if need_b:
-                    grad_b += e.sum(dim=0)
-                e_mm = e.to(mm_dtype)
-                if need_h:
-                    grad_h[start:end] = (e_mm @ w).to(hidden.dtype)
-                if need_w:
-                    if e_mm.dtype == acc:
-                        grad_w.addmm_(e_mm.t(), h)
-                    else:  # low-precision matmul, fp32 accumulation across chunks
-                        grad_w += (e_mm.t() @ h).to(acc)
-                del e, e_mm
-        grad_w = None if grad_w is None else grad_w.to(weight.dtype)
-        grad_b = None if grad_b is None else grad_b.to(bias.dtype)
-        return grad_h, grad_w, grad_b, None, None, None, None, None
+                rows = slice(start, min(start + chunk_size, N))
+                h = hidden[rows].to(mm_dtype)
+                e = softmax_gradient(_chunk_logits(h, w, b, tau, acc), targets[rows], g[rows],  # recomputed z
+                                     None if g_entropy is None else g_entropy[rows], lse[rows])
+                grads.accumulate(e, h, w, rows)
+                del e
+        return *grads.result(weight, bias), None, None, None, None, None
+
+
+class _HeadGradients:
+    """∂L/∂h, ∂L/∂W, ∂L/∂b of the output layer, accumulated chunk by chunk (None where not needed).
+
+    For a chunk with softmax p [C, V] and g_t = ∂L/∂logp_t / τ:  e = (onehot(y) − p)·g (`add`; a
+    backward with an entropy term gets e from `ops.softmax_gradient` and hands it to `accumulate`),
+    ∂h = e W,  ∂W += eᵀ h,  ∂b += Σ_t e_t. The products run in the matmul dtype (as the model's own
+    head would under autocast), ∂W and ∂b accumulate in fp32 across chunks.
+    """
+
+    def __init__(self, hidden, weight, bias, acc, need_h: bool, need_w: bool, need_b: bool):
+        self.acc = acc
+        self.h = torch.empty(hidden.shape, dtype=hidden.dtype, device=hidden.device) if need_h else None
+        self.w = torch.zeros(weight.shape, dtype=acc, device=weight.device) if need_w else None
+        self.b = torch.zeros(weight.shape[0], dtype=acc, device=weight.device) if need_b and bias is not None else None
+
+    def add(self, p: Tensor, g: Tensor, targets: Tensor, h: Tensor, w: Tensor, rows: slice) -> None:
+        """One chunk: p [C, V] softmax (overwritten with e), g [C, 1], h [C, H] and w in the matmul dtype."""
+        e = p.mul_(-g)  # −p·g, in place: still the one buffer
+        e.scatter_add_(1, targets[:, None], g)  # + onehot(y)·g
+        self.accumulate(e, h, w, rows)
+
+    def accumulate(self, e: Tensor, h: Tensor, w: Tensor, rows: slice) -> None:
+        """One chunk's e = ∂L/∂z(raw) [C, V] (e.g. `ops.softmax_gradient`'s, entropy term included)."""
+        if self.b is not None:
+            self.b += e.sum(dim=0)
+        e_mm = e.to(w.dtype)
+        if self.h is not None:
+            self.h[rows] = (e_mm @ w).to(self.h.dtype)
+        if self.w is not None:
+            if e_mm.dtype == self.acc:
+                self.w.addmm_(e_mm.t(), h)
+            else:  # low-precision matmul, fp32 accumulation across chunks
+                self.w += (e_mm.t() @ h).to(self.acc)
+
+    def result(self, weight, bias) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+        return (self.h, None if self.w is None else self.w.to(weight.dtype),
+                None if self.b is None else self.b.to(bias.dtype))
+
+
+class _FusedLinearLoss(torch.autograd.Function):
+    """Rows [N, H] → (Σ_t loss_t(logp_t), logp [N], sc [N]) for a loss that is a sum of per-token
+    terms (`token_loss(logp [C], positions [C]) → [C]`): the policy loss is one (losses.py).
+
+    Each token's ∂L/∂logp_t is known as soon as its log-prob is, so the output layer's gradients
+    are taken in the forward, from the chunk's logits while they exist: three matmuls per chunk
+    (logits, ∂h, ∂W), as the straightforward path does, instead of the four of a recomputing
+    backward. The backward only scales them by ∂(outer)/∂loss.
+    """
+
+    @staticmethod
+    def forward(ctx, hidden, weight, bias, targets, positions, temperature, chunk_size, mm_dtype, token_loss):
+        acc = torch.promote_types(mm_dtype, torch.float32)
+        N, V = hidden.shape[0], weight.shape[0]
+        logp = torch.empty(N, dtype=acc, device=hidden.device)
+        sc = torch.empty(N, dtype=acc, device=hidden.device)
+        loss = torch.zeros((), dtype=acc, device=hidden.device)
+        grads = _HeadGradients(hidden, weight, bias, acc, *ctx.needs_input_grad[:3])
+        log_v = math.log(V)
+        with torch.autocast(hidden.device.type, enabled=False):
+            w = weight.to(mm_dtype)
+            b = None if bias is None else bias.to(acc)
+            for start in range(0, N, chunk_size):
+                rows = slice(start, min(start + chunk_size, N))
+                h = hidden[rows].to(mm_dtype)
+                z = _chunk_logits(h, w, b, temperature, acc)
+                logp[rows], sc[rows], _, _ = row_statistics(z, targets[rows], log_v, False)  # z ← exp(z − max)
+                with torch.enable_grad():  # ∂loss/∂logp of this chunk's tokens
+                    x = logp[rows].detach().requires_grad_(True)
+                    terms = token_loss(x, positions[rows])
+                    (g,) = torch.autograd.grad(terms.sum(), x)
+                loss += terms.detach().sum()
+                p = z.div_(z.sum(dim=1, keepdim=True))  # the chunk's softmax, in the same buffer
+                grads.add(p, (g / temperature)[:, None], targets[rows], h, w, rows)
+                del z, p
+        # Kept as an attribute, not saved tensors: the backward scales them in place and hands them over
+        # (autograd then adopts ∂W as the weight's .grad instead of copying a [V, H] fp32 tensor).
+        ctx.head_gradients = grads.result(weight, bias)
+        ctx.mark_non_differentiable(logp, sc)
+        return loss, logp, sc
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_loss, grad_logp, grad_sc):
+        gradients, ctx.head_gradients = ctx.head_gradients, None
+        scaled = [None if g is None else g.mul_(grad_loss.to(g.dtype)) for g in gradients]
+        return *scaled, None, None, None, None, None, None
 
 
 def _chunk_logits(h: Tensor, w: Tensor, b: Tensor | None, tau: float, acc: torch.dtype) -> Tensor:
@@ -153,7 +235,8 @@ def fused_token_logprobs_and_self_certainty(
         mask: [B, T] bool or 0/1; None = all real. Masked rows are skipped entirely
             (no logits are computed for padding).
         temperature: τ > 0, applied to both outputs (docs/reference.md §1).
-        chunk_size: rows per [C, V] fp32 chunk (None → `ops.chunk_rows(V)`, a 64 MiB chunk).
+        chunk_size: rows per [C, V] fp32 chunk (None → `ops.chunk_rows(V, hidden_size=H)`: a 64 MiB
+            chunk, or H / 4 rows when that is more; 384 rows at Qwen2.5-1.5B's H = 1536).
 
     Returns:
         logp [B, T] float32 (float64 for float64 inputs), differentiable w.r.t.
@@ -175,35 +258,81 @@ def fused_token_statistics(
 ) -> TokenStatistics:
     """`fused_token_logprobs_and_self_certainty`, plus per-token entropy H(p_t) when `entropy`
     (same chunks, one more elementwise pass each; masked rows skipped as for the others)."""
-    if hidden.dim() != 3:
-        raise ValueError(f"hidden must be [B, T, H], got shape {tuple(hidden.shape)}")
-    B, T, H = hidden.shape
-    if weight.dim() != 2 or weight.shape[1] != H:
-        raise ValueError(f"weight must be [V, {H}], got {tuple(weight.shape)}")
-    if bias is not None and bias.shape != (weight.shape[0],):
-        raise ValueError(f"bias must be [{weight.shape[0]}], got {tuple(bias.shape)}")
-    chunk_size = check_token_arguments(targets, B, T, temperature, chunk_size, vocab_size=weight.shape[0])
-    mm_dtype = _matmul_dtype(hidden, weight)
-    acc = torch.promote_types(mm_dtype, torch.float32)
+    real = _RealRows.of(hidden, weight, targets, mask, temperature, chunk_size, bias)
+    outputs = _FusedLinearLogProbs.apply(real.hidden, weight, bias, real.targets, float(temperature), real.chunk_size,
+                                         real.mm_dtype, bool(entropy))
+    return TokenStatistics(*real.scatter(outputs if entropy else outputs[:2]))
 
-    rows = hidden.reshape(B * T, H)
-    flat_targets = targets.to(hidden.device).reshape(-1).long()
-    index = None
-    if mask is not None:
-        mask = mask.to(hidden.device).bool()
-        if mask.shape != (B, T):
-            raise ValueError(f"mask must be [B, T] = {(B, T)}, got {tuple(mask.shape)}")
-        if not bool(mask.all()):
-            index = mask.reshape(-1).nonzero().squeeze(1)
-            rows, flat_targets = rows.index_select(0, index), flat_targets.index_select(0, index)
-    if bool(((flat_targets < 0) | (flat_targets >= weight.shape[0])).any()):
-        raise ValueError("targets at unmasked positions must be token ids in [0, V)")
-    outputs = _FusedLinearLogProbs.apply(rows, weight, bias, flat_targets, float(temperature), chunk_size,
-                                         mm_dtype, bool(entropy))
-    outputs = outputs if entropy else outputs[:2]
-    if index is not None:
-        outputs = [torch.zeros(B * T, dtype=acc, device=hidden.device).index_copy(0, index, o) for o in outputs]
-    return TokenStatistics(*(o.view(B, T) for o in outputs))
+
+def fused_token_loss(
+    hidden: Tensor,
+    weight: Tensor,
+    targets: Tensor,
+    token_loss,
+    mask: Tensor | None = None,
+    temperature: float = 1.0,
+    chunk_size: int | None = None,
+    bias: Tensor | None = None,
+) -> tuple[Tensor, TokenStatistics]:
+    """A loss that is a sum of per-token terms of log p_t, straight from the output layer's input.
+
+    `token_loss(logp [n], positions [n]) → [n]`: the terms of n real tokens given their
+    log-probs (float32, differentiable) and their flat positions in [B, T] (e.g.
+    `losses.PolicyObjective.token_losses`). Returns (Σ of the terms over the real tokens, a
+    scalar differentiable w.r.t. hidden, weight and bias; the detached log-probs and
+    self-certainty, [B, T] each, 0 where mask == 0). The gradients are taken in the forward,
+    chunk by chunk (`_FusedLinearLoss`): the same numbers as backpropagating `token_loss` through
+    `fused_token_statistics`, with one matmul per chunk fewer. Other arguments as there.
+    """
+    real = _RealRows.of(hidden, weight, targets, mask, temperature, chunk_size, bias)
+    loss, logp, sc = _FusedLinearLoss.apply(real.hidden, weight, bias, real.targets, real.positions,
+                                            float(temperature), real.chunk_size, real.mm_dtype, token_loss)
+    return loss, TokenStatistics(*real.scatter((logp, sc)))
+
+
+class _RealRows(NamedTuple):
+    """The rows of hidden [B, T, H] that a fused function works on: the real (unmasked) positions."""
+
+    hidden: Tensor  # [n, H]
+    targets: Tensor  # [n]
+    positions: Tensor  # [n] flat positions in [B, T]
+    shape: tuple[int, int]
+    chunk_size: int
+    mm_dtype: torch.dtype
+
+    @classmethod
+    def of(cls, hidden, weight, targets, mask, temperature, chunk_size, bias) -> "_RealRows":
+        """Validated arguments and the real rows; padded positions are skipped entirely."""
+        if hidden.dim() != 3:
+            raise ValueError(f"hidden must be [B, T, H], got shape {tuple(hidden.shape)}")
+        B, T, H = hidden.shape
+        if weight.dim() != 2 or weight.shape[1] != H:
+            raise ValueError(f"weight must be [V, {H}], got {tuple(weight.shape)}")
+        if bias is not None and bias.shape != (weight.shape[0],):
+            raise ValueError(f"bias must be [{weight.shape[0]}], got {tuple(bias.shape)}")
+        chunk_size = check_token_arguments(targets, B, T, temperature, chunk_size, vocab_size=weight.shape[0],
+                                           hidden_size=H)
+        rows = hidden.reshape(B * T, H)
+        flat_targets = targets.to(hidden.device).reshape(-1).long()
+        positions = torch.arange(B * T, device=hidden.device)
+        if mask is not None:
+            mask = mask.to(hidden.device).bool()
+            if mask.shape != (B, T):
+                raise ValueError(f"mask must be [B, T] = {(B, T)}, got {tuple(mask.shape)}")
+            if not bool(mask.all()):
+                positions = mask.reshape(-1).nonzero().squeeze(1)
+                rows, flat_targets = rows.index_select(0, positions), flat_targets.index_select(0, positions)
+        if bool(((flat_targets < 0) | (flat_targets >= weight.shape[0])).any()):
+            raise ValueError("targets at unmasked positions must be token ids in [0, V)")
+        return cls(rows, flat_targets, positions, (B, T), chunk_size, _matmul_dtype(hidden, weight))
+
+    def scatter(self, outputs) -> list[Tensor]:
+        """Per-row outputs [n] back to [B, T], zeros at the padded positions."""
+        B, T = self.shape
+        if len(self.positions) == B * T:
+            return [o.view(B, T) for o in outputs]
+        return [torch.zeros(B * T, dtype=o.dtype, device=o.device).index_copy(0, self.positions, o).view(B, T)
+                for o in outputs]
 
 
 # --------------------------------------------------------------- models

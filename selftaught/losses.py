@@ -28,6 +28,12 @@ unless `num_tokens` / `num_rows` are given. Pass the counts of the whole accumul
 there and the micro-batch losses add up exactly to the full-batch loss. `bnpo` and the
 entropy bonus are, as TRL defines them, means over each micro-batch; `num_micro_batches`
 divides them so that the micro-batches average.
+
+Every aggregation is a weighted sum Σ c_t x_t of the per-token terms (`aggregation_weights`), so
+when each term depends on its own token's log-prob alone (`PolicyObjective.per_token`) the loss
+can be handed to the fused head one token at a time (`PolicyObjective.token_losses`), which then
+takes the output layer's gradients in the forward. The sequence-level ratio, VESPO, the off-policy
+and top-entropy masks and the entropy bonus are not of that form and take the general path.
 """
 
 from __future__ import annotations
@@ -44,7 +50,7 @@ OBJECTIVE_SETTINGS = ("loss_type", "importance_sampling_level", "epsilon", "epsi
                       "use_bias_correction_kl", "sapo_temperature_pos", "sapo_temperature_neg", "vespo_k_pos",
                       "vespo_lambda_pos", "vespo_k_neg", "vespo_lambda_neg", "off_policy_mask_threshold",
                       "max_completion_length")
-"""The settings `policy_loss` takes, each a TrainConfig key of the same name."""
+"""The settings `PolicyObjective` (and `policy_loss`) takes, each a TrainConfig key of the same name."""
 QUANTILE_INPUT_LIMIT = 2 ** 24
 """torch.quantile refuses larger inputs; above it `entropy_threshold` sorts."""
 # VESPO's clamp of log w, as its reference implementation (and TRL) clamp it.
@@ -227,6 +233,39 @@ def masked_mean(values: Tensor, mask: Tensor) -> Tensor:
     return torch.where(m, values, 0.0).sum() / m.sum().clamp(min=1)
 
 
+def aggregation_weights(
+    mask: Tensor,
+    loss_type: str = "token_mean",
+    max_completion_length: int | None = None,
+    *,
+    num_tokens: float | None = None,
+    num_rows: float | None = None,
+    num_micro_batches: int = 1,
+    dtype: torch.dtype = torch.float32,
+) -> Tensor:
+    """c [B, T] (in `dtype`) with aggregate(x, mask, ...) = Σ_{b,t} c·x for every x (same arguments): each
+    aggregation is a weighted sum of the per-token terms — 1/Σm (token_mean), 1/(|o_b|·B)
+    (seq_mean), 1/(B·L) (dr_grpo), 1/(Σm·micro-batches) (bnpo), 1/B (seq_sum) — and 0 at padding.
+    That is what lets the fused head take each token's gradient as soon as its log-prob exists
+    (`PolicyObjective.token_losses`)."""
+    objective_of(loss_type)  # validates the name
+    aggregation = AGGREGATIONS[loss_type]
+    mask = mask.bool()
+    real = mask.to(dtype)
+    if aggregation == "token_mean":
+        return real / (mask.sum().clamp(min=1) if num_tokens is None else num_tokens)
+    if aggregation == "micro_batch_token_mean":
+        return real / (mask.sum().clamp(min=1) * num_micro_batches)
+    rows = mask.shape[0] if num_rows is None else num_rows
+    if aggregation == "seq_mean":
+        return real / (mask.sum(dim=-1, keepdim=True).clamp(min=1) * rows)
+    if aggregation == "seq_sum":
+        return real / rows
+    if max_completion_length is None:
+        raise ValueError("loss_type='dr_grpo' needs max_completion_length")
+    return real / (rows * max_completion_length)
+
+
 @dataclass
 class EntropyBonus:
     """The entropy bonus −c · mean_t H, with Skywork-OR1's adaptive coefficient (TRL's semantics).
@@ -278,42 +317,189 @@ class EntropyBonus:
         self.coef, self.last_entropy = state["coef"], state["last_entropy"]
 
 
+class PolicyObjective:
+    """The GRPO loss of one micro-batch (module docstring), given everything but the policy's
+    outputs: the arguments of `policy_loss` except `logprobs` and `entropy`.
+
+    `loss_and_stats` takes [B, T] log-probs (and the entropy when the bonus needs it): every
+    setting. When the loss is a sum of per-token terms of log p_t (`per_token`: token-level
+    ratio, the clipped/cispo/sapo objectives, no off-policy mask, no top-entropy mask, no entropy
+    bonus), `token_losses` is the same loss one token at a time, c_t·(w_t·L_t + β·kl_t) at flat
+    positions of [B, T] (c_t: `aggregation_weights`): the form the fused head needs
+    (`fused_logprobs.fused_token_loss`), whose sum over the real tokens is the loss.
+    """
+
+    def __init__(
+        self,
+        old_logprobs: Tensor,
+        advantages: Tensor,
+        mask: Tensor,
+        *,
+        loss_type: str = "token_mean",
+        importance_sampling_level: str = "token",
+        epsilon: float = 0.2,
+        epsilon_high: float | None = None,
+        delta: float | None = None,
+        beta: float = 0.0,
+        use_bias_correction_kl: bool = False,
+        sapo_temperature_pos: float = 1.0,
+        sapo_temperature_neg: float = 1.05,
+        vespo_k_pos: float = 2.0,
+        vespo_lambda_pos: float = 3.0,
+        vespo_k_neg: float = 3.0,
+        vespo_lambda_neg: float = 2.0,
+        off_policy_mask_threshold: float | None = None,
+        max_completion_length: int | None = None,
+        ref_logprobs: Tensor | None = None,
+        importance_weights: Tensor | None = None,
+        behaviour_logprobs: Tensor | None = None,
+        entropy_mask: Tensor | None = None,
+        entropy_coef: float = 0.0,
+        num_tokens: float | None = None,
+        num_rows: float | None = None,
+        num_micro_batches: int = 1,
+    ):
+        if beta > 0 and ref_logprobs is None:
+            raise ValueError("beta > 0 needs ref_logprobs (a reference model); set beta=0 to disable the KL term")
+        if importance_sampling_level not in IMPORTANCE_SAMPLING_LEVELS:
+            raise ValueError(f"importance_sampling_level must be one of {IMPORTANCE_SAMPLING_LEVELS}, "
+                             f"got {importance_sampling_level!r}")
+        self.objective = objective_of(loss_type)
+        self.mask = mask.bool()
+        self.old_logprobs = old_logprobs.detach()
+        self.advantages = advantages.detach()
+        self.ref_logprobs = None if ref_logprobs is None else ref_logprobs.detach()
+        self.importance_weights = None if importance_weights is None else importance_weights.detach()
+        self.behaviour_logprobs = self.old_logprobs if behaviour_logprobs is None else behaviour_logprobs.detach()
+        self.entropy_mask, self.entropy_coef = entropy_mask, entropy_coef
+        self.level = importance_sampling_level
+        self.epsilon, self.epsilon_high, self.delta = epsilon, epsilon_high, delta
+        self.beta, self.use_bias_correction_kl = beta, use_bias_correction_kl
+        self.sapo_temperatures = (sapo_temperature_pos, sapo_temperature_neg)
+        self.vespo = {"k_pos": vespo_k_pos, "lambda_pos": vespo_lambda_pos, "k_neg": vespo_k_neg,
+                      "lambda_neg": vespo_lambda_neg}
+        self.off_policy_mask_threshold = off_policy_mask_threshold
+        self.aggregation = {"loss_type": loss_type, "max_completion_length": max_completion_length,
+                            "num_tokens": num_tokens, "num_rows": num_rows, "num_micro_batches": num_micro_batches}
+        self._flat: dict[str, Tensor | None] | None = None  # `token_losses`' inputs, on first use
+
+    def _flat_per_token_inputs(self) -> dict[str, Tensor | None]:
+        """What `token_losses` reads, flattened over [B, T] once: old, A, w, ref log-probs and c_t."""
+        def flat(t: Tensor | None) -> Tensor | None:
+            return None if t is None else t.expand(self.mask.shape).reshape(-1)
+
+        dtype = torch.promote_types(self.old_logprobs.dtype, torch.float32)
+        return {"old": flat(self.old_logprobs), "advantages": flat(_per_token(self.advantages)),
+                "weights": flat(self.importance_weights), "ref": flat(self.ref_logprobs),
+                "c": aggregation_weights(self.mask, **self.aggregation, dtype=dtype).reshape(-1)}
+
+    @property
+    def per_token(self) -> bool:
+        """Whether the loss is Σ_t ℓ_t(log p_t), each term a function of its own token's log-prob
+        alone. Not so for GSPO's sequence ratio, VESPO's φ of the row's ratio, the off-policy mask
+        (a row's mean drift), the top-entropy mask and the entropy bonus (functions of p_t)."""
+        return (self.level == "token" and self.objective != "vespo" and self.off_policy_mask_threshold is None
+                and self.entropy_mask is None and self.entropy_coef == 0)
+
+    def _objective(self, ratio: Tensor, advantages: Tensor, logprobs: Tensor) -> tuple[Tensor, Tensor | None]:
+        """(L_t, clip indicator or None) of the clipped, cispo and sapo objectives."""
+        if self.objective == "clipped":
+            return clipped_objective(ratio, advantages, self.epsilon, self.epsilon_high, self.delta)
+        if self.objective == "cispo":
+            epsilon_max = self.epsilon if self.epsilon_high is None else self.epsilon_high
+            return cispo_objective(ratio, advantages, logprobs, epsilon_max)
+        return sapo_objective(ratio, advantages, *self.sapo_temperatures), None
+
+    def _with_weights_and_kl(self, per_token: Tensor, logprobs: Tensor, ratio: Tensor, weights: Tensor | None,
+                             ref_logprobs: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        """w·L_t (VESPO has folded w into φ) + β·kl_t (× ρ_t with use_bias_correction_kl); and kl_t."""
+        if weights is not None and self.objective != "vespo":
+            per_token = per_token * weights
+        if self.beta <= 0:
+            return per_token, None
+        kl = k3_kl(logprobs, ref_logprobs)
+        return per_token + self.beta * (kl * ratio if self.use_bias_correction_kl else kl), kl
+
+    def loss_and_stats(self, logprobs: Tensor, entropy: Tensor | None = None) -> tuple[Tensor, dict[str, float]]:
+        """The loss (with grad) of [B, T] log-probs and its statistics (`policy_loss`)."""
+        if self.entropy_coef != 0 and entropy is None:
+            raise ValueError("entropy_coef != 0 needs the per-token entropy")
+        mask, advantages, old = self.mask, self.advantages, self.old_logprobs
+        ratio = torch.exp(importance_log_ratio(logprobs, old, mask, self.level))  # ρ_t
+        clipped = phi = None
+        if self.objective == "vespo":  # φ of the token-level sequence ratio, whatever the level
+            phi = vespo_weights(logprobs - old, advantages, mask, self.importance_weights, **self.vespo)
+            per_token = -phi * _per_token(advantages) * logprobs
+        else:
+            per_token, clipped = self._objective(ratio, advantages, logprobs)
+        per_token = per_token.expand_as(logprobs)
+        keep = None
+        if self.off_policy_mask_threshold is not None:
+            keep = off_policy_mask(advantages, logprobs, self.behaviour_logprobs, mask, self.off_policy_mask_threshold)
+            per_token = per_token * keep
+        if self.entropy_mask is not None:
+            per_token = per_token * self.entropy_mask
+        per_token, kl = self._with_weights_and_kl(per_token, logprobs, ratio, self.importance_weights,
+                                                  self.ref_logprobs)
+        loss = aggregate(per_token, mask, **self.aggregation)
+        bonus_mask = mask if self.entropy_mask is None else mask & self.entropy_mask.bool()
+        if self.entropy_coef != 0:
+            loss = loss - self.entropy_coef * masked_mean(entropy, bonus_mask) / self.aggregation["num_micro_batches"]
+        with torch.no_grad():
+            stats = {"ratio/mean": masked_mean(ratio, mask).item()}
+            if clipped is not None:
+                stats["clip_fraction"] = masked_mean(clipped.expand_as(mask), mask).item()
+            if kl is not None:
+                stats["kl/mean"] = masked_mean(kl, mask).item()
+            if entropy is not None:
+                stats["entropy/mean"] = masked_mean(entropy, mask).item()
+            if keep is not None:
+                stats["off_policy/masked_frac"] = masked_mean(1.0 - keep.expand_as(logprobs), mask).item()
+            if self.entropy_mask is not None:
+                stats["top_entropy/kept_frac"] = masked_mean(self.entropy_mask.float(), mask).item()
+            if phi is not None:
+                stats["vespo/phi_mean"] = masked_mean(phi.expand_as(logprobs), mask).item()
+        return loss, stats
+
+    def loss(self, logprobs: Tensor, entropy: Tensor | None = None) -> Tensor:
+        """The scalar loss (with grad) of [B, T] log-probs."""
+        return self.loss_and_stats(logprobs, entropy)[0]
+
+    @torch.no_grad()
+    def stats(self, logprobs: Tensor, entropy: Tensor | None = None) -> dict[str, float]:
+        """`policy_loss`'s statistics of [B, T] log-probs (e.g. the fused head's detached ones)."""
+        return self.loss_and_stats(logprobs.detach(), None if entropy is None else entropy.detach())[1]
+
+    def token_losses(self, logprobs: Tensor, positions: Tensor) -> Tensor:
+        """c_t·(w_t·L_t + β·kl_t) [n] for the log-probs [n] of the flat `positions` of [B, T]; their
+        sum over the real tokens is `loss` (only when `per_token`)."""
+        if not self.per_token:
+            raise ValueError("this loss is not a sum of per-token terms (see PolicyObjective.per_token)")
+        if self._flat is None:
+            self._flat = self._flat_per_token_inputs()
+        at = {key: None if t is None else t[positions][:, None] for key, t in self._flat.items()}  # n rows of 1
+        lp = logprobs[:, None]
+        ratio = torch.exp(lp - at["old"])
+        per_token, _ = self._objective(ratio, at["advantages"], lp)
+        per_token, _ = self._with_weights_and_kl(per_token, lp, ratio, at["weights"], at["ref"])
+        return (per_token * at["c"])[:, 0]
+
+
 def policy_loss(
     logprobs: Tensor,
     old_logprobs: Tensor,
     advantages: Tensor,
     mask: Tensor,
     *,
-    loss_type: str = "token_mean",
-    importance_sampling_level: str = "token",
-    epsilon: float = 0.2,
-    epsilon_high: float | None = None,
-    delta: float | None = None,
-    beta: float = 0.0,
-    use_bias_correction_kl: bool = False,
-    sapo_temperature_pos: float = 1.0,
-    sapo_temperature_neg: float = 1.05,
-    vespo_k_pos: float = 2.0,
-    vespo_lambda_pos: float = 3.0,
-    vespo_k_neg: float = 3.0,
-    vespo_lambda_neg: float = 2.0,
-    off_policy_mask_threshold: float | None = None,
-    max_completion_length: int | None = None,
-    ref_logprobs: Tensor | None = None,
-    importance_weights: Tensor | None = None,
-    behaviour_logprobs: Tensor | None = None,
     entropy: Tensor | None = None,
-    entropy_mask: Tensor | None = None,
-    entropy_coef: float = 0.0,
-    num_tokens: float | None = None,
-    num_rows: float | None = None,
-    num_micro_batches: int = 1,
+    **settings,
 ) -> tuple[Tensor, dict[str, float]]:
     """The GRPO loss of one micro-batch (module docstring) and its statistics.
 
-    Settings (TrainConfig's names): loss_type, importance_sampling_level, epsilon, epsilon_high,
-    delta, beta, use_bias_correction_kl, sapo_temperature_pos/neg, vespo_k/lambda_pos/neg,
-    off_policy_mask_threshold, max_completion_length (dr_grpo).
+    Settings (keywords, `PolicyObjective`'s; TrainConfig's names): loss_type,
+    importance_sampling_level, epsilon, epsilon_high, delta, beta, use_bias_correction_kl,
+    sapo_temperature_pos/neg, vespo_k/lambda_pos/neg, off_policy_mask_threshold,
+    max_completion_length (dr_grpo).
 
     Tensors:
         logprobs, old_logprobs, ref_logprobs: [B, T] per-token log-probs (logprobs with grad).
@@ -334,57 +520,4 @@ def policy_loss(
             and cispo objectives), "kl/mean" (β > 0), "entropy/mean" (entropy given),
             "off_policy/masked_frac", "top_entropy/kept_frac", "vespo/phi_mean" where they apply.
     """
-    if beta > 0 and ref_logprobs is None:
-        raise ValueError("beta > 0 needs ref_logprobs (a reference model); set beta=0 to disable the KL term")
-    if entropy_coef != 0 and entropy is None:
-        raise ValueError("entropy_coef != 0 needs the per-token entropy")
-    objective = objective_of(loss_type)
-    log_ratio = importance_log_ratio(logprobs, old_logprobs, mask, importance_sampling_level)
-    ratio = torch.exp(log_ratio)  # ρ_t
-    clipped = None
-    if objective == "clipped":
-        per_token, clipped = clipped_objective(ratio, advantages, epsilon, epsilon_high, delta)
-    elif objective == "cispo":
-        epsilon_max = epsilon if epsilon_high is None else epsilon_high
-        per_token, clipped = cispo_objective(ratio, advantages, logprobs, epsilon_max)
-    elif objective == "sapo":
-        per_token = sapo_objective(ratio, advantages, sapo_temperature_pos, sapo_temperature_neg)
-    else:  # vespo: φ of the token-level sequence ratio, whatever the level
-        phi = vespo_weights(logprobs - old_logprobs.detach(), advantages, mask, importance_weights,
-                            k_pos=vespo_k_pos, lambda_pos=vespo_lambda_pos, k_neg=vespo_k_neg,
-                            lambda_neg=vespo_lambda_neg)
-        per_token = -phi * _per_token(advantages) * logprobs
-    per_token = per_token.expand_as(logprobs)
-    keep = None
-    if off_policy_mask_threshold is not None:
-        behaviour = old_logprobs if behaviour_logprobs is None else behaviour_logprobs
-        keep = off_policy_mask(advantages, logprobs, behaviour, mask, off_policy_mask_threshold)
-        per_token = per_token * keep
-    if entropy_mask is not None:
-        per_token = per_token * entropy_mask
-    if importance_weights is not None and objective != "vespo":
-        per_token = per_token * importance_weights.detach()
-    kl = None
-    if beta > 0:
-        kl = k3_kl(logprobs, ref_logprobs.detach())
-        per_token = per_token + beta * (kl * ratio if use_bias_correction_kl else kl)
-    loss = aggregate(per_token, mask, loss_type, max_completion_length, num_tokens=num_tokens, num_rows=num_rows,
-                     num_micro_batches=num_micro_batches)
-    bonus_mask = mask if entropy_mask is None else mask.bool() & entropy_mask.bool()
-    if entropy_coef != 0:
-        loss = loss - entropy_coef * masked_mean(entropy, bonus_mask) / num_micro_batches
-    with torch.no_grad():
-        stats = {"ratio/mean": masked_mean(ratio, mask).item()}
-        if clipped is not None:
-            stats["clip_fraction"] = masked_mean(clipped.expand_as(mask), mask).item()
-        if kl is not None:
-            stats["kl/mean"] = masked_mean(kl, mask).item()
-        if entropy is not None:
-            stats["entropy/mean"] = masked_mean(entropy, mask).item()
-        if keep is not None:
-            stats["off_policy/masked_frac"] = masked_mean(1.0 - keep.expand_as(logprobs), mask).item()
-        if entropy_mask is not None:
-            stats["top_entropy/kept_frac"] = masked_mean(entropy_mask.float(), mask).item()
-        if objective == "vespo":
-            stats["vespo/phi_mean"] = masked_mean(phi.expand_as(logprobs), mask).item()
-    return loss, stats
+    return PolicyObjective(old_logprobs, advantages, mask, **settings).loss_and_stats(logprobs, entropy)

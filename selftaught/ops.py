@@ -32,14 +32,28 @@ from torch import Tensor
 # fixed 2048 rows were 1.24 GB per buffer at that V.
 DEFAULT_CHUNK_BYTES = 64 << 20
 
+# The fused path (hidden states → head → statistics) knows the hidden size H too, and
+# there a chunk may take up to a quarter of the fp32 weight gradient the backward
+# produces anyway: C · V · 4 ≤ (V · H · 4) / 4, i.e. C = H / 4 rows, whatever V. Its
+# backward reads and writes that [V, H] gradient once per chunk (∂W += eᵀ h, a product
+# whose inner dimension is C), so too few rows make it a memory-bound sweep per
+# handful of tokens: at Qwen2.5-1.5B sizes on the CPU, 110 rows took 1.48× the
+# straightforward path's time and 256 rows 0.86× (README "Performance").
+WEIGHT_GRADIENT_SHARE = 4
 
-def chunk_rows(vocab_size: int, chunk_size: int | None = None, budget_bytes: int | None = None) -> int:
-    """Rows per fp32 chunk: `chunk_size` when given, else budget // (V · 4), at least 1
-    (budget: `budget_bytes`, default DEFAULT_CHUNK_BYTES)."""
+
+def chunk_rows(vocab_size: int, chunk_size: int | None = None, budget_bytes: int | None = None,
+               hidden_size: int | None = None) -> int:
+    """Rows per fp32 chunk: `chunk_size` when given; else budget // (V · 4) (budget:
+    `budget_bytes`, default DEFAULT_CHUNK_BYTES), raised to H / WEIGHT_GRADIENT_SHARE rows
+    when the caller projects hidden states of size `hidden_size` itself; at least 1."""
     if chunk_size is not None:
         return int(chunk_size)
     budget = DEFAULT_CHUNK_BYTES if budget_bytes is None else int(budget_bytes)
-    return max(1, budget // (4 * max(1, int(vocab_size))))
+    rows = budget // (4 * max(1, int(vocab_size)))
+    if hidden_size is not None:
+        rows = max(rows, int(hidden_size) // WEIGHT_GRADIENT_SHARE)
+    return max(1, rows)
 
 
 class TokenStatistics(NamedTuple):
@@ -153,12 +167,14 @@ class _ChunkedLogProbs(torch.autograd.Function):
         ent = torch.zeros(B * T if entropy else 0, dtype=acc, device=logits.device)
         flat_targets = targets.reshape(-1)
         log_v = math.log(V)
-        for start, end, rows in _row_chunks(logits, chunk_size):
-            z = _scaled(rows, acc, temperature)  # [C, V] fp32, the only large temporary
-            logp[start:end], sc[start:end], _, h = row_statistics(z, flat_targets[start:end], log_v, entropy)
-            if entropy:
-                ent[start:end] = h
-            del z
+        # Everything here is vocabulary-wide maths in `acc`: autocast would run H's row-wise dot (bmm) in bf16.
+        with torch.autocast(logits.device.type, enabled=False):
+            for start, end, rows in _row_chunks(logits, chunk_size):
+                z = _scaled(rows, acc, temperature)  # [C, V] fp32, the only large temporary
+                logp[start:end], sc[start:end], _, h = row_statistics(z, flat_targets[start:end], log_v, entropy)
+                if entropy:
+                    ent[start:end] = h
+                del z
         flat_mask = mask.reshape(-1)
         logp = torch.where(flat_mask, logp, 0.0).view(B, T)
         sc = torch.where(flat_mask, sc, 0.0).view(B, T)
@@ -227,14 +243,14 @@ def softmax_gradient(z: Tensor, targets: Tensor, g: Tensor, g_entropy: Tensor | 
 
 
 def check_token_arguments(targets: Tensor, B: int, T: int, temperature: float, chunk_size: int | None,
-                          vocab_size: int) -> int:
+                          vocab_size: int, hidden_size: int | None = None) -> int:
     """Validate the arguments shared by the logits and fused paths; returns the chunk's rows
-    (`chunk_rows`: None → from the byte budget at `vocab_size`)."""
+    (`chunk_rows`: None → from the byte budget at `vocab_size`, and `hidden_size` for the fused path)."""
     if targets.shape != (B, T):
         raise ValueError(f"targets must be [B, T] = {(B, T)}, got {tuple(targets.shape)}")
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
-    chunk_size = chunk_rows(vocab_size, chunk_size)
+    chunk_size = chunk_rows(vocab_size, chunk_size, hidden_size=hidden_size)
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     return chunk_size

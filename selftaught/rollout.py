@@ -15,7 +15,11 @@ models) replaces `model.generate`, which on the same batch spends time on:
 - decoding rows that already ended: here finished rows are dropped from the
   batch (cache included) once a quarter of the batch has finished;
 - per-step Python machinery (logits processors, stopping criteria, input
-  preparation): here one forward, one sample, one EOS check per step;
+  preparation): here one forward, one sample, one EOS check per step; for the
+  decoders we know (`LAYER_STEP_MODEL_TYPES`) a decode step calls the model's own
+  layers, norm and head directly with a ready mask, skipping the model-level
+  wrapper (checked once per sampler to give the model's own logits, bit for bit);
+- autograd bookkeeping: decoding runs under `torch.inference_mode`;
 - torch.multinomial, slow on CPU: here a float64 inverse-CDF draw.
 The sampled distribution is the same: softmax((z / τ) with top-k, then top-p
 filtering), as `generate`'s warpers apply them. `backend="generate"` (also the
@@ -24,6 +28,7 @@ fallback for models whose cache is not plain full attention) calls `generate`.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import torch
@@ -214,6 +219,98 @@ def _preallocated_cache(model, capacity: int):
     return cache
 
 
+class _ModelStep:
+    """One decode step through the model's forward: logits [N, V] of the next token.
+
+    `attention` is [N, L] bool over the cache plus this token; sdpa gets it as a ready
+    [N, 1, 1, L] mask (one query per row: the causal part is trivial), other
+    attention implementations the usual 0/1 matrix.
+    """
+
+    def __init__(self, model):
+        self.model = model
+        self.sdpa = getattr(model.config, "_attn_implementation", None) == "sdpa"
+
+    def __call__(self, token: torch.Tensor, attention: torch.Tensor, position: torch.Tensor, cache) -> torch.Tensor:
+        mask = attention[:, None, None, :] if self.sdpa else attention.long()
+        return self.model(input_ids=token[:, None], attention_mask=mask, position_ids=position[:, None],
+                          past_key_values=cache, use_cache=True, logits_to_keep=1).logits[:, -1]
+
+
+# Decoders whose model-level forward is exactly embed → rotary position embeddings → layers →
+# final norm → head: no embedding scale (Gemma), no logit scale or cap, one full-attention mask.
+LAYER_STEP_MODEL_TYPES = frozenset({"llama", "mistral", "qwen2", "qwen3"})
+
+
+class _LayerStep(_ModelStep):
+    """One decode step straight through the decoder's own modules.
+
+    For a small model a decode step is mostly Python: the model-level forward rebuilds its mask
+    mapping, output records and wrappers at every token. Here the ready sdpa mask goes to the
+    same embedding, layers, norm and head the model's forward would call, in the same order,
+    inside `autocast()`: the mixed-precision context a wrapper around the model's forward adds
+    (accelerate's bf16 wraps it so). `Sampler` checks once that the two give identical logits
+    before using it.
+    """
+
+    def __init__(self, model, decoder, head, autocast=nullcontext):
+        super().__init__(model)
+        self.decoder, self.head, self.autocast = decoder, head, autocast
+        self.layers = list(decoder.layers[:model.config.num_hidden_layers])
+
+    @classmethod
+    def of(cls, model, autocast=nullcontext) -> "_LayerStep | None":
+        """The layer step for `model` (a PEFT wrapper's base included), or None for other architectures."""
+        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        config = getattr(base, "config", None)
+        if getattr(config, "model_type", None) not in LAYER_STEP_MODEL_TYPES:
+            return None
+        if getattr(config, "_attn_implementation", None) != "sdpa":
+            return None
+        decoder = base.get_decoder() if hasattr(base, "get_decoder") else None
+        head = base.get_output_embeddings() if hasattr(base, "get_output_embeddings") else None
+        if head is None or not all(hasattr(decoder, name) for name in ("embed_tokens", "layers", "norm", "rotary_emb")):
+            return None
+        return cls(model, decoder, head, autocast)
+
+    def __call__(self, token: torch.Tensor, attention: torch.Tensor, position: torch.Tensor, cache) -> torch.Tensor:
+        decoder, position = self.decoder, position[:, None]
+        mask = attention[:, None, None, :]
+        with self.autocast():
+            hidden = decoder.embed_tokens(token[:, None])
+            rope = decoder.rotary_emb(hidden, position)
+            for layer in self.layers:
+                hidden = layer(hidden, attention_mask=mask, position_ids=position, past_key_values=cache,
+                               use_cache=True, position_embeddings=rope)
+            return self.head(decoder.norm(hidden)[:, -1]).float()
+
+
+def _checked_layer_step(model, ids: torch.Tensor, mask: torch.Tensor, autocast=nullcontext) -> _LayerStep | None:
+    """`_LayerStep.of(model)` when one decode step through it gives exactly the model's own logits
+    after prefilling `ids` [1, P] (a prompt of the batch), else None.
+
+    A transformers version whose layers take other arguments or do more than the model-level
+    forward hands them fails here, once, and sampling keeps the model's forward: the shortcut can
+    cost nothing but its speed.
+    """
+    layer_step = _LayerStep.of(model, autocast)
+    if layer_step is None:
+        return None
+    mask = mask.long()
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    attention = torch.cat([mask.bool(), mask.new_ones(len(ids), 1, dtype=torch.bool)], dim=1)
+    logits = []
+    for step in (_ModelStep(model), layer_step):
+        cache = _preallocated_cache(model, ids.shape[1] + 1)
+        first = model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
+                      use_cache=True, logits_to_keep=1).logits[:, -1]
+        try:
+            logits.append(step(first.argmax(-1), attention, positions[:, -1] + 1, cache).float())
+        except (TypeError, ValueError, AttributeError, RuntimeError):  # layers with another calling convention
+            return None
+    return layer_step if torch.equal(logits[0], logits[1]) else None
+
+
 def _filter_logits(scores: torch.Tensor, top_k: int, top_p: float) -> torch.Tensor:
     """Top-k then top-p (nucleus) filtering of [N, V] temperature-scaled logits, as generate's warpers do."""
     if top_k and top_k < scores.shape[-1]:
@@ -256,12 +353,14 @@ class Sampler(RolloutSampler):
     """Samples completions from a causal LM; knows nothing about rewards.
 
     backend: "auto" (our decoding loop when the model's cache allows it, else
-    `generate`), "loop", or "generate".
+    `generate`), "loop", or "generate". autocast: the mixed-precision context the model's
+    forward runs under, when a wrapper adds one (the trainer passes accelerate's), so that the
+    decode steps that bypass the model-level forward run under it too.
     """
 
     def __init__(self, model, tokenizer, *, max_prompt_length: int, max_completion_length: int,
                  temperature: float, top_p: float = 1.0, top_k: int = 0,
-                 generation_batch_size: int | None = None, backend: str = "auto"):
+                 generation_batch_size: int | None = None, backend: str = "auto", autocast=nullcontext):
         if backend not in ("auto", "loop", "generate"):
             raise ValueError(f"backend must be auto, loop or generate, got {backend!r}")
         self.model, self.tokenizer = model, tokenizer
@@ -270,8 +369,11 @@ class Sampler(RolloutSampler):
         self.temperature, self.top_p, self.top_k = temperature, top_p, top_k
         self.generation_batch_size = generation_batch_size
         self.backend = backend
+        self.autocast = autocast  # the mixed precision the model's forward runs under (the trainer's)
         self.eos_ids = eos_token_ids(tokenizer, model)
         self.pad_id = tokenizer.pad_token_id
+        self._step = None  # the decode-step function, chosen at the first decode (`_decode_step`)
+        self.decode_path: str | None = None
 
     def _generation_config(self, greedy: bool):
         from transformers import GenerationConfig
@@ -325,21 +427,32 @@ class Sampler(RolloutSampler):
             first = int(keep.nonzero()[0])
             ids, mask = ids[:, first:], mask[:, first:]
         ids, mask = ids.to(device), mask.to(device)
-        cache = None
-        if self.backend != "generate":
-            cache = _preallocated_cache(self.model, ids.shape[1] + self.max_completion_length)
-            if cache is None and self.backend == "loop":
-                raise ValueError(f"backend='loop' needs a model with plain full-attention KV caches; "
-                                 f"{type(self.model).__name__} has another kind: use backend='generate'")
-        if cache is None:
-            out = self.model.generate(input_ids=ids[local.to(device)], attention_mask=mask[local.to(device)],
-                                      generation_config=self._generation_config(greedy))
-            return out[:, ids.shape[1]:]
-        return self._decode(ids, mask, local.to(device), cache, greedy)
+        with torch.inference_mode():
+            cache = None
+            if self.backend != "generate":
+                cache = _preallocated_cache(self.model, ids.shape[1] + self.max_completion_length)
+                if cache is None and self.backend == "loop":
+                    raise ValueError(f"backend='loop' needs a model with plain full-attention KV caches; "
+                                     f"{type(self.model).__name__} has another kind: use backend='generate'")
+            if cache is None:
+                out = self.model.generate(input_ids=ids[local.to(device)], attention_mask=mask[local.to(device)],
+                                          generation_config=self._generation_config(greedy))[:, ids.shape[1]:]
+            else:
+                out = self._decode(ids, mask, local.to(device), cache, greedy)
+        return out.clone()  # a normal tensor again: training's autograd may save it (token ids of the update)
+
+    def _decode_step(self, ids, mask):
+        """The decode-step function, chosen at the first call: the layer step where it reproduces the
+        model's own logits on this chunk's first prompt, else the model's forward (`decode_path` says which)."""
+        if self._step is None:
+            self._step = _checked_layer_step(self.model, ids[:1], mask[:1], self.autocast) or _ModelStep(self.model)
+            self.decode_path = "layers" if isinstance(self._step, _LayerStep) else "model"
+        return self._step
 
     def _decode(self, ids, mask, local, cache, greedy) -> torch.Tensor:
         """Prefill the distinct prompts once, copy each one's cache to its rows, then sample token by token."""
         model, T, P = self.model, self.max_completion_length, ids.shape[1]
+        step = self._decode_step(ids, mask)
         mask = mask.long()
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
@@ -347,17 +460,18 @@ class Sampler(RolloutSampler):
         cache.batch_select_indices(local)  # prompt → its G rows
         logits, next_position = logits[local], positions[local, -1] + 1
         N = len(local)
-        attention = torch.zeros(N, P + T, dtype=torch.long, device=ids.device)
-        attention[:, :P] = mask[local]
+        attention = torch.zeros(N, P + T, dtype=torch.bool, device=ids.device)
+        attention[:, :P] = mask[local].bool()
         tokens = torch.full((N, T), self.pad_id, dtype=torch.long, device=ids.device)
         eos = torch.tensor(self.eos_ids, device=ids.device)
         rows = torch.arange(N, device=ids.device)  # batch position → output row
         alive = torch.ones(N, dtype=torch.bool, device=ids.device)
         steps = 0
-        sdpa = getattr(model.config, "_attn_implementation", None) == "sdpa"
         for t in range(T):
             token = self._pick(logits.float(), greedy)
-            tokens[rows[alive], t] = token[alive]
+            # Rows that already ended write tokens after their EOS too: `sample` masks everything after
+            # a row's first EOS, which is cheaper than selecting the live rows at every step.
+            tokens[rows, t] = token
             steps = t + 1
             alive &= ~torch.isin(token, eos)
             n_alive = int(alive.sum())
@@ -368,13 +482,8 @@ class Sampler(RolloutSampler):
                 cache.batch_select_indices(keep)
                 rows, token, attention, next_position = rows[keep], token[keep], attention[keep], next_position[keep]
                 alive = alive[keep]
-            attention[:, P + t] = 1
-            step_mask = attention[:, :P + t + 1]
-            if sdpa:  # one query per row: the causal part is trivial, hand sdpa its boolean mask directly
-                step_mask = step_mask[:, None, None, :].bool()
-            logits = model(input_ids=token[:, None], attention_mask=step_mask,
-                           position_ids=next_position[:, None], past_key_values=cache, use_cache=True,
-                           logits_to_keep=1).logits[:, -1]
+            attention[:, P + t] = True
+            logits = step(token, attention[:, :P + t + 1], next_position, cache)
             next_position = next_position + 1
         return tokens[:, :steps]
 

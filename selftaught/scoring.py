@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 import torch
 
-from .fused_logprobs import capture_head_input, fused_head, fused_token_statistics
+from .fused_logprobs import capture_head_input, fused_head, fused_token_loss, fused_token_statistics
 from .ops import TokenStatistics, sequence_mean, token_statistics
 from .rewards import Scores
 
@@ -32,24 +32,46 @@ def completion_token_statistics(model, prompt_ids, prompt_mask, completion_ids, 
     backward). Models whose logits are not exactly `lm_head(hidden)` (soft-capping,
     logit scales, unknown architectures) use the logits path.
     """
-    input_ids = torch.cat([prompt_ids, completion_ids], dim=1)
-    attention = torch.cat([prompt_mask, completion_mask], dim=1).long()
-    position_ids = (attention.cumsum(-1) - 1).clamp(min=0)
-    T = completion_ids.shape[1]
-    inputs = dict(input_ids=input_ids, attention_mask=attention, position_ids=position_ids,
-                  logits_to_keep=T + 1, use_cache=False)
+    inputs = _forward_inputs(prompt_ids, prompt_mask, completion_ids, completion_mask)
     head = fused_head(model) if fused else None
     if head is None:
         logits = model(**inputs).logits[:, :-1]
         return token_statistics(logits, completion_ids, completion_mask, temperature=temperature,
                                 chunk_size=chunk_size, entropy=entropy)
+    return fused_token_statistics(_head_input(model, inputs, head), head.weight, completion_ids, completion_mask,
+                                  temperature=temperature, chunk_size=chunk_size, bias=head.bias, entropy=entropy)
+
+
+def completion_token_loss(model, prompt_ids, prompt_mask, completion_ids, completion_mask, *, token_loss,
+                          temperature: float, chunk_size: int | None) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(loss, detached log π(o_t) [n, T]) of a loss that is a sum of per-token terms of the log-probs
+    (`token_loss`, see `fused_logprobs.fused_token_loss`), its head's gradients taken in the forward;
+    None for a model the fused path does not cover (the caller then uses the log-probs' graph)."""
+    head = fused_head(model)
+    if head is None:
+        return None
+    hidden = _head_input(model, _forward_inputs(prompt_ids, prompt_mask, completion_ids, completion_mask), head)
+    loss, stats = fused_token_loss(hidden, head.weight, completion_ids, token_loss, completion_mask,
+                                   temperature=temperature, chunk_size=chunk_size, bias=head.bias)
+    return loss, stats.logprobs
+
+
+def _forward_inputs(prompt_ids, prompt_mask, completion_ids, completion_mask) -> dict:
+    """The model's keyword arguments for one forward over prompt + completion (alignment: see above)."""
+    input_ids = torch.cat([prompt_ids, completion_ids], dim=1)
+    attention = torch.cat([prompt_mask, completion_mask], dim=1).long()
+    position_ids = (attention.cumsum(-1) - 1).clamp(min=0)
+    return dict(input_ids=input_ids, attention_mask=attention, position_ids=position_ids,
+                logits_to_keep=completion_ids.shape[1] + 1, use_cache=False)
+
+
+def _head_input(model, inputs: dict, head) -> torch.Tensor:
+    """The states [n, T, H] that predict completion tokens 0..T-1: the lm_head's input, captured."""
     with capture_head_input(head) as captured:
         model(**inputs)
     if len(captured) != 1:
         raise RuntimeError(f"expected one lm_head call in the forward pass, saw {len(captured)}")
-    hidden = captured[0][:, :-1]  # [n, T, H]: the states that predict completion tokens 0..T-1
-    return fused_token_statistics(hidden, head.weight, completion_ids, completion_mask, temperature=temperature,
-                                  chunk_size=chunk_size, bias=head.bias, entropy=entropy)
+    return captured[0][:, :-1]
 
 
 class MicroBatch(NamedTuple):
@@ -71,34 +93,59 @@ def micro_batches(n: int, size: int) -> list[slice]:
     return [slice(start, min(start + size, n)) for start in range(0, n, size)]
 
 
+class ModelScores(NamedTuple):
+    """One model's scores of a rollout's completions, detached and on the CPU: log π(o_t) [N, T],
+    self-certainty per completion [N] (the mean of sc_t over its tokens), H(p_t) [N, T] or None."""
+
+    logprobs: torch.Tensor
+    self_certainty: torch.Tensor
+    entropy: torch.Tensor | None = None
+
+    @classmethod
+    def of(cls, stats: TokenStatistics, completion_mask: torch.Tensor) -> "ModelScores":
+        return cls(stats.logprobs.detach().cpu(), sequence_mean(stats.self_certainty, completion_mask).cpu(),
+                   None if stats.entropy is None else stats.entropy.float().cpu())
+
+    @staticmethod
+    def concat(parts: list["ModelScores"]) -> "ModelScores":
+        return ModelScores(torch.cat([p.logprobs for p in parts]), torch.cat([p.self_certainty for p in parts]),
+                           torch.cat([p.entropy for p in parts]) if parts and parts[0].entropy is not None else None)
+
+
 @torch.no_grad()
+def score_model(model, rollout, *, temperature: float, chunk_size: int | None, batch_size: int, device,
+                fused: bool = True, entropy: bool = False, autocast=nullcontext) -> ModelScores:
+    """`model`'s scores of every completion of `rollout`, `batch_size` rows per forward."""
+    parts = []
+    for index in micro_batches(len(rollout), batch_size):
+        rows = MicroBatch.of(rollout, index, device)
+        with autocast():
+            stats = completion_token_statistics(model, *rows, temperature=temperature, chunk_size=chunk_size,
+                                                fused=fused, entropy=entropy)
+        parts.append(ModelScores.of(stats, rows.completion_mask))
+    return ModelScores.concat(parts)
+
+
 def score_rollout(model, rollout, *, temperature: float, chunk_size: int | None, batch_size: int, device,
                   fused: bool = True, entropy: bool = False, reference=None, reference_context=nullcontext,
-                  autocast=nullcontext) -> Scores:
+                  autocast=nullcontext, policy: ModelScores | None = None) -> Scores:
     """Scores of every completion of `rollout`, `batch_size` rows per forward.
 
     `reference` (optional): a second model scored alike (log-probs and self-certainty)
     inside `reference_context()` (e.g. LoRA's `disable_adapter`). `autocast`: the
-    mixed-precision context of the caller (accelerate's). The model's train/eval
-    mode is the caller's business.
+    mixed-precision context of the caller (accelerate's). `policy`: the policy's scores when
+    the caller already has them (the trainer's one-forward step); else `model` is scored here.
+    The model's train/eval mode is the caller's business.
     """
-    kwargs = {"temperature": temperature, "chunk_size": chunk_size, "fused": fused}
-    old, sc, ent, ref, ref_sc = [], [], [], [], []
-    for index in micro_batches(len(rollout), batch_size):
-        rows = MicroBatch.of(rollout, index, device)
-        with autocast():
-            stats = completion_token_statistics(model, *rows, entropy=entropy, **kwargs)
-            old.append(stats.logprobs.cpu())
-            sc.append(sequence_mean(stats.self_certainty, rows.completion_mask).cpu())
-            if entropy:
-                ent.append(stats.entropy.float().cpu())
-            if reference is not None:
-                with reference_context():
-                    ref_stats = completion_token_statistics(reference, *rows, **kwargs)
-                ref.append(ref_stats.logprobs.cpu())
-                ref_sc.append(sequence_mean(ref_stats.self_certainty, rows.completion_mask).cpu())
-    return Scores(old_logprobs=torch.cat(old), self_certainty=torch.cat(sc),
-                  ref_logprobs=torch.cat(ref) if ref else None,
-                  ref_self_certainty=torch.cat(ref_sc) if ref_sc else None,
-                  token_entropy=torch.cat(ent) if ent else None,
-                  completion_mask=rollout.completion_mask.bool().cpu())
+    kwargs = {"temperature": temperature, "chunk_size": chunk_size, "batch_size": batch_size, "device": device,
+              "fused": fused, "autocast": autocast}
+    if policy is None:
+        policy = score_model(model, rollout, entropy=entropy, **kwargs)
+    ref = None
+    if reference is not None:
+        with reference_context():
+            ref = score_model(reference, rollout, **kwargs)
+    return Scores(old_logprobs=policy.logprobs, self_certainty=policy.self_certainty,
+                  ref_logprobs=None if ref is None else ref.logprobs,
+                  ref_self_certainty=None if ref is None else ref.self_certainty,
+                  token_entropy=policy.entropy, completion_mask=rollout.completion_mask.bool().cpu())

@@ -41,7 +41,7 @@ from .console import TrainProgress, silence_library_bars
 from .distributed import Processes, check_launch
 from .errors import Preempted, TrainingStopped, UserError
 from .importance import importance_weights, logprob_mismatch, weight_stats
-from .losses import OBJECTIVE_SETTINGS, EntropyBonus, entropy_threshold, high_entropy_mask, policy_loss
+from .losses import OBJECTIVE_SETTINGS, EntropyBonus, PolicyObjective, entropy_threshold, high_entropy_mask
 from .metrics_log import MetricsWriter
 from .preemption import StopOnSignal, exit_code
 from .episodes import EpisodeSource
@@ -49,10 +49,11 @@ from .methods import build_episodes
 from .models import load_model
 from .rewards import Scores
 from .rewards.user import RewardFunctionError
-from .ops import truncated_rows
+from .ops import TokenStatistics, truncated_rows
 from .rollout import Rollout, RolloutSampler, Sampler, eos_token_ids
 from .trackers import check_installed, start_trackers
-from .scoring import MicroBatch, completion_token_statistics, micro_batches, score_rollout
+from .scoring import (MicroBatch, ModelScores, completion_token_loss, completion_token_statistics, micro_batches,
+                      score_rollout)
 from .storage import disk_writes
 
 
@@ -86,6 +87,16 @@ def _enable_gradient_checkpointing(model) -> None:
         enable(activation_checkpointing_kwargs=options)
     else:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=options)
+
+
+def _has_dropout(model) -> bool:
+    """Whether the model's train and eval modes differ: an nn.Dropout (LoRA's included) or a
+    configured dropout rate (attention dropout is functional, not a module) above zero."""
+    config = getattr(model, "config", None)
+    rates = config.to_dict().items() if config is not None else ()
+    return (any(isinstance(m, torch.nn.Dropout) and m.p > 0 for m in model.modules())
+            or any(("dropout" in key or "pdrop" in key) and isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+                   for key, value in rates))
 
 
 def _check_parallelism(accelerator) -> None:
@@ -156,7 +167,7 @@ class Trainer:
         resume_from = self._checkpoint_to_resume() if resume else None
         model, self.tokenizer = self._load_policy(resume_from)
         self.eos_ids = eos_token_ids(self.tokenizer, model)  # what ends a completion (mask_truncated_completions)
-        self.objective = {key: getattr(config, key) for key in OBJECTIVE_SETTINGS}  # policy_loss's settings
+        self.objective = {key: getattr(config, key) for key in OBJECTIVE_SETTINGS}  # PolicyObjective's settings
         self.entropy_bonus = EntropyBonus.from_config(config)
 
         self.episodes = self._episode_source(episodes, rewards)
@@ -186,6 +197,7 @@ class Trainer:
         # The fused path reads lm_head's weight after the forward, where FSDP2 may have re-sharded it.
         self.is_fsdp2 = fsdp2.is_sharded(self.model)
         self.fused = config.fused_logprobs and not self.is_fsdp2
+        self.has_dropout = _has_dropout(model)
         self.sampler = self._build_sampler(self.accelerator.unwrap_model(self.model)) if sampler is None else None
         self.step = 0
         self.bad_steps = 0
@@ -264,7 +276,8 @@ class Trainer:
         settings = dict(max_prompt_length=config.max_prompt_length, max_completion_length=config.max_completion_length,
                         temperature=config.temperature, top_p=config.top_p, top_k=config.top_k)
         if config.rollout_backend == "selftaught":
-            return Sampler(policy, self.tokenizer, generation_batch_size=config.generation_batch_size, **settings)
+            return Sampler(policy, self.tokenizer, generation_batch_size=config.generation_batch_size,
+                           autocast=self.accelerator.autocast, **settings)
         if self.is_fsdp2:
             raise UserError("rollout_backend: vllm with FSDP2 is not supported (the engine needs whole weights "
                             "to sync); use configs/accelerate/ddp.yaml or the selftaught backend")
@@ -378,9 +391,10 @@ class Trainer:
         return None, nullcontext
 
     @torch.no_grad()
-    def score(self, rollout: Rollout) -> Scores:
+    def score(self, rollout: Rollout, policy: ModelScores | None = None) -> Scores:
         """One no-grad pass: π_old log-probs, online self-certainty, per-token entropy when a
-        reward needs it (+ the reference's log-probs and self-certainty)."""
+        reward needs it (+ the reference's log-probs and self-certainty). `policy`: the policy's
+        part, when the step's one forward already measured it (`_score_step`)."""
         reference, disabled = self._reference()
         self.model.eval()
         try:
@@ -390,14 +404,51 @@ class Trainer:
                                  device=self.accelerator.device, fused=self.fused,
                                  entropy=self.episodes.needs_token_entropy,
                                  reference=reference, reference_context=disabled,
-                                 autocast=self.accelerator.autocast)
+                                 autocast=self.accelerator.autocast, policy=policy)
         finally:
             self.model.train()
+
+    def _one_forward(self, rollout: Rollout) -> bool:
+        """Whether this step's scoring pass and its update can be one forward: a single optimizer
+        step on the rollout (μ = 1, so π_old = π_θ), one micro-batch, and a model whose train and
+        eval modes compute the same function (no dropout). FSDP2 and DeepSpeed keep two passes
+        (their gathered-sampling and engine contracts assume them)."""
+        from accelerate.utils import DistributedType
+
+        config = self.config
+        return (config.num_iterations == 1 and 0 < len(rollout) <= config.per_device_train_batch_size
+                and not self.has_dropout and not self.is_fsdp2
+                and self.accelerator.distributed_type != DistributedType.DEEPSPEED)
+
+    def _score_step(self, rollout: Rollout) -> tuple[Scores, TokenStatistics | None]:
+        """The step's scores, and the update's differentiable log π_θ(o_t) [N, T] (and H(p_t) when the
+        update needs it) when one forward serves both (`_one_forward`; else None and the update runs
+        its own forward).
+
+        With μ = 1 the update's forward is the scoring pass with a graph: same weights, same rows,
+        same numbers (the ratio is exactly 1), so running it once saves a forward of the whole
+        batch per step. The graph lives until the update's backward, as it would in the update.
+        """
+        if not self._one_forward(rollout):
+            return self.score(rollout), None
+        rows = MicroBatch.of(rollout, slice(0, len(rollout)), self.accelerator.device)
+        reward_entropy = self.episodes.needs_token_entropy
+        with self.accelerator.autocast():
+            stats = completion_token_statistics(self.model, *rows, temperature=self.config.temperature,
+                                                chunk_size=self.config.logits_chunk_size, fused=self.fused,
+                                                entropy=reward_entropy or self._update_needs_entropy)
+        scored = stats if reward_entropy else stats._replace(entropy=None)
+        return self.score(rollout, policy=ModelScores.of(scored, rows.completion_mask)), stats
+
+    @property
+    def _update_needs_entropy(self) -> bool:
+        """The loss reads H(p_t): the top-entropy mask or the (possibly adaptive) entropy bonus."""
+        return self.config.top_entropy_quantile < 1.0 or self.entropy_bonus.enabled
 
     # ------------------------------------------------------------------ update
 
     def _update(self, rollout: Rollout, scores: Scores, advantages: torch.Tensor, whole: Rollout,
-                weights: torch.Tensor | None = None) -> dict:
+                weights: torch.Tensor | None = None, forwarded: TokenStatistics | None = None) -> dict:
         """One optimizer step over this rank's rollout, in micro-batches (gradient accumulation).
 
         Each micro-batch's loss is normalised by the token/row count of `whole` (the step's batch
@@ -406,6 +457,13 @@ class Trainer:
         split over micro-batches or processes, except where TRL defines a mean per micro-batch
         (bnpo, the entropy bonus, the top-entropy quantile; docs/reference.md §2.2). `weights`:
         [N, T] importance weights on the policy term (vLLM sampled: `_sampler_correction`), or None.
+        `forwarded`: the rollout's log π_θ (and entropy) with their graph when the scoring forward
+        was the update's (`_score_step`).
+
+        A loss that is a sum of per-token terms (`PolicyObjective.per_token`) goes to the fused
+        head whole (`completion_token_loss`: the head's gradients in the forward, three matmuls
+        per chunk, not four); any other (GSPO's sequence ratio, VESPO, the off-policy and
+        top-entropy masks, the entropy bonus) through the log-probs' graph.
         """
         from accelerate.utils import DistributedType
 
@@ -422,7 +480,7 @@ class Trainer:
             batches += [batches[0]] * (fsdp2.padded_micro_batch_count(real, self.processes) - real)
         top_entropy = config.top_entropy_quantile < 1.0
         bonus = self.entropy_bonus.applied() if self.entropy_bonus.enabled else 0.0
-        need_entropy = top_entropy or self.entropy_bonus.enabled
+        need_entropy = self._update_needs_entropy
         behaviour = scores.old_logprobs if rollout.sampler_logprobs is None else rollout.sampler_logprobs
         loss_sum, stats_sum, window = 0.0, {}, torch.zeros(2, dtype=torch.float64)  # window: Σ H·m, Σ m
         self.optimizer.zero_grad(set_to_none=True)
@@ -434,17 +492,26 @@ class Trainer:
                 self.accelerator.sync_gradients = i == len(batches) - 1
             sync = nullcontext() if i == len(batches) - 1 else self.accelerator.no_sync(self.model)
             with sync, self.accelerator.autocast():
-                stats = completion_token_statistics(self.model, *rows, temperature=config.temperature,
-                                                    chunk_size=config.logits_chunk_size, fused=self.fused,
-                                                    entropy=need_entropy)
-                entropy_mask = self._high_entropy_mask(stats.entropy, mask, padding) if top_entropy else None
-                loss, step_stats = policy_loss(
-                    stats.logprobs, scores.old_logprobs[index].to(device), advantages[index].to(device), mask,
-                    **self.objective,
+                objective = PolicyObjective(
+                    scores.old_logprobs[index].to(device), advantages[index].to(device), mask, **self.objective,
                     ref_logprobs=None if scores.ref_logprobs is None else scores.ref_logprobs[index].to(device),
                     importance_weights=None if weights is None else weights[index].to(device),
-                    behaviour_logprobs=behaviour[index].to(device), entropy=stats.entropy,
-                    entropy_mask=entropy_mask, entropy_coef=bonus, **totals)
+                    behaviour_logprobs=behaviour[index].to(device), entropy_coef=bonus, **totals)
+                fused_loss = None
+                if forwarded is None and self.fused and not need_entropy and objective.per_token:
+                    fused_loss = completion_token_loss(self.model, *rows, token_loss=objective.token_losses,
+                                                       temperature=config.temperature,
+                                                       chunk_size=config.logits_chunk_size)
+                if fused_loss is not None:
+                    loss, logp = fused_loss
+                    stats, step_stats = None, objective.stats(logp)
+                else:  # `forwarded`: one micro-batch, the whole rollout, already through the model
+                    stats = forwarded if forwarded is not None else completion_token_statistics(
+                        self.model, *rows, temperature=config.temperature, chunk_size=config.logits_chunk_size,
+                        fused=self.fused, entropy=need_entropy)
+                    if top_entropy:
+                        objective.entropy_mask = self._high_entropy_mask(stats.entropy, mask, padding)
+                    loss, step_stats = objective.loss_and_stats(stats.logprobs, stats.entropy if need_entropy else None)
                 if padding:
                     loss = loss * 0.0
                 self.accelerator.backward(loss)
@@ -455,7 +522,7 @@ class Trainer:
             for key, value in step_stats.items():
                 stats_sum[key] = stats_sum.get(key, 0.0) + value * weight
             if self.entropy_bonus.adaptive:
-                counted = mask.bool() if entropy_mask is None else mask.bool() & entropy_mask
+                counted = mask.bool() if objective.entropy_mask is None else mask.bool() & objective.entropy_mask
                 window += torch.tensor([float(torch.where(counted, stats.entropy.detach(), 0.0).sum()),
                                         float(counted.sum())], dtype=torch.float64)
         if world > 1:  # the step's loss and statistics over all ranks (every rank decides alike below)
@@ -520,7 +587,7 @@ class Trainer:
         with self._full_weights():  # FSDP2: gathered once; ranks sample different token counts
             rollout = self.episodes.collect(self.sampler, self.completions_per_step())
             generated = time.perf_counter()
-            scores = self.score(rollout)
+            scores, forwarded = self._score_step(rollout)
         weights, correction = self._sampler_correction(rollout, scores)
         try:
             rewards = self.episodes.rewards(rollout, scores)
@@ -539,7 +606,8 @@ class Trainer:
         for i in range(self.config.num_iterations):
             if self.step >= self.config.max_steps:
                 break
-            update = self._update(rollout, scores, advantages, whole, weights)
+            update = self._update(rollout, scores, advantages, whole, weights, forwarded)
+            forwarded = None  # a graph serves one backward
             self.step += 1
             last_update = i == self.config.num_iterations - 1 or self.step >= self.config.max_steps
             if self.sampler.syncs_weights and last_update:  # another engine samples: it needs the new weights

@@ -188,3 +188,65 @@ def test_fused_head_refuses_logit_transforms_and_unknown_models():
     assert fused_head(Qwen2ForCausalLM(Qwen2Config(**small))) is not None
     assert fused_head(Gemma2ForCausalLM(Gemma2Config(**small, final_logit_softcapping=30.0))) is None
     assert fused_head(torch.nn.Linear(3, 3)) is None
+
+
+# ------------------------------------------------------------------ the loss with its head gradients in the forward
+
+
+@pytest.mark.parametrize("temperature,chunk_size", [(1.0, 1), (0.7, 4), (1.6, 1000)])
+@pytest.mark.parametrize("use_bias", [False, True])
+@pytest.mark.parametrize("loss_type,beta", [("token_mean", 0.0), ("seq_mean", 0.04), ("dr_grpo", 0.04)])
+def test_fused_token_loss_is_the_policy_loss_of_the_straightforward_path(temperature, chunk_size, use_bias,
+                                                                         loss_type, beta):
+    """The GRPO loss (clip, KL, importance weights, every aggregation) through full logits and autograd,
+    against `fused_token_loss`, whose head gradients are taken in the forward: loss, log-probs,
+    self-certainty and the gradients of hidden states, weight and bias."""
+    from selftaught.fused_logprobs import fused_token_loss
+    from selftaught.losses import PolicyObjective
+
+    hidden, weight, bias, targets, mask = make_case(seed=4)
+    g = torch.Generator().manual_seed(5)
+    old = -torch.rand(mask.shape, generator=g) * 3
+    ref = old + torch.randn(mask.shape, generator=g) * 0.1
+    weights = torch.rand(mask.shape, generator=g) + 0.5
+    advantages = torch.randn(mask.shape[0], generator=g)
+    objective = PolicyObjective(old, advantages, mask, epsilon=0.2, epsilon_high=0.28, beta=beta, ref_logprobs=ref,
+                                loss_type=loss_type, max_completion_length=mask.shape[1], num_tokens=20.0,
+                                num_rows=4.0, importance_weights=weights)
+    leaves = [t.detach().clone().requires_grad_(True) for t in (hidden, weight, bias)]
+    logp, sc = straightforward(leaves[0], leaves[1], targets, mask, temperature, bias=leaves[2] if use_bias else None)
+    want_loss = objective.loss(logp)
+    want_loss.backward()
+    fused_leaves = [t.detach().clone().requires_grad_(True) for t in (hidden, weight, bias)]
+    loss, stats = fused_token_loss(fused_leaves[0], fused_leaves[1], targets, objective.token_losses, mask,
+                                   temperature, chunk_size, bias=fused_leaves[2] if use_bias else None)
+    (2.5 * loss).backward()  # an outer factor, as gradient accumulation or a padding repeat (× 0) applies
+    torch.testing.assert_close(loss, want_loss.detach(), atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(stats.logprobs, logp.detach(), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(stats.self_certainty, sc, atol=1e-5, rtol=1e-5)
+    assert not stats.logprobs.requires_grad
+    for name, got, want in zip(("hidden", "weight", "bias"), fused_leaves, leaves):
+        if name == "bias" and not use_bias:
+            assert got.grad is None
+            continue
+        torch.testing.assert_close(got.grad, 2.5 * want.grad, atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_fused_token_loss_under_bf16_autocast_matches_its_recomputing_twin():
+    """Same chunks, same bf16 matmuls: the forward-gradient path and the recomputing one agree."""
+    from selftaught.fused_logprobs import fused_token_loss
+
+    hidden, weight, _, targets, mask = make_case(H=32, V=64, seed=6)
+    upstream = torch.randn(mask.shape, generator=torch.Generator().manual_seed(7))
+    results = []
+    for fused_loss in (True, False):
+        h, w = hidden.clone().requires_grad_(True), weight.clone().requires_grad_(True)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            if fused_loss:
+                loss, _ = fused_token_loss(h, w, targets, lambda lp, at: lp * upstream.reshape(-1)[at], mask, 0.9, 5)
+            else:
+                loss = (fused_token_logprobs_and_self_certainty(h, w, targets, mask, 0.9, 5)[0] * upstream).sum()
+        loss.backward()
+        results.append((loss.detach(), h.grad, w.grad))
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-3)

@@ -2,6 +2,8 @@
 rows dropped) against `model.generate`: same greedy tokens, same sampling
 distribution (temperature, top-k, top-p), same Rollout layout."""
 
+import copy
+
 import pytest
 import torch
 
@@ -117,3 +119,104 @@ def test_inverse_cdf_sampling_frequencies_and_zero_probability_tokens():
     freq = torch.bincount(draws, minlength=p.numel()).double() / n
     assert (freq[p == 0] == 0).all()
     assert (freq - p.double()).abs().max() < 5 * (0.25 / n) ** 0.5
+
+
+# ------------------------------------------------------------------ decode steps through the layers
+
+
+def tiny_decoder(model_type: str):
+    """A random 2-layer decoder of `model_type` (sdpa attention), eval mode."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.for_model(model_type, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                  num_attention_heads=4, num_key_value_heads=2, vocab_size=512,
+                                  max_position_embeddings=128, head_dim=8,
+                                  sliding_window=None)  # Mistral's default window needs another cache
+    torch.manual_seed(0)
+    return AutoModelForCausalLM.from_config(config, attn_implementation="sdpa").eval()
+
+
+@pytest.mark.parametrize("model_type", ["llama", "mistral", "qwen2", "qwen3"])
+def test_layer_step_gives_the_models_own_logits(model_type):
+    from selftaught.rollout import _LayerStep, _ModelStep
+
+    model = tiny_decoder(model_type)
+    ids = torch.randint(5, 500, (3, 6), generator=torch.Generator().manual_seed(1))
+    mask = torch.ones_like(ids)
+    mask[1, :2] = 0  # a left-padded prompt
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    step = _LayerStep.of(model)
+    assert step is not None
+    outputs = []
+    with torch.inference_mode():
+        for decode in (_ModelStep(model), step):
+            cache = _preallocated_cache(model, ids.shape[1] + 3)
+            assert cache is not None
+            model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True)
+            attention, position, token, logits = mask.bool(), positions[:, -1] + 1, ids[:, -1], []
+            for _ in range(3):  # three decode steps, each feeding the argmax back
+                attention = torch.cat([attention, torch.ones(3, 1, dtype=torch.bool)], 1)
+                logits.append(decode(token, attention, position, cache).float())
+                token, position = logits[-1].argmax(-1), position + 1
+            outputs.append(torch.stack(logits))
+    assert torch.equal(outputs[0], outputs[1])
+
+
+def test_sampler_decodes_through_the_layers_and_samples_what_the_model_step_samples(tiny):
+    from selftaught.rollout import _ModelStep
+
+    fast = sampler(tiny, "loop")
+    torch.manual_seed(3)
+    a = fast.sample(PROMPTS, 4)
+    assert fast.decode_path == "layers"
+    plain = sampler(tiny, "loop")
+    plain._step, plain.decode_path = _ModelStep(plain.model), "model"  # the model's own forward, every step
+    torch.manual_seed(3)
+    b = plain.sample(PROMPTS, 4)
+    assert torch.equal(a.completion_ids, b.completion_ids) and a.completions == b.completions
+
+
+def test_a_layer_step_that_differs_from_the_model_is_refused(monkeypatch):
+    """The once-per-sampler check is what makes the shortcut safe on any transformers version: a
+    layer step that computes anything else (here: another head) is not used."""
+    from selftaught import rollout
+
+    model = tiny_decoder("qwen2")
+    head = copy.deepcopy(model.get_output_embeddings())
+    with torch.no_grad():
+        head.weight.mul_(1.001)
+    wrong = rollout._LayerStep(model, model.get_decoder(), head)
+    monkeypatch.setattr(rollout._LayerStep, "of", classmethod(lambda cls, m, autocast=None: wrong))
+    ids, mask = torch.randint(5, 500, (1, 5)), torch.ones(1, 5, dtype=torch.long)
+    with torch.inference_mode():
+        assert rollout._checked_layer_step(model, ids, mask) is None
+
+
+def test_architectures_off_the_list_decode_through_their_forward(tiny):
+    _, tokenizer = tiny
+    model = tiny_decoder("gemma")
+    s = Sampler(model, tokenizer, max_prompt_length=16, max_completion_length=4, temperature=1.0, backend="loop")
+    assert s.sample(PROMPTS[:1], 2).completion_ids.shape[0] == 2
+    assert s.decode_path == "model"
+
+
+def test_the_layer_step_runs_under_the_autocast_of_a_wrapped_forward(tiny):
+    """accelerate's bf16 wraps the model's forward in autocast: the layer step must run under it too
+    (the trainer passes it), and without it the check falls back rather than sample otherwise."""
+    from contextlib import nullcontext
+
+    model, tokenizer = tiny
+    wrapped = copy.deepcopy(model)
+    forward = wrapped.forward
+    wrapped.forward = lambda *a, **k: (lambda out: out)(
+        torch.autocast("cpu", dtype=torch.bfloat16)(forward)(*a, **k))
+    autocast = lambda: torch.autocast("cpu", dtype=torch.bfloat16)  # noqa: E731
+    settings = dict(max_prompt_length=64, max_completion_length=12, temperature=0.9)
+    with_context = Sampler(wrapped, tokenizer, autocast=autocast, **settings)
+    without = Sampler(wrapped, tokenizer, autocast=nullcontext, **settings)
+    torch.manual_seed(5)
+    a = with_context.sample(PROMPTS, 2)
+    torch.manual_seed(5)
+    b = without.sample(PROMPTS, 2)
+    assert with_context.decode_path == "layers" and without.decode_path == "model"
+    assert torch.equal(a.completion_ids, b.completion_ids)

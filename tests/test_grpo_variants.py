@@ -359,8 +359,14 @@ def brute_force_statistics(model, case, temperature):
     return torch.stack(logps), torch.stack(entropies)
 
 
+# The cases whose loss is a sum of per-token terms of log p_t: the update hands it to the fused head
+# whole (`completion_token_loss`); the others (sequence ratio, VESPO, off-policy and top-entropy
+# masks, entropy bonus) take the general path. Both must reach the reference step.
+FAST_PATH_CASES = {0, 4, 8}
+
+
 @pytest.mark.parametrize("settings", TRAINER_CASES, ids=case_id)
-def test_the_trainer_takes_the_reference_step(tmp_path, settings):
+def test_the_trainer_takes_the_reference_step(tmp_path, monkeypatch, settings):
     """The trainer's first step on a fixed rollout (2 micro-batches, padding, truncated rows, rewards with
     None, vLLM log-probs) against the reference loss on brute-force log-probs of the same model."""
     import copy
@@ -370,8 +376,13 @@ def test_the_trainer_takes_the_reference_step(tmp_path, settings):
     from test_advantages import ref_multi_objective
     from test_importance import _reference_weights
 
+    from selftaught import trainer as trainer_module
     from selftaught.trainer import Trainer
 
+    fast_calls = []
+    fast = trainer_module.completion_token_loss
+    monkeypatch.setattr(trainer_module, "completion_token_loss", lambda *a, **k: fast_calls.append(1) or fast(*a, **k))
+    expect_fast = TRAINER_CASES.index(settings) in FAST_PATH_CASES
     settings = dict(settings)
     mode = settings.pop("sampler", None)
     weights_of = {"reward_a": 1.0, "reward_b": 0.5}
@@ -401,6 +412,7 @@ def test_the_trainer_takes_the_reference_step(tmp_path, settings):
     if mode:
         case.sampler_logprobs = [sampler_lp[i, :len(r)].tolist() for i, r in enumerate(case.completions)]
     row, grads = first_step(trainer)
+    assert len(fast_calls) == (2 if expect_fast else 0), "the fast path for per-token losses, else the general one"
 
     rewards = {c: torch.tensor([float("nan") if v is None else v for v in case.rewards[c]], dtype=torch.float64)
                for c in REWARD_COLUMNS}

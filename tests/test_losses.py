@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from selftaught.losses import aggregate, clipped_surrogate, k3_kl, policy_loss
+from selftaught.losses import PolicyObjective, aggregate, aggregation_weights, clipped_surrogate, k3_kl, policy_loss
+from selftaught.variants import LOSS_TYPES
 
 
 def ref_surrogate(lp, old, adv, eps_low, eps_high):
@@ -171,3 +172,66 @@ def test_policy_loss_dr_grpo_and_clip_higher_pass_through():
     loss, _ = policy_loss(lp, old, adv, mask, epsilon_high=0.28, loss_type="dr_grpo", max_completion_length=8)
     sur, _ = ref_surrogate(lp, old, adv, 0.2, 0.28)
     assert loss.item() == pytest.approx(ref_aggregate(sur, mask, "dr_grpo", 8), rel=1e-10)
+
+
+# ---------------------------------------------------------------- the loss as a sum of per-token terms
+
+
+@pytest.mark.parametrize("loss_type", LOSS_TYPES)
+@pytest.mark.parametrize("counts", [{}, {"num_tokens": 40.0, "num_rows": 9.0, "num_micro_batches": 3}])
+def test_aggregation_weights_make_every_aggregate_a_weighted_sum(loss_type, counts):
+    lp, _, _, mask = make_case(seed=5)
+    x = torch.where(mask, lp, float("nan"))  # whatever sits at padding must not count
+    c = aggregation_weights(mask, loss_type, 10, **counts)
+    assert (c[~mask] == 0).all()
+    want = aggregate(x, mask, loss_type, 10, **counts)
+    assert float(torch.where(mask, x * c, 0.0).sum()) == pytest.approx(float(want), rel=1e-6)
+
+
+PER_TOKEN_CASES = [  # every objective and aggregation whose loss is a sum of per-token terms, and their knobs
+    {"loss_type": "token_mean"}, {"loss_type": "seq_mean"}, {"loss_type": "dr_grpo"}, {"loss_type": "grpo"},
+    {"loss_type": "bnpo", "num_micro_batches": 2}, {"loss_type": "dapo", "delta": 1.1}, {"loss_type": "luspo"},
+    {"loss_type": "cispo", "epsilon_high": 1.2}, {"loss_type": "sapo", "sapo_temperature_neg": 1.5},
+    {"loss_type": "grpo", "use_bias_correction_kl": True},
+]
+
+
+@pytest.mark.parametrize("case", PER_TOKEN_CASES, ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
+@pytest.mark.parametrize("beta,weighted", [(0.0, False), (0.05, True)])
+def test_token_losses_add_up_to_the_policy_loss_with_the_same_gradient(case, beta, weighted):
+    """`PolicyObjective.token_losses` at scattered positions (the fused head's chunks) sum to
+    `policy_loss`, and their gradient w.r.t. each token's log-prob is policy_loss's."""
+    lp, old, adv, mask = make_case(seed=6)
+    g = torch.Generator().manual_seed(7)
+    ref = old + torch.randn(old.shape, generator=g, dtype=torch.float64) * 0.1
+    weights = torch.rand(old.shape, generator=g, dtype=torch.float64) + 0.5 if weighted else None
+    settings = {**dict(epsilon=0.2, epsilon_high=0.28, beta=beta, ref_logprobs=ref, max_completion_length=6,
+                       num_tokens=30.0, num_rows=5.0, importance_weights=weights), **case}
+    x = lp.clone().requires_grad_(True)
+    loss, stats = policy_loss(x, old, adv, mask, **settings)
+    loss.backward()
+    objective = PolicyObjective(old, adv, mask, **settings)
+    assert objective.per_token
+    positions = mask.reshape(-1).nonzero().squeeze(1).flip(0)  # any order, any grouping
+    y = lp.reshape(-1)[positions].clone().requires_grad_(True)
+    total = sum(objective.token_losses(y[i:i + 3], positions[i:i + 3]).sum() for i in range(0, len(y), 3))
+    total.backward()
+    assert float(total.detach()) == pytest.approx(float(loss.detach()), rel=1e-10)
+    assert x.grad.abs().sum() > 0
+    torch.testing.assert_close(y.grad, x.grad.reshape(-1)[positions], rtol=1e-10, atol=1e-12)
+    assert objective.stats(lp) == stats
+
+
+@pytest.mark.parametrize("settings", [
+    {"importance_sampling_level": "sequence"}, {"loss_type": "vespo"}, {"off_policy_mask_threshold": 0.1},
+    {"entropy_coef": 0.01}, {"entropy_mask": torch.ones(4, 6, dtype=torch.bool)},
+], ids=["gspo", "vespo", "off_policy_mask", "entropy_bonus", "top_entropy"])
+def test_losses_of_whole_rows_or_of_the_distribution_are_not_taken_token_by_token(settings):
+    """GSPO's sequence ratio, VESPO's φ, the off-policy mask (a row's mean drift), the top-entropy mask
+    and the entropy bonus are no sum of per-token terms of log p_t: token_losses refuses them (the
+    trainer then takes the general path, checked against brute force in test_grpo_variants)."""
+    lp, old, adv, mask = make_case(seed=8)
+    objective = PolicyObjective(old, adv, mask, **settings)
+    assert not objective.per_token
+    with pytest.raises(ValueError, match="not a sum of per-token terms"):
+        objective.token_losses(lp.reshape(-1)[:3], torch.arange(3))

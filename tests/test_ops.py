@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from selftaught.ops import (
+    token_statistics,
     completion_mask,
     sequence_mean,
     token_logprobs_and_self_certainty,
@@ -262,3 +263,14 @@ def test_completion_mask_several_eos_ids_and_pad():
     ids = torch.tensor([[5, 6, 0, 0], [5, 6, 7, 8]])
     assert completion_mask(ids, 2, pad_token_id=0).tolist() == [[True, True, False, False], [True] * 4]
 
+
+
+def test_statistics_ignore_an_enclosing_autocast():
+    """The trainer scores under accelerate's bf16 autocast; the vocabulary-wide maths (H's row-wise
+    dot product is a bmm, which autocast would run in bf16) must stay in fp32 all the same."""
+    logits, targets, mask = make_case(B=2, T=5, V=301, seed=3)
+    plain = token_statistics(logits, targets, mask, 0.8, chunk_size=3, entropy=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        autocast = token_statistics(logits, targets, mask, 0.8, chunk_size=3, entropy=True)
+    for got, want in zip(autocast, plain):
+        assert torch.equal(got, want)
