@@ -64,7 +64,8 @@ def test_anatomy_splits_self_certainty_as_the_brute_force_reference(anatomy):
 
 def test_the_sweeps_train_each_familys_recipes_with_visible_overrides(tmp_path):
     sweep = runpy.run_path(str(SCRIPTS / "demo_dev_sweep.py"))
-    assert sweep["family_methods"]("tiny_ramble") == ["grpo", "intuitor", "random"]
+    assert sweep["family_methods"]("tiny_ramble") == ["grpo", "intuitor", "majority_vote", "answer_agreement",
+                                                     "token_entropy", "trajectory_logprob", "random"]
     assert set(sweep["family_methods"]("tiny")) >= {"grpo", "intuitor", "random"}
     recipe = sweep["family_recipe"]("tiny_ramble", "intuitor", tmp_path / "run", 3, ["seed=2"])
     config = build_config(recipe)
