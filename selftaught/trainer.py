@@ -438,6 +438,9 @@ class Trainer:
                                                 chunk_size=self.config.logits_chunk_size, fused=self.fused,
                                                 entropy=reward_entropy or self._update_needs_entropy)
         scored = stats if reward_entropy else stats._replace(entropy=None)
+        # Rewards are numbers, not part of the graph: a reward read from this forward (token
+        # entropy, self-certainty) must not carry a gradient into the advantages.
+        scored = TokenStatistics(*(None if t is None else t.detach() for t in scored))
         return self.score(rollout, policy=ModelScores.of(scored, rows.completion_mask)), stats
 
     @property

@@ -177,3 +177,21 @@ def test_a_completion_tag_that_is_not_a_regular_expression_is_one_line(tmp_path)
 
     with pytest.raises(UserError, match=r"completion_tags.bad: '\(' is not a regular expression"):
         build_config(tiny_overrides(tmp_path, completion_tags={"bad": "("}))
+
+
+def test_a_reward_read_from_the_update_forward_carries_no_gradient(tmp_path):
+    """With μ = 1 the scoring forward is the update's (`Trainer._score_step`): the token-entropy
+    reward it yields must be a plain number, or the advantages would join the graph (and turning
+    them into metrics warns in the user's log)."""
+    import warnings
+
+    from selftaught.config import set_all_dotted
+    from selftaught.recipes import load_recipe
+
+    recipe = set_all_dotted(load_recipe("token_entropy_tiny_ramble.yaml"),
+                            {"output_dir": str(tmp_path), "max_steps": 1, "save_steps": 1, "progress_bar": False,
+                             "report_to": "none"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        history = Trainer(build_config(recipe)).train()
+    assert history[0]["advantage/abs_mean"] > 0
