@@ -151,6 +151,13 @@ distribution, and neither was ever a pretraining document.
 {card_ending(targets, stats, args, "3-digit addition in four wordings")}"""
 
 
+def print_outcome(rows: list[tuple[str, str, bool]], output: Path, seconds: float) -> None:
+    """Each target met or MISSED, then where the model went."""
+    for name, value, met in rows:
+        print(f"{'met' if met else 'MISSED'}: {name}: {value}")
+    print(f"built {output} in {seconds:.0f} s")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", default=str(ROOT / "selftaught" / "assets" / "selftaught-tiny-math"))
@@ -193,9 +200,7 @@ def main() -> int:
         "accuracy": record["accuracy"], "tags": record["tags"], "tag_accuracy": record["tag_accuracy"],
         "sources": {k: {f: v[f] for f in ("value", "low", "high", "pairs", "verdict")}
                     for k, v in record["sources"].items()}}, "args": vars(args)}, indent=2))
-    for name, value, met in target_rows(record, args.samples):
-        print(f"{'met' if met else 'MISSED'}: {name}: {value}")
-    print(f"built {output} in {stats['build_seconds']:.0f} s")
+    print_outcome(target_rows(record, args.samples), output, stats["build_seconds"])
     return 0
 
 

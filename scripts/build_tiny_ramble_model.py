@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]  # the package, and the scripts it builds on
 
 from build_tiny_math_model import (_interval, add_corpus_arguments, card_ending, held_out_section, measure,  # noqa: E402
-                                   target_rows)
+                                   print_outcome, target_rows)
 from self_certainty_anatomy import SIGNALS, anatomy  # noqa: E402
 from selftaught.data import addition  # noqa: E402
 from selftaught.models import load_model  # noqa: E402
@@ -179,9 +179,7 @@ def main() -> int:
         "sources": {k: {f: v[f] for f in ("value", "low", "high", "pairs", "verdict")}
                     for k, v in record["sources"].items()},
         "self_certainty_split": split}, "args": vars(args)}, indent=2))
-    for name, value, met in ramble_target_rows(record, args.samples):
-        print(f"{'met' if met else 'MISSED'}: {name}: {value}")
-    print(f"built {output} in {stats['build_seconds']:.0f} s")
+    print_outcome(ramble_target_rows(record, args.samples), output, stats["build_seconds"])
     return 0
 
 
