@@ -32,7 +32,6 @@ import random
 from ..azr.prompts import proposer_prompt, response, solver_prompt, wrap_prompt
 from ..azr.tasks import ONE_PAIR_TYPES, TASK_TYPE_SPECS, Task
 from ..data import programs
-from ..data.arithmetic import ARITHMETIC_CONTEXT
 from ..data.trace import worked_trace
 from .addition_corpus import addition_corpus
 from .near_miss import near_miss
@@ -190,6 +189,3 @@ def held_out_tasks(n: int, seed: int = 0, induction_inputs: int = 4, split: str 
             "abduction": [as_task("abduction", item) for item in items],
             "induction": [as_task("induction", item, induction_inputs) for item in items]}
 
-
-ANSWER_CONTEXT = ARITHMETIC_CONTEXT
-"""The additions context of RL and evaluation ("Question: ...\\nAnswer:"), as for `tiny-math`."""
