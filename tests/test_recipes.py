@@ -22,7 +22,10 @@ from selftaught import report
 CONFIGS = ROOT / "configs"
 TINY = sorted(CONFIGS.glob("*_tiny.yaml"))
 TINY_RAMBLE = sorted(CONFIGS.glob("*tiny_ramble*.yaml"))
-TINY_FAMILY = [*TINY, CONFIGS / "tiny_math_base.yaml", CONFIGS / "grpo_tiny_additions.yaml", *TINY_RAMBLE]
+SMOLLM2_ARITH = sorted(CONFIGS.glob("*smollm2_arith*.yaml"))
+"""The SmolLM2 arithmetic recipes benchmarks/bench_smollm2_label_free.py trains (README "A real model")."""
+TINY_FAMILY = [*TINY, CONFIGS / "tiny_math_base.yaml", CONFIGS / "grpo_tiny_additions.yaml", *TINY_RAMBLE,
+               *SMOLLM2_ARITH]
 SECTIONS = ("model", "data", "azr")
 
 
@@ -53,6 +56,8 @@ def test_the_tiny_recipes_exist():
     ramble_methods = ("intuitor", "grpo", "random", "majority_vote", "answer_agreement", "token_entropy",
                       "trajectory_logprob")  # the demo runs the first three; the seed spread all seven
     assert {p.name for p in TINY_RAMBLE} == {"tiny_ramble_base.yaml", *(f"{m}_tiny_ramble.yaml" for m in ramble_methods)}
+    assert {p.name for p in SMOLLM2_ARITH} == {"smollm2_arith_base.yaml", "intuitor_smollm2_arith.yaml",
+                                               "majority_vote_smollm2_arith.yaml"}
     assert (ROOT / "selftaught" / "configs").is_symlink() and RECIPES_DIR.resolve() == CONFIGS.resolve()  # one copy
 
 
