@@ -17,7 +17,7 @@ def test_the_benchmark_trains_both_recipes_and_measures_every_model_on_the_same_
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]
     record = json.loads((tmp_path / "results.json").read_text())
-    assert set(record["runs"]) == {"intuitor", "majority_vote"}
+    assert set(record["runs"]) == {"intuitor/seed0", "majority_vote/seed0"}
     for figures in (record["base"], *(trained["after"] for trained in record["runs"].values())):
         assert figures["n"] == 3 and figures["samples"] == 2
         assert 0 <= figures["pass@1"]["low"] <= figures["pass@1"]["value"] <= figures["pass@1"]["high"] <= 1
