@@ -309,7 +309,7 @@ def compare(ours: dict, trl: dict) -> dict:
     (ours ÷ TRL), printed and returned."""
     speed = trl["seconds"] / ours["seconds"]
     memory = ours["peak_delta"] / max(trl["peak_delta"], 1)
-    print(f"RESULT step_time_vs_trl ratio={speed:.2f} ours_s={ours['seconds']:.3f} trl_s={trl['seconds']:.3f} "
+    print(f"RESULT step_time_vs_trl ratio={speed:.3f} ours_s={ours['seconds']:.3f} trl_s={trl['seconds']:.3f} "
           f"clock={ours['clock']} ours_len={ours['length']:.1f} trl_len={trl['length']:.1f} "
           f"target>={TARGET_SPEED:g} met={speed >= TARGET_SPEED}")
     print(f"RESULT step_memory_vs_trl ratio={memory:.2f} ours_mib={ours['peak_delta'] / 2**20:.0f} "
