@@ -65,8 +65,7 @@ def pass_at_1(model: str, config, split: str, n: int, samples: int, seed: int = 
     sampler = Sampler(policy, tokenizer, max_prompt_length=config.max_prompt_length,
                       max_completion_length=config.max_completion_length, temperature=config.temperature,
                       top_p=1.0, top_k=0, generation_batch_size=32)
-    with torch.no_grad():
-        rollout = sampler.sample(texts, samples, extras={"answer": [row.answer for row in rows]})
+    rollout = sampler.sample(texts, samples, extras={"answer": [row.answer for row in rows]})
     correct = MathAnswerReward()(rollout.completions, rollout.extras, None).numpy().astype(bool).reshape(-1, samples)
     boxed = np.array(["\\boxed{" in text for text in rollout.completions])
     return {"pass@1": ratio_with_interval(correct.sum(axis=1), np.full(len(rows), samples), seed=seed),
@@ -77,21 +76,23 @@ def pass_at_1(model: str, config, split: str, n: int, samples: int, seed: int = 
                           "correct": bool(correct.reshape(-1)[i])} for i in range(0, min(len(rollout), 24), 8)]}
 
 
-def recipe_config(method: str, overrides: list[str]):
-    return build_config(apply_overrides(load_recipe(RECIPE.format(method=method)), overrides))
+def recipe(method: str, overrides: list[str]) -> dict:
+    """The method's recipe as a raw config dict, with the command line's `--set` overrides."""
+    return apply_overrides(load_recipe(RECIPE.format(method=method)), overrides)
 
 
-def train(method: str, seed: int, overrides: list[str], output: Path) -> tuple[str, list[dict], float]:
+def train(method: str, seed: int, overrides: list[str], output: Path) -> dict:
+    """Train one copy; its directory, learning rate, training curve and seconds."""
     started = time.perf_counter()
     run_dir = output / f"{method}-seed{seed}"
-    recipe = apply_overrides(load_recipe(RECIPE.format(method=method)), overrides)
-    config = build_config(set_all_dotted(recipe, {"output_dir": str(run_dir), "seed": seed, "progress_bar": False,
-                                                  "report_to": "none"}))
+    config = build_config(set_all_dotted(recipe(method, overrides), {
+        "output_dir": str(run_dir), "seed": seed, "progress_bar": False, "report_to": "none"}))
     config = config.model_copy(update={"save_steps": config.max_steps})  # one checkpoint, the one evaluated
     history = Trainer(config).train()
     curve = [{key: row[key] for key in ("step", "reward/mean", "rewards/math_answer/mean", "completion_length/mean",
                                        "self_certainty/mean", "answer_entropy/mean") if key in row} for row in history]
-    return str(run_dir), curve, time.perf_counter() - started
+    return {"run_dir": str(run_dir), "learning_rate": config.learning_rate, "curve": curve,
+            "train_seconds": time.perf_counter() - started}
 
 
 def interval(figure: dict) -> str:
@@ -130,18 +131,16 @@ def main() -> int:
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    config = recipe_config(args.methods[0], overrides)
+    config = build_config(recipe(args.methods[0], overrides))  # the evaluation's data, format and sampling
     base = pass_at_1(config.model.name_or_path, config, args.split, args.n, args.samples)
     record = {"split": args.split, "temperature": config.temperature, "overrides": overrides, "base": base, "runs": {}}
     print(f"base pass@1 {interval(base['pass@1'])} ({base['seconds']:.0f} s)", flush=True)
     for method in args.methods:
         for seed in args.seeds:
-            run_dir, curve, train_s = train(method, seed, overrides, output)
-            after = pass_at_1(run_dir, config, args.split, args.n, args.samples)
-            record["runs"][f"{method}/seed{seed}"] = {
-                "method": method, "seed": seed, "after": after, "curve": curve, "train_seconds": train_s,
-                "learning_rate": recipe_config(method, overrides).learning_rate}
-            print(f"{method} seed {seed}: pass@1 {interval(after['pass@1'])} (training {train_s:.0f} s, "
+            run = train(method, seed, overrides, output)
+            after = pass_at_1(run["run_dir"], config, args.split, args.n, args.samples)
+            record["runs"][f"{method}/seed{seed}"] = {"method": method, "seed": seed, "after": after, **run}
+            print(f"{method} seed {seed}: pass@1 {interval(after['pass@1'])} (training {run['train_seconds']:.0f} s, "
                   f"evaluation {after['seconds']:.0f} s)", flush=True)
             (output / "results.json").write_text(json.dumps(record, indent=2) + "\n")
     record["seconds"] = time.perf_counter() - started
