@@ -119,11 +119,13 @@ def _type_figures(tasks, completions, answers, correct, greedy_correct, samples:
 
 
 def program_figures(model, tokenizer, n: int, split: str = "heldout", samples: int = PROGRAM_SAMPLES,
-                    task_types=TASK_TYPES, seed: int = 0) -> dict[str, dict]:
+                    task_types=TASK_TYPES, seed: int = 0, tasks: dict | None = None) -> dict[str, dict]:
     """Per task type: pass@1, pass@K, majority@K and greedy, the share of samples that work step
     by step and the accuracy of those that do and do not, on `n` distinct programs of `split`
-    (one task each), 95% bootstrap intervals over programs."""
-    tasks = held_out_tasks(n, seed=seed, induction_inputs=AZR_RECIPE.azr.induction_inputs, split=split)
+    (one task each; or on `tasks`, {type: [Task]}), 95% bootstrap intervals over programs."""
+    if tasks is None:
+        tasks = held_out_tasks(n, seed=seed, induction_inputs=AZR_RECIPE.azr.induction_inputs, split=split)
+    task_types = [t for t in task_types if t in tasks]
     chosen = [task for task_type in task_types for task in tasks[task_type]]
     sampler = program_sampler(model, tokenizer)
     with azr_evaluator(tokenizer, seed) as source:  # every type in one batch: fewer, fuller decoding passes

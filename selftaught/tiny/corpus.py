@@ -30,8 +30,8 @@ import ast
 import random
 
 from ..azr.prompts import proposer_prompt, response, solver_prompt, wrap_prompt
-from ..azr.tasks import ONE_PAIR_TYPES, TASK_TYPE_SPECS, Task
-from ..data import programs
+from ..azr.tasks import ONE_PAIR_TYPES, TASK_TYPE_SPECS, TASK_TYPES, Task
+from ..data import chains, programs
 from ..data.trace import worked_trace
 from .addition_corpus import addition_corpus
 from .near_miss import near_miss
@@ -55,6 +55,7 @@ FAMILY_MESSAGES = {
     "list": "f works on a list of numbers.",
     "string": "f transforms a word.",
     "dict": "f works on a dictionary of numbers.",
+    "chain": "f applies one arithmetic step after another.",
 }
 PROPOSER_THOUGHT = "I write a new program and an input for it."
 INDUCTION_THOUGHT = "I read the examples and write the function."
@@ -117,15 +118,18 @@ def solver_documents(task_type: str, item: programs.ProgramTask, example: int, *
 
 
 def proposer_documents(item: programs.ProgramTask, pool: list[programs.ProgramTask], rng: random.Random, *,
-                       max_references: int, induction_inputs: int, timeout_s: float) -> list[Document]:
-    """The proposers' documents for one program: deduction and abduction write it (with references
-    drawn from `pool`), induction writes inputs for it and a message."""
+                       max_references: int, induction_inputs: int, timeout_s: float,
+                       task_types: tuple[str, ...] = TASK_TYPES) -> list[Document]:
+    """The proposers' documents for one program, for each of `task_types`: deduction and abduction
+    write it (with references drawn from `pool`), induction writes inputs for it and a message."""
     documents = []
-    for task_type in ONE_PAIR_TYPES:
+    for task_type in (t for t in ONE_PAIR_TYPES if t in task_types):
         references = [as_task(task_type, other) for other in rng.sample(pool, rng.randint(0, max_references))]
         context = wrap_prompt(proposer_prompt(task_type, references=references, timeout_s=timeout_s))
         documents.append(Document(context, response(PROPOSER_THOUGHT, ("python", item.program),
                                                     ("input", rng.choice(item.inputs)))))
+    if "induction" not in task_types:
+        return documents
     context = wrap_prompt(proposer_prompt("induction", program=item.program, num_inputs=induction_inputs,
                                           timeout_s=timeout_s))
     inputs = [("input", i) for i in item.inputs[:induction_inputs]]
@@ -161,6 +165,27 @@ def program_documents(items: list[programs.ProgramTask], *, seed: int, step_shar
     return documents
 
 
+def chain_documents(items: list[programs.ProgramTask], *, seed: int, step_share: float, wrong_share: float,
+                    cue_share: float, proposer_share: float, max_references: int = 2,
+                    timeout_s: float = 2.0) -> list[Document]:
+    """Deduction documents of chain programs (`data.chains`): per example, a plain solver document (and
+    a cued one with probability `cue_share`); for `proposer_share` of the programs, the deduction
+    proposer writing it (references drawn from the first 200 programs)."""
+    rng = random.Random(seed)
+    documents = []
+    for item in items:
+        for example in range(len(item.inputs)):
+            documents += solver_documents("deduction", item, example, step_share=step_share,
+                                          wrong_share=wrong_share, cue=False, rng=rng)
+            if rng.random() < cue_share:
+                documents += solver_documents("deduction", item, example, step_share=1.0,
+                                              wrong_share=wrong_share, cue=True, rng=rng)
+        if rng.random() < proposer_share:
+            documents += proposer_documents(item, items[:200], rng, max_references=max_references,
+                                            induction_inputs=1, timeout_s=timeout_s, task_types=("deduction",))
+    return documents
+
+
 def build_corpus(*, programs_n: int, examples: int, additions_n: int, seed: int, step_share: float = 0.3,
                  wrong_share: float = 0.5, cue_share: float = 0.5, induction_inputs: int = 4,
                  max_references: int = 2, timeout_s: float = 2.0, proposer_repeats: int = 1,
@@ -189,3 +214,8 @@ def held_out_tasks(n: int, seed: int = 0, induction_inputs: int = 4, split: str 
             "abduction": [as_task("abduction", item) for item in items],
             "induction": [as_task("induction", item, induction_inputs) for item in items]}
 
+
+
+def chain_tasks(n: int, seed: int = 0, split: str = "heldout") -> dict[str, list[Task]]:
+    """Deduction tasks of `n` distinct chain programs of `split` (`data.chains`)."""
+    return {"deduction": [as_task("deduction", item) for item in chains.generate(n, split=split, seed=seed)]}
