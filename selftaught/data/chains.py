@@ -3,7 +3,8 @@
 The template world (`data.programs`) holds 638 programs. That is few enough for a small model to
 memorise their traces instead of learning to compute them (docs/program_model.md, designs m1–m5:
 a worked trace was right 11–15% of the time on programs the model never saw). A chain program
-applies one operation with a one-digit constant to a running value, two to four times:
+applies one operation with a one-digit constant to a running value, two or three times, after an
+optional two-argument head (`x = a + b`):
 
     def f(a):
         x = a + 4
