@@ -3,16 +3,16 @@
     python scripts/chain_model_study.py --output runs/chain_study [--split dev|heldout] [--steps 9000]
     python scripts/chain_model_study.py --output runs/chain_study --skip-build --azr-lr 1e-3   # reuse the model
 
-1. Builds a deduction corpus of chain programs (`selftaught.data.chains`, pretrain split): the
-   solver answers step by step (the worked trace) or bare, in AZR's own prompt and answer
-   formats, with cued documents that always take the procedure, and the deduction proposer's
-   documents. It then trains a BPE tokenizer and a small Qwen2-style model from nothing
+1. Builds a corpus of chain programs (`selftaught.data.chains`, pretrain split) for `--task-types`
+   (deduction; abduction too if asked): the solver answers step by step (the worked trace;
+   abduction: the worked inversion, `chains.inversion`) or bare, in AZR's own prompt and answer
+   formats, with cued documents that always take the procedure, and the proposers' documents. It then trains a BPE tokenizer and a small Qwen2-style model from nothing
    (`selftaught.tiny.pretrain`, a step budget).
-2. Measures deduction on `--eval-n` chain programs of `--split` × `--eval-samples` samples at the
+2. Measures each type on `--eval-n` chain programs of `--split` × `--eval-samples` samples at the
    AZR recipe's τ, with AZR's own answer checking. It reports pass@1, pass@K, majority@K, greedy,
    the procedure share and the accuracy with and without the procedure, each with 95% bootstrap
    intervals over programs.
-3. Runs AZR self-play from that model (deduction, the executor as the only ground truth), with
+3. Runs AZR self-play from that model (those types, the executor as the only ground truth), with
    every measured dev and held-out program excluded from training and counted. It then measures
    again and prints the per-step curves.
 
@@ -46,14 +46,14 @@ EVAL_SEED = 1234
 EXCLUDED_PER_SPLIT = 1000
 """Self-play must never train on the first this-many dev and held-out programs at EVAL_SEED (a superset of
 every measured set: `chains.generate` with one seed gives prefixes of one sequence)."""
-CURVES = ("azr/deduction/solve/solve_rate", "azr/deduction/solve/tags/procedure", "azr/deduction/propose/valid_rate")
+CURVES = ("solve/solve_rate", "solve/tags/procedure", "propose/valid_rate")
 
 
 def build(output: Path, args) -> dict:
     started = time.time()
     items = chains.generate(args.programs, split="pretrain", seed=args.seed, examples=args.examples)
     documents = chain_documents(items, seed=args.seed, step_share=args.step_share, wrong_share=0.5,
-                                cue_share=0.5, proposer_share=0.5)
+                                cue_share=0.5, proposer_share=0.5, task_types=tuple(args.task_types))
     tokenizer = train_bpe_tokenizer([d.context + d.continuation for d in documents[:20_000]], 600, ["<|endoftext|>"],
                                     split_digits=True, phrases=prompt_phrases(4, 2.0))
     model = qwen2_model(tokenizer, args.seed, hidden_size=args.hidden, intermediate_size=args.hidden * 8 // 3,
@@ -68,9 +68,8 @@ def build(output: Path, args) -> dict:
 
 def measure(model_dir: Path, args) -> dict:
     model, tokenizer = load_model(str(model_dir))
-    tasks = chain_tasks(args.eval_n, seed=EVAL_SEED, split=args.split)
-    figures = program_figures(model, tokenizer, args.eval_n, samples=args.eval_samples, seed=0, tasks=tasks)
-    return figures["deduction"]
+    tasks = chain_tasks(args.eval_n, seed=EVAL_SEED, split=args.split, task_types=tuple(args.task_types))
+    return program_figures(model, tokenizer, args.eval_n, samples=args.eval_samples, seed=0, tasks=tasks)
 
 
 def self_play(model_dir: Path, output: Path, args) -> tuple[list[dict], float]:
@@ -82,9 +81,10 @@ def self_play(model_dir: Path, output: Path, args) -> tuple[list[dict], float]:
                 file.write(json.dumps({"program": item.program}) + "\n")
     settings = {"model.name_or_path": str(model_dir), "output_dir": str(output), "max_steps": args.azr_steps,
                 "save_steps": args.azr_steps, "seed": args.seed, "learning_rate": args.azr_lr,
-                "azr.task_types": ["deduction"], "azr.tasks_per_type_role": args.azr_tasks,
+                "azr.task_types": list(args.task_types), "azr.tasks_per_type_role": args.azr_tasks,
                 "azr.seed_proposals": args.azr_tasks, "azr.exclude_programs": str(excluded),
-                "per_device_train_batch_size": 2 * args.azr_tasks, "report_to": "none", "progress_bar": False}
+                "per_device_train_batch_size": 2 * args.azr_tasks * len(args.task_types), "report_to": "none",
+                "progress_bar": False}
     from selftaught.trainer import Trainer
 
     started = time.time()
@@ -115,7 +115,8 @@ def main() -> None:
     parser.add_argument("--eval-samples", type=int, default=8)
     parser.add_argument("--azr-steps", type=int, default=20)
     parser.add_argument("--azr-lr", type=float, default=3e-4)
-    parser.add_argument("--azr-tasks", type=int, default=16, help="deduction tasks per role per step")
+    parser.add_argument("--azr-tasks", type=int, default=16, help="tasks per type and role per step")
+    parser.add_argument("--task-types", nargs="+", default=["deduction"], choices=["deduction", "abduction"])
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     model_dir = args.output / "model"
@@ -129,17 +130,21 @@ def main() -> None:
     study["base"] = measure(model_dir, args)
     history, seconds = self_play(model_dir, args.output / "azr", args)
     study["self_play_s"] = seconds
-    study["curves"] = {key: [h.get(key) for h in history] for key in CURVES}
-    study["excluded_proposals"] = sum(h.get("azr/deduction/propose/excluded", 0) or 0 for h in history)
+    study["curves"] = {f"azr/{t}/{key}": [h.get(f"azr/{t}/{key}") for h in history]
+                       for t in args.task_types for key in CURVES}
+    study["excluded_proposals"] = sum(h.get(f"azr/{t}/propose/excluded", 0) or 0 for h in history
+                                      for t in args.task_types)
     study["after"] = measure(args.output / "azr", args)
     path.write_text(json.dumps(study, indent=2) + "\n")
-    print(f"\ndeduction on {args.eval_n} {args.split} chain programs × {args.eval_samples}:")
+    print(f"\n{args.eval_n} {args.split} chain programs × {args.eval_samples}:")
     print("model | pass@1 | pass@K | majority@K | greedy | procedure share | right with | right without")
-    print(row("base", study["base"]))
-    print(row(f"+ AZR self-play, {args.azr_steps} steps, lr {args.azr_lr:g}", study["after"]))
-    gain = study["after"]["accuracy"]["pass@1"]["value"] - study["base"]["accuracy"]["pass@1"]["value"]
-    print(f"gain {gain:+.3f}; self-play {seconds:.0f} s; proposals excluded as measured programs: "
-          f"{study['excluded_proposals']:.0f}")
+    for task_type in args.task_types:
+        base, after = study["base"][task_type], study["after"][task_type]
+        print(row(f"{task_type}: base", base))
+        print(row(f"{task_type}: + AZR self-play, {args.azr_steps} steps, lr {args.azr_lr:g}", after))
+        gain = after["accuracy"]["pass@1"]["value"] - base["accuracy"]["pass@1"]["value"]
+        print(f"{task_type}: gain {gain:+.3f}")
+    print(f"self-play {seconds:.0f} s; proposals excluded as measured programs: {study['excluded_proposals']:.0f}")
     for key, values in study["curves"].items():
         print(key, " ".join("-" if v is None else f"{v:.2f}" for v in values))
 

@@ -85,3 +85,17 @@ def test_inversion_reaches_an_input_for_most_outputs_and_every_input_it_gives_is
         assert len(steps) == program.count("\n")  # one step per program line, the last line first
         assert steps[0].startswith(program.splitlines()[-1].strip().removeprefix("return "))
     assert 0.93 <= reached / 3000 < 1.0  # 95% by the docstring's rule; the rest stop rather than search
+
+
+def test_chain_abduction_documents_answer_with_an_input_that_gives_the_output():
+    items = chains.generate(60, split="pretrain", seed=1, examples=2)
+    documents = chain_documents(items, seed=0, step_share=0.5, wrong_share=0.5, cue_share=0.5, proposer_share=0.5,
+                                task_types=("deduction", "abduction"))
+    worked = [d for d in documents if "```input\n" in d.continuation and STEP_MARK in d.continuation]
+    assert len(worked) > 20
+    for document in worked:
+        program = re.search(r"```python\n(.*?)\n```", document.context, re.S).group(1)
+        output = re.findall(r"```output\n(.*?)\n```", document.context, re.S)[-1]
+        found = re.search(r"```input\n(.*?)\n```", document.continuation, re.S).group(1)
+        assert run_program(program, [found]) == [output], document.continuation
+    assert any("propose a new abduction" in d.context for d in documents)

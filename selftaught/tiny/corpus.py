@@ -85,7 +85,13 @@ def procedure_answer(task_type: str, item: programs.ProgramTask, example: int) -
     if task_type == "deduction":
         steps = worked_trace(item.program, item.inputs[example])
         return (steps, item.outputs[example]) if steps else None
-    steps, found = programs.inversion(item, example)
+    if item.family == chains.FAMILY:
+        inverted = chains.inversion(item.program, ast.literal_eval(item.outputs[example]))
+        if inverted is None:
+            return None
+        steps, found = inverted
+    else:
+        steps, found = programs.inversion(item, example)
     return "\n".join(steps), found
 
 
@@ -166,23 +172,24 @@ def program_documents(items: list[programs.ProgramTask], *, seed: int, step_shar
 
 
 def chain_documents(items: list[programs.ProgramTask], *, seed: int, step_share: float, wrong_share: float,
-                    cue_share: float, proposer_share: float, max_references: int = 2,
-                    timeout_s: float = 2.0) -> list[Document]:
-    """Deduction documents of chain programs (`data.chains`): per example, a plain solver document (and
-    a cued one with probability `cue_share`); for `proposer_share` of the programs, the deduction
-    proposer writing it (references drawn from the first 200 programs)."""
+                    cue_share: float, proposer_share: float, task_types: tuple[str, ...] = ("deduction",),
+                    max_references: int = 2, timeout_s: float = 2.0) -> list[Document]:
+    """Documents of chain programs (`data.chains`) for `task_types` (deduction, abduction): per example
+    and type, a plain solver document (and a cued one with probability `cue_share`); for
+    `proposer_share` of the programs, the proposers writing it (references from the first 200 programs)."""
     rng = random.Random(seed)
     documents = []
     for item in items:
         for example in range(len(item.inputs)):
-            documents += solver_documents("deduction", item, example, step_share=step_share,
-                                          wrong_share=wrong_share, cue=False, rng=rng)
-            if rng.random() < cue_share:
-                documents += solver_documents("deduction", item, example, step_share=1.0,
-                                              wrong_share=wrong_share, cue=True, rng=rng)
+            for task_type in task_types:
+                documents += solver_documents(task_type, item, example, step_share=step_share,
+                                              wrong_share=wrong_share, cue=False, rng=rng)
+                if rng.random() < cue_share:
+                    documents += solver_documents(task_type, item, example, step_share=1.0,
+                                                  wrong_share=wrong_share, cue=True, rng=rng)
         if rng.random() < proposer_share:
             documents += proposer_documents(item, items[:200], rng, max_references=max_references,
-                                            induction_inputs=1, timeout_s=timeout_s, task_types=("deduction",))
+                                            induction_inputs=1, timeout_s=timeout_s, task_types=task_types)
     return documents
 
 
@@ -216,6 +223,8 @@ def held_out_tasks(n: int, seed: int = 0, induction_inputs: int = 4, split: str 
 
 
 
-def chain_tasks(n: int, seed: int = 0, split: str = "heldout") -> dict[str, list[Task]]:
-    """Deduction tasks of `n` distinct chain programs of `split` (`data.chains`)."""
-    return {"deduction": [as_task("deduction", item) for item in chains.generate(n, split=split, seed=seed)]}
+def chain_tasks(n: int, seed: int = 0, split: str = "heldout",
+                task_types: tuple[str, ...] = ("deduction",)) -> dict[str, list[Task]]:
+    """Tasks of each of `task_types` from `n` distinct chain programs of `split` (`data.chains`)."""
+    items = chains.generate(n, split=split, seed=seed)
+    return {task_type: [as_task(task_type, item) for item in items] for task_type in task_types}
