@@ -148,6 +148,21 @@ def induction_document(item: programs.ProgramTask, induction_inputs: int) -> Doc
                     response(INDUCTION_THOUGHT, ("python", item.program)))
 
 
+def example_documents(item: programs.ProgramTask, task_types: tuple[str, ...], *, step_share: float,
+                      wrong_share: float, cue_share: float, rng: random.Random) -> list[Document]:
+    """Per example of `item` and per type, a plain solver document and, with probability `cue_share`,
+    a cued one."""
+    documents = []
+    for example in range(len(item.inputs)):
+        for task_type in task_types:
+            documents += solver_documents(task_type, item, example, step_share=step_share,
+                                          wrong_share=wrong_share, cue=False, rng=rng)
+            if rng.random() < cue_share:
+                documents += solver_documents(task_type, item, example, step_share=1.0,
+                                              wrong_share=wrong_share, cue=True, rng=rng)
+    return documents
+
+
 def program_documents(items: list[programs.ProgramTask], *, seed: int, step_share: float, wrong_share: float,
                       cue_share: float, induction_inputs: int, max_references: int, timeout_s: float,
                       proposer_repeats: int = 1) -> list[Document]:
@@ -156,13 +171,8 @@ def program_documents(items: list[programs.ProgramTask], *, seed: int, step_shar
     rng = random.Random(seed)
     documents = []
     for item in items:
-        for example in range(len(item.inputs)):
-            for task_type in PROCEDURE_TYPES:
-                documents += solver_documents(task_type, item, example, step_share=step_share,
-                                              wrong_share=wrong_share, cue=False, rng=rng)
-                if rng.random() < cue_share:
-                    documents += solver_documents(task_type, item, example, step_share=1.0,
-                                                  wrong_share=wrong_share, cue=True, rng=rng)
+        documents += example_documents(item, PROCEDURE_TYPES, step_share=step_share, wrong_share=wrong_share,
+                                       cue_share=cue_share, rng=rng)
         if len(item.inputs) >= induction_inputs:
             documents.append(induction_document(item, induction_inputs))
         for _ in range(proposer_repeats):
@@ -180,13 +190,8 @@ def chain_documents(items: list[programs.ProgramTask], *, seed: int, step_share:
     rng = random.Random(seed)
     documents = []
     for item in items:
-        for example in range(len(item.inputs)):
-            for task_type in task_types:
-                documents += solver_documents(task_type, item, example, step_share=step_share,
-                                              wrong_share=wrong_share, cue=False, rng=rng)
-                if rng.random() < cue_share:
-                    documents += solver_documents(task_type, item, example, step_share=1.0,
-                                                  wrong_share=wrong_share, cue=True, rng=rng)
+        documents += example_documents(item, task_types, step_share=step_share, wrong_share=wrong_share,
+                                       cue_share=cue_share, rng=rng)
         if rng.random() < proposer_share:
             documents += proposer_documents(item, items[:200], rng, max_references=max_references,
                                             induction_inputs=1, timeout_s=timeout_s, task_types=task_types)
