@@ -41,6 +41,7 @@ from selftaught.tiny.competence import program_figures  # noqa: E402
 from selftaught.tiny.corpus import chain_documents, chain_tasks  # noqa: E402
 from selftaught.tiny.phrases import prompt_phrases  # noqa: E402
 from selftaught.tiny.pretrain import pretrain  # noqa: E402
+from selftaught.trainer import Trainer  # noqa: E402
 
 EVAL_SEED = 1234
 """The evaluation programs' seed (dev and held-out alike)."""
@@ -64,7 +65,9 @@ def build(output: Path, args) -> dict:
                      max_length=768, seed=args.seed, max_steps=args.steps, log_every=500)
     model.save_pretrained(output)
     tokenizer.save_pretrained(output)
-    return {**stats, "programs": len(items), "build_s": time.time() - started}
+    settings = {k: getattr(args, k) for k in ("hidden", "steps", "programs", "examples", "step_share", "task_types",
+                                              "seed")}
+    return {**stats, "programs": len(items), "build_s": time.time() - started, "settings": settings}
 
 
 def measure(model_dir: Path, args) -> dict:
@@ -86,8 +89,6 @@ def self_play(model_dir: Path, output: Path, args) -> tuple[list[dict], float]:
                 "azr.seed_proposals": args.azr_tasks, "azr.exclude_programs": str(excluded),
                 "per_device_train_batch_size": 2 * args.azr_tasks * len(args.task_types), "report_to": "none",
                 "progress_bar": False}
-    from selftaught.trainer import Trainer
-
     started = time.time()
     history = Trainer(build_config(set_all_dotted(load_recipe("azr_tiny.yaml"), settings))).train()
     return history, time.time() - started
@@ -121,7 +122,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     model_dir = args.output / "model"
-    study = {"args": {k: str(v) for k, v in vars(args).items()}}
+    study = {"args": {k: str(v) for k, v in vars(args).items()}}  # a --skip-build run's build settings: study["build"]
     path = args.output / "study.json"
     if args.skip_build and path.is_file():
         study["build"] = json.loads(path.read_text()).get("build")

@@ -17,6 +17,7 @@ def test_the_study_builds_measures_plays_and_measures_again_for_both_types(tmp_p
     assert run.returncode == 0, run.stderr[-2000:]
     study = json.loads((tmp_path / "study.json").read_text())
     assert study["build"]["steps"] == 5 and study["build"]["programs"] == 80
+    assert study["build"]["settings"]["task_types"] == ["deduction", "abduction"]
     for figures in (study[when][task_type] for when in ("base", "after") for task_type in ("deduction", "abduction")):
         assert figures["n"] == 6 and figures["samples"] == 2
         pass1 = figures["accuracy"]["pass@1"]

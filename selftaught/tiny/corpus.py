@@ -227,7 +227,6 @@ def held_out_tasks(n: int, seed: int = 0, induction_inputs: int = 4, split: str 
             "induction": [as_task("induction", item, induction_inputs) for item in items]}
 
 
-
 def chain_tasks(n: int, seed: int = 0, split: str = "heldout",
                 task_types: tuple[str, ...] = ("deduction",)) -> dict[str, list[Task]]:
     """Tasks of each of `task_types` from `n` distinct chain programs of `split` (`data.chains`)."""
