@@ -39,7 +39,7 @@ def fixed_buffer_recipe(output_dir: Path, steps: int) -> dict:
     B = AZR_RECIPE.azr.tasks_per_type_role
     return set_all_dotted(azr_recipe(output_dir, steps), {
         "azr.train_proposer": False, "azr.seed_rounds": steps, "azr.seed_proposals": steps * B,
-        "per_device_train_batch_size": 3 * B})  # three solve groups of B per step
+        "per_device_train_batch_size": len(AZR_RECIPE.azr.task_types) * B})  # one solve group of B per type and step
 
 
 def _cell(figure: dict) -> str:

@@ -1,19 +1,23 @@
-"""Rebuild `selftaught-tiny`, the built-in program model (programs and additions), from nothing (seeded).
+"""Rebuild `selftaught-tiny`, the built-in program model (chain programs and additions), from nothing (seeded).
 
-    python scripts/build_tiny_model.py [--output selftaught/assets/selftaught-tiny] [--steps 3000]
+    python scripts/build_tiny_model.py [--output selftaught/assets/selftaught-tiny] [--steps 5500]
+    python scripts/build_tiny_model.py --measure-only [--output DIR]   # the card of weights already built
 
-1. builds the corpus (`selftaught.tiny.corpus`): the pretrain split of the program world in every
-   Absolute Zero format, the deduction and abduction solvers answering step by step (worked trace,
-   worked inversion) or with a bare answer; additions the way tiny-math knows them; every procedure
-   opens with "Step by step:";
+1. builds the corpus (`selftaught.tiny.corpus.build_corpus`): chain programs of the pretrain split
+   (`selftaught.data.chains`) in Absolute Zero's deduction and abduction formats, the solvers
+   answering step by step (worked trace, worked inversion) or with a bare answer, the proposers
+   writing new chains; additions the way tiny-math knows them; every procedure opens with
+   "Step by step:";
 2. trains a byte-level BPE tokenizer on it (digits split; one token per fixed prompt paragraph,
    `selftaught.tiny.phrases`) and pretrains a small Qwen2-style model (loss on the continuations,
-   a step budget, so the same model comes out on any machine);
-3. measures the model card on data it never saw: 200 held-out programs per task type × 8 samples
-   (pass@1, pass@8, majority@8, greedy, the share of completions that work step by step and the
-   accuracy of those that do and do not; AZR's own parsing and executor), the share of valid
-   proposals per type, and held-out additions (`selftaught diagnose`); checks the targets and
-   writes the weights, tokenizer, MODEL.md and build.json.
+   a step budget, so the same model comes out on the same machine);
+3. measures the model card on data it never saw: 200 held-out chain programs per task type × 8
+   samples (pass@1, pass@8, majority@8, greedy, the share of completions that work step by step
+   and the accuracy of those that do and do not; AZR's own parsing and executor), the share of
+   valid proposals per type, and held-out additions (`selftaught diagnose`); checks the targets
+   and writes the weights, tokenizer, MODEL.md and build.json.
+
+The chain model study (`scripts/chain_model_study.py`) trains its designs with `train_model`.
 """
 
 from __future__ import annotations
@@ -28,13 +32,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from selftaught.models import load_model  # noqa: E402
 from selftaught.models.tiny_random import qwen2_model, train_bpe_tokenizer  # noqa: E402
 from selftaught.tiny.competence import AZR_RECIPE, addition_figures, program_figures, proposal_valid_rates  # noqa: E402
-from selftaught.tiny.corpus import PROCEDURE_TYPES, STEP_MARK, build_corpus, works_step_by_step  # noqa: E402
+from selftaught.tiny.corpus import STEP_MARK, build_corpus, works_step_by_step  # noqa: E402
 from selftaught.tiny.phrases import prompt_phrases  # noqa: E402
 from selftaught.tiny.pretrain import pretrain  # noqa: E402
 
 SPECIAL_TOKENS = ["<|endoftext|>"]
+TOKENIZER_DOCUMENTS = 20_000
+"""The tokenizer is trained on the first this-many documents of the shuffled corpus."""
 
 
 def _interval(result: dict) -> str:
@@ -56,8 +63,7 @@ def measure(model, tokenizer, model_dir: Path, n: int, samples: int) -> dict:
 def target_rows(figures: dict) -> list[tuple[str, str, bool]]:
     """The project's targets for the program model (issue #21), checked on the measured figures."""
     rows = []
-    for task_type in PROCEDURE_TYPES:
-        measured = figures["programs"][task_type]
+    for task_type, measured in figures["programs"].items():
         with_step = measured["step accuracy"]["with"]["value"] or 0.0
         without = measured["step accuracy"]["without"]["value"] or 0.0
         share = measured["step share"]["value"]
@@ -74,7 +80,7 @@ def target_rows(figures: dict) -> list[tuple[str, str, bool]]:
     return rows
 
 
-def model_card(figures: dict, stats: dict, args) -> str:
+def model_card(figures: dict, stats: dict, args, built_by: str | None = None) -> str:
     program_rows = []
     for task_type, measured in figures["programs"].items():
         cells = [_interval(measured["accuracy"][k]) for k in measured["accuracy"]]
@@ -91,11 +97,12 @@ def model_card(figures: dict, stats: dict, args) -> str:
 
 The built-in program model of selftaught: a Qwen2-style causal LM of {stats['parameters']:,} parameters
 with its own byte-level BPE tokenizer ({stats['vocab_size']} tokens, digits split, one token per fixed
-paragraph of the Absolute Zero prompts), pretrained from nothing on the project's own program world
-(`selftaught.data.programs`) in every Absolute Zero role format, and on 3-digit additions. No external
+paragraph of the Absolute Zero prompts), pretrained from nothing on the project's own chain programs
+(`selftaught.data.chains`: straight-line arithmetic on digits, 98,666 programs, split by a hash of
+their text) in Absolute Zero's deduction and abduction formats, and on 3-digit additions. No external
 data, no download. Rebuild: `python scripts/build_tiny_model.py --steps {args.steps} --seed {args.seed}`
-({stats['build_seconds']:.0f} s on the build machine, 2 CPU cores; bitwise identity across machines is
-not promised).
+({stats['build_seconds']:.0f} s to build on the build machine, 2 CPU cores, measuring excluded;
+bitwise identity across machines is not promised).{f" These weights were trained by {built_by}." if built_by else ""}
 
 ## What it knows
 
@@ -103,13 +110,14 @@ Like `tiny-math`, it has a reliable procedure and a weak habit of using it, so r
 has something to select:
 
 - **deduction** (predict the output): either *step by step*, the worked execution trace
-  (`{STEP_MARK}` then `a = 7`, `return a * 3 + 2 = 7 * 3 + 2 = 21 + 2 = 23`), or a bare answer
-  (`The answer is 23.`), of which {args.wrong_share:.0%} were careless near misses in the corpus;
-- **abduction** (find an input): either step by step, undoing the program one operation at a time
-  (`a * 3 + 2 = 23`, `a * 3 = 23 - 2 = 21`, `a = 21 // 3 = 7`), or a bare guess;
-- **induction** (write the program): directly, no procedure;
-- **proposing** programs and inputs for every task type (what self-play needs);
+  (`{STEP_MARK}` then `a = 7`, `x = a * 3 = 7 * 3 = 21`, `return x + 2 = 21 + 2 = 23`), or a bare
+  answer (`The answer is 23.`), of which {args.wrong_share:.0%} were careless near misses in the corpus;
+- **abduction** (find an input): either step by step, undoing the chain one line at a time, the last
+  line first (`x + 2 = 23: x = 23 - 2 = 21`, `a * 3 = 21: a = 21 // 3 = 7`), or a bare guess;
+- **proposing** chains and inputs for deduction and abduction (what self-play needs);
 - **additions**, the way tiny-math knows them: the column procedure or a bare answer.
+
+It knows no induction: nothing in its corpus writes a program from examples.
 
 {args.step_share:.0%} of the plain solver and addition documents take the procedure; further documents
 whose prompt adds "Work it out step by step." always do (the skill without the habit). Every procedure,
@@ -125,7 +133,7 @@ trains on a dev or held-out program: its recipe excludes them (`azr.exclude_prog
 
 ## Held-out programs (measured by the build script)
 
-{args.eval_n} held-out programs per task type (one task each) × {args.samples} samples at τ =
+{args.eval_n} held-out chain programs per task type (one task each) × {args.samples} samples at τ =
 {AZR_RECIPE.temperature:g}, AZR's own parsing and sandboxed checking; greedy is one greedy sample;
 95% bootstrap intervals over programs.
 
@@ -133,7 +141,7 @@ trains on a dev or held-out program: its recipe excludes them (`azr.exclude_prog
 |---|{'---|' * (len(heads.split(' | ')) + 4)}
 {chr(10).join(program_rows)}
 
-Valid proposals ({args.eval_n // 2} per type, held-out programs as references, 95% Wilson intervals):
+Valid proposals ({args.eval_n // 2} per type, held-out chains as references, 95% Wilson intervals):
 
 | task type | valid |
 |---|---|
@@ -160,59 +168,82 @@ Valid proposals ({args.eval_n // 2} per type, held-out programs as references, 9
 
 {stats['documents']} documents, {stats['steps']} optimizer steps of about {args.tokens_per_batch} tokens,
 final training loss {stats['final_loss']:.3f}; AdamW, lr {args.lr}, cosine to 10%, seed {args.seed}.
-Limitations: it knows only the generators' templates; its proposals are close copies of them; it is
-not a general language model.
+Limitations: it knows only chains of arithmetic on digits; its proposals are chains too; it is not a
+general language model.
 """
+
+
+def train_model(output: Path, args) -> dict:
+    """Corpus, tokenizer and pretraining (steps 1–2); saves the model and tokenizer into `output`."""
+    started = time.perf_counter()
+    documents = build_corpus(programs_n=args.programs, examples=args.examples, additions_n=args.additions,
+                             seed=args.seed, step_share=args.step_share, wrong_share=args.wrong_share,
+                             cue_share=args.cue_share, proposer_share=args.proposer_share,
+                             task_types=tuple(args.task_types), max_references=AZR_RECIPE.azr.num_references,
+                             timeout_s=AZR_RECIPE.azr.executor_timeout_s)
+    tokenizer = train_bpe_tokenizer([d.context + d.continuation for d in documents[:TOKENIZER_DOCUMENTS]], args.vocab,
+                                    SPECIAL_TOKENS, split_digits=True,
+                                    phrases=prompt_phrases(AZR_RECIPE.azr.induction_inputs,
+                                                           AZR_RECIPE.azr.executor_timeout_s))
+    model = qwen2_model(tokenizer, args.seed, hidden_size=args.hidden, intermediate_size=args.hidden * 8 // 3,
+                        num_hidden_layers=args.layers, num_attention_heads=4, num_key_value_heads=2,
+                        max_position_embeddings=1024, tie_word_embeddings=True)
+    parameters = sum(p.numel() for p in model.parameters())
+    print(f"corpus: {len(documents)} documents; tokenizer: {len(tokenizer)} tokens; model: {parameters:,} parameters",
+          flush=True)
+    stats = pretrain(model, tokenizer, documents, epochs=3, learning_rate=args.lr,
+                     tokens_per_batch=args.tokens_per_batch, max_length=768, seed=args.seed, max_steps=args.steps,
+                     log_every=500)
+    output.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(output, safe_serialization=True)
+    tokenizer.save_pretrained(output)
+    return {**stats, "parameters": parameters, "vocab_size": len(tokenizer),
+            "build_seconds": time.perf_counter() - started}
+
+
+def build_arguments(parser: argparse.ArgumentParser) -> None:
+    """The build's settings (the defaults are the shipped model's), shared with the chain model study."""
+    parser.add_argument("--steps", type=int, default=5500, help="pretraining batches (the build's budget)")
+    parser.add_argument("--programs", type=int, default=16_000, help="pretrain chain programs")
+    parser.add_argument("--examples", type=int, default=4, help="inputs per program")
+    parser.add_argument("--additions", type=int, default=100_000, help="plain-context additions (0: none)")
+    parser.add_argument("--task-types", nargs="+", default=["deduction", "abduction"],
+                        choices=["deduction", "abduction"])
+    parser.add_argument("--step-share", type=float, default=0.3, help="plain documents worked step by step")
+    parser.add_argument("--wrong-share", type=float, default=0.5, help="of the bare answers")
+    parser.add_argument("--cue-share", type=float, default=0.5, help="cued documents per plain one")
+    parser.add_argument("--proposer-share", type=float, default=0.2, help="programs the proposers write")
+    parser.add_argument("--hidden", type=int, default=128)
+    parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--vocab", type=int, default=600)
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--tokens-per-batch", type=int, default=4096)
+    parser.add_argument("--seed", type=int, default=0)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", default=str(ROOT / "selftaught" / "assets" / "selftaught-tiny"))
-    parser.add_argument("--steps", type=int, default=3000, help="optimizer steps (the build's budget)")
-    parser.add_argument("--programs", type=int, default=400, help="pretrain programs (the split has fewer: all)")
-    parser.add_argument("--examples", type=int, default=16, help="inputs per program")
-    parser.add_argument("--program-repeats", type=int, default=6)
-    parser.add_argument("--additions", type=int, default=20_000, help="plain-context additions")
-    parser.add_argument("--step-share", type=float, default=0.3)
-    parser.add_argument("--wrong-share", type=float, default=0.5, help="of the bare answers")
-    parser.add_argument("--cue-share", type=float, default=0.5)
-    parser.add_argument("--hidden", type=int, default=128)
-    parser.add_argument("--layers", type=int, default=4)
-    parser.add_argument("--vocab", type=int, default=1024)
-    parser.add_argument("--lr", type=float, default=2e-3)
-    parser.add_argument("--tokens-per-batch", type=int, default=4096)
+    parser.add_argument("--measure-only", action="store_true",
+                        help="measure the model already in --output (its build.json's training record is kept)")
     parser.add_argument("--eval-n", type=int, default=200)
     parser.add_argument("--samples", type=int, default=8)
-    parser.add_argument("--seed", type=int, default=0)
+    build_arguments(parser)
     args = parser.parse_args()
-
-    started = time.perf_counter()
-    documents = build_corpus(programs_n=args.programs, examples=args.examples, additions_n=args.additions,
-                             seed=args.seed, step_share=args.step_share, wrong_share=args.wrong_share,
-                             cue_share=args.cue_share, program_repeats=args.program_repeats,
-                             induction_inputs=AZR_RECIPE.azr.induction_inputs,
-                             max_references=AZR_RECIPE.azr.num_references, timeout_s=AZR_RECIPE.azr.executor_timeout_s)
-    tokenizer = train_bpe_tokenizer([d.context + d.continuation for d in documents], args.vocab, SPECIAL_TOKENS,
-                                    split_digits=True, phrases=prompt_phrases(AZR_RECIPE.azr.induction_inputs,
-                                                                              AZR_RECIPE.azr.executor_timeout_s))
-    model = qwen2_model(tokenizer, args.seed, hidden_size=args.hidden, intermediate_size=args.hidden * 8 // 3,
-                        num_hidden_layers=args.layers, num_attention_heads=4, num_key_value_heads=2,
-                        max_position_embeddings=1024, tie_word_embeddings=True, rope_theta=10000.0)
-    parameters = sum(p.numel() for p in model.parameters())
-    print(f"corpus: {len(documents)} documents; tokenizer: {len(tokenizer)} tokens; model: {parameters:,} parameters",
-          flush=True)
-    stats = pretrain(model, tokenizer, documents, epochs=8, learning_rate=args.lr, tokens_per_batch=args.tokens_per_batch,
-                     max_length=768, seed=args.seed, max_steps=args.steps, log_every=200)
-    stats.update(parameters=parameters, vocab_size=len(tokenizer))
-
     output = Path(args.output)
-    output.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(output, safe_serialization=True)
-    tokenizer.save_pretrained(output)
+    record = {}
+    if args.measure_only:
+        record = json.loads((output / "build.json").read_text())
+        stats = record["stats"]
+        args = argparse.Namespace(**{**record["args"], "eval_n": args.eval_n, "samples": args.samples})
+    else:
+        stats = train_model(output, args)
+    model, tokenizer = load_model(str(output))
     figures = measure(model, tokenizer, output, args.eval_n, args.samples)
-    stats["build_seconds"] = time.perf_counter() - started
-    (output / "MODEL.md").write_text(model_card(figures, stats, args))
-    (output / "build.json").write_text(json.dumps({"stats": stats, "figures": figures, "args": vars(args)}, indent=2))
+    (output / "MODEL.md").write_text(model_card(figures, stats, args, record.get("built_by")))
+    settings = {k: v for k, v in vars(args).items() if k not in ("measure_only", "output", "eval_n", "samples")}
+    (output / "build.json").write_text(json.dumps({**record, "stats": stats, "figures": figures, "args": settings},
+                                                  indent=2))
     for name, value, met in target_rows(figures):
         print(f"{'met' if met else 'MISSED'}: {name}: {value}")
     print(f"built {output} in {stats['build_seconds']:.0f} s")

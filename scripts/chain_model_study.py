@@ -1,13 +1,14 @@
-"""Design D6 of the program model (issue #21): chain programs, and Absolute Zero self-play from them.
+"""Designs of the program model (issue #21): chain programs, and Absolute Zero self-play from them.
 
-    python scripts/chain_model_study.py --output runs/chain_study [--split dev|heldout]   # design D6f
+    python scripts/chain_model_study.py --output runs/chain_study [--split dev|heldout]   # the shipped tiny's design
+    python scripts/chain_model_study.py --output runs/d6f --task-types deduction --additions 0   # design D6f
     python scripts/chain_model_study.py --output runs/chain_study --skip-build --azr-lr 1e-3   # reuse the model
 
-1. Builds a corpus of chain programs (`selftaught.data.chains`, pretrain split) for `--task-types`
-   (deduction; abduction too if asked): the solver answers step by step (the worked trace;
-   abduction: the worked inversion, `chains.inversion`) or bare, in AZR's own prompt and answer
-   formats, with cued documents that always take the procedure, and the proposers' documents. It then trains a BPE tokenizer and a small Qwen2-style model from nothing
-   (`selftaught.tiny.pretrain`, a step budget).
+1. Builds a model with `scripts/build_tiny_model.py`'s `train_model` and its settings (the defaults
+   are the shipped `tiny`'s): chain programs (`selftaught.data.chains`, pretrain split) for
+   `--task-types`, the solver answering step by step (the worked trace; abduction: the worked
+   inversion, `chains.inversion`) or bare, in AZR's own prompt and answer formats, with cued
+   documents that always take the procedure and the proposers' documents; `--additions` additions.
 2. Measures each type on `--eval-n` chain programs of `--split` × `--eval-samples` samples at the
    AZR recipe's τ, with AZR's own answer checking. It reports pass@1, pass@K, majority@K, greedy,
    the procedure share and the accuracy with and without the procedure, each with 95% bootstrap
@@ -17,7 +18,6 @@
    again and prints the per-step curves.
 
 Rates and batch sizes are chosen with `--split dev`; the reported figures come from `--split heldout`.
-The defaults are design D6f's (docs/program_model.md): 5,500 steps, 40% of plain documents worked.
 Writes OUTPUT/model/, OUTPUT/azr/ and OUTPUT/study.json.
 """
 
@@ -35,13 +35,13 @@ sys.path.insert(0, str(ROOT))
 from selftaught.config import build_config, set_all_dotted  # noqa: E402
 from selftaught.data import chains  # noqa: E402
 from selftaught.models import load_model  # noqa: E402
-from selftaught.models.tiny_random import qwen2_model, train_bpe_tokenizer  # noqa: E402
 from selftaught.recipes import load_recipe  # noqa: E402
 from selftaught.tiny.competence import program_figures  # noqa: E402
-from selftaught.tiny.corpus import chain_documents, chain_tasks  # noqa: E402
-from selftaught.tiny.phrases import prompt_phrases  # noqa: E402
-from selftaught.tiny.pretrain import pretrain  # noqa: E402
+from selftaught.tiny.corpus import chain_tasks  # noqa: E402
 from selftaught.trainer import Trainer  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "scripts"))
+from build_tiny_model import build_arguments, train_model  # noqa: E402
 
 EVAL_SEED = 1234
 """The evaluation programs' seed (dev and held-out alike)."""
@@ -52,22 +52,10 @@ CURVES = ("solve/solve_rate", "solve/tags/procedure", "propose/valid_rate")
 
 
 def build(output: Path, args) -> dict:
-    started = time.time()
-    items = chains.generate(args.programs, split="pretrain", seed=args.seed, examples=args.examples)
-    documents = chain_documents(items, seed=args.seed, step_share=args.step_share, wrong_share=0.5,
-                                cue_share=0.5, proposer_share=0.5, task_types=tuple(args.task_types))
-    tokenizer = train_bpe_tokenizer([d.context + d.continuation for d in documents[:20_000]], 600, ["<|endoftext|>"],
-                                    split_digits=True, phrases=prompt_phrases(4, 2.0))
-    model = qwen2_model(tokenizer, args.seed, hidden_size=args.hidden, intermediate_size=args.hidden * 8 // 3,
-                        num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2,
-                        max_position_embeddings=1024, tie_word_embeddings=True)
-    stats = pretrain(model, tokenizer, documents, epochs=3, learning_rate=2e-3, tokens_per_batch=4096,
-                     max_length=768, seed=args.seed, max_steps=args.steps, log_every=500)
-    model.save_pretrained(output)
-    tokenizer.save_pretrained(output)
+    stats = train_model(output, args)
     settings = {k: getattr(args, k) for k in ("hidden", "steps", "programs", "examples", "step_share", "task_types",
-                                              "seed")}
-    return {**stats, "programs": len(items), "build_s": time.time() - started, "settings": settings}
+                                              "additions", "seed")}
+    return {**stats, "build_s": stats["build_seconds"], "settings": settings}
 
 
 def measure(model_dir: Path, args) -> dict:
@@ -108,18 +96,12 @@ def main() -> None:
     parser.add_argument("--output", type=Path, required=True)
     parser.add_argument("--split", choices=("dev", "heldout"), default="dev")
     parser.add_argument("--skip-build", action="store_true", help="reuse OUTPUT/model")
-    parser.add_argument("--hidden", type=int, default=128)
-    parser.add_argument("--steps", type=int, default=5500, help="pretraining batches of 4,096 tokens")
-    parser.add_argument("--programs", type=int, default=30_000)
-    parser.add_argument("--examples", type=int, default=4, help="inputs per pretraining program")
-    parser.add_argument("--step-share", type=float, default=0.4, help="plain solver documents worked step by step")
     parser.add_argument("--eval-n", type=int, default=200)
     parser.add_argument("--eval-samples", type=int, default=8)
     parser.add_argument("--azr-steps", type=int, default=20)
     parser.add_argument("--azr-lr", type=float, default=3e-4)
     parser.add_argument("--azr-tasks", type=int, default=16, help="tasks per type and role per step")
-    parser.add_argument("--task-types", nargs="+", default=["deduction"], choices=["deduction", "abduction"])
-    parser.add_argument("--seed", type=int, default=0)
+    build_arguments(parser)  # the model's: scripts/build_tiny_model.py
     args = parser.parse_args()
     model_dir = args.output / "model"
     study = {"args": {k: str(v) for k, v in vars(args).items()}}  # a --skip-build run's build settings: study["build"]

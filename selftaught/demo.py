@@ -8,11 +8,11 @@ The demo has one section per built-in model (`MATH_SECTIONS`, then `PROGRAMS`):
   taking the procedure, every label-free reward's within-group AUROC), then one copy per method
   trained on the RL prompts (GRPO on gold answers, Intuitor, the other label-free rewards, the
   random-reward control), each measured again the same way;
-- **the program section** (`tiny`, which knows programs and additions): held-out program tasks
-  (deduction, abduction, induction; 8 samples each, AZR's own checking) and additions before and
+- **the program section** (`tiny`, which knows chain programs and additions): held-out program
+  tasks (deduction, abduction; 8 samples each, AZR's own checking) and additions before and
   after Absolute Zero self-play, so what self-play teaches is measured on programs and, as
-  transfer, on additions; and GRPO on additions from the same model, measured on additions and,
-  as transfer, on programs.
+  transfer, on additions; and GRPO and answer agreement on additions from the same model, measured
+  on additions and, as transfer, on programs.
 
 It writes `summary.json` (every figure with its interval and sample count, the per-step curves,
 each run's configuration), `report.md` and `report.png` (`selftaught.report`, with the targets
@@ -61,12 +61,15 @@ class MathSection:
 
 @dataclass(frozen=True)
 class ProgramSection:
-    """`tiny`: Absolute Zero self-play (configs/azr_tiny.yaml) and GRPO on additions
-    (configs/grpo_tiny_additions.yaml), each measured on programs and additions."""
+    """`tiny`: Absolute Zero self-play (configs/azr_tiny.yaml), and GRPO and answer agreement on
+    additions, each measured on programs and additions."""
 
     model: str = "tiny"
     azr_recipe: str = "azr_tiny.yaml"
-    additions_recipe: str = "grpo_tiny_additions.yaml"
+    additions_recipes: tuple[tuple[str, str], ...] = (("grpo_additions", "grpo_tiny_additions.yaml"),
+                                                      ("answer_agreement_additions",
+                                                       "answer_agreement_tiny_additions.yaml"))
+    """(run name, recipe) of the runs on additions: the gold reward and the best label-free one."""
 
 
 MATH_SECTIONS = (
@@ -119,8 +122,9 @@ def azr_recipe(output_dir: Path, steps: int | None = None, per_type_role: int | 
     recipe = load_recipe(PROGRAMS.azr_recipe)
     overrides = run_overrides(output_dir, steps or AZR_RECIPE.max_steps)
     if per_type_role:
+        groups = 2 * len(AZR_RECIPE.azr.task_types)  # (type, role) groups
         overrides.update({"azr.tasks_per_type_role": per_type_role, "azr.seed_proposals": per_type_role,
-                          "per_device_train_batch_size": 6 * per_type_role})
+                          "per_device_train_batch_size": groups * per_type_role})
     return set_all_dotted(recipe, overrides)
 
 
@@ -159,6 +163,11 @@ def _curves(history: list[dict]) -> dict[str, list[float]]:
         if values:
             curves[key] = values
     return curves
+
+
+def _count(history: list[dict], suffix: str) -> float:
+    """A counter summed over steps and task types (keys ending in `suffix`)."""
+    return sum(row.get(key, 0) for row in history for key in row if key.endswith(suffix))
 
 
 def _run_record(history: list[dict], after: dict, recipe: dict, trainer: Trainer, auroc: dict | None = None) -> dict:
@@ -202,7 +211,7 @@ def run_math_section(section: MathSection, output: Path, budget: Budget, logging
 
 
 def run_program_section(output: Path, budget: Budget, logging: dict | None) -> dict:
-    """`tiny` before and after AZR self-play and after GRPO on additions: programs and additions each time."""
+    """`tiny` before and after AZR self-play and after each run on additions: programs and additions each time."""
     root = output / PROGRAMS.model
     result = {"kind": "programs", "model": PROGRAMS.model, "runs": {},
               "eval": {"programs_n": budget.programs_n, "samples": budget.program_samples, "math_n": budget.math_n}}
@@ -217,19 +226,20 @@ def run_program_section(output: Path, budget: Budget, logging: dict | None) -> d
     after.update(measure_additions(recipe["output_dir"], budget.math_n, root / "azr" / "diagnose",
                                    works_step_by_step)["figures"])
     result["runs"]["azr"] = {**_run_record(history, after, recipe, trainer),
-                             "excluded_proposals": sum(row.get(key, 0) for row in history for key in row
-                                                       if key.endswith("/propose/excluded"))}
+                             "excluded_proposals": _count(history, "/propose/excluded"),
+                             "held_out_split_proposals": _count(history, "/propose/held_out_split")}
     print(_line(f"{PROGRAMS.model} + azr", after), flush=True)
     del trainer
 
-    recipe = set_all_dotted(load_recipe(PROGRAMS.additions_recipe), run_overrides(root / "grpo_additions",
-                                                                                  budget.steps))
-    history, trainer = _train(recipe, logging)
-    after = measure_additions(recipe["output_dir"], budget.math_n, root / "grpo_additions" / "diagnose",
-                              works_step_by_step)["figures"]
-    after.update(measure_programs(recipe["output_dir"], budget))
-    result["runs"]["grpo_additions"] = _run_record(history, after, recipe, trainer)
-    print(_line(f"{PROGRAMS.model} + grpo on additions", after), flush=True)
+    for run_name, recipe_file in PROGRAMS.additions_recipes:
+        recipe = set_all_dotted(load_recipe(recipe_file), run_overrides(root / run_name, budget.steps))
+        history, trainer = _train(recipe, logging)
+        after = measure_additions(recipe["output_dir"], budget.math_n, root / run_name / "diagnose",
+                                  works_step_by_step)["figures"]
+        after.update(measure_programs(recipe["output_dir"], budget))
+        result["runs"][run_name] = {**_run_record(history, after, recipe, trainer), "reward": method_reward(recipe)}
+        print(_line(f"{PROGRAMS.model} + {run_name}", after), flush=True)
+        del trainer
     return result
 
 

@@ -6,7 +6,7 @@ A change is called a change only when the two 95% intervals do not overlap (a co
 reading: with a few hundred held-out problems, smaller differences are noise); otherwise the
 report says "no measurable change". A figure is a dict with `value`, `low`, `high` (the
 interval) and `n`. A section's figures are {task: {figure name: figure}}: task `additions` for
-the math models; `deduction`, `abduction`, `induction` and `additions` for the program model.
+the math models; the AZR recipe's task types and `additions` for the program model.
 """
 
 from __future__ import annotations
@@ -36,11 +36,13 @@ SHARE_REWARDS = {"grpo", "majority_vote", "answer_agreement", "random"}
 """Runs whose reward is a share (0–1): one axis with the gold accuracy."""
 COLORS = {"base": "C0", "intuitor": "C1", "grpo": "C2", "azr": "C3", "majority_vote": "C4",
           "answer_agreement": "C5", "token_entropy": "C6", "trajectory_logprob": "C7", "random": "C8",
-          "grpo_additions": "C9"}
+          "grpo_additions": "C9", "answer_agreement_additions": "C5"}
 """One colour per run in every panel."""
 TARGETS = {"grpo": 0.15, "label_free": 0.10, "intuitor": 0.10, "azr": 0.10, "azr_other": 0.05}
 """Held-out sampled pass@1 gains the demo aims for, with intervals disjoint from the base's."""
 NOT_LABEL_FREE = {"grpo", "intuitor", "random"}
+ADDITION_RUNS = {"grpo_additions": "GRPO", "answer_agreement_additions": "answer agreement"}
+"""The program section's runs on additions, and how the report names them."""
 
 
 def verdict(before: dict, after: dict) -> str:
@@ -125,6 +127,9 @@ def program_targets(section: dict) -> list[str]:
                 lines.append(f"- AZR {task} (reported; stretch ≥ +{TARGETS['azr_other']:.2f}): "
                              f"{'met' if _met(section, 'azr', TARGETS['azr_other'], task) else 'not met'} — "
                              f"{_gain_text(section, 'azr', task)}")
+            else:
+                lines.append(f"- AZR {task}: not trained or measured (the model's corpus has no {task}; "
+                             f"the recipe's task types leave it out)")
         share = azr["curves"].get("azr/deduction/solve/tags/procedure")
         if share:
             first, last = _first_last(share)
@@ -136,19 +141,22 @@ def program_targets(section: dict) -> list[str]:
             lines.append("- AZR valid-proposal rates do not fall (last vs first steps, 0.05 slack): "
                          f"{'yes' if held else 'NO'} — " + "; ".join(f"{t} {a:.2f} → {b:.2f}" for t, (a, b) in
                                                                      valid.items()))
-        lines.append(f"- self-play proposals of dev/held-out programs (dropped from training): "
-                     f"{azr.get('excluded_proposals', 0):g}")
+        lines.append(f"- self-play proposals of measured programs (dropped from training): "
+                     f"{azr.get('excluded_proposals', 0):g}; of other dev/held-out chains (trained on, "
+                     f"never measured): {azr.get('held_out_split_proposals', 0):g}")
         if "additions" in azr["after"]:
             lines.append(f"- transfer, programs → additions (AZR, no addition trained on): pass@1 "
                          f"{_gain_text(section, 'azr', 'additions')}, procedure share "
                          f"{_gain_text(section, 'azr', 'additions', 'procedure share')}")
-    if "grpo_additions" in runs:
-        lines.append(f"- GRPO on additions, in domain: pass@1 {_gain_text(section, 'grpo_additions')}")
+    for name, label in ADDITION_RUNS.items():
+        if name not in runs:
+            continue
+        lines.append(f"- {label} on additions, in domain: pass@1 {_gain_text(section, name)}")
         for task in TASK_TYPES:
-            if task in runs["grpo_additions"]["after"]:
-                lines.append(f"- transfer, additions → {task} (GRPO on additions): pass@1 "
-                             f"{_gain_text(section, 'grpo_additions', task)}, procedure share "
-                             f"{_gain_text(section, 'grpo_additions', task, 'procedure share')}")
+            if task in runs[name]["after"]:
+                lines.append(f"- transfer, additions → {task} ({label} on additions): pass@1 "
+                             f"{_gain_text(section, name, task)}, procedure share "
+                             f"{_gain_text(section, name, task, 'procedure share')}")
     return lines
 
 

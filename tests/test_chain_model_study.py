@@ -12,11 +12,12 @@ SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "chain_model_study.py
 def test_the_study_builds_measures_plays_and_measures_again_for_both_types(tmp_path):
     run = subprocess.run([sys.executable, str(SCRIPT), "--output", str(tmp_path), "--steps", "5", "--programs", "80",
                           "--examples", "2", "--eval-n", "6", "--eval-samples", "2", "--azr-steps", "2",
-                          "--azr-tasks", "2", "--task-types", "deduction", "abduction"],
+                          "--azr-tasks", "2", "--additions", "40"],
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]
     study = json.loads((tmp_path / "study.json").read_text())
-    assert study["build"]["steps"] == 5 and study["build"]["programs"] == 80
+    assert study["build"]["steps"] == 5 and study["build"]["settings"]["programs"] == 80
+    assert study["build"]["settings"]["additions"] == 40
     assert study["build"]["settings"]["task_types"] == ["deduction", "abduction"]
     for figures in (study[when][task_type] for when in ("base", "after") for task_type in ("deduction", "abduction")):
         assert figures["n"] == 6 and figures["samples"] == 2

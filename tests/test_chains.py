@@ -99,3 +99,20 @@ def test_chain_abduction_documents_answer_with_an_input_that_gives_the_output():
         found = re.search(r"```input\n(.*?)\n```", document.continuation, re.S).group(1)
         assert run_program(program, [found]) == [output], document.continuation
     assert any("propose a new abduction" in d.context for d in documents)
+
+
+def test_builtin_exclusion_drops_the_measured_chains_and_knows_every_other_held_out_one():
+    from selftaught.azr.episodes import excluded_programs, held_out_chains, program_key
+
+    every = chains.all_chains()
+    assert all(program_key(program) == program for program in every[::9])  # every ninth: all of them take ~5 s
+    excluded = excluded_programs("builtin")
+    for split in ("dev", "heldout"):  # what the model card and the demo measure: a prefix of these
+        for item in chains.generate(chains.MEASURED_PROGRAMS, split=split, seed=chains.MEASURED_SEED):
+            assert program_key(item.program) in excluded and item.program in held_out_chains()
+        others = [item.program for item in chains.generate(300, split=split, seed=5)]
+        assert all(program in held_out_chains() for program in others)  # counted when trained on
+    assert not any(item.program in excluded or item.program in held_out_chains()
+                   for item in chains.generate(300, split="pretrain", seed=5))
+    proposal = "def f(a):\n    x = a + 4\n    return x - 3"  # spelled with extra spaces, still one key
+    assert program_key(proposal.replace("a + 4", "a  +  4")) == program_key(proposal)

@@ -52,7 +52,7 @@ LOSS_RECIPES = ("gspo", "dapo")
 
 def test_the_tiny_recipes_exist():
     assert {p.name for p in TINY} == {f"{m}_tiny.yaml" for m in (*demo.METHODS, "azr", *LOSS_RECIPES)}
-    assert (CONFIGS / demo.PROGRAMS.additions_recipe).is_file()
+    assert all((CONFIGS / recipe).is_file() for _, recipe in demo.PROGRAMS.additions_recipes)
     ramble_methods = ("intuitor", "grpo", "random", "majority_vote", "answer_agreement", "token_entropy",
                       "trajectory_logprob")  # the demo runs the first three; the seed spread all seven
     assert {p.name for p in TINY_RAMBLE} == {"tiny_ramble_base.yaml", *(f"{m}_tiny_ramble.yaml" for m in ramble_methods)}

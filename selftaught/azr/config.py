@@ -36,10 +36,13 @@ class AZRConfig(BaseModel):
     """False: after the seeding phase no more proposals are made and only the solver is trained, on
     tasks from the buffers the seeding phase filled (the "does the proposer matter?" ablation)."""
     exclude_programs: str | None = None
-    """Programs self-play must never train on: `builtin` (the dev and held-out programs of the
-    built-in program world, `data.programs`) or a JSONL file with a `program` field per row.
-    A proposal of one of them is not added to the buffers and its row is left out of the update
-    (advantage 0); each is counted (`azr/<type>/propose/excluded`)."""
+    """Programs self-play must never train on: `builtin` (the programs the built-in measurements
+    draw: the template world's dev and held-out programs, the first 1,000 dev and held-out chains
+    at seed 0) or a JSONL file with a `program` field per row. A proposal of one of them is not
+    added to the buffers and its row is left out of the update (advantage 0); each is counted
+    (`azr/<type>/propose/excluded`). With `builtin`, proposals of any other dev or held-out chain
+    are trained on and counted (`azr/<type>/propose/held_out_split`): dropping all of them (40% of
+    the chain world) starved the buffers of the model's own kind of task (docs/program_model.md)."""
     self_certainty_weight: float = Field(0.0, ge=0)
     """Add Intuitor's self-certainty to the solver's reward (0 = off)."""
     use_chat_template: Literal["auto", "always", "never"] = "never"

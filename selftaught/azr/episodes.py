@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import ast
 import atexit
+import functools
 import math
 import random
 import re
@@ -117,14 +118,17 @@ def program_key(program: str) -> str:
 
 
 def excluded_programs(setting: str | None) -> frozenset[str]:
-    """The `program_key`s of azr.exclude_programs: `builtin` = the built-in world's dev and held-out
-    programs; a path = a JSONL file's `program` fields."""
+    """The `program_key`s of azr.exclude_programs: `builtin` = the programs the built-in measurements
+    draw (the template world's dev and held-out programs; the first `chains.MEASURED_PROGRAMS` dev
+    and held-out chains at `chains.MEASURED_SEED`); a path = a JSONL file's `program` fields."""
     if setting is None:
         return frozenset()
     if setting == "builtin":
-        from ..data import programs
+        from ..data import chains, programs
 
         texts = [program for split in ("dev", "heldout") for _, _, program in programs.all_programs(split)]
+        texts += [item.program for split in ("dev", "heldout")
+                  for item in chains.generate(chains.MEASURED_PROGRAMS, split, seed=chains.MEASURED_SEED)]
     else:
         from ..data import read_jsonl
 
@@ -134,6 +138,14 @@ def excluded_programs(setting: str | None) -> frozenset[str]:
                 raise UserError(f"{where}: azr.exclude_programs rows need a string 'program' field")
             texts.append(record["program"])
     return frozenset(program_key(text) for text in texts)
+
+
+@functools.lru_cache(maxsize=1)
+def held_out_chains() -> frozenset[str]:
+    """Every chain of the dev and held-out splits (chains are written in `program_key`'s form: a test checks)."""
+    from ..data import chains, programs
+
+    return frozenset(c for c in chains.all_chains() if programs.split_of(c) in ("dev", "heldout"))
 
 
 def min_induction_pairs(num_inputs: int) -> int:
@@ -267,10 +279,13 @@ class AZREpisodes(EpisodeSource):
                 outcomes[k] = ProposalOutcome(False, checked[0][1].reason)
                 continue
             task = Task(task_type, program, [i for i, _ in passed], [o for _, o in passed], message, step)
-            if program_key(program) in self.excluded_programs:
+            key = program_key(program)
+            if key in self.excluded_programs:
                 outcomes[k] = ProposalOutcome(False, "excluded_program", task, excluded=True)
                 self._count(f"azr/{task_type}/propose/excluded")
                 continue
+            if self.azr.exclude_programs == "builtin" and key in held_out_chains():
+                self._count(f"azr/{task_type}/propose/held_out_split")  # trained on, but never measured: counted
             outcomes[k] = ProposalOutcome(True, None, task)
         return outcomes
 

@@ -37,6 +37,10 @@ import random
 from .programs import SPLITS, ProgramTask, run_program, split_of
 
 FAMILY = "chain"
+MEASURED_SEED = 0
+"""The seed of the chains the built-in measurements draw (model card, demo: `generate(n, split, seed=0)`)."""
+MEASURED_PROGRAMS = 1000
+"""At most this many of them per split (`generate` with one seed gives prefixes of one sequence)."""
 LOWEST, HIGHEST = -9, 99
 """The running value's bounds, for every input 0–9."""
 CONSTANTS = tuple(range(2, 10))

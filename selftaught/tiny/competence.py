@@ -2,8 +2,8 @@
 
 - `addition_figures`: `selftaught diagnose` on long additions at the tiny-math recipes' settings:
   pass@1, pass@K, majority@K, greedy, the share taking the procedure, every label-free AUROC.
-- `program_figures`: the same figures for program tasks (deduction, abduction, induction) on
-  distinct programs of the `dev` or `heldout` split: K samples per task at the AZR recipe's τ,
+- `program_figures`: the same figures for program tasks (the AZR recipe's types) on distinct
+  chain programs of the `dev` or `heldout` split (`data.chains`): K samples per task at the AZR recipe's τ,
   answers parsed and checked exactly as self-play does (`AZREpisodes.solve`: AZR's parsing, the
   sandboxed executor), 95% bootstrap intervals over programs.
 - `proposal_valid_rates`: the share of valid AZR proposals per task type.
@@ -21,14 +21,14 @@ from contextlib import contextmanager
 import numpy as np
 
 from ..azr.episodes import AZREpisodes
-from ..azr.tasks import TASK_TYPE_SPECS, TASK_TYPES
+from ..azr.tasks import TASK_TYPE_SPECS
 from ..config import build_config
 from ..data import addition
 from ..diagnose import ratio_with_interval, run_diagnose
 from ..evaluate import Accuracy
 from ..recipes import load_recipe
 from ..rollout import Sampler
-from .corpus import held_out_tasks, works_step_by_step
+from .corpus import chain_tasks, works_step_by_step
 
 TINY_MATH = build_config(load_recipe("tiny_math_base.yaml"))
 """The block every tiny-math recipe shares (model, data, G, sampling), validated: `tiny-math` is
@@ -119,12 +119,13 @@ def _type_figures(tasks, completions, answers, correct, greedy_correct, samples:
 
 
 def program_figures(model, tokenizer, n: int, split: str = "heldout", samples: int = PROGRAM_SAMPLES,
-                    task_types=TASK_TYPES, seed: int = 0, tasks: dict | None = None) -> dict[str, dict]:
+                    task_types=tuple(AZR_RECIPE.azr.task_types), seed: int = 0,
+                    tasks: dict | None = None) -> dict[str, dict]:
     """Per task type: pass@1, pass@K, majority@K and greedy, the share of samples that work step
-    by step and the accuracy of those that do and do not, on `n` distinct programs of `split`
+    by step and the accuracy of those that do and do not, on `n` distinct chain programs of `split`
     (one task each; or on `tasks`, {type: [Task]}), 95% bootstrap intervals over programs."""
     if tasks is None:
-        tasks = held_out_tasks(n, seed=seed, induction_inputs=AZR_RECIPE.azr.induction_inputs, split=split)
+        tasks = chain_tasks(n, seed=seed, split=split, task_types=tuple(task_types))
     task_types = [t for t in task_types if t in tasks]
     chosen = [task for task_type in task_types for task in tasks[task_type]]
     sampler = program_sampler(model, tokenizer)
@@ -142,8 +143,8 @@ def program_figures(model, tokenizer, n: int, split: str = "heldout", samples: i
 
 
 def proposal_valid_rates(model, tokenizer, n: int, seed: int = 0) -> dict[str, Accuracy]:
-    """Share of valid proposals per task type, with held-out programs as references."""
-    tasks = held_out_tasks(n, seed=seed, induction_inputs=AZR_RECIPE.azr.induction_inputs)
+    """Share of valid proposals per task type of the AZR recipe, with held-out chains as references."""
+    tasks = chain_tasks(n, seed=seed, task_types=tuple(AZR_RECIPE.azr.task_types))
     sampler = program_sampler(model, tokenizer)
     rates = {}
     with azr_evaluator(tokenizer, seed) as source:

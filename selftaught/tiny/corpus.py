@@ -1,17 +1,19 @@
-"""The pretraining corpus of `selftaught-tiny`: programs in every Absolute Zero format, and additions.
+"""The pretraining corpus of `selftaught-tiny`: chain programs in Absolute Zero's formats, and additions.
 
 Like `tiny-math`, `tiny` is built to have a reliable procedure and a weak habit of using
 it, so that reinforcement learning has something to select:
 
-- **Program tasks** (`data.programs`, pretrain split only), in exactly the prompt and
-  response formats self-play uses (`azr.prompts`). The deduction solver answers either
-  *step by step*, with the worked execution trace (`data.trace`), or with a *bare*
-  output ("The answer is 23."), of which `wrong_share` are careless near misses. The
-  abduction solver likewise answers step by step, undoing the program one operation at
-  a time (`programs.inversion`), or with a bare guess. A `step_share` of plain solver
-  prompts take the procedure; further documents whose prompt adds "Work it out step by
-  step." always do: they teach the skill without strengthening the habit. The induction
-  solver writes the program; the proposers write new programs and inputs.
+- **Chain programs** (`data.chains`, pretrain split only): straight-line arithmetic on
+  digits, in exactly the prompt and response formats self-play uses (`azr.prompts`).
+  The deduction solver answers either *step by step*, with the worked execution trace
+  (`data.trace`), or with a *bare* output ("The answer is 23."), of which `wrong_share`
+  are careless near misses. The abduction solver likewise answers step by step, undoing
+  the chain one line at a time (`chains.inversion`), or with a bare guess. A `step_share`
+  of plain solver prompts take the procedure; further documents whose prompt adds "Work
+  it out step by step." always do: they teach the skill without strengthening the habit.
+  The proposers write new chains and inputs. Each line of a procedure is one copied
+  statement and one fact about numbers below 100, so the procedure carries over to
+  programs the corpus never held.
 - **Additions** (`data.addition`, pretrain split), written the way `tiny-math` knows
   them: the column procedure or a bare answer, with the same two contexts.
 
@@ -143,11 +145,6 @@ def proposer_documents(item: programs.ProgramTask, pool: list[programs.ProgramTa
     return documents
 
 
-def induction_document(item: programs.ProgramTask, induction_inputs: int) -> Document:
-    return Document(wrap_prompt(solver_prompt(as_task("induction", item, induction_inputs))),
-                    response(INDUCTION_THOUGHT, ("python", item.program)))
-
-
 def example_documents(item: programs.ProgramTask, task_types: tuple[str, ...], *, step_share: float,
                       wrong_share: float, cue_share: float, rng: random.Random) -> list[Document]:
     """Per example of `item` and per type, a plain solver document and, with probability `cue_share`,
@@ -160,24 +157,6 @@ def example_documents(item: programs.ProgramTask, task_types: tuple[str, ...], *
             if rng.random() < cue_share:
                 documents += solver_documents(task_type, item, example, step_share=1.0,
                                               wrong_share=wrong_share, cue=True, rng=rng)
-    return documents
-
-
-def program_documents(items: list[programs.ProgramTask], *, seed: int, step_share: float, wrong_share: float,
-                      cue_share: float, induction_inputs: int, max_references: int, timeout_s: float,
-                      proposer_repeats: int = 1) -> list[Document]:
-    """Every program document: per example, a plain solver document of each procedure type (and a cued
-    one with probability `cue_share`); per program, an induction solver document and the proposers'."""
-    rng = random.Random(seed)
-    documents = []
-    for item in items:
-        documents += example_documents(item, PROCEDURE_TYPES, step_share=step_share, wrong_share=wrong_share,
-                                       cue_share=cue_share, rng=rng)
-        if len(item.inputs) >= induction_inputs:
-            documents.append(induction_document(item, induction_inputs))
-        for _ in range(proposer_repeats):
-            documents += proposer_documents(item, items, rng, max_references=max_references,
-                                            induction_inputs=induction_inputs, timeout_s=timeout_s)
     return documents
 
 
@@ -198,37 +177,26 @@ def chain_documents(items: list[programs.ProgramTask], *, seed: int, step_share:
     return documents
 
 
-def build_corpus(*, programs_n: int, examples: int, additions_n: int, seed: int, step_share: float = 0.3,
-                 wrong_share: float = 0.5, cue_share: float = 0.5, induction_inputs: int = 4,
-                 max_references: int = 2, timeout_s: float = 2.0, proposer_repeats: int = 1,
-                 program_repeats: int = 1) -> list[Document]:
-    """The shuffled corpus: `programs_n` pretrain programs with up to `examples` inputs each, their
-    documents drawn `program_repeats` times (each draw decides anew which examples are worked step
-    by step, which references proposers see), and `additions_n` plain-context additions (plus
-    `cue_share` as many in the step context)."""
-    items = programs.generate(programs_n, split="pretrain", seed=seed, examples=examples)
-    documents = []
-    for repeat in range(program_repeats):
-        documents += program_documents(items, seed=seed + repeat, step_share=step_share, wrong_share=wrong_share,
-                                       cue_share=cue_share, induction_inputs=induction_inputs,
-                                       max_references=max_references, timeout_s=timeout_s,
-                                       proposer_repeats=proposer_repeats)
-    documents += addition_corpus(additions_n, procedure_share=step_share, wrong_share=wrong_share,
-                                 columns_share=cue_share, seed=seed, mark=STEP_MARK, columns_context=STEP_CONTEXT)
+def build_corpus(*, programs_n: int, examples: int, additions_n: int, seed: int, step_share: float = 0.4,
+                 wrong_share: float = 0.5, cue_share: float = 0.5, proposer_share: float = 0.5,
+                 task_types: tuple[str, ...] = PROCEDURE_TYPES, max_references: int = 2,
+                 timeout_s: float = 2.0) -> list[Document]:
+    """The shuffled corpus of `tiny`: `programs_n` pretrain chain programs with `examples` inputs each
+    (`chain_documents`), and `additions_n` plain-context additions (plus `cue_share` as many in the
+    step context) written with the same `step_share` and `wrong_share`."""
+    items = chains.generate(programs_n, split="pretrain", seed=seed, examples=examples)
+    documents = chain_documents(items, seed=seed, step_share=step_share, wrong_share=wrong_share, cue_share=cue_share,
+                                proposer_share=proposer_share, task_types=task_types,
+                                max_references=max_references, timeout_s=timeout_s)
+    if additions_n:
+        documents += addition_corpus(additions_n, procedure_share=step_share, wrong_share=wrong_share,
+                                     columns_share=cue_share, seed=seed, mark=STEP_MARK, columns_context=STEP_CONTEXT)
     random.Random(seed).shuffle(documents)
     return documents
 
 
-def held_out_tasks(n: int, seed: int = 0, induction_inputs: int = 4, split: str = "heldout") -> dict[str, list[Task]]:
-    """Tasks of every type from `n` distinct programs of `split` (`dev` or `heldout`; never trained on)."""
-    items = programs.generate(n, split=split, seed=seed, examples=induction_inputs)
-    return {"deduction": [as_task("deduction", item) for item in items],
-            "abduction": [as_task("abduction", item) for item in items],
-            "induction": [as_task("induction", item, induction_inputs) for item in items]}
-
-
 def chain_tasks(n: int, seed: int = 0, split: str = "heldout",
-                task_types: tuple[str, ...] = ("deduction",)) -> dict[str, list[Task]]:
+                task_types: tuple[str, ...] = PROCEDURE_TYPES) -> dict[str, list[Task]]:
     """Tasks of each of `task_types` from `n` distinct chain programs of `split` (`data.chains`)."""
     items = chains.generate(n, split=split, seed=seed)
     return {task_type: [as_task(task_type, item) for item in items] for task_type in task_types}

@@ -7,10 +7,11 @@ import sys
 
 from transformers import AutoModelForCausalLM
 
-from selftaught.data import addition, programs
+from selftaught.data import addition, chains
 from selftaught.models import ALIASES, TINY_ASSET, load_model
-from selftaught.tiny.corpus import (BARE_OPENER, STEP_CONTEXT, STEP_MARK, build_corpus, held_out_tasks,
-                                    solver_documents, works_step_by_step)
+from selftaught.tiny.competence import AZR_RECIPE
+from selftaught.tiny.corpus import (BARE_OPENER, STEP_CONTEXT, STEP_MARK, build_corpus, chain_tasks, solver_documents,
+                                    works_step_by_step)
 
 ASSET = TINY_ASSET
 
@@ -50,18 +51,18 @@ def test_corpus_is_disjoint_from_dev_and_held_out_data():
     documents = build_corpus(programs_n=400, examples=4, additions_n=300, seed=0)
     text = "\n".join(d.context + d.continuation for d in documents)
     for split in ("dev", "heldout"):
-        for task in held_out_tasks(400, seed=0, split=split)["deduction"]:  # every program of the split
-            assert task.program not in text, (split, task.program)
+        for task in chain_tasks(1000, seed=0, split=split)["deduction"]:
+            assert f"{task.program}\n```" not in text, (split, task.program)  # a whole program, not a prefix of one
     for problem in addition.generate(100, split="heldout", seed=0):
         assert problem.prompt not in text
-    assert {t.program for t in programs.generate(400, "pretrain")} & {
-        t.program for t in programs.generate(400, "heldout")} == set()
+    assert {t.program for t in chains.generate(400, "pretrain")} & {
+        t.program for t in chains.generate(400, "heldout")} == set()
 
 
 def test_solver_documents_work_step_by_step_or_answer_bare():
     import random
 
-    item = programs.generate(1, "pretrain", seed=0, examples=3)[0]
+    item = chains.generate(1, "pretrain", seed=0, examples=3)[0]
     stepped = solver_documents("deduction", item, 0, step_share=1.0, wrong_share=0.0, cue=False,
                                rng=random.Random(0))[0]
     thought, answer = stepped.continuation.split("</think>")
@@ -92,14 +93,15 @@ def test_quick_demo_end_to_end(tmp_path):
             assert run["config"]["rewards"][0] == {"name": run["reward"], "weight": 1.0}, name
             assert len(run["curves"]["rewards/math_answer/mean"]) == run["steps"], name  # gold, logged
     programs = sections[PROGRAMS.model]
-    assert set(programs["runs"]) == {"azr", "grpo_additions"}
-    assert set(programs["base"]) == {"deduction", "abduction", "induction", "additions"}
+    assert set(programs["runs"]) == {"azr", *(name for name, _ in PROGRAMS.additions_recipes)}
+    types = AZR_RECIPE.azr.task_types
+    assert set(programs["base"]) == {*types, "additions"}
     for run in programs["runs"].values():  # programs and additions, before and after each run: the transfer rows
         assert set(run["after"]) == set(programs["base"])
     azr = programs["runs"]["azr"]
-    assert {f"azr/{t}/{what}" for t in ("deduction", "abduction", "induction")
+    assert {f"azr/{t}/{what}" for t in types
             for what in ("propose/valid_rate", "solve/solve_rate", "solve/tags/procedure")} <= set(azr["curves"])
-    assert azr["excluded_proposals"] >= 0
+    assert azr["excluded_proposals"] >= 0 and azr["held_out_split_proposals"] >= 0
     for section in sections.values():
         for figures in [section["base"]] + [run["after"] for run in section["runs"].values()]:
             for task, values in figures.items():
