@@ -100,7 +100,8 @@ def test_demo_recipes_are_the_files_plus_the_visible_overrides(tmp_path):
         assert demo.math_recipe(method, tmp_path / method, 3) == expected, method
         assert demo.method_reward(expected) == expected["rewards"][0]["name"]
     expected = read_recipe(CONFIGS / "azr_tiny.yaml")
-    expected.update(output_dir=str(tmp_path / "azr"), max_steps=3, save_steps=3, per_device_train_batch_size=12)
+    groups = 2 * len(expected["azr"]["task_types"])  # (type, role) groups of 2 rows each
+    expected.update(output_dir=str(tmp_path / "azr"), max_steps=3, save_steps=3, per_device_train_batch_size=2 * groups)
     expected["azr"].update(tasks_per_type_role=2, seed_proposals=2)
     assert demo.azr_recipe(tmp_path / "azr", 3, 2) == expected
     with pytest.raises(UserError, match="unknown method 'ppo' for tiny-math"):

@@ -3,6 +3,9 @@ proposals, executor validation, learnability, TRR++, buffers, resume), and the
 built-in random model through the command line (mechanics only)."""
 
 import json
+from pathlib import Path
+
+import yaml
 
 from conftest import azr_overrides
 
@@ -100,15 +103,17 @@ def test_cli_runs_the_tiny_recipe_on_the_random_model(tmp_path):
                  "--set", "max_completion_length=12"])
     assert code == 0
     [row] = read_jsonl(tmp_path / "metrics.jsonl")
-    for task_type in TASK_TYPES:
+    types = yaml.safe_load(Path("configs/azr_tiny.yaml").read_text())["azr"]["task_types"]
+    assert set(types) < set(TASK_TYPES) and not any(k.startswith("azr/induction/") for k in row)
+    for task_type in types:
         assert row[f"azr/{task_type}/propose/count"] == 2 and row[f"azr/{task_type}/solve/count"] == 2
-        # a random model writes no valid program: every proposal is rejected, counted, and scores −1
+        # 12 tokens hold no valid program: every proposal is rejected, counted, and scores −1
         assert row[f"azr/{task_type}/propose/valid_rate"] == 0.0
         assert row[f"azr/{task_type}/propose/reward_mean"] == -1.0
         assert sum(v for k, v in row.items() if k.startswith(f"azr/{task_type}/propose/reject/")) == 2
     assert row["azr/seed/rounds"] == 1
     assert (tmp_path / "checkpoints" / "step-1").is_dir()
-    assert (tmp_path / "buffers" / "induction.jsonl").is_file()
+    assert all((tmp_path / "buffers" / f"{task_type}.jsonl").is_file() for task_type in types)
 
 
 def test_warnings_about_model_written_programs_are_counted_not_printed(tmp_path, monkeypatch, capfd):
