@@ -16,6 +16,12 @@ def _train(args) -> int:
     from .errors import UserError
     from .trainer import Trainer
 
+    if args.help_config:
+        from .config import field_reference
+
+        for key, default, meaning in field_reference():
+            print(f"{key}" + (f" = {default}" if default else "") + f"\n    {' '.join(meaning.split())}")
+        return 0
     overrides = args.set + _log_overrides(args)
     if args.trl_config:
         from .trl_config import from_trl_config
@@ -154,6 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config key (dotted for nested keys), repeatable")
     train.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in output_dir")
+    train.add_argument("--help-config", action="store_true",
+                       help="print every config key with its default and meaning, then exit")
     _add_log_flags(train)
     train.set_defaults(run=_train)
 

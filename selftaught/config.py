@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import difflib
 import re
+import types
+import typing
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,7 +26,7 @@ from .trackers import TRACKERS, default_report_to
 
 class _Strict(BaseModel):
     # Unknown keys are errors: a typo like `lerning_rate` must not be ignored.
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, use_attribute_docstrings=True)
 
 
 class ModelConfig(_Strict):
@@ -35,6 +37,7 @@ class ModelConfig(_Strict):
     """Weights' dtype. `auto`: float32 master weights (bf16 compute comes from
     `bf16`)."""
     trust_remote_code: bool = False
+    """Let transformers run the model repository's own code (hub models that need it)."""
 
 
 class DataConfig(_Strict):
@@ -42,19 +45,25 @@ class DataConfig(_Strict):
     """`arithmetic` (built-in generator), a `.jsonl` file with `prompt` and optional
     `answer`, or a Hugging Face dataset name or local dataset directory."""
     split: str = "train"
+    """The split of a built-in generator, or of a Hugging Face data set, to train on."""
     prompt_field: str = "prompt"
+    """The row field that holds the prompt (JSONL and Hugging Face sources)."""
     answer_field: str = "answer"
+    """The row field that holds the gold answer (optional: label-free rewards need none)."""
     num_examples: int = Field(2000, ge=1)
     """Size of a generated data set (built-in generators only)."""
     difficulty: int = Field(1, ge=1, le=5)
     """Operand size / number of steps for the built-in arithmetic generator."""
     system_prompt: str | None = None
+    """A system message put before every prompt when the chat template is used."""
     prompt_template: str = "{prompt}\n"
     """How a row's prompt becomes the user message; `{prompt}` is replaced. Without
     a chat template this is the model's whole context, so end it where the answer
     should start."""
     use_chat_template: Literal["auto", "always", "never"] = "auto"
+    """`auto`: the tokenizer's chat template when it has one; `always`/`never` force it."""
     shuffle: bool = True
+    """Draw prompts in a seeded random order (false: file order)."""
 
 
 class RewardSpec(_Strict):
@@ -94,8 +103,11 @@ class LoraSettings(_Strict):
     """PEFT LoRA (`pip install peft`, or the `lora` extra). Only the adapter trains;
     with β > 0 the reference is the same model with the adapter disabled."""
     r: int = Field(8, ge=1)
+    """LoRA rank."""
     alpha: float = Field(16.0, gt=0)
+    """LoRA scaling α (the update is scaled by α / r)."""
     dropout: float = Field(0.0, ge=0, lt=1)
+    """Dropout on the LoRA branch's input."""
     target_modules: list[str] | Literal["all-linear"] = ["q_proj", "v_proj"]
     """Module names (suffixes) to adapt, or `all-linear` (every linear layer but the output head)."""
 
@@ -112,14 +124,25 @@ class TrainConfig(_Strict):
     intuitor = self-certainty, grpo = math_answer (the other is logged with weight 0).
     azr: Absolute Zero self-play (settings in `azr`; `data` and `rewards` unused)."""
     output_dir: str = "runs/intuitor"
+    """Where checkpoints, metrics.jsonl, completions.jsonl and the final model go."""
     seed: int = 0
+    """Seeds data order, sampling and initialisation (one run repeats on one machine)."""
     max_steps: int = Field(20, ge=1)
     """Optimizer steps."""
 
     model: ModelConfig = ModelConfig()
+    """The policy: `model.name_or_path` (a built-in name, a local directory, a `.gguf` file or a hub id) and its
+    dtype."""
     data: DataConfig = DataConfig()
+    """The prompt source (a built-in generator, a JSONL file or a Hugging Face data set) and its template."""
     rewards: list[RewardSpec] = []
+    """Reward sources `{name, weight, mode: online | offline}`: `name` is a built-in (`self_certainty`,
+    `math_answer`, `majority_vote`, `answer_agreement`, `token_entropy`, `trajectory_logprob`, `random`) or a
+    user function `module:function` / `file.py:function` (README, "Label-free rewards"); each source is
+    group-normalised separately and the weighted advantages are summed; weight 0 = logged only. Empty: the
+    method's default."""
     azr: AZRConfig = AZRConfig()
+    """Absolute Zero's settings (used when `method: azr`)."""
     lora: LoraSettings | None = None
     """None: train every weight. A mapping (`lora: {r: 8}`, or `--set lora.r=8`): LoRA."""
 
@@ -129,16 +152,24 @@ class TrainConfig(_Strict):
     # num_generations, so a group never spans two processes. (AZR: the global batch
     # is azr.tasks_per_type_role per type and role, split over the processes.)
     per_device_train_batch_size: int = Field(8, ge=1)
+    """Completions per micro-batch (scoring and update) on each process (TRL's name)."""
     gradient_accumulation_steps: int = Field(1, ge=1)
+    """Micro-batches per optimizer step; completions per step = this × per_device_train_batch_size × processes, a
+    multiple of num_generations."""
     num_generations: int = Field(4, ge=2)
+    """G, completions sampled per prompt: the group GRPO normalises within (GRPO, DeepSeekMath)."""
     generation_batch_size: int | None = Field(None, ge=1)
     """Completions generated per `generate` call (memory bound); None = all."""
 
     # Sampling
     max_prompt_length: int = Field(256, ge=1)
+    """Prompt tokens kept (left-truncated)."""
     max_completion_length: int = Field(64, ge=1)
+    """Tokens generated per completion at most."""
     temperature: float = Field(0.9, gt=0)
+    """τ for sampling, and for the log-probs, entropy and self-certainty computed from the same logits."""
     top_p: float = Field(1.0, gt=0, le=1)
+    """Nucleus sampling (1.0 = off)."""
     top_k: int = Field(0, ge=0)
     """0 = no top-k truncation (the sampled distribution is the scored one)."""
     rollout_backend: Literal["selftaught", "vllm"] = "selftaught"
@@ -167,7 +198,9 @@ class TrainConfig(_Strict):
 
     # GRPO objective (docs/reference.md §2)
     beta: float = Field(0.0, ge=0)
+    """β of the k3 KL penalty to the frozen initial model (GRPO, DeepSeekMath); 0 loads no reference model."""
     epsilon: float = Field(0.2, gt=0)
+    """ε of the clipped surrogate, the ratio clipped to [1 − ε, 1 + ε_high] (PPO)."""
     epsilon_high: float | None = Field(None, gt=0)
     """ε_high of the clip (None = epsilon; DAPO's clip-higher: 0.28). With `loss_type: cispo`, the
     cap ε_max of CISPO's weight (ScaleRL recommends 5.0)."""
@@ -209,8 +242,11 @@ class TrainConfig(_Strict):
     """Skywork-OR1's adaptive c: +entropy_coef_delta after a step whose entropy is ≤ entropy_target,
     −entropy_coef_delta otherwise; the bonus applies only while the entropy is ≤ the target."""
     entropy_coef_min: float = Field(0.0, ge=0)
+    """Adaptive entropy coefficient's floor (Skywork-OR1)."""
     entropy_coef_max: float = Field(1.0, ge=0)
+    """Adaptive entropy coefficient's ceiling (Skywork-OR1)."""
     entropy_coef_delta: float = Field(0.005, ge=0)
+    """Adaptive entropy coefficient's step per optimizer step (Skywork-OR1)."""
     entropy_target: float = Field(0.2, ge=0)
     """Nats per token, over the bonus's tokens; set it near the entropy seen early in training."""
     multi_objective_aggregation: Literal["per_source", "sum_then_normalize", "normalize_then_sum"] = "per_source"
@@ -218,20 +254,31 @@ class TrainConfig(_Strict):
     weighted advantages (Intuitor's code); TRL's `sum_then_normalize` (its default) normalises the
     weighted sum; `normalize_then_sum` (GDPO) z-scores each, sums, then normalises over the batch."""
     scale_rewards: Literal["group", "batch", "none"] = "group"
+    """Advantage scaling: `group` (divide by the group's std, GRPO), `batch` (the batch's std), `none` (Dr. GRPO)."""
     advantage_epsilon: float = Field(1e-4, gt=0)
+    """ε in (r − mean) / (std + ε); std unbiased (TRL's choice)."""
     num_iterations: int = Field(1, ge=1)
+    """μ: optimizer steps per rollout batch (GRPO's inner iterations; ratios leave 1 from the second)."""
 
     # Optimisation
     learning_rate: float = Field(1e-5, gt=0)
+    """AdamW's peak learning rate."""
     lr_scheduler_type: Literal["cosine", "constant", "linear"] = "cosine"
     """After `warmup_ratio` of the steps' linear warm-up: cosine decay to 0, constant, or linear decay to 0."""
     warmup_ratio: float = Field(0.1, ge=0, lt=1)
+    """Share of the steps with a linear warm-up from 0."""
     weight_decay: float = Field(0.0, ge=0)
+    """AdamW's decoupled weight decay."""
     adam_beta1: float = 0.9
+    """AdamW β1."""
     adam_beta2: float = 0.999
+    """AdamW β2."""
     adam_epsilon: float = 1e-8
+    """AdamW ε."""
     max_grad_norm: float = Field(1.0, gt=0)
+    """Gradients are clipped to this global norm."""
     bf16: Literal["auto", True, False] = "auto"
+    """bf16 autocast over fp32 weights: `auto` = when the accelerator supports it."""
     use_cpu: bool = False
     """Train on the CPU even when an accelerator is present (TRL's key); false: accelerate decides."""
     gradient_checkpointing: bool = False
@@ -250,7 +297,9 @@ class TrainConfig(_Strict):
     max_consecutive_bad_steps: int = Field(3, ge=1)
     """Non-finite loss or gradient skips the update; this many in a row stops."""
     save_steps: int = Field(10, ge=1)
+    """A checkpoint every this many steps (and at the end)."""
     save_total_limit: int | None = Field(3, ge=1)
+    """Checkpoints kept (oldest removed); None = all."""
     completion_tags: dict[str, str] = {}
     """name → regular expression matched at a completion's start (leading spaces ignored): the share
     of each step's completions it matches is logged as `tags/<name>/share` (AZR: per task type and
@@ -464,3 +513,47 @@ def load_config(path: str | Path | None, overrides: list[str] = (), model: type[
     """Read a YAML recipe (with its `base`, if any), apply `--set` overrides, validate."""
     raw = read_recipe(path) if path is not None else {}
     return build_config(apply_overrides(raw, list(overrides)), model)
+
+
+def _yaml_value(value) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (list, dict)):
+        return yaml.safe_dump(value, default_flow_style=True, width=10_000).strip()
+    return str(value)
+
+
+def _settings_class(annotation) -> type[BaseModel] | None:
+    """The settings class a field holds (also under `X | None`; not a list of them), else None."""
+    candidates = [annotation]
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        candidates += typing.get_args(annotation)
+    return next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+
+
+def field_reference(settings: type[BaseModel] | None = None, prefix: str = "") -> list[tuple[str, str, str]]:
+    """(dotted key, default, meaning) of every config key, nested settings expanded, in definition
+    order: the attribute docstrings under each field are the one place a key is documented (the
+    README's table and `selftaught train --help-config` are made from this)."""
+    rows = []
+    for name, field in (settings or TrainConfig).model_fields.items():
+        nested = _settings_class(field.annotation)
+        if nested is not None:
+            rows.append((f"{prefix}{name}", "", field.description or ""))
+            rows += field_reference(nested, f"{prefix}{name}.")
+            continue
+        default = field.get_default(call_default_factory=True)
+        rows.append((f"{prefix}{name}", _yaml_value(default), field.description or ""))
+    return rows
+
+
+def config_table() -> str:
+    """The README's config-key table (Markdown), from `field_reference`."""
+    lines = ["| key | default | meaning |", "|---|---|---|"]
+    for key, default, meaning in field_reference():
+        cell = f"`{default}`" if default else ""
+        lines.append(f"| `{key}` | {cell} | {' '.join(meaning.split()).replace('|', chr(92) + '|')} |")
+    return "\n".join(lines)
+

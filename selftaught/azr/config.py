@@ -10,9 +10,10 @@ from .tasks import TASK_TYPES, TaskTypeName
 
 
 class AZRConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, use_attribute_docstrings=True)
 
     task_types: list[TaskTypeName] = list(TASK_TYPES)
+    """The task types self-play proposes and solves (deduction, abduction, induction; AZR trains all three)."""
     tasks_per_type_role: int = Field(64, ge=1)
     """Batch size per (task type × role) per step: 64 → 384 samples (AZR default)."""
     learnability_rollouts: int = Field(8, ge=1)
@@ -49,8 +50,11 @@ class AZRConfig(BaseModel):
     """`never`: the plain R1 template ("User: … Assistant: <think>"), as AZR uses for
     base models; `auto`/`always`: the tokenizer's chat template."""
     executor_timeout_s: float = Field(5.0, gt=0)
+    """Seconds a model-written program may run in the sandboxed executor before it is stopped."""
     executor_memory_mb: int = Field(512, ge=64)
+    """Memory a model-written program may use in the executor."""
     executor_workers: int = Field(2, ge=1)
+    """Executor processes checking programs in parallel."""
 
     @field_validator("task_types")
     @classmethod

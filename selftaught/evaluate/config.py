@@ -22,7 +22,7 @@ def flag(name: str) -> str:
 
 class EvalConfig(BaseModel):
     # Unknown keys are errors, as in TrainConfig: a misspelt setting must not be ignored.
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     model: str
     """A built-in name, a hub id, a model directory, a .gguf file or a training checkpoint."""
@@ -35,17 +35,23 @@ class EvalConfig(BaseModel):
     temperature: float | None = Field(None, ge=0)
     """0 = greedy; None = greedy with one sample, DEFAULT_SAMPLING_TEMPERATURE with more."""
     top_p: float = Field(1.0, gt=0, le=1)
+    """Nucleus sampling (1.0 = off)."""
     max_new_tokens: int | None = Field(None, ge=1)
     """None = per benchmark (128 to 512)."""
     batch_size: int = Field(16, ge=1)
     """Completions per generate call."""
     seed: int = 0
+    """Seeds the sampling."""
     output_dir: str | None = "runs/eval"
     """results.json goes here; None = nothing written."""
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    """The model's dtype when loaded."""
     use_chat_template: Literal["auto", "always", "never"] = "auto"
+    """`auto`: the tokenizer's chat template when it has one; `always`/`never` force it."""
     max_prompt_length: int = Field(2048, ge=1)
+    """Prompt tokens kept (left-truncated)."""
     executor_workers: int = Field(2, ge=1)
+    """Executor processes for program benchmarks."""
     log_every: int = Field(1, ge=0)
     """A progress line on stderr every N generate batches; 0 = none."""
 
