@@ -55,7 +55,7 @@ def build(output: Path, args) -> dict:
     stats = train_model(output, args)
     settings = {k: getattr(args, k) for k in ("hidden", "steps", "programs", "examples", "step_share", "task_types",
                                               "additions", "seed")}
-    return {**stats, "build_s": stats["build_seconds"], "settings": settings}
+    return {**stats, "settings": settings}
 
 
 def measure(model_dir: Path, args) -> dict:
@@ -110,7 +110,7 @@ def main() -> None:
         study["build"] = json.loads(path.read_text()).get("build")
     if not args.skip_build:
         study["build"] = build(model_dir, args)
-        print(f"built in {study['build']['build_s']:.0f} s, final loss {study['build']['final_loss']:.3f}", flush=True)
+        print(f"built in {study['build']['build_seconds']:.0f} s, final loss {study['build']['final_loss']:.3f}", flush=True)
     study["base"] = measure(model_dir, args)
     history, seconds = self_play(model_dir, args.output / "azr", args)
     study["self_play_s"] = seconds

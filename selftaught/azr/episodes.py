@@ -140,6 +140,12 @@ def excluded_programs(setting: str | None) -> frozenset[str]:
     return frozenset(program_key(text) for text in texts)
 
 
+def counted_programs(setting: str | None) -> frozenset[str]:
+    """Programs self-play trains on but counts (`azr/<type>/propose/held_out_split`): with `builtin`,
+    every dev and held-out chain (those it must not train on are `excluded_programs`); none otherwise."""
+    return held_out_chains() if setting == "builtin" else frozenset()
+
+
 @functools.lru_cache(maxsize=1)
 def held_out_chains() -> frozenset[str]:
     """Every chain of the dev and held-out splits (chains are written in `program_key`'s form: a test checks)."""
@@ -170,6 +176,7 @@ class AZREpisodes(EpisodeSource):
         self._stats: dict[str, float] = {}
         self.processes = Processes.single()
         self.excluded_programs = excluded_programs(self.azr.exclude_programs)
+        self.counted_programs = counted_programs(self.azr.exclude_programs)
 
     def set_processes(self, processes: Processes) -> None:
         processes.share(self.azr.tasks_per_type_role, "azr.tasks_per_type_role")  # must split evenly: fail now
@@ -284,7 +291,7 @@ class AZREpisodes(EpisodeSource):
                 outcomes[k] = ProposalOutcome(False, "excluded_program", task, excluded=True)
                 self._count(f"azr/{task_type}/propose/excluded")
                 continue
-            if self.azr.exclude_programs == "builtin" and key in held_out_chains():
+            if key in self.counted_programs:
                 self._count(f"azr/{task_type}/propose/held_out_split")  # trained on, but never measured: counted
             outcomes[k] = ProposalOutcome(True, None, task)
         return outcomes

@@ -32,7 +32,7 @@ import ast
 import random
 
 from ..azr.prompts import proposer_prompt, response, solver_prompt, wrap_prompt
-from ..azr.tasks import ONE_PAIR_TYPES, TASK_TYPE_SPECS, TASK_TYPES, Task
+from ..azr.tasks import ONE_PAIR_TYPES, TASK_TYPE_SPECS, Task
 from ..data import chains, programs
 from ..data.trace import worked_trace
 from .addition_corpus import addition_corpus
@@ -60,8 +60,6 @@ FAMILY_MESSAGES = {
     "chain": "f applies one arithmetic step after another.",
 }
 PROPOSER_THOUGHT = "I write a new program and an input for it."
-INDUCTION_THOUGHT = "I read the examples and write the function."
-INPUTS_THOUGHT = "I pick inputs that show what f does."
 
 
 def works_step_by_step(completion: str) -> bool:
@@ -126,22 +124,16 @@ def solver_documents(task_type: str, item: programs.ProgramTask, example: int, *
 
 
 def proposer_documents(item: programs.ProgramTask, pool: list[programs.ProgramTask], rng: random.Random, *,
-                       max_references: int, induction_inputs: int, timeout_s: float,
-                       task_types: tuple[str, ...] = TASK_TYPES) -> list[Document]:
-    """The proposers' documents for one program, for each of `task_types`: deduction and abduction
-    write it (with references drawn from `pool`), induction writes inputs for it and a message."""
+                       max_references: int, timeout_s: float,
+                       task_types: tuple[str, ...] = PROCEDURE_TYPES) -> list[Document]:
+    """The deduction and abduction proposers' documents for one program (those of `task_types`): each
+    writes it and an input, with references drawn from `pool`."""
     documents = []
     for task_type in (t for t in ONE_PAIR_TYPES if t in task_types):
         references = [as_task(task_type, other) for other in rng.sample(pool, rng.randint(0, max_references))]
         context = wrap_prompt(proposer_prompt(task_type, references=references, timeout_s=timeout_s))
         documents.append(Document(context, response(PROPOSER_THOUGHT, ("python", item.program),
                                                     ("input", rng.choice(item.inputs)))))
-    if "induction" not in task_types:
-        return documents
-    context = wrap_prompt(proposer_prompt("induction", program=item.program, num_inputs=induction_inputs,
-                                          timeout_s=timeout_s))
-    inputs = [("input", i) for i in item.inputs[:induction_inputs]]
-    documents.append(Document(context, response(INPUTS_THOUGHT, *inputs, ("message", FAMILY_MESSAGES[item.family]))))
     return documents
 
 
@@ -173,12 +165,12 @@ def chain_documents(items: list[programs.ProgramTask], *, seed: int, step_share:
                                        cue_share=cue_share, rng=rng)
         if rng.random() < proposer_share:
             documents += proposer_documents(item, items[:200], rng, max_references=max_references,
-                                            induction_inputs=1, timeout_s=timeout_s, task_types=task_types)
+                                            timeout_s=timeout_s, task_types=task_types)
     return documents
 
 
-def build_corpus(*, programs_n: int, examples: int, additions_n: int, seed: int, step_share: float = 0.4,
-                 wrong_share: float = 0.5, cue_share: float = 0.5, proposer_share: float = 0.5,
+def build_corpus(*, programs_n: int, examples: int, additions_n: int, seed: int, step_share: float = 0.3,
+                 wrong_share: float = 0.5, cue_share: float = 0.5, proposer_share: float = 0.2,
                  task_types: tuple[str, ...] = PROCEDURE_TYPES, max_references: int = 2,
                  timeout_s: float = 2.0) -> list[Document]:
     """The shuffled corpus of `tiny`: `programs_n` pretrain chain programs with `examples` inputs each
