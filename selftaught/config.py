@@ -68,7 +68,7 @@ class DataConfig(_Strict):
 
 class RewardSpec(_Strict):
     name: str
-    """A built-in source (`selftaught.rewards.REWARD_NAMES`: self_certainty, math_answer,
+    """A built-in source (a key of `selftaught.rewards.REWARDS`: self_certainty, math_answer,
     majority_vote, answer_agreement, token_entropy, trajectory_logprob) or a user function,
     `package.module:function` or `path/to/file.py:function` (docs/rewards.md)."""
     weight: float = 1.0
@@ -77,11 +77,12 @@ class RewardSpec(_Strict):
     """self_certainty only. `online` scores with the current policy (the paper's
     default; offline is reward-hacked within ~100 steps and exists for ablation)."""
     answer_only: bool = False
-    """token_entropy only: average H(p_t) over the final answer's tokens, not the whole completion."""
+    """Sources that accept it (token_entropy): average over the final answer's tokens, not the whole
+    completion."""
 
     @model_validator(mode="after")
     def _check_name(self) -> "RewardSpec":
-        from .rewards import REWARD_NAMES, is_user_function
+        from .rewards import REWARDS, is_user_function, reward_class
         from .rewards.user import split_user_function
 
         if is_user_function(self.name):
@@ -89,13 +90,14 @@ class RewardSpec(_Strict):
                 split_user_function(self.name)
             except UserError as error:
                 raise ValueError(str(error)) from None
-        elif self.name not in REWARD_NAMES:
-            close = difflib.get_close_matches(self.name, REWARD_NAMES, n=1)
+        elif self.name not in REWARDS:
+            close = difflib.get_close_matches(self.name, list(REWARDS), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ValueError(f"unknown reward {self.name!r}{hint}; built-in: {', '.join(REWARD_NAMES)}, or a user "
+            raise ValueError(f"unknown reward {self.name!r}{hint}; built-in: {', '.join(REWARDS)}, or a user "
                              "function 'package.module:function' / 'path/to/file.py:function'")
-        if self.answer_only and self.name != "token_entropy":
-            raise ValueError(f"answer_only applies to token_entropy only, not {self.name!r}")
+        if self.answer_only and not reward_class(self.name).accepts_answer_only:
+            takers = [name for name, source in REWARDS.items() if source.accepts_answer_only]
+            raise ValueError(f"answer_only applies to {', '.join(takers)} only, not {self.name!r}")
         return self
 
 

@@ -33,7 +33,7 @@ from .data import PromptSampler, load_rows
 from .distributed import Processes
 from .errors import UserError
 from .prompting import format_prompt
-from .rewards import Scores, build_reward
+from .rewards import Scores, build_reward, reward_class
 from .rewards.entropy import harmonic_entropy
 from .rewards.user import UserReward
 from .rewards.math_answer import answer_check_budget, extract_answer
@@ -60,8 +60,9 @@ class EpisodeSource(ABC):
       before weighting, AZR normalises the total per task; both count the same sources).
 
     Optional, with the defaults below:
-    - `needs_reference_self_certainty` / `needs_token_entropy`: what the scoring pass must add
-      (default: neither);
+    - `needs_reference` / `needs_token_entropy`: what the scoring pass must add — the reference
+      model's scores, H(p_t) — (default: neither; `PromptEpisodes` asks what its reward sources
+      declare);
     - `set_processes(processes)`: this rank's share of the batch (default: accepts one process,
       refuses more with one line);
     - `metrics(rollout, rewards)`: method-specific figures for metrics.jsonl (default: none);
@@ -75,7 +76,7 @@ class EpisodeSource(ABC):
     """
 
     weights: Mapping[str, float] = MappingProxyType({})  # read-only: a subclass sets its own
-    needs_reference_self_certainty: bool = False  # offline self-certainty: score the reference too
+    needs_reference: bool = False  # e.g. offline self-certainty: score the reference model too
     needs_token_entropy: bool = False  # a reward reads H(p_t): the scoring pass returns it (same forward)
 
     @abstractmethod
@@ -133,16 +134,16 @@ class PromptEpisodes(EpisodeSource):
         callables = [r if isinstance(r, tuple) else (r, 1.0) for r in (rewards or [])]
         if callables and not config.rewards:
             self.specs = [RewardSpec(name="math_answer", weight=0.0)]
-        has_answers = any(row.answer is not None for row in rows)
-        for spec in self.specs:
-            if spec.name == "math_answer" and spec.weight != 0 and not has_answers:
-                raise UserError(f"reward math_answer needs gold answers, but data set {data.source!r} has no "
-                                f"{data.answer_field!r} field; use method: intuitor or add answers")
-        # A gold-answer reward over data without answers would only log zeros.
-        self.specs = [s for s in self.specs if s.name != "math_answer" or has_answers]
-        G = config.num_generations
-        self.sources = {spec.name: build_reward(spec.name, spec.mode, group_size=G, tokenizer=tokenizer,
-                                                answer_only=spec.answer_only) for spec in self.specs}
+        if not any(row.answer is not None for row in rows):
+            for spec in self.specs:
+                if reward_class(spec.name).needs_answers and spec.weight != 0:
+                    raise UserError(f"reward {spec.name} needs gold answers, but data set {data.source!r} has no "
+                                    f"{data.answer_field!r} field; use method: intuitor or add answers")
+            # A gold-answer reward over data without answers would only log zeros.
+            self.specs = [spec for spec in self.specs if not reward_class(spec.name).needs_answers]
+        self.sources = {spec.name: build_reward(spec.name, spec.mode, group_size=config.num_generations,
+                                                tokenizer=tokenizer, answer_only=spec.answer_only)
+                        for spec in self.specs}
         self.weights = {spec.name: spec.weight for spec in self.specs}
         for function, weight in callables:
             source = UserReward(function)
@@ -165,8 +166,9 @@ class PromptEpisodes(EpisodeSource):
         self.processes = processes
 
     @property
-    def needs_reference_self_certainty(self) -> bool:
-        return any(s.name == "self_certainty" and s.mode == "offline" for s in self.specs)
+    def needs_reference(self) -> bool:
+        """Whether the scoring pass must also score the frozen reference model."""
+        return any(source.needs_reference for source in self.sources.values())
 
     def collect(self, sampler: RolloutSampler, num_completions: int) -> Rollout:
         """`num_completions` (this rank's, whole groups) for this rank's prompts.

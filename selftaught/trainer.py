@@ -181,7 +181,7 @@ class Trainer:
 
         # β = 0 and online self-certainty: no reference model at all (saves a model's memory).
         # With LoRA the reference is the policy with its adapter disabled (`_reference`).
-        self.needs_reference = config.beta > 0 or self.episodes.needs_reference_self_certainty
+        self.needs_reference = config.beta > 0 or self.episodes.needs_reference
         self.reference = None
         if self.needs_reference and config.lora is None:
             # the *initial* model, never a checkpoint being resumed

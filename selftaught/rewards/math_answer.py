@@ -1,4 +1,5 @@
-"""Final-answer extraction and checking for math problems (the GRPO baseline's reward).
+"""The `math_answer` reward (GRPO's verifiable baseline) and the final-answer extraction and checking it
+and the answer-clustering sources rely on.
 
 `extract_answer` pulls one answer string out of a completion; `answers_match`
 compares it with the gold answer: exact (normalised) string, then plain
@@ -39,6 +40,9 @@ from contextvars import ContextVar
 from fractions import Fraction
 from functools import lru_cache
 
+import torch
+
+from .base import RewardSource
 from .explosive import MAX_ANSWER_CHARS, refusal_reason
 from .magnitude import weight
 from .symbolic_worker import WALL_CAP_S, SymbolicVerifier
@@ -294,3 +298,41 @@ def answers_match(predicted: str | None, gold: str) -> bool:
     Never raises, never hangs, from any thread.
     """
     return check_answer(predicted, gold) is Verdict.MATCH
+
+
+class MathAnswerReward(RewardSource):
+    """GRPO's verifiable reward: 1 if the extracted final answer matches the gold one.
+
+    An answer the pre-check refuses, that misses math-verify's deadline or that the
+    step's answer-check budget has no time left for scores 0; `last_timeouts` is how
+    many did in the latest call (logged as ``rewards/math_answer/timeouts``, those
+    over budget also as ``.../over_budget``; this process's share under several ranks).
+    One call's checks share one budget (`answer_check_budget`), or the step's when the
+    episode source opened one.
+    """
+
+    name = "math_answer"
+    needs_answers = True
+
+    def __init__(self):
+        self.last_timeouts = 0
+        self.last_over_budget = 0
+        start_verifier()  # its cold import overlaps model loading
+
+    def __call__(self, completions, extras, scores, rollout=None) -> torch.Tensor:
+        golds = extras.get("answer") or [None] * len(completions)
+        answers = [extract_answer(text) for text in completions]
+        verdicts = [Verdict.NO_MATCH] * len(completions)
+        # The cheapest-looking answers first: a budget spent by a few slow ones then leaves the
+        # step's ordinary answers checked, not over budget.
+        order = sorted(range(len(answers)), key=lambda i: check_order(answers[i]))
+        with answer_check_budget():
+            for i in order:
+                if golds[i] is not None:
+                    verdicts[i] = check_answer(answers[i], golds[i])
+        self.last_timeouts = sum(v in UNVERIFIED for v in verdicts)
+        self.last_over_budget = sum(v is Verdict.OVER_BUDGET for v in verdicts)
+        return torch.tensor([float(v is Verdict.MATCH) for v in verdicts], dtype=torch.float32)
+
+    def metrics(self) -> dict[str, float]:
+        return {"timeouts": float(self.last_timeouts), "over_budget": float(self.last_over_budget)}

@@ -13,7 +13,7 @@ from selftaught.fused_logprobs import fused_token_statistics
 from selftaught.ops import token_logprobs_and_self_certainty, token_statistics
 from selftaught.rewards import (AnswerAgreementReward, MajorityVoteReward, Scores, TokenEntropyReward,
                                 TrajectoryLogprobReward, build_reward)
-from selftaught.rewards.label_free import answer_token_mask
+from selftaught.rewards.token_entropy import answer_token_mask
 from selftaught.trainer import Trainer
 
 from conftest import tiny_overrides
