@@ -31,6 +31,53 @@ def _safe_div(num: Tensor, den: Tensor) -> Tensor:
     return torch.where(den > 0, num / den, torch.zeros_like(num))
 
 
+def _reward_vector(rewards: Tensor) -> Tensor:
+    """[N] rewards as floats; ValueError for any other shape."""
+    if rewards.dim() != 1:
+        raise ValueError(f"rewards must be 1-D [N], got shape {tuple(rewards.shape)}")
+    return rewards if rewards.is_floating_point() else rewards.float()
+
+
+def _in_groups(rewards: Tensor, group_size: int) -> Tensor:
+    """[N] rewards as [num_groups, G]: rows [g*G, (g+1)*G) are the G completions of prompt g."""
+    if group_size < 2:
+        raise ValueError(f"group_size must be >= 2 (a std needs two samples), got {group_size}")
+    r = _reward_vector(rewards)
+    if r.numel() % group_size != 0:
+        raise ValueError(f"number of rewards ({r.numel()}) is not a multiple of group_size ({group_size})")
+    return r.view(-1, group_size)
+
+
+def normalise_in_groups(grouped: Tensor, scale_rewards: str, eps: float) -> tuple[Tensor, Tensor]:
+    """(A, defined) for rewards [num_groups, n]: A = (r − μ_group) / (σ + ε), the one group
+    normalisation of GRPO and TRR++.
+
+    σ: the group's unbiased std ("group"), the std of every reward of the batch ("batch") or
+    none ("none": A = r − μ). NaN = no reward: such an entry is left out of its group's mean
+    and std and of the batch std. `defined`: entries with a reward in a group of at least two
+    rewarded entries; A is 0 everywhere else (no signal rather than an unnormalised one).
+    """
+    scale_rewards = _check_scale(scale_rewards)
+    valid = ~torch.isnan(grouped)
+    count = valid.sum(dim=1, keepdim=True)
+    defined = valid & (count >= 2)
+    if bool(valid.all()) and grouped.shape[1] >= 2:
+        centred = grouped - grouped.mean(dim=1, keepdim=True)
+        group_std = grouped.std(dim=1, keepdim=True) if scale_rewards == "group" else None
+        batch_std = grouped.std() if scale_rewards == "batch" else None
+    else:
+        mean = torch.where(valid, grouped, 0.0).sum(dim=1, keepdim=True) / count.clamp(min=1)
+        centred = torch.where(defined, grouped - mean, 0.0)
+        group_std = (centred.square().sum(dim=1, keepdim=True) / (count - 1).clamp(min=1)).sqrt()
+        rewarded = grouped[valid]
+        batch_std = rewarded.std() if rewarded.numel() > 1 else rewarded.new_zeros(())
+    if scale_rewards == "group":
+        centred = _safe_div(centred, group_std + eps)
+    elif scale_rewards == "batch":
+        centred = _safe_div(centred, batch_std + eps)
+    return torch.where(defined, centred, 0.0), defined
+
+
 def group_advantages(
     rewards: Tensor,
     group_size: int,
@@ -54,55 +101,22 @@ def group_advantages(
 
     A NaN reward means "no reward for this row" (a user function's None): the row
     is left out of its group's mean and std (and of the batch std) and gets A = 0;
-    a group with fewer than two rewarded rows gets A = 0.
+    a group with fewer than two rewarded rows gets A = 0 (`normalise_in_groups`).
     """
-    scale_rewards = _check_scale(scale_rewards)
-    if group_size < 2:
-        raise ValueError(f"group_size must be >= 2 (a std needs two samples), got {group_size}")
-    if rewards.dim() != 1:
-        raise ValueError(f"rewards must be 1-D [N], got shape {tuple(rewards.shape)}")
-    n = rewards.numel()
-    if n % group_size != 0:
-        raise ValueError(f"number of rewards ({n}) is not a multiple of group_size ({group_size})")
-    r = rewards if rewards.is_floating_point() else rewards.float()
-    grouped = r.view(-1, group_size)  # [num_groups, G]
-    missing = torch.isnan(grouped)
-    if bool(missing.any()):
-        return _masked_group_advantages(grouped, ~missing, scale_rewards, eps).reshape(n)
-    centred = grouped - grouped.mean(dim=1, keepdim=True)
-    if scale_rewards == "group":
-        centred = _safe_div(centred, grouped.std(dim=1, keepdim=True) + eps)
-    elif scale_rewards == "batch":
-        centred = _safe_div(centred, r.std() + eps)
-    return centred.reshape(n)
+    grouped = _in_groups(rewards, group_size)
+    return normalise_in_groups(grouped, scale_rewards, eps)[0].reshape(-1)
 
 
-def _masked_group_advantages(grouped: Tensor, valid: Tensor, scale_rewards: str, eps: float) -> Tensor:
-    """`group_advantages` over the `valid` entries of [num_groups, G] only (others → 0)."""
-    count = valid.sum(dim=1, keepdim=True)
-    values = torch.where(valid, grouped, 0.0)
-    mean = values.sum(dim=1, keepdim=True) / count.clamp(min=1)
-    centred = torch.where(valid & (count >= 2), grouped - mean, 0.0)
-    if scale_rewards == "group":
-        std = (centred.square().sum(dim=1, keepdim=True) / (count - 1).clamp(min=1)).sqrt()
-        centred = _safe_div(centred, std + eps)
-    elif scale_rewards == "batch":
-        rewarded = grouped[valid]
-        std = rewarded.std() if rewarded.numel() > 1 else rewarded.new_zeros(())
-        centred = _safe_div(centred, std + eps)
-    return torch.where(valid, centred, 0.0)
-
-
-def keyed_advantages(
+def task_relative_advantages(
     rewards: Tensor,
     keys: Sequence[Hashable],
     scale: bool = True,
     eps: float = 1e-4,
 ) -> Tensor:
-    """Task-relative advantages (AZR's TRR++): one baseline per key.
+    """AZR's task-relative REINFORCE++ (TRR++) advantages: one baseline per key.
 
     Rows with equal key, e.g. ("deduction", "solve"), form a group:
-    A = (r − μ_key) / (σ_key + ε), σ the unbiased std of the group.
+    A = (r − μ_key) / (σ_key + ε), σ the unbiased std of the group (`normalise_in_groups`).
 
     Args:
         rewards: [N] rewards.
@@ -112,28 +126,19 @@ def keyed_advantages(
 
     Returns:
         [N] advantages. A group of one row gets 0: its mean is its own reward,
-        and its std is undefined (treated as 0). (verl's GRPO code instead uses
-        μ=0, σ=1 for singletons, i.e. A = r; we prefer no signal over an
-        unnormalised one.)
+        and its std is undefined. (verl's GRPO code instead uses μ=0, σ=1 for
+        singletons, i.e. A = r; we prefer no signal over an unnormalised one.)
     """
-    if rewards.dim() != 1:
-        raise ValueError(f"rewards must be 1-D [N], got shape {tuple(rewards.shape)}")
-    if len(keys) != rewards.numel():
-        raise ValueError(f"got {len(keys)} keys for {rewards.numel()} rewards")
-    r = rewards if rewards.is_floating_point() else rewards.float()
+    r = _reward_vector(rewards)
+    if len(keys) != r.numel():
+        raise ValueError(f"got {len(keys)} keys for {r.numel()} rewards")
     out = torch.zeros_like(r)
     rows_by_key: dict[Hashable, list[int]] = {}
     for i, k in enumerate(keys):
         rows_by_key.setdefault(k, []).append(i)
     for rows in rows_by_key.values():
-        if len(rows) < 2:
-            continue  # singleton: advantage 0
         idx = torch.tensor(rows, device=r.device)
-        group = r[idx]
-        a = group - group.mean()
-        if scale:
-            a = _safe_div(a, group.std() + eps)
-        out[idx] = a
+        out[idx] = normalise_in_groups(r[idx].view(1, -1), "group" if scale else "none", eps)[0].view(-1)
     return out
 
 
@@ -149,15 +154,23 @@ def weighted_total(rewards_by_source: Mapping[str, Tensor], weights: Mapping[str
     reward from a source (NaN, a user function's None) adds 0 for that source. The
     trainer logs its mean as `reward/mean`; AZR normalises it per task (TRR++).
     """
-    if not rewards_by_source:
-        raise ValueError("rewards_by_source is empty: at least one reward source is needed")
+    trained = _trained_sources(rewards_by_source, weights)
     n = next(iter(rewards_by_source.values())).numel()
     total = torch.zeros(n, dtype=torch.float32)
-    for source, w in active_weights(weights).items():
-        if source not in rewards_by_source:
-            raise ValueError(f"weights name a reward source that was not computed: {source!r}")
+    for source, w in trained.items():
         total = total + w * torch.nan_to_num(rewards_by_source[source].detach().float().cpu(), nan=0.0)
     return total
+
+
+def _trained_sources(rewards_by_source: Mapping[str, Tensor], weights: Mapping[str, float]) -> dict[str, float]:
+    """`active_weights`, after checking that there are rewards and that every trained source has them."""
+    if not rewards_by_source:
+        raise ValueError("rewards_by_source is empty: at least one reward source is needed")
+    trained = active_weights(weights)
+    missing = [s for s in trained if s not in rewards_by_source]
+    if missing:
+        raise ValueError(f"weights name reward sources that were not computed: {missing}")
+    return trained
 
 
 MULTI_OBJECTIVE_AGGREGATIONS = ("per_source", "sum_then_normalize", "normalize_then_sum")
@@ -197,12 +210,7 @@ def combine_advantages(
     if aggregation not in MULTI_OBJECTIVE_AGGREGATIONS:
         raise ValueError(f"multi_objective_aggregation must be one of {MULTI_OBJECTIVE_AGGREGATIONS}, "
                          f"got {aggregation!r}")
-    if not rewards_by_source:
-        raise ValueError("rewards_by_source is empty: at least one reward source is needed")
-    trained = active_weights(weights)
-    missing = [s for s in trained if s not in rewards_by_source]
-    if missing:
-        raise ValueError(f"weights name reward sources that were not computed: {missing}")
+    trained = _trained_sources(rewards_by_source, weights)
     sizes = {s: r.numel() for s, r in rewards_by_source.items()}
     if len(set(sizes.values())) != 1:
         raise ValueError(f"reward sources have different lengths: {sizes}")
@@ -238,14 +246,8 @@ def _weighted_sum(rewards_by_source: Mapping[str, Tensor], trained: Mapping[str,
 def _group_z_scores(r: Tensor, group_size: int, eps: float) -> Tensor:
     """(r − group mean) / (group std + ε) over the rewarded rows; NaN where a row has no reward
     or its group fewer than two rewarded rows (no z-score exists there)."""
-    grouped = r.view(-1, group_size)
-    valid = ~torch.isnan(grouped)
-    count = valid.sum(dim=1, keepdim=True)
-    mean = torch.where(valid, grouped, 0.0).sum(dim=1, keepdim=True) / count.clamp(min=1)
-    centred = torch.where(valid, grouped - mean, 0.0)
-    std = (centred.square().sum(dim=1, keepdim=True) / (count - 1).clamp(min=1)).sqrt()
-    z = centred / (std + eps)
-    return torch.where(valid & (count >= 2), z, torch.nan).reshape(-1)
+    z, defined = normalise_in_groups(_in_groups(r, group_size), "group", eps)
+    return torch.where(defined, z, torch.nan).reshape(-1)
 
 
 def _batch_z_scores(x: Tensor, eps: float) -> Tensor:

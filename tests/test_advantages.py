@@ -6,7 +6,7 @@ import statistics
 import pytest
 import torch
 
-from selftaught.advantages import combine_advantages, group_advantages, keyed_advantages
+from selftaught.advantages import combine_advantages, group_advantages, task_relative_advantages
 from selftaught.azr.tasks import TASK_TYPES
 
 
@@ -86,13 +86,13 @@ def ref_keyed(rewards, keys, scale, eps):
 
 
 @pytest.mark.parametrize("scale", [True, False])
-def test_keyed_advantages_match_loop(scale):
+def test_task_relative_advantages_match_loop(scale):
     g = torch.Generator().manual_seed(0)
     kinds = [(t, r) for t in TASK_TYPES for r in ("propose", "solve")]
     keys = [kinds[int(i)] for i in torch.randint(0, 6, (40,), generator=g)]  # interleaved
     keys.append(("induction", "rare"))  # a singleton
     rewards = torch.randn(len(keys), generator=g, dtype=torch.float64)
-    got = keyed_advantages(rewards, keys, scale=scale)
+    got = task_relative_advantages(rewards, keys, scale=scale)
     torch.testing.assert_close(got, ref_keyed(rewards, keys, scale, 1e-4))
     assert got[-1] == 0.0
 
@@ -100,12 +100,12 @@ def test_keyed_advantages_match_loop(scale):
 def test_keyed_equals_group_advantages_on_contiguous_groups():
     r = torch.randn(12)
     keys = [i // 4 for i in range(12)]
-    torch.testing.assert_close(keyed_advantages(r, keys), group_advantages(r, 4))
+    torch.testing.assert_close(task_relative_advantages(r, keys), group_advantages(r, 4))
 
 
 def test_keyed_errors():
     with pytest.raises(ValueError):
-        keyed_advantages(torch.zeros(3), ["a", "b"])
+        task_relative_advantages(torch.zeros(3), ["a", "b"])
 
 
 # ---------------------------------------------------------------- combined sources

@@ -50,7 +50,7 @@ from pathlib import Path
 
 import torch
 
-from ..advantages import keyed_advantages
+from ..advantages import task_relative_advantages
 from ..distributed import Processes
 from ..episodes import EpisodeSource, tag_share
 from ..errors import UserError
@@ -436,7 +436,7 @@ class AZREpisodes(EpisodeSource):
         # An excluded proposal is a group of its own: advantage 0, and no part of its task's baseline.
         keys = [("excluded", k) if row.excluded else (row.task_type, row.role)
                 for k, row in enumerate(rollout.extras["azr"])]
-        return keyed_advantages(self.total_reward(rewards), keys, scale=self.config.scale_rewards != "none",
+        return task_relative_advantages(self.total_reward(rewards), keys, scale=self.config.scale_rewards != "none",
                                 eps=self.config.advantage_epsilon)
 
     def metrics(self, rollout: Rollout, rewards: dict[str, torch.Tensor]) -> dict[str, float]:
