@@ -71,29 +71,30 @@ class Rollout:
     @staticmethod
     def concat(parts: list["Rollout"], pad_token_id: int) -> "Rollout":
         """Stack rollouts of different prompt/completion lengths (re-padding both)."""
-        P = max(r.prompt_ids.shape[1] for r in parts)
-        T = max(r.completion_ids.shape[1] for r in parts)
-
-        def pad(t: torch.Tensor, width: int, left: bool, value) -> torch.Tensor:
-            extra = width - t.shape[1]
-            return torch.nn.functional.pad(t, (extra, 0) if left else (0, extra), value=value)
-
         extras: dict = {}
         for r in parts:
             for key, values in r.extras.items():
                 extras.setdefault(key, []).extend(values)
         reported = [r.sampler_logprobs for r in parts]
-        sampler_logprobs = None if any(t is None for t in reported) else \
-            torch.cat([pad(t, T, False, 0.0) for t in reported])
+        width = max(r.completion_ids.shape[1] for r in parts)  # the sampler's log-probs align with the ids
+        sampler_logprobs = None if any(t is None for t in reported) else cat_padded(reported, 0.0, width=width)
         return Rollout(
-            prompt_ids=torch.cat([pad(r.prompt_ids, P, True, pad_token_id) for r in parts]),
-            prompt_mask=torch.cat([pad(r.prompt_mask, P, True, 0) for r in parts]),
-            completion_ids=torch.cat([pad(r.completion_ids, T, False, pad_token_id) for r in parts]),
-            completion_mask=torch.cat([pad(r.completion_mask, T, False, False) for r in parts]),
+            prompt_ids=cat_padded([r.prompt_ids for r in parts], pad_token_id, left=True),
+            prompt_mask=cat_padded([r.prompt_mask for r in parts], 0, left=True),
+            completion_ids=cat_padded([r.completion_ids for r in parts], pad_token_id),
+            completion_mask=cat_padded([r.completion_mask for r in parts], False),
             prompts=[p for r in parts for p in r.prompts],
             completions=[c for r in parts for c in r.completions],
             extras=extras, sampler_logprobs=sampler_logprobs,
         )
+
+
+def cat_padded(tensors: list[torch.Tensor], value, *, left: bool = False, width: int | None = None) -> torch.Tensor:
+    """[n_1 + n_2 + ..., W] of [n_k, T_k] tensors, each padded with `value` to W = `width` or the widest:
+    on the left (prompts: generation appends on the right) or on the right (completions)."""
+    width = max(t.shape[1] for t in tensors) if width is None else width
+    return torch.cat([torch.nn.functional.pad(t, (width - t.shape[1], 0) if left else (0, width - t.shape[1]),
+                                              value=value) for t in tensors])
 
 
 def encode_prompts(tokenizer, prompts: list[str], max_prompt_length: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -407,9 +408,7 @@ class Sampler(RolloutSampler):
         finally:
             self.model.train(was_training)
         ids, mask = unique_ids[group], unique_mask[group]
-        width = max(p.shape[1] for p in pieces)
-        completion_ids = torch.cat([torch.nn.functional.pad(p, (0, width - p.shape[1]), value=self.pad_id)
-                                    for p in pieces])
+        completion_ids = cat_padded(pieces, self.pad_id)
         cmask = completion_mask(completion_ids, self.eos_ids)
         completion_ids = completion_ids.masked_fill(~cmask, self.pad_id)
         texts = self.tokenizer.batch_decode(completion_ids, skip_special_tokens=True)
