@@ -16,20 +16,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from .azr.config import AZRConfig
 from .errors import UserError
+from .strict import Strict
 from .variants import LOSS_TYPES, Correction, objective_of, resolve_correction
 from .trackers import TRACKERS, default_report_to
 
 
-class _Strict(BaseModel):
-    # Unknown keys are errors: a typo like `lerning_rate` must not be ignored.
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, use_attribute_docstrings=True)
-
-
-class ModelConfig(_Strict):
+class ModelConfig(Strict):
     name_or_path: str = "tiny-random"
     """`tiny-random` (built on the fly), a local HF directory or checkpoint, a
     `.gguf` file, or a hub id (needs network)."""
@@ -40,7 +36,7 @@ class ModelConfig(_Strict):
     """Let transformers run the model repository's own code (hub models that need it)."""
 
 
-class DataConfig(_Strict):
+class DataConfig(Strict):
     source: str = "arithmetic"
     """`arithmetic` (built-in generator), a `.jsonl` file with `prompt` and optional
     `answer`, or a Hugging Face dataset name or local dataset directory."""
@@ -66,7 +62,7 @@ class DataConfig(_Strict):
     """Draw prompts in a seeded random order (false: file order)."""
 
 
-class RewardSpec(_Strict):
+class RewardSpec(Strict):
     name: str
     """A built-in source (a key of `selftaught.rewards.REWARDS`: self_certainty, math_answer,
     majority_vote, answer_agreement, token_entropy, trajectory_logprob) or a user function,
@@ -101,7 +97,7 @@ class RewardSpec(_Strict):
         return self
 
 
-class LoraSettings(_Strict):
+class LoraSettings(Strict):
     """PEFT LoRA (`pip install peft`, or the `lora` extra). Only the adapter trains;
     with β > 0 the reference is the same model with the adapter disabled."""
     r: int = Field(8, ge=1)
@@ -120,7 +116,7 @@ class LoraSettings(_Strict):
         return self
 
 
-class TrainConfig(_Strict):
+class TrainConfig(Strict):
     method: Literal["intuitor", "grpo", "azr"] = "intuitor"
     """intuitor / grpo: data-set prompts; default rewards when `rewards` is empty:
     intuitor = self-certainty, grpo = math_answer (the other is logged with weight 0).

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
+
+from ..strict import Strict
 
 from .tasks import TASK_TYPES, TaskTypeName
 
 
-class AZRConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, use_attribute_docstrings=True)
+class AZRConfig(Strict):
 
     task_types: list[TaskTypeName] = list(TASK_TYPES)
     """The task types self-play proposes and solves (deduction, abduction, induction; AZR trains all three)."""
