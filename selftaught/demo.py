@@ -37,7 +37,7 @@ from .errors import UserError
 from .models import load_model
 from .recipes import load_recipe
 from .report import CURVE_KEYS, figure_cell, write_report
-from .tiny.competence import AZR_RECIPE, addition_figures, program_figures
+from .tiny.competence import addition_figures, program_figures, tiny_azr_config
 from .tiny.corpus import works_step_by_step
 from .trainer import Trainer
 
@@ -120,9 +120,9 @@ def math_recipe(method: str, output_dir: Path, steps: int, section: MathSection 
 def azr_recipe(output_dir: Path, steps: int | None = None, per_type_role: int | None = None) -> dict:
     """configs/azr_tiny.yaml with the demo's `run_overrides` (and, for --quick, a smaller batch)."""
     recipe = load_recipe(PROGRAMS.azr_recipe)
-    overrides = run_overrides(output_dir, steps or AZR_RECIPE.max_steps)
+    overrides = run_overrides(output_dir, steps or tiny_azr_config().max_steps)
     if per_type_role:
-        groups = 2 * len(AZR_RECIPE.azr.task_types)  # (type, role) groups
+        groups = 2 * len(tiny_azr_config().azr.task_types)  # (type, role) groups
         overrides.update({"azr.tasks_per_type_role": per_type_role, "azr.seed_proposals": per_type_role,
                           "per_device_train_batch_size": groups * per_type_role})
     return set_all_dotted(recipe, overrides)
