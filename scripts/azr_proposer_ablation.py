@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from selftaught.config import build_config, set_all_dotted  # noqa: E402
 from selftaught.demo import FULL, PROCEDURE, azr_recipe, measure_programs  # noqa: E402
-from selftaught.report import verdict  # noqa: E402
+from selftaught.demo_report import verdict  # noqa: E402
 from selftaught.tiny.competence import tiny_azr_config  # noqa: E402
 from selftaught.trainer import Trainer  # noqa: E402
 

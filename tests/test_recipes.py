@@ -17,7 +17,7 @@ from selftaught.errors import UserError
 from selftaught.tiny import competence
 from selftaught.tiny.addition_corpus import ANSWER_CONTEXT
 from selftaught.recipes import RECIPES_DIR, load_recipe
-from selftaught import report
+from selftaught import demo_report
 
 CONFIGS = ROOT / "configs"
 TINY = sorted(CONFIGS.glob("*_tiny.yaml"))
@@ -121,7 +121,7 @@ def test_competence_measures_with_the_azr_recipes_settings():
 def test_task_type_names_are_defined_once():
     assert tuple(TASK_TYPE_SPECS) == TASK_TYPES
     assert all(spec.name == name for name, spec in TASK_TYPE_SPECS.items())
-    assert AZRConfig().task_types == list(TASK_TYPES) and not hasattr(report, "AZR_TYPES")
+    assert AZRConfig().task_types == list(TASK_TYPES) and not hasattr(demo_report, "AZR_TYPES")
     with pytest.raises(UserError, match="azr.task_types"):
         build_config({"method": "azr", "azr": {"task_types": ["deduction", "translation"]}})
 
