@@ -2,7 +2,7 @@
 
 Every module of the package is imported in a fresh interpreter (so nothing imported
 earlier hides a read) with the file-reading entry points wrapped (`open`, `io.open`,
-`Path.open`, `Path.read_text`, `Path.read_bytes`). A read is refused when
+`Path.open`, `Path.read_text`, `Path.read_bytes`). A read of an existing file fails the test when
 
 - its path lies in the repository (the package, its `configs` link, the recipes) and
   is not Python source or bytecode, or
@@ -10,7 +10,8 @@ earlier hides a read) with the file-reading entry points wrapped (`open`, `io.op
   own code reading any file, wherever the file is).
 
 Third-party libraries read their own files as they import (package metadata, data
-tables); those reads are theirs and pass. Modules that need an optional dependency
+tables); those reads are theirs and pass. Every offending file is listed with the stack
+that read it. Modules that need an optional dependency
 this environment lacks (vLLM, the trackers' clients) are skipped.
 """
 
@@ -62,7 +63,7 @@ def check(path):
     if not os.path.isfile(where):  # a probe that finds nothing (importlib.metadata tries every path entry)
         return
     if (where.startswith(root + os.sep) and not source) or caller_in_package():
-        refused.setdefault(where, "".join(traceback.format_stack(limit=12)[:-2]))  # recorded: every file is listed
+        refused.setdefault(where, "".join(traceback.format_stack(limit=12)[:-2]))
 
 
 def wrap(function, path_of):
@@ -82,10 +83,7 @@ skipped, imported = [], []
 
 
 def skip_optional(error):
-    missing = getattr(error, "name", None) or ""
-    if isinstance(error, ImportError) and missing.split(".")[0] in optional:
-        return True
-    return False
+    return isinstance(error, ImportError) and (error.name or "").split(".")[0] in optional
 
 
 def on_error(name):
@@ -99,8 +97,6 @@ import selftaught
 names = ["selftaught"] + [m.name for m in pkgutil.walk_packages(selftaught.__path__, "selftaught.", onerror=on_error)
                           if m.name not in not_imported]
 for name in names:
-    if name in not_imported:
-        continue
     try:
         importlib.import_module(name)
         imported.append(name)
