@@ -13,8 +13,8 @@ fused path at least H / 4 rows (a quarter of the fp32 weight gradient, 384 rows 
 H = 1536); `--chunk-size N` measures N rows for both instead.
 
 Chunked op (`ops.token_logprobs_and_self_certainty`) on bf16 logits [1, 2048, V]:
-the forward (the trainer's no-grad scoring pass) at the default chunk and at the
-old fixed default of 2048 rows; target: peak growth <= the input's own size. Its
+the forward (the trainer's no-grad scoring pass) at the default chunk and at a
+fixed 2048 rows (a row count that ignores V); target: peak growth <= the input's own size. Its
 forward + backward is printed too, less the [1, 2048, V] logits gradient that any
 path must produce (it is the input's size by definition).
 
@@ -103,7 +103,7 @@ def fused_loss(hidden, weight, targets, temperature, chunk_size, upstream):
 
 
 def logits_then_chunked_ops(hidden, weight, targets, temperature, chunk_size):
-    """The project's previous path: the model's full logits, then the chunked ops (for reference)."""
+    """The unfused path (`fused_logprobs: false`): the model's full logits, then the chunked ops."""
     from selftaught.ops import token_logprobs_and_self_certainty
 
     return token_logprobs_and_self_certainty(hidden @ weight.t(), targets, None, temperature, chunk_size)
@@ -317,12 +317,12 @@ def parser() -> argparse.ArgumentParser:
                    help="also time the fused path at these chunk sizes (rows)")
     p.add_argument("--chunked-tokens", type=int, default=2048, help="T of the chunked op's bf16 logits")
     p.add_argument("--old-chunk-size", type=int, default=2048,
-                   help="the chunked op also at this many rows (the old fixed default), for comparison")
+                   help="the chunked op also at this fixed number of rows, for comparison")
     p.add_argument("--skip-fused", action="store_true", help="only the chunked op's memory")
     p.add_argument("--skip-chunked-op", action="store_true", help="only fused vs straightforward")
     p.add_argument("--rounds", type=int, default=1, help="alternating runs per variant (median is used)")
     p.add_argument("--with-logits-path", action="store_true",
-                   help="also time the project's previous path (full logits, then chunked ops)")
+                   help="also time the unfused path (fused_logprobs: false: full logits, then chunked ops)")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--autocast", choices=["none", "bf16"], default="none")
     p.add_argument("--child", help=argparse.SUPPRESS)

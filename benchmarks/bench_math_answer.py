@@ -23,8 +23,8 @@ decided (refused by the pre-check, timed out, over budget). The budget is counte
 worker's CPU time, so the same figures are printed in CPU seconds (this process + the
 math-verify worker and its checkers): on a machine shared with other jobs the wall figures
 stretch with the load (the load average is printed), the CPU figures do not. "before" is one sample of the
-same corpus checked as before this issue (no magnitude estimate, no budget: each answer
-alone under the per-comparison deadline), extrapolated to a 64-answer step.
+same corpus checked without the magnitude estimate and the budget (the pre-check's other tests,
+then each answer alone under the per-comparison deadline), extrapolated to a 64-answer step.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_math_answer.py [--steps 5] [--seed 0]
 
@@ -164,11 +164,11 @@ def step(completions: list[str], gold: list[str], in_thread: bool) -> tuple[floa
 
 
 def before_seconds(answers: list[str]) -> float:
-    """Mean seconds per answer checked as before: the old pre-check only, then math-verify under its own
-    per-comparison deadline, no budget (the old pre-check is refusal_reason without the magnitude estimate)."""
+    """Mean seconds per answer checked without the magnitude estimate and the budget: the pre-check's other
+    tests (refusal_reason without the magnitude estimate), then math-verify under its own per-comparison deadline."""
     from selftaught.rewards import explosive
 
-    def old_refusal(answer: str) -> bool:
+    def refused_without_magnitude(answer: str) -> bool:
         if len(answer) > explosive.MAX_ANSWER_CHARS or explosive._nesting_depth(answer) > explosive.MAX_NESTING:
             return True
         return bool(explosive._power_reason(answer) or explosive._factorial_reason(answer))
@@ -176,7 +176,7 @@ def before_seconds(answers: list[str]) -> float:
     total = 0.0
     for answer in answers:
         start = time.perf_counter()
-        if not old_refusal(answer):
+        if not refused_without_magnitude(answer):
             math_answer._verifier.check(answer, "42")
         total += time.perf_counter() - start
     return total / len(answers)
@@ -186,7 +186,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="one step's answer checks under hostile answers")
     parser.add_argument("--steps", type=int, default=5, help="steps of 64 hostile answers (the corpus is 64 × steps)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--before-sample", type=int, default=8, help="answers checked the old way, for 'before'")
+    parser.add_argument("--before-sample", type=int, default=8,
+                        help="answers checked without magnitude estimate and budget, for 'before'")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     hostile = corpus(rng, STEP * args.steps)

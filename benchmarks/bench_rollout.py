@@ -9,7 +9,7 @@ Variants, alternating for `--rounds` rounds (median seconds used; the machine ma
              (temperature 0.9, top_p 1, top_k off); no tokenisation, no decoding
   sampler    Sampler.sample(prompts, G): tokenisation, our decoding loop, EOS
              masks, text decoding — everything the trainer gets
-  sampler_generate  the same Sampler with backend="generate" (the previous rollout)
+  sampler_generate  the same Sampler with backend="generate" (decoding by model.generate)
   sampler_model_step  the Sampler with every decode step through the model's forward, not
              its layers (what a model off `rollout.LAYER_STEP_MODEL_TYPES` gets)
 
@@ -19,7 +19,7 @@ on a shared machine wall time measures the neighbours as much as the code, and
 at these model sizes a second OpenMP thread mostly adds synchronisation (under
 load, 2 threads ran 10-30x slower than 1). Wall-clock tokens/s is printed too.
 Prints `RESULT rollout_tokens_per_s ratio=<sampler / generate>` (higher is
-better), the same for the previous rollout, and `RESULT rollout_layer_step_vs_model_step`.
+better), the same for backend="generate", and `RESULT rollout_layer_step_vs_model_step`.
 
     python benchmarks/bench_rollout.py --backend vllm          # in .venv-vllm (`make setup-vllm`); model: tiny
 

@@ -37,11 +37,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from selftaught.config import apply_overrides, build_config, set_all_dotted  # noqa: E402
 from selftaught.data import load_rows  # noqa: E402
+from selftaught.demo_report import verdict as interval_verdict  # noqa: E402
 from selftaught.diagnose import ratio_with_interval  # noqa: E402
 from selftaught.models import load_model  # noqa: E402
 from selftaught.prompting import format_prompt  # noqa: E402
 from selftaught.recipes import load_recipe  # noqa: E402
-from selftaught.report import verdict as interval_verdict  # noqa: E402
 from selftaught.rewards import MathAnswerReward  # noqa: E402
 from selftaught.rollout import Sampler  # noqa: E402
 from selftaught.trainer import Trainer  # noqa: E402

@@ -29,17 +29,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from selftaught.config import build_config, set_all_dotted  # noqa: E402
 from selftaught.demo import FULL, PROCEDURE, azr_recipe, measure_programs  # noqa: E402
-from selftaught.report import verdict  # noqa: E402
-from selftaught.tiny.competence import AZR_RECIPE  # noqa: E402
+from selftaught.demo_report import verdict  # noqa: E402
+from selftaught.tiny.competence import tiny_azr_config  # noqa: E402
 from selftaught.trainer import Trainer  # noqa: E402
 
 
 def fixed_buffer_recipe(output_dir: Path, steps: int) -> dict:
     """The demo's AZR recipe, solver only, on buffers seeded with `steps` proposer batches of the base model."""
-    B = AZR_RECIPE.azr.tasks_per_type_role
+    azr = tiny_azr_config().azr
+    B = azr.tasks_per_type_role
     return set_all_dotted(azr_recipe(output_dir, steps), {
         "azr.train_proposer": False, "azr.seed_rounds": steps, "azr.seed_proposals": steps * B,
-        "per_device_train_batch_size": len(AZR_RECIPE.azr.task_types) * B})  # one solve group of B per type and step
+        "per_device_train_batch_size": len(azr.task_types) * B})  # one solve group of B per type and step
 
 
 def _cell(figure: dict) -> str:
@@ -48,7 +49,7 @@ def _cell(figure: dict) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=AZR_RECIPE.max_steps)
+    parser.add_argument("--steps", type=int, default=tiny_azr_config().max_steps)
     parser.add_argument("--output", default="runs/azr_ablation")
     args = parser.parse_args()
     output = Path(args.output)

@@ -26,12 +26,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from selftaught.tiny.competence import TINY_MATH, addition_figures  # noqa: E402
+from selftaught.tiny.competence import addition_figures, tiny_math_config  # noqa: E402
 from selftaught.tiny.addition_corpus import addition_corpus  # noqa: E402
 from selftaught.tiny.pretrain import pretrain  # noqa: E402
 from selftaught.models.tiny_random import qwen2_model, train_bpe_tokenizer  # noqa: E402
 
-TEMPERATURE = TINY_MATH.temperature
+TEMPERATURE = tiny_math_config().temperature
 """Sampled, the model takes each habit as often as it learned it (the recipes' τ)."""
 
 

@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from selftaught.models import load_model  # noqa: E402
 from selftaught.models.tiny_random import qwen2_model, train_bpe_tokenizer  # noqa: E402
-from selftaught.tiny.competence import AZR_RECIPE, addition_figures, program_figures, proposal_valid_rates  # noqa: E402
+from selftaught.tiny.competence import addition_figures, program_figures, proposal_valid_rates, tiny_azr_config  # noqa: E402
 from selftaught.tiny.corpus import STEP_MARK, build_corpus, works_step_by_step  # noqa: E402
 from selftaught.tiny.phrases import prompt_phrases  # noqa: E402
 from selftaught.tiny.pretrain import pretrain  # noqa: E402
@@ -70,7 +70,7 @@ def target_rows(figures: dict) -> list[tuple[str, str, bool]]:
         rows += [(f"{task_type}: right ≥ 0.8 of the time when it works step by step", f"{with_step:.3f}",
                   with_step >= 0.8),
                  (f"{task_type}: bare answers mostly wrong (< 0.5)", f"{without:.3f}", without < 0.5),
-                 (f"{task_type}: takes the procedure 15–35% of the time at τ = {AZR_RECIPE.temperature:g}",
+                 (f"{task_type}: takes the procedure 15–35% of the time at τ = {tiny_azr_config().temperature:g}",
                   f"{share:.3f}", 0.15 <= share <= 0.35)]
     for task_type, result in figures["proposals_valid"].items():
         rows.append((f"≥ 20% valid {task_type} proposals", f"{result['accuracy']:.3f}", result["accuracy"] >= 0.2))
@@ -134,7 +134,7 @@ trains on a dev or held-out program: its recipe excludes them (`azr.exclude_prog
 ## Held-out programs (measured by the build script)
 
 {args.eval_n} held-out chain programs per task type (one task each) × {args.samples} samples at τ =
-{AZR_RECIPE.temperature:g}, AZR's own parsing and sandboxed checking; greedy is one greedy sample;
+{tiny_azr_config().temperature:g}, AZR's own parsing and sandboxed checking; greedy is one greedy sample;
 95% bootstrap intervals over programs.
 
 | task | {heads} | share working step by step | right when step by step | right when bare | format errors |
@@ -176,15 +176,15 @@ general language model.
 def train_model(output: Path, args) -> dict:
     """Corpus, tokenizer and pretraining (steps 1–2); saves the model and tokenizer into `output`."""
     started = time.perf_counter()
+    azr = tiny_azr_config().azr
     documents = build_corpus(programs_n=args.programs, examples=args.examples, additions_n=args.additions,
                              seed=args.seed, step_share=args.step_share, wrong_share=args.wrong_share,
                              cue_share=args.cue_share, proposer_share=args.proposer_share,
-                             task_types=tuple(args.task_types), max_references=AZR_RECIPE.azr.num_references,
-                             timeout_s=AZR_RECIPE.azr.executor_timeout_s)
+                             task_types=tuple(args.task_types), max_references=azr.num_references,
+                             timeout_s=azr.executor_timeout_s)
     tokenizer = train_bpe_tokenizer([d.context + d.continuation for d in documents[:TOKENIZER_DOCUMENTS]], args.vocab,
                                     SPECIAL_TOKENS, split_digits=True,
-                                    phrases=prompt_phrases(AZR_RECIPE.azr.induction_inputs,
-                                                           AZR_RECIPE.azr.executor_timeout_s))
+                                    phrases=prompt_phrases(azr.induction_inputs, azr.executor_timeout_s))
     model = qwen2_model(tokenizer, args.seed, hidden_size=args.hidden, intermediate_size=args.hidden * 8 // 3,
                         num_hidden_layers=args.layers, num_attention_heads=4, num_key_value_heads=2,
                         max_position_embeddings=1024, tie_word_embeddings=True)

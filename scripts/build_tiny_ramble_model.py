@@ -34,11 +34,11 @@ from selftaught.data import addition  # noqa: E402
 from selftaught.models import load_model  # noqa: E402
 from selftaught.models.tiny_random import qwen2_model, train_bpe_tokenizer  # noqa: E402
 from selftaught.tiny.addition_corpus import addition_corpus  # noqa: E402
-from selftaught.tiny.competence import TINY_MATH  # noqa: E402
+from selftaught.tiny.competence import tiny_math_config  # noqa: E402
 from selftaught.tiny.failure_modes import FAILURE_MODES  # noqa: E402
 from selftaught.tiny.pretrain import pretrain  # noqa: E402
 
-TEMPERATURE = TINY_MATH.temperature
+TEMPERATURE = tiny_math_config().temperature
 """The recipes' τ (configs/tiny_ramble_base.yaml is tiny-math's block with this model)."""
 SELF_CERTAINTY_TARGET = 0.70
 """Within-group AUROC of self-certainty the model is built to reach (issue #22)."""
@@ -76,7 +76,7 @@ def self_certainty_split(model_dir: Path, n: int, samples: int, seed: int) -> di
     model.eval()
     torch.manual_seed(seed)
     result = anatomy(model, tokenizer, addition.generate(n, "heldout", seed=seed), samples, TEMPERATURE, HEAD_K,
-                     max_completion_length=TINY_MATH.max_completion_length)
+                     max_completion_length=tiny_math_config().max_completion_length)
     return {"n": n, "samples": samples, "groups": result["groups"], "auroc": result["auroc"]}
 
 

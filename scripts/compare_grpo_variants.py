@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from selftaught.config import apply_overrides, build_config, set_all_dotted  # noqa: E402
 from selftaught.recipes import load_recipe  # noqa: E402
-from selftaught.tiny.competence import TINY_MATH, addition_figures  # noqa: E402
+from selftaught.tiny.competence import addition_figures, tiny_math_config  # noqa: E402
 from selftaught.trainer import Trainer  # noqa: E402
 
 RUNS = {
@@ -81,7 +81,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
         if not args.skip_base:
-            results["base"] = measure(TINY_MATH.model.name_or_path, args.n, args.split, scratch)
+            results["base"] = measure(tiny_math_config().model.name_or_path, args.n, args.split, scratch)
             print(line("base (tiny-math)", results["base"]), flush=True)
         ablation = apply_overrides({}, args.set)
         for label in args.runs:

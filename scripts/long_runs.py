@@ -61,7 +61,7 @@ def plot(record: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from selftaught.report import COLORS
+    from selftaught.demo_report import COLORS
 
     families = list(record["families"])
     figure, axes = plt.subplots(1, len(families), figsize=(7 * len(families), 4.5), squeeze=False)

@@ -30,9 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from selftaught.config import build_config, set_all_dotted  # noqa: E402
 from selftaught.demo import MATH_SECTIONS, method_reward, run_overrides  # noqa: E402
+from selftaught.demo_report import verdict as interval_verdict  # noqa: E402
 from selftaught.diagnose import HELPS_AT, HURTS_AT  # noqa: E402
 from selftaught.recipes import load_recipe  # noqa: E402
-from selftaught.report import verdict as interval_verdict  # noqa: E402
 from selftaught.tiny.competence import addition_figures  # noqa: E402
 from selftaught.trainer import Trainer  # noqa: E402
 

@@ -1,3 +1,5 @@
+"""`python -m selftaught`: the `selftaught` command line (`cli.main`)."""
+
 import sys
 
 from .cli import main

@@ -1,6 +1,6 @@
 """What a run prints while it works, readable on a terminal and in a log file.
 
-On a terminal (stdout and stderr both TTYs) training draws a tqdm bar, as before.
+On a terminal (stdout and stderr both TTYs) training draws a tqdm bar.
 Anywhere else (`> log`, a pipe, CI, SLURM) a bar's redraws would be `\\r` frames in
 one ever-growing line, so training prints one plain line every `log_every` steps
 (and at the last step) on stdout instead, and the libraries' own bars

@@ -15,7 +15,7 @@ The demo has one section per built-in model (`MATH_SECTIONS`, then `PROGRAMS`):
   on additions and, as transfer, on programs.
 
 It writes `summary.json` (every figure with its interval and sample count, the per-step curves,
-each run's configuration), `report.md` and `report.png` (`selftaught.report`, with the targets
+each run's configuration), `report.md` and `report.png` (`selftaught.demo_report`, with the targets
 met or missed) and prints the tables. Nothing is tuned on held-out data: learning rates and batch
 sizes come from the `dev` splits, and every figure is what this run measured. One training seed:
 the spread over seeds is `scripts/seed_spread.py`'s (README).
@@ -33,11 +33,11 @@ import torch
 
 from .config import build_config, set_all_dotted
 from .data import addition
+from .demo_report import CURVE_KEYS, figure_cell, write_report
 from .errors import UserError
 from .models import load_model
 from .recipes import load_recipe
-from .report import CURVE_KEYS, figure_cell, write_report
-from .tiny.competence import AZR_RECIPE, addition_figures, program_figures
+from .tiny.competence import addition_figures, program_figures, tiny_azr_config
 from .tiny.corpus import works_step_by_step
 from .trainer import Trainer
 
@@ -120,9 +120,9 @@ def math_recipe(method: str, output_dir: Path, steps: int, section: MathSection 
 def azr_recipe(output_dir: Path, steps: int | None = None, per_type_role: int | None = None) -> dict:
     """configs/azr_tiny.yaml with the demo's `run_overrides` (and, for --quick, a smaller batch)."""
     recipe = load_recipe(PROGRAMS.azr_recipe)
-    overrides = run_overrides(output_dir, steps or AZR_RECIPE.max_steps)
+    overrides = run_overrides(output_dir, steps or tiny_azr_config().max_steps)
     if per_type_role:
-        groups = 2 * len(AZR_RECIPE.azr.task_types)  # (type, role) groups
+        groups = 2 * len(tiny_azr_config().azr.task_types)  # (type, role) groups
         overrides.update({"azr.tasks_per_type_role": per_type_role, "azr.seed_proposals": per_type_role,
                           "per_device_train_batch_size": groups * per_type_role})
     return set_all_dotted(recipe, overrides)

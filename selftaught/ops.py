@@ -28,8 +28,8 @@ from torch import Tensor
 # so C = DEFAULT_CHUNK_BYTES / (V · 4) (110 rows at Qwen2.5's V = 151,936; at least 1).
 # The peak is a few such buffers (the cast, z/τ, logsumexp's exp): ~0.25 GiB, under
 # the bf16 logits of any batch above ~850 tokens at that V, and under 1/8 of what a
-# straightforward log_softmax path holds (benchmarks/bench_logprobs.py). The old
-# fixed 2048 rows were 1.24 GB per buffer at that V.
+# straightforward log_softmax path holds (benchmarks/bench_logprobs.py). A fixed row
+# count would grow with V instead: 2048 rows are 1.24 GB per buffer at that V.
 DEFAULT_CHUNK_BYTES = 64 << 20
 
 # The fused path (hidden states → head → statistics) knows the hidden size H too, and

@@ -3,7 +3,7 @@
 One panel per curve that at least one run logged — reward, every reward source,
 self-certainty, completion length, KL, clip fraction, and the AZR valid-proposal and
 solve rates per task type — with one line per run (the legend is the run
-directory's name). Writes `report.png` (drawn by `report.plot_curves`, the demo's
+directory's name). Writes `report.png` (drawn by `demo_report.plot_curves`, the demo's
 panels) and `report.md` (the runs, and each curve's first → last value).
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .errors import UserError
 from .azr.tasks import TASK_TYPES
-from .report import CURVES, plot_curves
+from .demo_report import CURVES, plot_curves
 
 TITLES = {
     **CURVES,

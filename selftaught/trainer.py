@@ -84,8 +84,8 @@ def _mixed_precision(setting) -> str:
 def _enable_gradient_checkpointing(model) -> None:
     """Recompute each decoder layer in the backward; non-reentrant (works with DDP, LoRA, no_grad scoring).
 
-    transformers ≥ 5.2x names it `activation_checkpointing_enable` (the old name warns); both also
-    make the embeddings' output require grad, which LoRA's frozen embeddings need.
+    transformers ≥ 5.2x names it `activation_checkpointing_enable` and warns on `gradient_checkpointing_enable`;
+    both make the embeddings' output require grad, which LoRA's frozen embeddings need.
     """
     options = {"use_reentrant": False}
     enable = getattr(model, "activation_checkpointing_enable", None)

@@ -24,6 +24,7 @@ import json
 import math
 import sys
 from collections.abc import Callable, Mapping
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +35,22 @@ from .errors import UserError
 from .trackers import TRACKERS
 
 DEFAULTS_FILE = Path(__file__).resolve().parent / "trl_grpo_defaults.json"
-_TABLE = json.loads(DEFAULTS_FILE.read_text())
-TRL_VERSION = _TABLE["trl"]
-TRL_DEFAULTS: dict[str, Any] = _TABLE["defaults"]
-"""Every field of TRL's GRPOConfig → its declared default (scripts/write_trl_defaults.py)."""
+
+
+@cache
+def _defaults_table() -> dict:
+    """DEFAULTS_FILE, read on first use: {"trl": version, "defaults": {...}} (scripts/write_trl_defaults.py)."""
+    return json.loads(DEFAULTS_FILE.read_text())
+
+
+def trl_version() -> str:
+    """The TRL version whose GRPOConfig DEFAULTS_FILE describes."""
+    return _defaults_table()["trl"]
+
+
+def trl_defaults() -> dict[str, Any]:
+    """Every field of TRL's GRPOConfig → its declared default (shared: do not modify)."""
+    return _defaults_table()["defaults"]
 
 SAME_NAME = (
     "seed", "learning_rate", "weight_decay", "adam_beta1", "adam_beta2", "adam_epsilon", "max_grad_norm",
@@ -121,7 +134,7 @@ def _scale_rewards(value, fields):
 
 def _epsilon_high(value, fields):
     if value is None and fields.get("loss_type") == "cispo":  # TRL then caps CISPO's weight at epsilon
-        value = fields.get("epsilon", TRL_DEFAULTS["epsilon"])
+        value = fields.get("epsilon", trl_defaults()["epsilon"])
     return {"epsilon_high": value}
 
 
@@ -258,7 +271,7 @@ def _vllm_clip_max(value, fields):
 
 
 def _steps_per_generation(value, fields):
-    accumulation = fields.get("gradient_accumulation_steps", TRL_DEFAULTS["gradient_accumulation_steps"])
+    accumulation = fields.get("gradient_accumulation_steps", trl_defaults()["gradient_accumulation_steps"])
     if value is None or value == accumulation:
         return {}
     raise Unsupported(f"TRL would split one generation batch over {value // accumulation or 1} optimizer steps; "
@@ -269,8 +282,8 @@ def _steps_per_generation(value, fields):
 def _generation_batch_size(value, fields):
     if value is None or fields.get("steps_per_generation") is not None:
         return {}  # then steps_per_generation says it (checked there)
-    per_step = (fields.get("per_device_train_batch_size", TRL_DEFAULTS["per_device_train_batch_size"])
-                * fields.get("gradient_accumulation_steps", TRL_DEFAULTS["gradient_accumulation_steps"]))
+    per_step = (fields.get("per_device_train_batch_size", trl_defaults()["per_device_train_batch_size"])
+                * fields.get("gradient_accumulation_steps", trl_defaults()["gradient_accumulation_steps"]))
     if value == per_step:  # one process: one generation batch per optimizer step
         return {}
     raise Unsupported(f"TRL's generation batch of {value} is not one optimizer step's {per_step} completions; "
@@ -316,7 +329,7 @@ TRANSLATIONS: dict[str, Callable[[Any, Mapping], dict]] = {
 
 def _is_default(name: str, value) -> bool:
     empty = (None, "", [], {})
-    default = TRL_DEFAULTS[name]
+    default = trl_defaults()[name]
     return value == default or (value in empty and default in empty)
 
 
@@ -335,8 +348,8 @@ def translate(fields: Mapping[str, Any]) -> tuple[dict, list[tuple[str, Any, str
             except Unsupported as reason:
                 if not _is_default(name, value):
                     unsupported.append((name, value, str(reason)))
-        elif name not in TRL_DEFAULTS:
-            unsupported.append((name, value, f"not a field of TRL {TRL_VERSION}'s GRPOConfig (model, data and "
+        elif name not in trl_defaults():
+            unsupported.append((name, value, f"not a field of TRL {trl_version()}'s GRPOConfig (model, data and "
                                               "rewards come from the --config recipe)"))
         elif not _is_default(name, value):
             unsupported.append((name, value, "not supported by selftaught"))

@@ -12,7 +12,7 @@ Names: the policy's parameters are given under their Hugging Face checkpoint
 names, which vLLM's loader maps (q/k/v → qkv_proj, gate/up → gate_up_proj).
 Tied embeddings are given under both names (`named_parameters(remove_duplicate=False)`):
 vLLM's reload re-creates the embedding, so an lm_head that is not given its own
-copy keeps the old weights. A LoRA policy is sampled with its adapter merged:
+copy keeps stale weights. A LoRA policy is sampled with its adapter merged:
 W + ΔW per adapted layer, computed without touching the policy (`policy_weights`).
 
 Sampling settings are ours, not the model's generation_config: τ, top_p, top_k

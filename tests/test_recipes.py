@@ -17,7 +17,7 @@ from selftaught.errors import UserError
 from selftaught.tiny import competence
 from selftaught.tiny.addition_corpus import ANSWER_CONTEXT
 from selftaught.recipes import RECIPES_DIR, load_recipe
-from selftaught import report
+from selftaught import demo_report
 
 CONFIGS = ROOT / "configs"
 TINY = sorted(CONFIGS.glob("*_tiny.yaml"))
@@ -90,7 +90,7 @@ def test_the_shared_math_block_is_written_once():
         own = yaml.safe_load((CONFIGS / f"{method}_tiny.yaml").read_text())
         assert own["base"] == "tiny_math_base.yaml"
         assert set(own) <= {"base", "method", "output_dir", "learning_rate", "rewards"}, method
-    assert competence.TINY_MATH.data.prompt_template == ANSWER_CONTEXT  # the context tiny-math was pretrained in
+    assert competence.tiny_math_config().data.prompt_template == ANSWER_CONTEXT  # the context tiny-math was pretrained in
 
 
 def test_demo_recipes_are_the_files_plus_the_visible_overrides(tmp_path):
@@ -115,13 +115,13 @@ def test_competence_measures_with_the_azr_recipes_settings():
     sampler = competence.program_sampler(*load_model("tiny-random"))
     assert (sampler.temperature, sampler.max_completion_length, sampler.max_prompt_length) == (
         recipe.temperature, recipe.max_completion_length, recipe.max_prompt_length)
-    assert competence.AZR_RECIPE == recipe
+    assert competence.tiny_azr_config() == recipe
 
 
 def test_task_type_names_are_defined_once():
     assert tuple(TASK_TYPE_SPECS) == TASK_TYPES
     assert all(spec.name == name for name, spec in TASK_TYPE_SPECS.items())
-    assert AZRConfig().task_types == list(TASK_TYPES) and not hasattr(report, "AZR_TYPES")
+    assert AZRConfig().task_types == list(TASK_TYPES) and not hasattr(demo_report, "AZR_TYPES")
     with pytest.raises(UserError, match="azr.task_types"):
         build_config({"method": "azr", "azr": {"task_types": ["deduction", "translation"]}})
 

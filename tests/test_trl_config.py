@@ -19,8 +19,8 @@ from conftest import ROOT, tiny_overrides
 from selftaught.cli import main
 from selftaught.config import TrainConfig, build_config
 from selftaught.errors import UserError
-from selftaught.trl_config import (DECIDED_BY_SELFTAUGHT, SAME_NAME, TRANSLATIONS, TRL_DEFAULTS, Deferred,
-                                   from_trl_config, translate)
+from selftaught.trl_config import (DECIDED_BY_SELFTAUGHT, SAME_NAME, TRANSLATIONS, Deferred,
+                                   from_trl_config, translate, trl_defaults)
 
 REQUIRE_TRL = os.environ.get("SELFTAUGHT_REQUIRE_TRL") == "1"
 needs_trl = pytest.mark.skipif(importlib.util.find_spec("trl") is None and not REQUIRE_TRL,
@@ -28,9 +28,9 @@ needs_trl = pytest.mark.skipif(importlib.util.find_spec("trl") is None and not R
 
 
 def test_every_field_at_trl_default_passes_silently():
-    settings, unsupported = translate(TRL_DEFAULTS)
+    settings, unsupported = translate(trl_defaults())
     assert unsupported == []
-    config = from_trl_config(TRL_DEFAULTS, tiny_overrides("runs/unused"))
+    config = from_trl_config(trl_defaults(), tiny_overrides("runs/unused"))
     # TRL's defaults, where they are not selftaught's, reach the run
     assert (config.loss_type, config.seed, config.learning_rate, config.num_generations) == ("dapo", 42, 1e-6, 8)
     assert (config.lr_scheduler_type, config.warmup_ratio, config.bf16, config.gradient_checkpointing) == \
@@ -45,10 +45,10 @@ def test_every_field_at_trl_default_passes_silently():
 def test_every_mapped_field_names_a_selftaught_key():
     valid = TrainConfig.model_fields
     for name in SAME_NAME:
-        assert name in valid and name in TRL_DEFAULTS, name
+        assert name in valid and name in trl_defaults(), name
     for name, translate_field in TRANSLATIONS.items():
         try:
-            produced = translate_field(TRL_DEFAULTS.get(name), TRL_DEFAULTS)
+            produced = translate_field(trl_defaults().get(name), trl_defaults())
         except Exception:  # some refuse TRL's declared default (e.g. a value only meaningful at run time)
             continue
         for key in produced:
@@ -122,7 +122,7 @@ def test_unsupported_fields_are_one_line_exit_2_naming_each(tmp_path, capsys):
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(yaml.safe_dump(tiny_overrides(tmp_path / "run")))
     trl = tmp_path / "grpo.json"
-    trl.write_text(json.dumps({**TRL_DEFAULTS, "fp16": True, "vllm_mode": "server", "push_to_hub": True,
+    trl.write_text(json.dumps({**trl_defaults(), "fp16": True, "vllm_mode": "server", "push_to_hub": True,
                                "lr_scheduler_type": "polynomial", "model_name_or_path": "Qwen/Qwen2.5-1.5B",
                                "steps_per_generation": 4, "sync_ref_model": True,
                                # at TRL's default, unsupported fields pass silently

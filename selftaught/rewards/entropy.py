@@ -12,8 +12,8 @@ k_s ~ Binomial(n−1, p(x_s)), and for K ~ Binomial(N, p)
 
 so E[Ĥ] − H = −E_x[Σ_{j≥n} (1−p_x)^j / j], a bias that decays like (1−p)^n.
 
-Counting convention (docs/reference.md §4.1): an earlier text of the spec wrote
-J(n) − (1/n) Σ J(m(x_s)) with m including s itself. That form is lower than this one
+Counting convention (docs/reference.md §4.1): k_s excludes s itself. The form that
+counts it, J(n) − (1/n) Σ J(m(x_s)), is lower than this one
 by exactly (D − 1)/n (D = distinct values in the sample), and *more* biased than the
 plug-in estimator (n = 8, p = (0.4, 0.2, 0.15, 0.1, 0.05, 0.05, 0.03, 0.02): bias
 −0.601 vs plug-in −0.431 nats; this form: −0.207). The paper's identity needs the

@@ -17,12 +17,13 @@ from __future__ import annotations
 import ast
 from collections import Counter
 from contextlib import contextmanager
+from functools import cache
 
 import numpy as np
 
 from ..azr.episodes import AZREpisodes
 from ..azr.tasks import TASK_TYPE_SPECS
-from ..config import build_config
+from ..config import TrainConfig, build_config
 from ..data import addition
 from ..diagnose import ratio_with_interval, run_diagnose
 from ..evaluate import Accuracy
@@ -30,11 +31,22 @@ from ..recipes import load_recipe
 from ..rollout import Sampler
 from .corpus import chain_tasks, works_step_by_step
 
-TINY_MATH = build_config(load_recipe("tiny_math_base.yaml"))
-"""The block every tiny-math recipe shares (model, data, G, sampling), validated: `tiny-math` is
-measured (model card, demo, dev sweep) with the settings it is trained with."""
-AZR_RECIPE = build_config(load_recipe("azr_tiny.yaml"))
-"""configs/azr_tiny.yaml: the prompt, executor and sampling settings `tiny` is trained and measured with."""
+
+
+@cache
+def tiny_math_config() -> TrainConfig:
+    """The block every tiny-math recipe shares (model, data, G, sampling), validated: `tiny-math` is
+    measured (model card, demo, dev sweep) with the settings it is trained with. Read on first use;
+    callers must not modify it (it is shared)."""
+    return build_config(load_recipe("tiny_math_base.yaml"))
+
+
+@cache
+def tiny_azr_config() -> TrainConfig:
+    """configs/azr_tiny.yaml, validated: the prompt, executor and sampling settings `tiny` is trained
+    and measured with. Read on first use; callers must not modify it (it is shared)."""
+    return build_config(load_recipe("azr_tiny.yaml"))
+
 PROGRAM_SAMPLES = 8
 """Samples per held-out program task (as the math's pass@8 and majority@8)."""
 
@@ -45,16 +57,18 @@ def addition_figures(model: str, n: int, split: str, output_dir, samples: int | 
     record with pass@1, pass@K, majority@K, greedy, the share taking the procedure (tag
     `procedure`: `procedure(completion)`, tiny-math's columns by default) and every label-free
     source's within-group AUROC."""
-    return run_diagnose(model, "addition", split=split, n=n, samples=samples or TINY_MATH.num_generations,
-                        seed=seed, prompt_template=TINY_MATH.data.prompt_template, temperature=TINY_MATH.temperature,
-                        max_new_tokens=TINY_MATH.max_completion_length, max_prompt_length=TINY_MATH.max_prompt_length,
+    settings = tiny_math_config()
+    return run_diagnose(model, "addition", split=split, n=n, samples=samples or settings.num_generations,
+                        seed=seed, prompt_template=settings.data.prompt_template, temperature=settings.temperature,
+                        max_new_tokens=settings.max_completion_length, max_prompt_length=settings.max_prompt_length,
                         output_dir=str(output_dir), batch_size=64, tags={"procedure": procedure})
 
 
 @contextmanager
 def azr_evaluator(tokenizer, seed: int = 0):
     """An AZREpisodes used only for its prompts, validation and checking (the recipe's settings)."""
-    config = AZR_RECIPE.model_copy(update={"seed": seed, "azr": AZR_RECIPE.azr.model_copy(update={"seed_proposals": 0})})
+    recipe = tiny_azr_config()
+    config = recipe.model_copy(update={"seed": seed, "azr": recipe.azr.model_copy(update={"seed_proposals": 0})})
     source = AZREpisodes(config, tokenizer)
     try:
         yield source
@@ -64,8 +78,9 @@ def azr_evaluator(tokenizer, seed: int = 0):
 
 def program_sampler(model, tokenizer, batch_size: int = 256) -> Sampler:
     """The sampler self-play uses, at the AZR recipe's τ and lengths."""
-    return Sampler(model, tokenizer, max_prompt_length=AZR_RECIPE.max_prompt_length,
-                   max_completion_length=AZR_RECIPE.max_completion_length, temperature=AZR_RECIPE.temperature,
+    recipe = tiny_azr_config()
+    return Sampler(model, tokenizer, max_prompt_length=recipe.max_prompt_length,
+                   max_completion_length=recipe.max_completion_length, temperature=recipe.temperature,
                    generation_batch_size=batch_size)
 
 
@@ -119,11 +134,13 @@ def _type_figures(tasks, completions, answers, correct, greedy_correct, samples:
 
 
 def program_figures(model, tokenizer, n: int, split: str = "heldout", samples: int = PROGRAM_SAMPLES,
-                    task_types=tuple(AZR_RECIPE.azr.task_types), seed: int = 0,
-                    tasks: dict | None = None) -> dict[str, dict]:
+                    task_types=None, seed: int = 0, tasks: dict | None = None) -> dict[str, dict]:
     """Per task type: pass@1, pass@K, majority@K and greedy, the share of samples that work step
     by step and the accuracy of those that do and do not, on `n` distinct chain programs of `split`
-    (one task each; or on `tasks`, {type: [Task]}), 95% bootstrap intervals over programs."""
+    (one task each; or on `tasks`, {type: [Task]}), 95% bootstrap intervals over programs.
+    `task_types`: default the AZR recipe's."""
+    if task_types is None:
+        task_types = tuple(tiny_azr_config().azr.task_types)
     if tasks is None:
         tasks = chain_tasks(n, seed=seed, split=split, task_types=tuple(task_types))
     task_types = [t for t in task_types if t in tasks]
@@ -144,7 +161,7 @@ def program_figures(model, tokenizer, n: int, split: str = "heldout", samples: i
 
 def proposal_valid_rates(model, tokenizer, n: int, seed: int = 0) -> dict[str, Accuracy]:
     """Share of valid proposals per task type of the AZR recipe, with held-out chains as references."""
-    tasks = chain_tasks(n, seed=seed, task_types=tuple(AZR_RECIPE.azr.task_types))
+    tasks = chain_tasks(n, seed=seed, task_types=tuple(tiny_azr_config().azr.task_types))
     sampler = program_sampler(model, tokenizer)
     rates = {}
     with azr_evaluator(tokenizer, seed) as source:

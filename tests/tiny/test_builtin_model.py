@@ -9,7 +9,7 @@ from transformers import AutoModelForCausalLM
 
 from selftaught.data import addition, chains
 from selftaught.models import ALIASES, TINY_ASSET, load_model
-from selftaught.tiny.competence import AZR_RECIPE
+from selftaught.tiny.competence import tiny_azr_config
 from selftaught.tiny.corpus import (BARE_OPENER, STEP_CONTEXT, STEP_MARK, build_corpus, chain_tasks, solver_documents,
                                     works_step_by_step)
 
@@ -94,7 +94,7 @@ def test_quick_demo_end_to_end(tmp_path):
             assert len(run["curves"]["rewards/math_answer/mean"]) == run["steps"], name  # gold, logged
     programs = sections[PROGRAMS.model]
     assert set(programs["runs"]) == {"azr", *(name for name, _ in PROGRAMS.additions_recipes)}
-    types = AZR_RECIPE.azr.task_types
+    types = tiny_azr_config().azr.task_types
     assert set(programs["base"]) == {*types, "additions"}
     for run in programs["runs"].values():  # programs and additions, before and after each run: the transfer rows
         assert set(run["after"]) == set(programs["base"])

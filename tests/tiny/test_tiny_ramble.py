@@ -12,7 +12,7 @@ from selftaught.data import addition
 from selftaught.models import ALIASES, TINY_RAMBLE_ASSET
 from selftaught.recipes import load_recipe
 from selftaught.tiny.addition_corpus import addition_corpus
-from selftaught.tiny.competence import TINY_MATH
+from selftaught.tiny.competence import tiny_math_config
 from selftaught.tiny.failure_modes import FAILURE_MODES
 
 FAMILY = ("intuitor", "grpo", "random")
@@ -60,5 +60,5 @@ def test_its_recipes_train_and_measure_with_tiny_maths_settings():
     for method in FAMILY:
         config = build_config(load_recipe(f"{method}_tiny_ramble.yaml"))
         assert config.model.name_or_path == "tiny-ramble"
-        differing = {key for key, value in config.model_dump().items() if value != TINY_MATH.model_dump()[key]}
+        differing = {key for key, value in config.model_dump().items() if value != tiny_math_config().model_dump()[key]}
         assert differing <= {"model", "output_dir", "rewards", "learning_rate", "method"}, (method, differing)

@@ -1,7 +1,7 @@
 """The demo report (report.md, report.png) from a summary with one math and one program section."""
 
+from selftaught.demo_report import markdown, math_targets, program_targets, verdict, write_report
 from selftaught.evaluate import Accuracy
-from selftaught.report import markdown, math_targets, program_targets, verdict, write_report
 
 
 def _figure(correct, n):
