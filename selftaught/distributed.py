@@ -20,6 +20,7 @@ the single-process path runs exactly as it does without this module.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
 from .errors import UserError
@@ -53,6 +54,56 @@ class Processes:
         from accelerate.utils import gather_object
 
         return gather_object([item])
+
+    def from_main(self, item):
+        """Rank 0's `item`, on every rank (every rank also waits for rank 0 to get here)."""
+        return self.gather(item)[0]
+
+    def total(self, value):
+        """Σ over ranks of a number, a tensor, or a {key: number} (key-wise, over the keys any rank has)."""
+        return _reduce(self.gather(value), sum)
+
+    def mean(self, value):
+        """The ranks' mean of a number, a tensor or a {key: number} (`total` / world)."""
+        total = self.total(value)
+        if isinstance(total, dict):
+            return {key: v / self.world for key, v in total.items()}
+        return total / self.world
+
+    def maximum(self, value):
+        """The largest over ranks of a number or a {key: number} (key-wise)."""
+        return _reduce(self.gather(value), max)
+
+    def cat(self, tensor):
+        """Every rank's [n_r, ...] tensor, concatenated in rank order."""
+        if self.world == 1:
+            return tensor
+        import torch
+
+        return torch.cat(self.gather(tensor))
+
+
+def _reduce(parts: list, combine):
+    """`combine` (sum or max) of the ranks' values; for dicts, key by key over the keys any rank has."""
+    if isinstance(parts[0], dict):
+        keys = dict.fromkeys(key for part in parts for key in part)
+        return {key: combine(part[key] for part in parts if key in part) for key in keys}
+    if len(parts) == 1:
+        return parts[0]
+    return combine(parts)
+
+
+@contextmanager
+def accumulation_step(accelerator, model, last: bool):
+    """One micro-batch of gradient accumulation: gradients are synchronised over ranks only at the
+    `last` (DDP and FSDP: `no_sync` before it; DeepSpeed's engine steps at the backward accelerate
+    marks as the boundary, so the flag is set for every micro-batch)."""
+    from accelerate.utils import DistributedType
+
+    if accelerator.distributed_type == DistributedType.DEEPSPEED:
+        accelerator.sync_gradients = last
+    with nullcontext() if last else accelerator.no_sync(model):
+        yield
 
 
 def check_launch(accelerator) -> None:

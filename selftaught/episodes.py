@@ -54,7 +54,7 @@ class EpisodeSource(ABC):
     - `rewards(rollout, scores)` → {name: [N] float32}: every reward of every row (NaN = none),
       computed here and nowhere else;
     - `advantages(rollout, rewards)` → [N]: what the update weights each row by;
-    - `weights`: {name: w}: each reward's weight; 0 or absent = logged only. The logged
+    - `reward_weights`: {name: w}: each reward's weight; 0 or absent = logged only. The logged
       `reward/mean` is the mean of `total_reward(rewards)` = Σ_s w_s r^s over the same
       sources the advantages use (`PromptEpisodes` normalises each source in its group
       before weighting, AZR normalises the total per task; both count the same sources).
@@ -75,7 +75,7 @@ class EpisodeSource(ABC):
     The trainer calls these and `total_reward`, and nothing else.
     """
 
-    weights: Mapping[str, float] = MappingProxyType({})  # read-only: a subclass sets its own
+    reward_weights: Mapping[str, float] = MappingProxyType({})  # read-only: a subclass sets its own
     needs_reference: bool = False  # e.g. offline self-certainty: score the reference model too
     needs_token_entropy: bool = False  # a reward reads H(p_t): the scoring pass returns it (same forward)
 
@@ -93,7 +93,7 @@ class EpisodeSource(ABC):
 
     def total_reward(self, rewards: dict[str, torch.Tensor]) -> torch.Tensor:
         """[N] Σ_s w_s r^s: the reward this source trains on (`advantages.weighted_total`)."""
-        return weighted_total(rewards, self.weights)
+        return weighted_total(rewards, self.reward_weights)
 
     def set_processes(self, processes: Processes) -> None:
         if processes.world > 1:
@@ -144,12 +144,12 @@ class PromptEpisodes(EpisodeSource):
         self.sources = {spec.name: build_reward(spec.name, spec.mode, group_size=config.num_generations,
                                                 tokenizer=tokenizer, answer_only=spec.answer_only)
                         for spec in self.specs}
-        self.weights = {spec.name: spec.weight for spec in self.specs}
+        self.reward_weights = {spec.name: spec.weight for spec in self.specs}
         for function, weight in callables:
             source = UserReward(function)
             if not callable(function) or source.name in self.sources:
                 raise UserError(f"Trainer(rewards=...): {source.name!r} is not a callable or is named twice")
-            self.sources[source.name], self.weights[source.name] = source, float(weight)
+            self.sources[source.name], self.reward_weights[source.name] = source, float(weight)
         # Data-set columns for user functions: every key any row has (None where a row lacks it),
         # so all ranks' extras have the same keys.
         # "answer" is the gold string already; the signature's own names cannot be columns.
@@ -190,7 +190,7 @@ class PromptEpisodes(EpisodeSource):
                     for name, source in self.sources.items()}
 
     def advantages(self, rollout: Rollout, rewards: dict[str, torch.Tensor]) -> torch.Tensor:
-        return combine_advantages(rewards, self.weights, self.config.num_generations,
+        return combine_advantages(rewards, self.reward_weights, self.config.num_generations,
                                   self.config.scale_rewards, self.config.advantage_epsilon,
                                   self.config.multi_objective_aggregation)
 

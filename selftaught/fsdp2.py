@@ -4,7 +4,7 @@ whole-optimizer checkpoints.
 With FSDP2 every rank holds 1/world of each weight; each module's forward first
 all-gathers its weights, a collective that every rank must call in step. Training
 forwards are in step when every rank runs the same number of micro-batches
-(`padded_micro_batch_count`). Sampling is not: each rank decodes its own prompts for
+(`padded_micro_batches`). Sampling is not: each rank decodes its own prompts for
 its own number of tokens. So for sampling and the no-grad scoring pass the trainer
 gathers the whole model once (`full_weights`: one all-gather per module, on every
 rank in the same order), keeps it through every forward (no re-shard after forward,
@@ -63,12 +63,13 @@ def full_weights(model, reshard_after_forward: bool = True):
         root.set_reshard_after_forward(False, recurse=False)
 
 
-def padded_micro_batch_count(count: int, processes) -> int:
-    """The number of micro-batches every rank must run: the most any rank has (its
-    forwards are collectives under FSDP2). Ranks with fewer run zero-weight ones."""
-    if processes.world == 1:
-        return count
-    return max(processes.gather(count))
+def padded_micro_batches(batches: list, processes) -> list:
+    """`batches` and as many repeats of the first as make every rank run the same number (the most
+    any rank has: under FSDP2 each forward is a collective). A repeat is a padding micro-batch:
+    its loss counts zero times (the caller multiplies it by 0), index >= len(batches)."""
+    if not batches:
+        raise RuntimeError("a rank has no rows to train on; under FSDP2 it cannot join the update")
+    return batches + [batches[0]] * (processes.maximum(len(batches)) - len(batches))
 
 
 def _registered_sharded(model) -> None:

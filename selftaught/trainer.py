@@ -31,6 +31,7 @@ import math
 import sys
 import time
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -38,7 +39,7 @@ import torch
 from . import checkpoint, fsdp2
 from .config import TrainConfig
 from .console import TrainProgress, silence_library_bars
-from .distributed import Processes, check_launch
+from .distributed import Processes, accumulation_step, check_launch
 from .errors import Preempted, TrainingStopped, UserError
 from .importance import importance_weights, logprob_mismatch, weight_stats
 from .losses import OBJECTIVE_SETTINGS, EntropyBonus, PolicyObjective, entropy_threshold, high_entropy_mask
@@ -139,6 +140,41 @@ def _distributed_cpu() -> bool:
 
     has_accelerator = torch.accelerator.is_available() if hasattr(torch, "accelerator") else torch.cuda.is_available()
     return int(os.environ.get("WORLD_SIZE", "1")) > 1 and not has_accelerator
+
+
+@dataclass
+class _StepBatch:
+    """This rank's rows of a step as the loss reads them: the rollout, log π_old [N, T], A [N],
+    the loss mask [N, T], log π_ref [N, T] (β > 0), the importance weights [N, T] (vLLM) and the
+    log-probs the off-policy mask measures drift from (the sampler's, else π_old)."""
+
+    rollout: Rollout
+    old_logprobs: torch.Tensor
+    advantages: torch.Tensor
+    loss_mask: torch.Tensor
+    ref_logprobs: torch.Tensor | None
+    importance_weights: torch.Tensor | None
+    behaviour_logprobs: torch.Tensor
+
+    @classmethod
+    def of(cls, rollout: Rollout, scores: Scores, advantages: torch.Tensor, loss_mask: torch.Tensor,
+           importance_weights: torch.Tensor | None) -> "_StepBatch":
+        behaviour = scores.old_logprobs if rollout.sampler_logprobs is None else rollout.sampler_logprobs
+        return cls(rollout, scores.old_logprobs, advantages, loss_mask, scores.ref_logprobs, importance_weights,
+                   behaviour)
+
+    def rows(self, index: slice, device) -> tuple:
+        """(π_old, A, mask, π_ref, w, behaviour) of the rows `index`, on `device` (None stays None)."""
+        return tuple(None if t is None else t[index].to(device)
+                     for t in (self.old_logprobs, self.advantages, self.loss_mask, self.ref_logprobs,
+                               self.importance_weights, self.behaviour_logprobs))
+
+
+def _entropy_window(entropy: torch.Tensor, objective: PolicyObjective) -> torch.Tensor:
+    """(Σ H·m, Σ m) [2] float64 over the tokens the entropy bonus counts (the adaptive control's input)."""
+    counted = objective.mask if objective.entropy_mask is None else objective.mask & objective.entropy_mask
+    return torch.tensor([float(torch.where(counted, entropy.detach(), 0.0).sum()), float(counted.sum())],
+                        dtype=torch.float64)
 
 
 class Trainer:
@@ -248,7 +284,7 @@ class Trainer:
         warn = (lambda line: print(f"selftaught: warning: {line}", file=sys.stderr, flush=True)) if main \
             else (lambda line: None)
         found = checkpoint.latest_intact(directory, warn) if main else None
-        path, skipped = self.processes.gather(found)[0]  # rank 0's finding, on every rank
+        path, skipped = self.processes.from_main(found)  # rank 0's finding, on every rank
         if path is None and not skipped:
             raise UserError(f"--resume: no checkpoint in {directory}; start without --resume")
         if path is None:
@@ -302,9 +338,9 @@ class Trainer:
         old, reported, mask = scores.old_logprobs, rollout.sampler_logprobs, rollout.completion_mask
         mismatch = logprob_mismatch(old, reported, mask)
         if self.processes.world > 1:  # over every rank's tokens: token-weighted mean, max of maxes
-            parts = self.processes.gather((mismatch, float(mask.sum())))
-            total = max(sum(n for _, n in parts), 1.0)
-            mismatch = {"mean": sum(m["mean"] * n for m, n in parts) / total, "max": max(m["max"] for m, _ in parts)}
+            tokens = float(mask.sum())
+            mismatch = {"mean": self.processes.total(mismatch["mean"] * tokens) / max(self.processes.total(tokens), 1.0),
+                        "max": self.processes.maximum(mismatch["max"])}
         metrics = {"vllm/logprob_abs_diff/mean": mismatch["mean"], "vllm/logprob_abs_diff/max": mismatch["max"]}
         correction = self.config.importance_correction()
         weights = importance_weights(old, reported, mask, correction)
@@ -376,7 +412,7 @@ class Trainer:
                     self.episodes.export(self.output_dir, self.step)
             except UserError as error:
                 failure = str(error)
-        failure = self.processes.gather(failure)[0]  # also the barrier: every rank waits for rank 0's write
+        failure = self.processes.from_main(failure)  # also the barrier: every rank waits for rank 0's write
         if failure is not None:
             raise UserError(failure)
         return path
@@ -437,17 +473,17 @@ class Trainer:
         """
         if not self._one_forward(rollout):
             return self.score(rollout), None
-        rows = MicroBatch.of(rollout, slice(0, len(rollout)), self.accelerator.device)
+        batch = MicroBatch.of(rollout, slice(0, len(rollout)), self.accelerator.device)
         reward_entropy = self.episodes.needs_token_entropy
         with self.accelerator.autocast():
-            stats = completion_token_statistics(self.model, *rows, temperature=self.config.temperature,
+            stats = completion_token_statistics(self.model, *batch, temperature=self.config.temperature,
                                                 chunk_size=self.config.logits_chunk_size, fused=self.fused,
                                                 entropy=reward_entropy or self._update_needs_entropy)
         scored = stats if reward_entropy else stats._replace(entropy=None)
         # Rewards are numbers, not part of the graph: a reward read from this forward (token
         # entropy, self-certainty) must not carry a gradient into the advantages.
         scored = TokenStatistics(*(None if t is None else t.detach() for t in scored))
-        return self.score(rollout, policy=ModelScores.of(scored, rows.completion_mask)), stats
+        return self.score(rollout, policy=ModelScores.of(scored, batch.completion_mask)), stats
 
     @property
     def _update_needs_entropy(self) -> bool:
@@ -457,110 +493,109 @@ class Trainer:
     # ------------------------------------------------------------------ update
 
     def _update(self, rollout: Rollout, scores: Scores, advantages: torch.Tensor, whole: Rollout,
-                weights: torch.Tensor | None = None, forwarded: TokenStatistics | None = None) -> dict:
+                importance_weights: torch.Tensor | None = None, forwarded: TokenStatistics | None = None) -> dict:
         """One optimizer step over this rank's rollout, in micro-batches (gradient accumulation).
 
         Each micro-batch's loss is normalised by the token/row count of `whole` (the step's batch
         over *all* processes; tokens as `_loss_mask` counts them), times the number of processes
         (DDP averages the ranks' gradients), so the gradient does not depend on how the batch is
         split over micro-batches or processes, except where TRL defines a mean per micro-batch
-        (bnpo, the entropy bonus, the top-entropy quantile; docs/reference.md §2.2). `weights`:
-        [N, T] importance weights on the policy term (vLLM sampled: `_sampler_correction`), or None.
-        `forwarded`: the rollout's log π_θ (and entropy) with their graph when the scoring forward
-        was the update's (`_score_step`).
-
-        A loss that is a sum of per-token terms (`PolicyObjective.per_token`) goes to the fused
-        head whole (`completion_token_loss`: the head's gradients in the forward, three matmuls
-        per chunk, not four); any other (GSPO's sequence ratio, VESPO, the off-policy and
-        top-entropy masks, the entropy bonus) through the log-probs' graph.
+        (bnpo, the entropy bonus, the top-entropy quantile; docs/reference.md §2.2).
+        `importance_weights`: [N, T] on the policy term (vLLM sampled: `_sampler_correction`), or
+        None. `forwarded`: the rollout's log π_θ (and entropy) with their graph when the scoring
+        forward was the update's (`_score_step`).
         """
-        from accelerate.utils import DistributedType
-
-        config, device, world = self.config, self.accelerator.device, self.processes.world
-        deepspeed = self.accelerator.distributed_type == DistributedType.DEEPSPEED
-        global_tokens = max(float(self._loss_mask(whole).sum()), 1.0)
-        loss_mask = self._loss_mask(rollout)
-        batches = micro_batches(len(rollout), config.per_device_train_batch_size)
+        batches = micro_batches(len(rollout), self.config.per_device_train_batch_size)
         real = len(batches)
-        totals = {"num_tokens": global_tokens / world, "num_rows": len(whole) / world, "num_micro_batches": real}
-        if self.is_fsdp2:  # each forward is a collective: all ranks run as many
-            if not batches:
-                raise RuntimeError("a rank has no rows to train on; under FSDP2 it cannot join the update")
-            batches += [batches[0]] * (fsdp2.padded_micro_batch_count(real, self.processes) - real)
-        top_entropy = config.top_entropy_quantile < 1.0
+        if self.is_fsdp2:  # each forward is a collective: every rank runs as many (repeats count 0)
+            batches = fsdp2.padded_micro_batches(batches, self.processes)
+        step = _StepBatch.of(rollout, scores, advantages, self._loss_mask(rollout), importance_weights)
+        global_tokens = max(float(self._loss_mask(whole).sum()), 1.0)
+        counts = {"num_tokens": global_tokens / self.processes.world, "num_rows": len(whole) / self.processes.world,
+                  "num_micro_batches": real}
         bonus = self.entropy_bonus.applied() if self.entropy_bonus.enabled else 0.0
-        need_entropy = self._update_needs_entropy
-        behaviour = scores.old_logprobs if rollout.sampler_logprobs is None else rollout.sampler_logprobs
         loss_sum, stats_sum, window = 0.0, {}, torch.zeros(2, dtype=torch.float64)  # window: Σ H·m, Σ m
         self.optimizer.zero_grad(set_to_none=True)
         for i, index in enumerate(batches):
-            padding = i >= real  # a repeat whose loss counts zero times
-            rows = MicroBatch.of(rollout, index, device)
-            mask = loss_mask[index].to(device)
-            if deepspeed:  # its engine steps at every backward that accelerate marks as a boundary
-                self.accelerator.sync_gradients = i == len(batches) - 1
-            sync = nullcontext() if i == len(batches) - 1 else self.accelerator.no_sync(self.model)
-            with sync, self.accelerator.autocast():
-                objective = PolicyObjective(
-                    scores.old_logprobs[index].to(device), advantages[index].to(device), mask, **self.objective,
-                    ref_logprobs=None if scores.ref_logprobs is None else scores.ref_logprobs[index].to(device),
-                    importance_weights=None if weights is None else weights[index].to(device),
-                    behaviour_logprobs=behaviour[index].to(device), entropy_coef=bonus, **totals)
-                fused_loss = None
-                if forwarded is None and self.fused and not need_entropy and objective.per_token:
-                    fused_loss = completion_token_loss(self.model, *rows, token_loss=objective.token_losses,
-                                                       temperature=config.temperature,
-                                                       chunk_size=config.logits_chunk_size)
-                if fused_loss is not None:
-                    loss, logp = fused_loss
-                    stats, step_stats = None, objective.stats(logp)
-                else:  # `forwarded`: one micro-batch, the whole rollout, already through the model
-                    stats = forwarded if forwarded is not None else completion_token_statistics(
-                        self.model, *rows, temperature=config.temperature, chunk_size=config.logits_chunk_size,
-                        fused=self.fused, entropy=need_entropy)
-                    if top_entropy:
-                        objective.entropy_mask = self._high_entropy_mask(stats.entropy, mask, padding)
-                    loss, step_stats = objective.loss_and_stats(stats.logprobs, stats.entropy if need_entropy else None)
-                if padding:
-                    loss = loss * 0.0
-                self.accelerator.backward(loss)
+            padding = i >= real
+            with accumulation_step(self.accelerator, self.model, last=i == len(batches) - 1), \
+                    self.accelerator.autocast():
+                loss, loss_stats, objective, entropy = self._micro_batch_loss(step, index, counts, bonus, padding,
+                                                                              forwarded)
+                self.accelerator.backward(loss * 0.0 if padding else loss)
             if padding:
                 continue
             loss_sum += loss.item()
-            weight = float(mask.sum()) / global_tokens  # token-weighted means of the stats
-            for key, value in step_stats.items():
-                stats_sum[key] = stats_sum.get(key, 0.0) + value * weight
+            share = float(objective.mask.sum()) / global_tokens  # token-weighted means of the statistics
+            for key, value in loss_stats.items():
+                stats_sum[key] = stats_sum.get(key, 0.0) + value * share
             if self.entropy_bonus.adaptive:
-                counted = mask.bool() if objective.entropy_mask is None else mask.bool() & objective.entropy_mask
-                window += torch.tensor([float(torch.where(counted, stats.entropy.detach(), 0.0).sum()),
-                                        float(counted.sum())], dtype=torch.float64)
-        if world > 1:  # the step's loss and statistics over all ranks (every rank decides alike below)
-            parts = self.processes.gather((loss_sum, stats_sum, window))
-            loss_sum = sum(loss for loss, _, _ in parts) / world
-            stats_sum = {key: sum(stats[key] for _, stats, _ in parts) for key in stats_sum}
-            window = sum(w for _, _, w in parts)
-        # DeepSpeed has already clipped (its `gradient_clipping`) and stepped; it reports the norm.
-        norm = self.accelerator.clip_grad_norm_(self.model.parameters(), config.max_grad_norm)
-        grad_norm = float("nan") if norm is None else float(norm)
-        finite = math.isfinite(loss_sum) and (norm is None or math.isfinite(grad_norm))
-        if finite:
-            self.optimizer.step()
-            self.bad_steps = 0
-        else:  # never let one NaN poison the weights; stop if it keeps happening
-            self.optimizer.zero_grad(set_to_none=True)
-            self.bad_steps += 1
-        self.scheduler.step()
+                window += _entropy_window(entropy, objective)
+        # The step's loss and statistics over all ranks, so every rank decides alike below.
+        loss_sum, stats_sum, window = (self.processes.mean(loss_sum), self.processes.total(stats_sum),
+                                       self.processes.total(window))
+        grad_norm, finite = self._optimizer_step(loss_sum)
         if self.entropy_bonus.adaptive:  # Skywork-OR1: steer c by this step's entropy, for the next step
             self.entropy_bonus.update(float(window[0] / window[1].clamp(min=1.0)))
         if self.entropy_bonus.enabled:
             stats_sum["entropy_coef"] = self.entropy_bonus.coef
         return {"loss": loss_sum, "grad_norm": grad_norm, "skipped": not finite, **stats_sum}
 
+    def _micro_batch_loss(self, step: _StepBatch, index: slice, counts: dict, bonus: float, padding: bool,
+                          forwarded: TokenStatistics | None):
+        """L(θ) of one micro-batch (docs/reference.md §2), as `losses.PolicyObjective` writes it:
+        log π_θ(o_t) from a forward; ρ_t = π_θ(o_t) / π_old(o_t); the clipped surrogate
+        −min(ρ_t A, clip(ρ_t, 1 − ε, 1 + ε) A) (or `loss_type`'s objective) × the importance weight;
+        + β·KL_k3(π_θ ‖ π_ref); aggregated over the step's tokens; − c·H with the entropy bonus.
+
+        Returns (loss, its statistics, the objective, H(p_t) or None). A loss that is a sum of
+        per-token terms (`PolicyObjective.per_token`) goes to the fused head whole
+        (`completion_token_loss`: the head's gradients in the forward, three matmuls per chunk, not
+        four); any other through the log-probs' graph. `forwarded`: the scoring forward's graph.
+        """
+        config, device = self.config, self.accelerator.device
+        π_old, A, mask, π_ref, w, behaviour = step.rows(index, device)
+        objective = PolicyObjective(π_old, A, mask, **self.objective, ref_logprobs=π_ref, importance_weights=w,
+                                    behaviour_logprobs=behaviour, entropy_coef=bonus, **counts)
+        batch = MicroBatch.of(step.rollout, index, device)
+        need_entropy = self._update_needs_entropy
+        if forwarded is None and self.fused and not need_entropy and objective.per_token:
+            fused = completion_token_loss(self.model, *batch, token_loss=objective.token_losses,
+                                          temperature=config.temperature, chunk_size=config.logits_chunk_size)
+            if fused is not None:
+                loss, log_π = fused
+                return loss, objective.stats(log_π), objective, None
+        stats = forwarded if forwarded is not None else completion_token_statistics(
+            self.model, *batch, temperature=config.temperature, chunk_size=config.logits_chunk_size,
+            fused=self.fused, entropy=need_entropy)
+        if config.top_entropy_quantile < 1.0:
+            objective.entropy_mask = self._high_entropy_mask(stats.entropy, mask, padding)
+        entropy = stats.entropy if need_entropy else None
+        loss, loss_stats = objective.loss_and_stats(stats.logprobs, entropy)
+        return loss, loss_stats, objective, entropy
+
+    def _optimizer_step(self, loss: float) -> tuple[float, bool]:
+        """Clip the gradient and step, unless the loss or the gradient is not finite (then the step is
+        skipped and counted: one NaN must not poison the weights); the schedule advances either way.
+        Returns (gradient norm, whether it stepped)."""
+        # DeepSpeed has already clipped (its `gradient_clipping`) and stepped; it reports the norm.
+        norm = self.accelerator.clip_grad_norm_(self.model.parameters(), self.config.max_grad_norm)
+        grad_norm = float("nan") if norm is None else float(norm)
+        finite = math.isfinite(loss) and (norm is None or math.isfinite(grad_norm))
+        if finite:
+            self.optimizer.step()
+            self.bad_steps = 0
+        else:
+            self.optimizer.zero_grad(set_to_none=True)
+            self.bad_steps += 1
+        self.scheduler.step()
+        return grad_norm, finite
+
     def _high_entropy_mask(self, entropy: torch.Tensor, mask: torch.Tensor, padding: bool) -> torch.Tensor:
         """The top-`top_entropy_quantile` tokens by entropy, the threshold taken over this micro-batch
         of every rank (TRL's choice); an FSDP2 padding repeat adds no tokens to the pool."""
         local = entropy.detach()[mask.bool()].float().cpu() if not padding else torch.zeros(0)
-        pooled = torch.cat(self.processes.gather(local)) if self.processes.world > 1 else local
+        pooled = self.processes.cat(local)
         if pooled.numel() == 0:
             return torch.zeros_like(mask, dtype=torch.bool)
         threshold = entropy_threshold(pooled, self.config.top_entropy_quantile).to(entropy.device)
@@ -597,7 +632,7 @@ class Trainer:
             rollout = self.episodes.collect(self.sampler, self.completions_per_step())
             generated = time.perf_counter()
             scores, forwarded = self._score_step(rollout)
-        weights, correction = self._sampler_correction(rollout, scores)
+        importance_weights, correction = self._sampler_correction(rollout, scores)
         try:
             rewards = self.episodes.rewards(rollout, scores)
         except RewardFunctionError as error:  # before any update or checkpoint of this step
@@ -611,11 +646,11 @@ class Trainer:
         advantages = whole_advantages[mine]
         scored = time.perf_counter()
         shared = {**self._rollout_metrics(whole, whole_sc, whole_rewards, whole_advantages), **correction}
-        rows = []
+        logged = []
         for i in range(self.config.num_iterations):
             if self.step >= self.config.max_steps:
                 break
-            update = self._update(rollout, scores, advantages, whole, weights, forwarded)
+            update = self._update(rollout, scores, advantages, whole, importance_weights, forwarded)
             forwarded = None  # a graph serves one backward
             self.step += 1
             last_update = i == self.config.num_iterations - 1 or self.step >= self.config.max_steps
@@ -627,13 +662,13 @@ class Trainer:
             row = {"step": self.step, **update, **shared, "learning_rate": self.scheduler.get_last_lr()[0],
                    "time/generate_s": generated - started, "time/score_s": scored - generated,
                    "time/step_s": now - started}
-            rows.append(row)
+            logged.append(row)
             started = generated = scored = now
             self._log(row, whole, whole_rewards)
             if self.bad_steps >= self.config.max_consecutive_bad_steps:
                 raise TrainingStopped(f"{self.bad_steps} consecutive steps with a non-finite loss or gradient "
                                       f"(step {self.step}); lower learning_rate or check the data")
-        return rows
+        return logged
 
     def _loss_mask(self, rollout: Rollout) -> torch.Tensor:
         """[N, T] bool: the completion tokens the loss counts; with `mask_truncated_completions`, the rows

@@ -20,7 +20,7 @@ PROMPTS = ["Q: 1 + 2?\nA:", "Q: 3 + 4?\nA:"]
 class LengthEpisodes(EpisodeSource):
     """The smallest source: fixed prompts, reward = completion length; every optional hook left default."""
 
-    weights = {"length": 1.0, "logged": 0.0}
+    reward_weights = {"length": 1.0, "logged": 0.0}
 
     def __init__(self, config, tokenizer):
         self.config = config
@@ -34,7 +34,7 @@ class LengthEpisodes(EpisodeSource):
         return {"length": length, "logged": torch.full_like(length, 100.0)}
 
     def advantages(self, rollout, rewards):
-        return combine_advantages(rewards, self.weights, self.config.num_generations)
+        return combine_advantages(rewards, self.reward_weights, self.config.num_generations)
 
 
 def test_a_source_with_only_the_required_methods_trains_and_logs_its_weighted_total(tmp_path):
@@ -60,7 +60,7 @@ def test_weighted_total_counts_only_trained_sources_and_missing_rows_as_zero():
 
 def test_the_base_weights_cannot_be_mutated_through_a_subclass():
     with pytest.raises(TypeError):
-        EpisodeSource.weights["x"] = 1.0
+        EpisodeSource.reward_weights["x"] = 1.0
 
 
 @pytest.mark.parametrize("episodes", [object(), object, dict])

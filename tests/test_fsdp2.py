@@ -9,7 +9,7 @@ from conftest import ROOT
 from test_multiprocess import free_port
 
 from selftaught.distributed import Processes
-from selftaught.fsdp2 import padded_micro_batch_count
+from selftaught.fsdp2 import padded_micro_batches
 
 
 def test_sharded_model_samples_trains_and_checkpoints_like_the_whole_model(tmp_path):
@@ -42,9 +42,9 @@ class _Gathering(Processes):
 
 
 def test_every_rank_runs_the_most_micro_batches_any_rank_has():
-    assert padded_micro_batch_count(3, Processes.single()) == 3
-    assert padded_micro_batch_count(2, _Gathering([2, 5])) == 5
-    assert padded_micro_batch_count(4, _Gathering([4, 1, 3])) == 4
+    assert len(padded_micro_batches(["a", "b", "c"], Processes.single())) == 3
+    assert padded_micro_batches(["a", "b"], _Gathering([2, 5])) == ["a", "b", "a", "a", "a"]  # repeats of the first
+    assert len(padded_micro_batches(["a", "b", "c", "d"], _Gathering([4, 1, 3]))) == 4
 
 
 def _one_update(tmp_path, monkeypatch, extra_micro_batches):
@@ -57,7 +57,8 @@ def _one_update(tmp_path, monkeypatch, extra_micro_batches):
 
     if extra_micro_batches:  # as if another rank had more micro-batches under FSDP2
         monkeypatch.setattr(fsdp2, "is_sharded", lambda model: True)
-        monkeypatch.setattr(fsdp2, "padded_micro_batch_count", lambda count, processes: count + extra_micro_batches)
+        monkeypatch.setattr(fsdp2, "padded_micro_batches",
+                            lambda batches, processes: batches + [batches[0]] * extra_micro_batches)
     # The logits path in both runs (a sharded model never uses the fused one).
     trainer = Trainer(build_config(tiny_overrides(tmp_path, per_device_train_batch_size=2,
                                                   gradient_accumulation_steps=2, fused_logprobs=False)))

@@ -150,7 +150,7 @@ def test_nan_loss_skips_the_step_and_stops_after_the_limit(tmp_path, monkeypatch
 
 def test_grpo_method_uses_the_gold_answer_reward(tmp_path):
     trainer = make_trainer(tmp_path, method="grpo")
-    assert trainer.episodes.weights == {"math_answer": 1.0, "self_certainty": 0.0}
+    assert trainer.episodes.reward_weights == {"math_answer": 1.0, "self_certainty": 0.0}
 
 
 def test_checkpoint_round_trip_keeps_token_ids(tmp_path):

@@ -170,9 +170,9 @@ class AZREpisodes(EpisodeSource):
         self.seeded = self.azr.seed_proposals == 0 or self.azr.seed_rounds == 0
         self.rollouts = 0
         self._executor, self._owns_executor = executor, executor is None
-        self.weights = {"azr": 1.0}
+        self.reward_weights = {"azr": 1.0}
         if self.azr.self_certainty_weight > 0:
-            self.weights["self_certainty"] = self.azr.self_certainty_weight
+            self.reward_weights["self_certainty"] = self.azr.self_certainty_weight
         self._stats: dict[str, float] = {}
         self.processes = Processes.single()
         self.excluded_programs = excluded_programs(self.azr.exclude_programs)
@@ -406,13 +406,13 @@ class AZREpisodes(EpisodeSource):
         """Counters summed over ranks; timings and per-buffer figures (equal on every rank) their maximum."""
         if self.processes.world == 1:
             return stats
-        parts = self.processes.gather(stats)
-        out: dict[str, float] = {}
-        for key in dict.fromkeys(k for part in parts for k in part):
-            values = [part[key] for part in parts if key in part]
-            largest = "/time/" in key or key.endswith(("/rounds", "/buffer_size"))
-            out[key] = max(values) if largest else sum(values)
-        return out
+
+        def equal_on_every_rank(key: str) -> bool:
+            return "/time/" in key or key.endswith(("/rounds", "/buffer_size"))
+
+        counters = {key: value for key, value in stats.items() if not equal_on_every_rank(key)}
+        shared = {key: value for key, value in stats.items() if equal_on_every_rank(key)}
+        return {**self.processes.total(counters), **self.processes.maximum(shared)}
 
     def row_reward(self, row: TrainedRow) -> float:
         """R(y): format-aware, by role (`rewards.py`); NaN (no reward) for an excluded proposal."""
@@ -426,7 +426,7 @@ class AZREpisodes(EpisodeSource):
         """`azr`: the format-aware reward; `self_certainty` (solver rows only) when weighted."""
         rows: list[TrainedRow] = rollout.extras["azr"]
         rewards = {"azr": torch.tensor([self.row_reward(row) for row in rows], dtype=torch.float32)}
-        if "self_certainty" in self.weights:
+        if "self_certainty" in self.reward_weights:
             solver = torch.tensor([row.role == "solve" for row in rows], dtype=torch.float32)
             rewards["self_certainty"] = scores.self_certainty.detach().float().cpu() * solver
         return rewards

@@ -140,7 +140,7 @@ def test_self_certainty_is_added_to_solver_rows_only():
     r = episodes.rewards(rollout, Scores(old_logprobs=torch.zeros(len(rewards), 1), self_certainty=sc))
     solver = torch.tensor([role == "solve" for role in roles])
     assert torch.equal(r["self_certainty"], torch.where(solver, sc, torch.zeros_like(sc)))
-    assert episodes.weights == {"azr": 1.0, "self_certainty": 0.5}
+    assert episodes.reward_weights == {"azr": 1.0, "self_certainty": 0.5}
     totals = [rw + (0.5 * float(s) if role == "solve" else 0.0) for rw, s, role in zip(rewards, sc, roles)]
     expected = _explicit_trr(types, roles, totals, episodes.config.advantage_epsilon)
     assert episodes.advantages(rollout, r).tolist() == pytest.approx(expected, abs=1e-5)

@@ -94,12 +94,12 @@ def test_python_api_takes_callables(tmp_path):
         return [-float(len(ids)) for ids in completion_ids]
 
     trainer = Trainer(build_config(tiny_overrides(tmp_path)), rewards=[prefers_short])
-    assert trainer.episodes.weights == {"math_answer": 0.0, "prefers_short": 1.0}
+    assert trainer.episodes.reward_weights == {"math_answer": 0.0, "prefers_short": 1.0}
     trainer.train()
     assert seen == [4, 4]
     both = Trainer(build_config(tiny_overrides(tmp_path / "b", rewards=[{"name": "token_entropy"}])),
                    rewards=[(prefers_short, 0.5)])
-    assert both.episodes.weights == {"token_entropy": 1.0, "prefers_short": 0.5}
+    assert both.episodes.reward_weights == {"token_entropy": 1.0, "prefers_short": 0.5}
 
 
 def _train_cli(tmp_path, rewards, **extra):
