@@ -41,6 +41,7 @@ def _train(args) -> int:
 
 
 def _eval(args) -> int:
+    from .errors import UserError
     from .evaluate.config import EvalConfig, eval_config
     from .evaluate.runner import format_table, run_eval
 
@@ -49,7 +50,14 @@ def _eval(args) -> int:
              if key in EvalConfig.model_fields and key not in ("model", "log_every")}
     if args.quiet or args.log_every is not None:
         given["log_every"] = 0 if args.quiet else args.log_every
-    config = eval_config(model=args.model, benchmarks=args.benchmark, **given)
+    model = args.model
+    if args.config or args.set:  # the recipe's data-set description, and its model unless --model names one
+        recipe = _recipe(args)
+        given["data"] = recipe.data
+        model = model or recipe.model.name_or_path
+    if model is None:
+        raise UserError("eval needs --model (or --config with a training recipe)")
+    config = eval_config(model=model, benchmarks=args.benchmark, **given)
     results = run_eval(config)
     print(format_table(results))
     print(f"results: {config.output_dir}/results.json")
@@ -170,12 +178,19 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(run=_train)
 
     ev = commands.add_parser("eval", help="score a model on benchmarks (math, HumanEval, CodeI/O, your JSONL)")
-    ev.add_argument("--model", required=True,
+    ev.add_argument("--model",
                     help="tiny, tiny-random, smollm2, a hub id, a model directory, a .gguf file or a training "
-                         "checkpoint (a run's output directory means its newest checkpoint)")
+                         "checkpoint (a run's output directory means its newest checkpoint); default with "
+                         "--config: the recipe's model.name_or_path")
     ev.add_argument("--benchmark", action="append", required=True, metavar="NAME",
                     help="gsm-symbolic, arith, humaneval, codeio, codeio-o, codeio-i or a .jsonl file; "
                          "repeatable or comma-separated")
+    ev.add_argument("--config", metavar="RECIPE",
+                    help="a training recipe: a .jsonl math benchmark is read with its data.prompt_field / "
+                         "answer_field and asked in its data.prompt_template, system_prompt and chat-template "
+                         "choice, as the model was trained; built-in benchmarks keep their own prompts and "
+                         "take only the chat-template choice (--chat-template overrides it)")
+    ev.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a --config key")
     # Settings default to EvalConfig's (unset flags are left out, so the defaults live in one place).
     unset = argparse.SUPPRESS
     ev.add_argument("--limit", type=int, default=unset, help="evaluate only the first N items of each benchmark")
