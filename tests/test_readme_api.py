@@ -1,4 +1,4 @@
-"""The README's Python API example runs as written (with fewer steps), so it cannot rot."""
+"""The README's Python API examples run as written (with fewer steps), so they cannot rot."""
 
 import re
 
