@@ -41,6 +41,7 @@ def _train(args) -> int:
 
 
 def _eval(args) -> int:
+    from .errors import UserError
     from .evaluate.config import EvalConfig, eval_config
     from .evaluate.runner import format_table, run_eval
 
@@ -49,7 +50,14 @@ def _eval(args) -> int:
              if key in EvalConfig.model_fields and key not in ("model", "log_every")}
     if args.quiet or args.log_every is not None:
         given["log_every"] = 0 if args.quiet else args.log_every
-    config = eval_config(model=args.model, benchmarks=args.benchmark, **given)
+    model = args.model
+    if args.config or args.set:  # the recipe's data-set description, and its model unless --model names one
+        recipe = _recipe(args)
+        given["data"] = recipe.data
+        model = model or recipe.model.name_or_path
+    if model is None:
+        raise UserError("eval needs --model (or --config with a training recipe)")
+    config = eval_config(model=model, benchmarks=args.benchmark, **given)
     results = run_eval(config)
     print(format_table(results))
     print(f"results: {config.output_dir}/results.json")
@@ -110,36 +118,40 @@ def _add_log_flags(command, every: str = "when stdout is not a terminal, one pla
     command.add_argument("--log-every", type=_count, default=None, metavar="N", help=every)
 
 
+DIAGNOSE_FLAG_KEYS = {"model": "model.name_or_path", "data": "data.source", "split": "data.split",
+                      "prompt_template": "data.prompt_template", "chat_template": "data.use_chat_template",
+                      "temperature": "temperature", "max_new_tokens": "max_completion_length",
+                      "difficulty": "data.difficulty", "seed": "seed"}
+"""`selftaught diagnose`'s flags that name a recipe key: a flag given sets that key, over the recipe's value."""
+
+
+def _recipe(args, flag_keys: dict[str, str] | None = None):
+    """The TrainConfig of `--config` (none: every key's default) with `--set` overrides, then the
+    values of the flags in `flag_keys` that were given (flag attribute -> dotted config key)."""
+    from .config import apply_overrides, build_config, read_recipe, set_dotted
+    from .errors import UserError
+
+    if args.set and not args.config:
+        raise UserError("--set KEY=VALUE overrides a key of the --config recipe; give --config")
+    raw = apply_overrides(read_recipe(args.config) if args.config else {}, args.set)
+    for flag, key in (flag_keys or {}).items():
+        if getattr(args, flag) is not None:
+            set_dotted(raw, key, getattr(args, flag))
+    return build_config(raw)
+
+
 def _diagnose(args) -> int:
     from .console import silence_library_bars_in_logs
     from .diagnose import format_report, run_diagnose
     from .errors import UserError
-    from .rewards import is_user_function
 
     silence_library_bars_in_logs()
-
-    options = {}
-    if args.config:  # a training recipe: its model, data, prompt format, sampling and user rewards
-        from .config import load_config
-
-        config = load_config(args.config, args.set)
-        data = config.data
-        options = dict(model=config.model.name_or_path, data=data.source, split=data.split,
-                       prompt_template=data.prompt_template, system_prompt=data.system_prompt,
-                       use_chat_template=data.use_chat_template, temperature=config.temperature,
-                       max_new_tokens=config.max_completion_length, max_prompt_length=config.max_prompt_length,
-                       difficulty=data.difficulty, prompt_field=data.prompt_field, answer_field=data.answer_field,
-                       dtype=config.model.dtype, seed=config.seed,
-                       rewards=[r.name for r in config.rewards if is_user_function(r.name)])
-    flags = dict(model=args.model, data=args.data, split=args.split, prompt_template=args.prompt_template,
-                 use_chat_template=args.chat_template, temperature=args.temperature,
-                 max_new_tokens=args.max_new_tokens, difficulty=args.difficulty, seed=args.seed)
-    options.update({key: value for key, value in flags.items() if value is not None})
-    options["rewards"] = list(options.get("rewards", [])) + list(args.reward)
-    if not options.get("model") or not options.get("data"):
+    if not args.config and (args.model is None or args.data is None):
         raise UserError("diagnose needs --model and --data (or --config with a training recipe)")
-    record = run_diagnose(n=args.n, samples=args.samples, batch_size=args.batch_size, output_dir=args.output_dir,
-                          **options)
+    # A recipe says how its model is prompted; a bare --model/--data gets diagnose's default format.
+    default_template = not args.config and args.prompt_template is None
+    record = run_diagnose(_recipe(args, DIAGNOSE_FLAG_KEYS), n=args.n, samples=args.samples, rewards=args.reward,
+                          batch_size=args.batch_size, output_dir=args.output_dir, default_template=default_template)
     print(format_report(record))
     print(f"results: {args.output_dir}/diagnose.json")
     return 0
@@ -166,12 +178,19 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(run=_train)
 
     ev = commands.add_parser("eval", help="score a model on benchmarks (math, HumanEval, CodeI/O, your JSONL)")
-    ev.add_argument("--model", required=True,
+    ev.add_argument("--model",
                     help="tiny, tiny-random, smollm2, a hub id, a model directory, a .gguf file or a training "
-                         "checkpoint (a run's output directory means its newest checkpoint)")
+                         "checkpoint (a run's output directory means its newest checkpoint); default with "
+                         "--config: the recipe's model.name_or_path")
     ev.add_argument("--benchmark", action="append", required=True, metavar="NAME",
                     help="gsm-symbolic, arith, humaneval, codeio, codeio-o, codeio-i or a .jsonl file; "
                          "repeatable or comma-separated")
+    ev.add_argument("--config", metavar="RECIPE",
+                    help="a training recipe: a .jsonl math benchmark is read with its data.prompt_field / "
+                         "answer_field and asked in its data.prompt_template, system_prompt and chat-template "
+                         "choice, as the model was trained; built-in benchmarks keep their own prompts and "
+                         "take only the chat-template choice (--chat-template overrides it)")
+    ev.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a --config key")
     # Settings default to EvalConfig's (unset flags are left out, so the defaults live in one place).
     unset = argparse.SUPPRESS
     ev.add_argument("--limit", type=int, default=unset, help="evaluate only the first N items of each benchmark")

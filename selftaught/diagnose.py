@@ -28,12 +28,16 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from .errors import UserError
-from .prompting import DATA_CHAT_TEMPLATE_KEY, format_prompt, uses_chat_template
+from .prompting import DATA_CHAT_TEMPLATE_KEY, format_described_prompt, uses_chat_template
+
+if TYPE_CHECKING:
+    from .config import TrainConfig
 
 HELPS_AT = 0.60  # within-group AUROC at or above: likely to help
 HURTS_AT = 0.45  # at or below: likely to hurt
@@ -120,50 +124,55 @@ def default_prompt_template(tokenizer, use_chat_template: str) -> str:
     return MATH_PLAIN
 
 
-def _rows_with_answers(source: str, split: str, n: int, seed: int, difficulty: int, prompt_field: str,
-                       answer_field: str):
-    from .data import load_rows
+def _rows_with_answers(data, n: int, seed: int):
+    from .data import load_described_rows
 
-    rows = load_rows(source, split=split, prompt_field=prompt_field, answer_field=answer_field,
-                     num_examples=n, seed=seed, difficulty=difficulty)
-    rows = [row for row in rows if row.answer is not None][:n]
+    rows = [row for row in load_described_rows(data, seed=seed, num_examples=n) if row.answer is not None][:n]
     if not rows:
-        raise UserError(f"diagnose needs gold answers, but data set {source!r} has no {answer_field!r} field")
+        raise UserError(f"diagnose needs gold answers, but data set {data.source!r} has no "
+                        f"{data.answer_field!r} field")
     return rows
 
 
-def run_diagnose(model: str, data: str, *, n: int = 40, samples: int = 8, split: str = "train",
-                 prompt_template: str | None = None, system_prompt: str | None = None,
-                 use_chat_template: str = "auto", temperature: float = 0.9, max_new_tokens: int = 64,
-                 max_prompt_length: int = 256, rewards: list[str] = (), seed: int = 0, batch_size: int = 32,
-                 difficulty: int = 1, prompt_field: str = "prompt", answer_field: str = "answer",
-                 dtype: str = "auto", output_dir: str = "runs/diagnose", chunk_size: int | None = None,
-                 tags: dict | None = None) -> dict:
-    """Run the diagnostic and write `output_dir/diagnose.json`; returns the same record.
+def run_diagnose(config: TrainConfig, *, n: int = 40, samples: int = 8, rewards: list[str] = (),
+                 batch_size: int = 32, output_dir: str = "runs/diagnose", default_template: bool = False,
+                 chunk_size: int | None = None, tags: dict | None = None) -> dict:
+    """Run the diagnostic of a training recipe and write `output_dir/diagnose.json`; returns the same record.
+
+    From `config`: the model (`model.name_or_path`, `model.dtype`), the data set and the format
+    its prompts are asked in (`data`, as train reads it), the sampling temperature, the prompt and
+    completion lengths, the seed, and the user reward functions among its `rewards`, ranked with
+    the ones named in `rewards` here. `default_template`: ask in diagnose's default
+    format for the model (`default_prompt_template`) instead of `data.prompt_template`, for a
+    model and data set named without a recipe that says how the model is prompted.
 
     `tags`: name → predicate on a completion's text (e.g. "takes the column procedure"):
     the record gains, per tag, the share of sampled completions it holds for
     (`tags`) and the accuracy of those it holds and does not hold for
     (`tag_accuracy`), with the same bootstrap intervals over prompts."""
     from .models import load_model
-    from .rewards import LABEL_FREE_REWARDS, MathAnswerReward, build_reward
+    from .rewards import LABEL_FREE_REWARDS, MathAnswerReward, build_reward, is_user_function
     from .rollout import Sampler
     from .scoring import score_rollout
 
     if n < 1 or samples < 2:
         raise UserError("diagnose needs --n >= 1 and --samples >= 2 (AUROC compares completions within a group)")
     started = time.perf_counter()
+    data, seed, temperature = config.data, config.seed, config.temperature
     torch.manual_seed(seed)
-    rows = _rows_with_answers(data, split, n, seed, difficulty, prompt_field, answer_field)
+    rows = _rows_with_answers(data, n, seed)
     # User functions are imported before the model loads: a typo fails in a second, not a minute.
-    sources = {name: build_reward(name, group_size=samples) for name in rewards}
-    policy, tokenizer = load_model(model, dtype)
+    user_functions = [spec.name for spec in config.rewards if is_user_function(spec.name)] + list(rewards)
+    sources = {name: build_reward(name, group_size=samples) for name in user_functions}
+    policy, tokenizer = load_model(config.model.name_or_path, config.model.dtype)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     policy = policy.to(device).eval()
-    template = prompt_template or default_prompt_template(tokenizer, use_chat_template)
-    texts = [format_prompt(tokenizer, row.prompt, template, system_prompt, use_chat_template) for row in rows]
+    if default_template:
+        data = data.model_copy(update={"prompt_template": default_prompt_template(tokenizer, data.use_chat_template)})
+    texts = [format_described_prompt(tokenizer, row.prompt, data) for row in rows]
     extras = {"answer": [row.answer for row in rows]}
-    sampler = Sampler(policy, tokenizer, max_prompt_length=max_prompt_length, max_completion_length=max_new_tokens,
+    sampler = Sampler(policy, tokenizer, max_prompt_length=config.max_prompt_length,
+                      max_completion_length=config.max_completion_length,
                       temperature=temperature, top_p=1.0, top_k=0, generation_batch_size=batch_size)
     rollout = sampler.sample(texts, samples, extras=extras)
     greedy = sampler.sample(texts, 1, greedy=True, extras=extras)
@@ -208,9 +217,10 @@ def run_diagnose(model: str, data: str, *, n: int = 40, samples: int = 8, split:
             "with": ratio_with_interval((t & by_group).sum(axis=1), t.sum(axis=1), seed=seed),
             "without": ratio_with_interval((~t & by_group).sum(axis=1), (~t).sum(axis=1), seed=seed)}
             for name, t in tagged.items()},
-        "model": model, "data": data, "split": split, "n": len(rows), "samples": samples,
-        "temperature": temperature, "max_new_tokens": max_new_tokens, "prompt_template": template,
-        "chat_template": uses_chat_template(tokenizer, use_chat_template, DATA_CHAT_TEMPLATE_KEY),
+        "model": config.model.name_or_path, "data": data.source, "split": data.split, "n": len(rows),
+        "samples": samples, "temperature": temperature, "max_new_tokens": config.max_completion_length,
+        "prompt_template": data.prompt_template,
+        "chat_template": uses_chat_template(tokenizer, data.use_chat_template, DATA_CHAT_TEMPLATE_KEY),
         "seed": seed, "accuracy": accuracy, "sources": results,
         "groups_with_pairs": int((by_group.any(axis=1) & ~by_group.all(axis=1)).sum()),
         "thresholds": {"helps_at": HELPS_AT, "hurts_at": HURTS_AT, "min_pairs": MIN_PAIRS,

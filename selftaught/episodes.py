@@ -29,10 +29,10 @@ import torch
 
 from .advantages import combine_advantages, weighted_total
 from .config import RewardSpec, TrainConfig
-from .data import PromptSampler, load_rows
+from .data import PromptSampler, load_described_rows
 from .distributed import Processes
 from .errors import UserError
-from .prompting import format_prompt
+from .prompting import format_described_prompt
 from .rewards import Scores, build_reward, reward_class
 from .rewards.entropy import harmonic_entropy
 from .rewards.user import UserReward
@@ -124,12 +124,9 @@ class PromptEpisodes(EpisodeSource):
         the method's default main reward (the gold-answer check is still logged, weight 0)."""
         self.config = config
         data = config.data
-        rows = load_rows(data.source, split=data.split, prompt_field=data.prompt_field,
-                         answer_field=data.answer_field, num_examples=data.num_examples,
-                         seed=config.seed, difficulty=data.difficulty)
+        rows = load_described_rows(data, seed=config.seed)
         self.prompts = PromptSampler(rows, seed=config.seed, shuffle=data.shuffle)
-        self.texts = {row.prompt: format_prompt(tokenizer, row.prompt, data.prompt_template,
-                                                data.system_prompt, data.use_chat_template) for row in rows}
+        self.texts = {row.prompt: format_described_prompt(tokenizer, row.prompt, data) for row in rows}
         self.specs = config.reward_specs()
         callables = [r if isinstance(r, tuple) else (r, 1.0) for r in (rewards or [])]
         if callables and not config.rewards:

@@ -91,3 +91,44 @@ def test_diagnose_needs_answers_and_two_samples(tmp_path):
     assert main(["diagnose", "--model", "tiny-random", "--data", str(data), "--output-dir", str(tmp_path)]) == 2
     assert main(["diagnose", "--model", "tiny-random", "--data", "arithmetic", "--samples", "1"]) == 2
     assert main(["diagnose", "--data", "arithmetic"]) == 2
+
+
+def test_diagnose_takes_a_recipes_settings_and_flags_override_them(tmp_path):
+    """--config: the recipe's model, data (fields, prompt format), τ, lengths, seed and user
+    rewards, as train reads them; a flag that names a key (--max-new-tokens) overrides it."""
+    import yaml
+
+    from selftaught.cli import main
+
+    data = tmp_path / "q.jsonl"
+    data.write_text("".join(json.dumps({"question": f"What is {i} + 1?", "solution": str(i + 1)}) + "\n"
+                            for i in range(4)))
+    reward = tmp_path / "mine.py"
+    reward.write_text("def short(completions, **columns):\n    return [-float(len(c)) for c in completions]\n")
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump({
+        "model": {"name_or_path": "tiny-random"}, "temperature": 0.7, "max_completion_length": 12, "seed": 3,
+        "data": {"source": str(data), "prompt_field": "question", "answer_field": "solution",
+                 "prompt_template": "Q: {prompt}\nA:", "system_prompt": "Add."},
+        "rewards": [{"name": "self_certainty"}, {"name": f"{reward}:short", "weight": 0.5}]}))
+    assert main(["diagnose", "--config", str(recipe), "--n", "3", "--samples", "2", "--max-new-tokens", "6",
+                 "--output-dir", str(tmp_path)]) == 0
+    record = json.loads((tmp_path / "diagnose.json").read_text())
+    assert (record["model"], record["data"], record["split"]) == ("tiny-random", str(data), "train")
+    assert (record["temperature"], record["max_new_tokens"], record["seed"]) == (0.7, 6, 3)
+    assert record["prompt_template"] == "Q: {prompt}\nA:" and record["n"] == 3
+    assert record["examples"][0]["prompt"] == "Add.\n\nQ: What is 0 + 1?\nA:"  # tiny-random: no chat template
+    assert f"{reward}:short" in record["sources"]
+
+
+def test_diagnose_bad_keys_are_one_line_exit_2(tmp_path, capsys):
+    from selftaught.cli import main
+
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("model: {name_or_path: tiny-random}\n")
+    for args, message in ((["--config", str(recipe), "--set", "data.sorce=x"], "unknown key 'data.sorce'"),
+                          (["--model", "tiny-random", "--data", "arithmetic", "--set", "seed=1"], "give --config"),
+                          (["--model", "tiny-random", "--data", "arithmetic", "--temperature", "0"], "temperature")):
+        assert main(["diagnose", *args, "--output-dir", str(tmp_path)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1

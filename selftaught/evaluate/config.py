@@ -7,11 +7,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ..config import DataConfig
 from ..errors import UserError
 from .benchmarks import NAMES
 
 DEFAULT_SAMPLING_TEMPERATURE = 0.8  # when --samples > 1 and no temperature is given (Codex's pass@k setting)
-FLAGS = {"benchmarks": "--benchmark", "use_chat_template": "--chat-template"}
+FLAGS = {"benchmarks": "--benchmark", "use_chat_template": "--chat-template", "data": "--config"}
 """Settings whose command-line flag is not `--` + the name with dashes."""
 
 
@@ -47,7 +48,14 @@ class EvalConfig(BaseModel):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     """The model's dtype when loaded."""
     use_chat_template: Literal["auto", "always", "never"] = "auto"
-    """`auto`: the tokenizer's chat template when it has one; `always`/`never` force it."""
+    """`auto`: the tokenizer's chat template when it has one; `always`/`never` force it. Unset
+    with `data`: `data.use_chat_template`, the choice the model was trained with."""
+    data: DataConfig | None = None
+    """A training recipe's data-set description (`--config`: its `data` section). A .jsonl math
+    benchmark's rows are read with its `prompt_field` and `answer_field` and asked in its format
+    (`prompt_template`, `system_prompt`, `use_chat_template`), as train asks them; its source,
+    split and size are not used (the benchmarks name the data). None: rows `{prompt, answer}`
+    asked with the eval's math instruction."""
     max_prompt_length: int = Field(2048, ge=1)
     """Prompt tokens kept (left-truncated)."""
     executor_workers: int = Field(2, ge=1)
@@ -73,6 +81,12 @@ class EvalConfig(BaseModel):
             if not name.endswith(".jsonl") and name not in NAMES:
                 raise ValueError(f"unknown benchmark {name!r}; choose from {', '.join(NAMES)} or a .jsonl file")
         return value
+
+    @model_validator(mode="after")
+    def _recipe_chat_template(self) -> "EvalConfig":
+        if self.data is not None and "use_chat_template" not in self.model_fields_set:
+            self.use_chat_template = self.data.use_chat_template
+        return self
 
     @model_validator(mode="after")
     def _sampling(self) -> "EvalConfig":

@@ -28,7 +28,8 @@ CHAT_TEMPLATE_FLAG = "--chat-template"
 
 def _prompt(tokenizer, item: Item, use_chat_template: str) -> str:
     if uses_chat_template(tokenizer, use_chat_template, CHAT_TEMPLATE_FLAG):
-        return format_prompt(tokenizer, item.chat_prompt, use_chat_template=use_chat_template)
+        return format_prompt(tokenizer, item.chat_prompt, system_prompt=item.system_prompt,
+                             use_chat_template=use_chat_template)
     return item.plain_prompt
 
 
@@ -108,8 +109,8 @@ def _summary(bench: Benchmark, correct: list[list[bool]], samples: int) -> dict:
 def evaluate(model: str, benchmarks: list[str] | str, **settings) -> dict:
     """Evaluate `model` on `benchmarks`; write `output_dir/results.json` and return the same dict.
     `settings` are `EvalConfig`'s (limit, samples, temperature, top_p, max_new_tokens, batch_size,
-    seed, output_dir, dtype, use_chat_template, max_prompt_length, executor_workers, log_every),
-    validated there."""
+    seed, output_dir, dtype, use_chat_template, data, max_prompt_length, executor_workers, log_every),
+    validated there; `data=config.data` asks a .jsonl benchmark in a training recipe's format."""
     return run_eval(eval_config(model=model, benchmarks=benchmarks, **settings))
 
 
@@ -122,7 +123,7 @@ def run_eval(config: EvalConfig) -> dict:
     preloaded = {}  # user files, read once: fail on a bad file before the model loads
     for name in config.benchmarks:
         if name.endswith(".jsonl"):
-            preloaded[name] = load_benchmark(name, config.limit)
+            preloaded[name] = load_benchmark(name, config.limit, data=config.data)
 
     silence_library_bars_in_logs()
     resolved = resolve_model_name(config.model)
@@ -131,7 +132,8 @@ def run_eval(config: EvalConfig) -> dict:
     settings = {"samples": config.samples, "temperature": config.temperature, "greedy": config.greedy,
                 "top_p": config.top_p, "seed": config.seed, "limit": config.limit, "batch_size": config.batch_size,
                 "max_new_tokens": config.max_new_tokens,
-                "chat_template": uses_chat_template(tokenizer, config.use_chat_template, CHAT_TEMPLATE_FLAG)}
+                "chat_template": uses_chat_template(tokenizer, config.use_chat_template, CHAT_TEMPLATE_FLAG),
+                "data": None if config.data is None else config.data.model_dump()}
     results = {"model": config.model, "resolved_model": resolved, "settings": settings, "benchmarks": {}}
     executor = None
     try:
@@ -141,7 +143,7 @@ def run_eval(config: EvalConfig) -> dict:
             executor = PythonExecutor(workers=config.executor_workers, timeout_s=10.0, memory_mb=512)
         for name in config.benchmarks:
             t0 = time.perf_counter()
-            bench = preloaded.get(name) or load_benchmark(name, config.limit, executor)
+            bench = preloaded.get(name) or load_benchmark(name, config.limit, executor, config.data)
             new_tokens = config.max_new_tokens or bench.max_new_tokens
             sampler = Sampler(policy, tokenizer, max_prompt_length=config.max_prompt_length,
                               max_completion_length=new_tokens, temperature=config.temperature or 1.0,

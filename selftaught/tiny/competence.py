@@ -57,11 +57,10 @@ def addition_figures(model: str, n: int, split: str, output_dir, samples: int | 
     record with pass@1, pass@K, majority@K, greedy, the share taking the procedure (tag
     `procedure`: `procedure(completion)`, tiny-math's columns by default) and every label-free
     source's within-group AUROC."""
-    settings = tiny_math_config()
-    return run_diagnose(model, "addition", split=split, n=n, samples=samples or settings.num_generations,
-                        seed=seed, prompt_template=settings.data.prompt_template, temperature=settings.temperature,
-                        max_new_tokens=settings.max_completion_length, max_prompt_length=settings.max_prompt_length,
-                        output_dir=str(output_dir), batch_size=64, tags={"procedure": procedure})
+    recipe = tiny_math_config().model_copy(deep=True)
+    recipe.model.name_or_path, recipe.data.split, recipe.seed = model, split, seed
+    return run_diagnose(recipe, n=n, samples=samples or recipe.num_generations, output_dir=str(output_dir),
+                        batch_size=64, tags={"procedure": procedure})
 
 
 @contextmanager
