@@ -12,7 +12,7 @@ budget (`ops.DEFAULT_CHUNK_BYTES` = 64 MiB of fp32 logits, 110 rows at V = 151,9
 fused path at least H / 4 rows (a quarter of the fp32 weight gradient, 384 rows at
 H = 1536); `--chunk-size N` measures N rows for both instead.
 
-Chunked op (`ops.token_logprobs_and_self_certainty`) on bf16 logits [1, 2048, V]:
+Chunked op (`ops.token_statistics`) on bf16 logits [1, 2048, V]:
 the forward (the trainer's no-grad scoring pass) at the default chunk and at a
 fixed 2048 rows (a row count that ignores V); target: peak growth <= the input's own size. Its
 forward + backward is printed too, less the [1, 2048, V] logits gradient that any
@@ -86,9 +86,10 @@ def straightforward(hidden, weight, targets, temperature):
 
 
 def fused(hidden, weight, targets, temperature, chunk_size):
-    from selftaught.fused_logprobs import fused_token_logprobs_and_self_certainty
+    from selftaught.fused_logprobs import fused_token_statistics
 
-    return fused_token_logprobs_and_self_certainty(hidden, weight, targets, None, temperature, chunk_size)
+    stats = fused_token_statistics(hidden, weight, targets, None, temperature, chunk_size)
+    return stats.logprobs, stats.self_certainty
 
 
 def fused_loss(hidden, weight, targets, temperature, chunk_size, upstream):
@@ -104,9 +105,10 @@ def fused_loss(hidden, weight, targets, temperature, chunk_size, upstream):
 
 def logits_then_chunked_ops(hidden, weight, targets, temperature, chunk_size):
     """The unfused path (`fused_logprobs: false`): the model's full logits, then the chunked ops."""
-    from selftaught.ops import token_logprobs_and_self_certainty
+    from selftaught.ops import token_statistics
 
-    return token_logprobs_and_self_certainty(hidden @ weight.t(), targets, None, temperature, chunk_size)
+    stats = token_statistics(hidden @ weight.t(), targets, None, temperature, chunk_size)
+    return stats.logprobs, stats.self_certainty
 
 
 def _autocast(args):
@@ -121,7 +123,7 @@ def chunked_child(args) -> None:
     """The chunked op on bf16 logits [1, T, V]: forward only, or forward + backward."""
     import torch
 
-    from selftaught.ops import chunk_rows, token_logprobs_and_self_certainty
+    from selftaught.ops import chunk_rows, token_statistics
 
     torch.manual_seed(0)
     meter = meter_for(args.device)
@@ -129,11 +131,11 @@ def chunked_child(args) -> None:
     backward = args.child == "chunked_fwd_bwd"
     logits = torch.randn(1, T, V, dtype=torch.bfloat16, device=args.device).requires_grad_(backward)
     targets = torch.randint(0, V, (1, T), device=args.device)
-    token_logprobs_and_self_certainty(logits.detach()[:, :4], targets[:, :4], None, TEMPERATURE, 1)  # warm-up
+    token_statistics(logits.detach()[:, :4], targets[:, :4], None, TEMPERATURE, 1)  # warm-up
     before = meter.reset_peak()
     start, wall = meter.now(), time.perf_counter()
     with torch.set_grad_enabled(backward):
-        logp, sc = token_logprobs_and_self_certainty(logits, targets, None, TEMPERATURE, args.chunk_size)
+        logp, sc, _ = token_statistics(logits, targets, None, TEMPERATURE, args.chunk_size)
         if backward:
             logp.sum().backward()
     seconds, wall = meter.now() - start, time.perf_counter() - wall

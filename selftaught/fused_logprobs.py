@@ -213,39 +213,6 @@ def _chunk_logits(h: Tensor, w: Tensor, b: Tensor | None, tau: float, acc: torch
     return z.div_(tau)
 
 
-def fused_token_logprobs_and_self_certainty(
-    hidden: Tensor,
-    weight: Tensor,
-    targets: Tensor,
-    mask: Tensor | None = None,
-    temperature: float = 1.0,
-    chunk_size: int | None = None,
-    bias: Tensor | None = None,
-) -> tuple[Tensor, Tensor]:
-    """Per-token log-probs of `targets` and self-certainty from the output layer's input.
-
-    Same results as ``token_logprobs_and_self_certainty(hidden @ weight.T + bias, ...)``
-    without ever holding more than `chunk_size` rows of logits.
-
-    Args:
-        hidden: [B, T, H]; ``hidden[:, t]`` is the final hidden state that predicts
-            ``targets[:, t]`` (what the model feeds its lm_head).
-        weight: [V, H] output-layer weight (tied or not); bias: [V] or None.
-        targets: [B, T] token ids; masked positions are ignored (may be padding / -100).
-        mask: [B, T] bool or 0/1; None = all real. Masked rows are skipped entirely
-            (no logits are computed for padding).
-        temperature: τ > 0, applied to both outputs (docs/reference.md §1).
-        chunk_size: rows per [C, V] fp32 chunk (None → `ops.chunk_rows(V, hidden_size=H)`: a 64 MiB
-            chunk, or H / 4 rows when that is more; 384 rows at Qwen2.5-1.5B's H = 1536).
-
-    Returns:
-        logp [B, T] float32 (float64 for float64 inputs), differentiable w.r.t.
-        hidden, weight and bias; sc [B, T] same dtype, no gradient. Both 0 where
-        mask == 0.
-    """
-    return tuple(fused_token_statistics(hidden, weight, targets, mask, temperature, chunk_size, bias)[:2])
-
-
 def fused_token_statistics(
     hidden: Tensor,
     weight: Tensor,
@@ -256,8 +223,40 @@ def fused_token_statistics(
     bias: Tensor | None = None,
     entropy: bool = False,
 ) -> TokenStatistics:
-    """`fused_token_logprobs_and_self_certainty`, plus per-token entropy H(p_t) when `entropy`
-    (same chunks, one more elementwise pass each; masked rows skipped as for the others)."""
+    """Per-token log-probs of `targets`, self-certainty and (when `entropy`) entropy, from the
+    output layer's input.
+
+    The same results as ``ops.token_statistics(hidden @ weight.T + bias, ...)`` without ever
+    holding more than `chunk_size` rows of logits: the forward keeps h, W and the logsumexp,
+    and the backward recomputes each chunk's logits (module docstring). H costs one more
+    elementwise pass over each chunk.
+
+    Args:
+        hidden: [B, T, H]; ``hidden[:, t]`` is the final hidden state that predicts
+            ``targets[:, t]`` (what the model feeds its lm_head).
+        weight: [V, H] output-layer weight (tied or not).
+        targets: [B, T] token ids; masked positions are ignored (may be padding / -100).
+        mask: [B, T] bool or 0/1; None = all real. Masked rows are skipped entirely
+            (no logits are computed for padding).
+        temperature: τ > 0, applied to every output (docs/reference.md §1).
+        chunk_size: rows per [C, V] fp32 chunk, >= 1 (None → `ops.chunk_rows(V, hidden_size=H)`:
+            a 64 MiB chunk, or H / 4 rows when that is more; 384 rows at Qwen2.5-1.5B's H = 1536).
+        bias: [V] output-layer bias, or None.
+        entropy: also compute H(p_t) = −Σ_j p_t[j] log p_t[j].
+
+    Returns:
+        `TokenStatistics`, each [B, T] float32 (float64 for float64 inputs) and 0 where
+        mask == 0:
+        logprobs: log softmax(z/τ)[target]; differentiable w.r.t. hidden, weight and bias.
+        self_certainty: KL(U ‖ softmax(z/τ)) ≥ 0; no gradient (a reward).
+        entropy: H(softmax(z/τ)), differentiable w.r.t. hidden, weight and bias (the
+            entropy bonus); None unless `entropy`.
+        Under autocast the matmuls run in the autocast dtype, the rest in fp32 (module docstring).
+
+    Raises:
+        ValueError: hidden not 3-D, weight not [V, H], bias not [V], targets or mask not
+            [B, T], a target outside [0, V) at a real position, τ <= 0 or chunk_size < 1.
+    """
     real = _RealRows.of(hidden, weight, targets, mask, temperature, chunk_size, bias)
     outputs = _FusedLinearLogProbs.apply(real.hidden, weight, bias, real.targets, float(temperature), real.chunk_size,
                                          real.mm_dtype, bool(entropy))

@@ -256,35 +256,6 @@ def check_token_arguments(targets: Tensor, B: int, T: int, temperature: float, c
     return chunk_size
 
 
-def token_logprobs_and_self_certainty(
-    logits: Tensor,
-    targets: Tensor,
-    mask: Tensor | None = None,
-    temperature: float = 1.0,
-    chunk_size: int | None = None,
-) -> tuple[Tensor, Tensor]:
-    """Per-token log-probs of `targets` and per-token self-certainty.
-
-    Args:
-        logits: [B, T, V], any float dtype (bf16 fine); ``logits[:, t]`` predicts
-            ``targets[:, t]`` (``logits[:, P-1:P+T-1]`` of a prompt+completion forward).
-        targets: [B, T] long token ids. Values at masked positions are ignored
-            (they may be padding or out of range).
-        mask: [B, T] bool or 0/1; None means all positions are real.
-        temperature: τ; logits are divided by it (in fp32) before the softmax,
-            for both outputs (docs/reference.md §1: the same τ as sampling).
-        chunk_size: rows of the flattened [B*T, V] processed per fp32 chunk
-            (None → `chunk_rows(V)`: a 64 MiB fp32 chunk, 110 rows at V = 151,936).
-
-    Returns:
-        logp: [B, T] float32 (float64 for float64 logits), log softmax(z/τ)[target];
-            differentiable w.r.t. logits.
-        sc:   [B, T] same dtype, KL(U ‖ softmax(z/τ)) ≥ 0; no gradient (a reward).
-        Both are exactly 0 where mask == 0.
-    """
-    return tuple(token_statistics(logits, targets, mask, temperature, chunk_size)[:2])
-
-
 def token_statistics(
     logits: Tensor,
     targets: Tensor,
@@ -293,10 +264,37 @@ def token_statistics(
     chunk_size: int | None = None,
     entropy: bool = False,
 ) -> TokenStatistics:
-    """`token_logprobs_and_self_certainty`, plus the per-token entropy H(p_t) when `entropy`.
+    """Per-token log-probs of `targets`, self-certainty and (when `entropy`) entropy, from logits.
 
-    Same pass, same chunks: H costs one more elementwise pass over each chunk, no
-    extra forward and no [B, T, V] fp32 tensor.
+    Computed chunk by chunk over the flattened [B*T, V] rows, one fp32 chunk at a time
+    (module docstring): no [B, T, V] fp32 tensor exists, forward or backward. H costs one
+    more elementwise pass over each chunk, no extra forward.
+
+    Args:
+        logits: [B, T, V], any float dtype (bf16 fine); ``logits[:, t]`` predicts
+            ``targets[:, t]`` (``logits[:, P-1:P+T-1]`` of a prompt+completion forward;
+            such a non-contiguous slice is read a chunk at a time, never copied whole).
+        targets: [B, T] long token ids. Values at masked positions are ignored
+            (they may be padding or out of range, e.g. -100).
+        mask: [B, T] bool or 0/1; None means all positions are real.
+        temperature: τ > 0; logits are divided by it (in fp32) before the softmax,
+            for every output (docs/reference.md §1: the same τ as sampling).
+        chunk_size: rows of the flattened [B*T, V] processed per fp32 chunk, >= 1
+            (None → `chunk_rows(V)`: a 64 MiB fp32 chunk, 110 rows at V = 151,936).
+        entropy: also compute H(p_t) = −Σ_j p_t[j] log p_t[j].
+
+    Returns:
+        `TokenStatistics`, each [B, T] float32 (float64 for float64 logits) and exactly
+        0 where mask == 0:
+        logprobs: log softmax(z/τ)[target]; differentiable w.r.t. logits.
+        self_certainty: KL(U ‖ softmax(z/τ)) ≥ 0; no gradient (a reward).
+        entropy: H(softmax(z/τ)), differentiable w.r.t. logits (the entropy bonus);
+            None unless `entropy`.
+        The backward recomputes the softmax chunk by chunk (only the input logits are
+        saved) and writes a logits gradient of the logits' dtype, 0 at masked positions.
+
+    Raises:
+        ValueError: logits not 3-D, targets or mask not [B, T], τ <= 0 or chunk_size < 1.
     """
     if logits.dim() != 3:
         raise ValueError(f"logits must be [B, T, V], got shape {tuple(logits.shape)}")

@@ -23,14 +23,33 @@ def completion_token_statistics(model, prompt_ids, prompt_mask, completion_ids, 
                                 entropy: bool = False) -> TokenStatistics:
     """log π(o_t | q, o_<t), sc_t and (if `entropy`) H(p_t) for every completion token, [n, T] each.
 
-    Position P-1+t of the prompt+completion sequence predicts completion token t;
-    only those T positions reach the output layer (`logits_to_keep`). Position ids
-    follow the attention mask, as in `generate`, so left padding does not shift them.
+    One forward of `model` over prompt + completion. Position P-1+t of that sequence
+    predicts completion token t; only those T positions reach the output layer
+    (`logits_to_keep`). Position ids follow the attention mask, as in `generate`, so left
+    padding of the prompt does not shift them.
 
     `fused` (default): the lm_head's input is captured and the statistics come from
-    `fused_logprobs` chunk by chunk, so no [n, T, V] logits tensor exists (forward or
-    backward). Models whose logits are not exactly `lm_head(hidden)` (soft-capping,
-    logit scales, unknown architectures) use the logits path.
+    `fused_logprobs.fused_token_statistics` chunk by chunk, so no [n, T, V] logits tensor
+    exists (forward or backward). Models whose logits are not exactly `lm_head(hidden)`
+    (soft-capping, logit scales, unknown architectures: `fused_logprobs.fused_head`), and
+    `fused=False`, use the logits path, `ops.token_statistics` on the model's logits.
+
+    Args:
+        model: a causal LM (HF interface; DDP / accelerate wrappers fine).
+        prompt_ids, prompt_mask: [n, P] token ids and 0/1 mask, left padded.
+        completion_ids, completion_mask: [n, T] token ids and 0/1 or bool mask of the real
+            completion tokens (padding after EOS is 0; its ids are ignored).
+        temperature: τ > 0, the sampling temperature; every output is of softmax(z/τ).
+        chunk_size: rows per fp32 chunk (None → `ops.chunk_rows`: the 64 MiB budget, on the fused
+            path at least H / 4 rows).
+        fused: take the fused path when the model allows it.
+        entropy: also compute H(p_t).
+
+    Returns:
+        `ops.TokenStatistics`, each [n, T] float32 (float64 for a float64 model) and 0
+        where completion_mask == 0: logprobs (differentiable w.r.t. the model's parameters
+        when grad is enabled), self_certainty (no gradient: a reward), entropy
+        (differentiable; None unless `entropy`).
     """
     inputs = _forward_inputs(prompt_ids, prompt_mask, completion_ids, completion_mask)
     head = fused_head(model) if fused else None

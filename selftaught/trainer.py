@@ -64,18 +64,6 @@ RELEASE_MEMORY_EVERY = 50
 ~18% CPU in page faults as the next step takes the pages back; every 50 costs about 0.4%."""
 
 
-def completion_logprobs(model, prompt_ids, prompt_mask, completion_ids, completion_mask, *,
-                        temperature: float, chunk_size: int | None, fused: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    """log π(o_t | q, o_<t) and sc_t for every completion token: two [n, T] float32 tensors.
-
-    `scoring.completion_token_statistics` without the entropy (alignment, padding and
-    the fused path are documented there).
-    """
-    stats = completion_token_statistics(model, prompt_ids, prompt_mask, completion_ids, completion_mask,
-                                        temperature=temperature, chunk_size=chunk_size, fused=fused)
-    return stats.logprobs, stats.self_certainty
-
-
 def _mixed_precision(setting) -> str:
     if setting == "auto":
         return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"

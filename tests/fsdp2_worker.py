@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from selftaught.models.tiny_random import build_tiny_random  # noqa: E402
 from selftaught.rollout import Sampler  # noqa: E402
 from selftaught.fsdp2 import full_weights, is_sharded, load_optimizer_state, optimizer_state  # noqa: E402
-from selftaught.trainer import completion_logprobs  # noqa: E402
+from selftaught.scoring import completion_token_statistics  # noqa: E402
 
 
 def full(tensor: torch.Tensor) -> torch.Tensor:
@@ -83,12 +83,12 @@ def main(out_dir: str) -> None:
     rollout = Sampler(reference, tokenizer, **settings).sample(prompts[:2], num_generations=2)
     rows = (rollout.prompt_ids, rollout.prompt_mask, rollout.completion_ids, rollout.completion_mask)
     options = {"temperature": 0.9, "chunk_size": 64, "fused": False}
-    logp, _ = completion_logprobs(model, *rows, **options)
-    expected, _ = completion_logprobs(reference, *rows, **options)
+    logp = completion_token_statistics(model, *rows, **options).logprobs
+    expected = completion_token_statistics(reference, *rows, **options).logprobs
     results["update_logprobs_max_diff"] = float((logp - expected).abs().max())
     logp.sum().backward()
     try:
-        fused, _ = completion_logprobs(model, *rows, **{**options, "fused": True})
+        fused = completion_token_statistics(model, *rows, **{**options, "fused": True}).logprobs
         results["fused_outside_gather"] = f"max diff {float((fused - expected).abs().max()):.3g}"
     except Exception as error:  # noqa: BLE001 - recorded for information; the trainer keeps fused off
         results["fused_outside_gather"] = f"{type(error).__name__}"

@@ -8,8 +8,8 @@ from test_ops import make_case, ref_logprob_and_sc
 
 from selftaught import fused_logprobs, ops
 from selftaught.config import TrainConfig
-from selftaught.fused_logprobs import fused_token_logprobs_and_self_certainty
-from selftaught.ops import DEFAULT_CHUNK_BYTES, chunk_rows, token_logprobs_and_self_certainty
+from selftaught.fused_logprobs import fused_token_statistics
+from selftaught.ops import DEFAULT_CHUNK_BYTES, chunk_rows, token_statistics
 
 
 def test_rows_from_the_budget():
@@ -55,14 +55,14 @@ def test_default_chunk_is_sized_by_bytes_and_values_match_bruteforce(monkeypatch
     monkeypatch.setattr(ops, "DEFAULT_CHUNK_BYTES", 13 * 4 * 3)  # three rows of fp32 logits
     seen = _spy_chunks(monkeypatch)
     logits = logits.double().requires_grad_(True)
-    logp, sc = token_logprobs_and_self_certainty(logits, targets, mask, temperature)
+    logp, sc, _ = token_statistics(logits, targets, mask, temperature)
     assert seen == [3]
     want_logp, want_sc = ref_logprob_and_sc(logits.detach(), targets, mask, temperature)
     torch.testing.assert_close(logp, want_logp, rtol=1e-10, atol=1e-10)
     torch.testing.assert_close(sc, want_sc, rtol=1e-10, atol=1e-10)
     logp.sum().backward()  # the recomputing backward walks the same 3-row chunks
     assert seen == [3, 3]
-    explicit = token_logprobs_and_self_certainty(logits.detach(), targets, mask, temperature, chunk_size=5)
+    explicit = token_statistics(logits.detach(), targets, mask, temperature, chunk_size=5)
     assert seen[-1] == 5
     torch.testing.assert_close(explicit[0], logp.detach(), rtol=1e-12, atol=1e-12)
 
@@ -77,8 +77,8 @@ def test_fused_default_chunk_is_sized_by_bytes_and_hidden_size(monkeypatch, hidd
     real = fused_logprobs._FusedLinearLogProbs.apply
     monkeypatch.setattr(fused_logprobs._FusedLinearLogProbs, "apply",
                         lambda *a: seen.append(a[5]) or real(*a))
-    logp, sc = fused_token_logprobs_and_self_certainty(hidden, weight, targets, temperature=0.9)
+    logp, sc, _ = fused_token_statistics(hidden, weight, targets, temperature=0.9)
     assert seen == [rows]
-    want = token_logprobs_and_self_certainty(hidden @ weight.t(), targets, temperature=0.9, chunk_size=1)
+    want = token_statistics(hidden @ weight.t(), targets, temperature=0.9, chunk_size=1)
     torch.testing.assert_close(logp, want[0], rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(sc, want[1], rtol=1e-5, atol=1e-5)

@@ -25,8 +25,8 @@ from selftaught.config import build_config
 from selftaught.fused_logprobs import fused_token_statistics
 from selftaught.losses import policy_loss
 from selftaught.ops import token_statistics
-from selftaught.scoring import MicroBatch
-from selftaught.trainer import Trainer, completion_logprobs
+from selftaught.scoring import MicroBatch, completion_token_statistics
+from selftaught.trainer import Trainer
 
 pytestmark = pytest.mark.cuda
 
@@ -141,7 +141,8 @@ def one_step(tmp_path, **extra) -> dict:
 
     rollout, config = seen["rollout"], trainer.config
     rows = MicroBatch.of(rollout, slice(0, len(rollout)), "cpu")
-    logp, _ = completion_logprobs(initial, *rows, temperature=config.temperature, chunk_size=None, fused=False)
+    logp = completion_token_statistics(initial, *rows, temperature=config.temperature, chunk_size=None,
+                                       fused=False).logprobs
     loss, _ = policy_loss(logp, logp.detach(), seen["advantages"], rows.completion_mask, loss_type=config.loss_type,
                           num_tokens=float(rows.completion_mask.sum()), num_rows=float(len(rollout)))
     loss.backward()

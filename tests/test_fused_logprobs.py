@@ -10,9 +10,9 @@ import torch
 from selftaught.fused_logprobs import (
     capture_head_input,
     fused_head,
-    fused_token_logprobs_and_self_certainty,
+    fused_token_statistics,
 )
-from selftaught.ops import token_logprobs_and_self_certainty
+from selftaught.ops import token_statistics
 
 
 def straightforward(hidden, weight, targets, mask, temperature, bias=None):
@@ -57,8 +57,8 @@ def test_values_and_gradients_match_straightforward(temperature, chunk_size, use
     b = bias if use_bias else torch.zeros_like(bias)
 
     def fused(h, w, bb):
-        return fused_token_logprobs_and_self_certainty(h, w, targets, mask, temperature, chunk_size,
-                                                       bias=bb if use_bias else None)
+        return fused_token_statistics(h, w, targets, mask, temperature, chunk_size,
+                                      bias=bb if use_bias else None)[:2]
 
     def plain(h, w, bb):
         return straightforward(h, w, targets, mask, temperature, bias=bb if use_bias else None)
@@ -80,8 +80,8 @@ def test_values_and_gradients_match_straightforward(temperature, chunk_size, use
 
 def test_matches_the_logits_path_of_ops():
     hidden, weight, _, targets, mask = make_case(seed=3)
-    fused = fused_token_logprobs_and_self_certainty(hidden, weight, targets, mask, 0.9, 3)
-    logits = token_logprobs_and_self_certainty(hidden @ weight.t(), targets, mask, 0.9, 3)
+    fused = fused_token_statistics(hidden, weight, targets, mask, 0.9, 3)[:2]
+    logits = token_statistics(hidden @ weight.t(), targets, mask, 0.9, 3)[:2]
     for a, b in zip(fused, logits):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
 
@@ -90,17 +90,17 @@ def test_gradcheck_float64():
     hidden, weight, bias, targets, mask = make_case(B=3, T=4, H=5, V=9, dtype=torch.float64)
     leaves = [t.requires_grad_(True) for t in (hidden, weight, bias)]
     assert torch.autograd.gradcheck(
-        lambda h, w, b: fused_token_logprobs_and_self_certainty(h, w, targets, mask, 0.8, 3, bias=b)[0], leaves)
+        lambda h, w, b: fused_token_statistics(h, w, targets, mask, 0.8, 3, bias=b).logprobs, leaves)
 
 
 def test_frozen_weight_or_hidden_gets_no_gradient_and_no_error():
     hidden, weight, _, targets, mask = make_case()
     h = hidden.clone().requires_grad_(True)
-    logp, _ = fused_token_logprobs_and_self_certainty(h, weight, targets, mask, 1.0, 4)
+    logp = fused_token_statistics(h, weight, targets, mask, 1.0, 4).logprobs
     logp.sum().backward()
     assert h.grad is not None and weight.grad is None
     w = weight.clone().requires_grad_(True)
-    logp, _ = fused_token_logprobs_and_self_certainty(hidden, w, targets, mask, 1.0, 4)
+    logp = fused_token_statistics(hidden, w, targets, mask, 1.0, 4).logprobs
     logp.sum().backward()
     assert w.grad is not None
 
@@ -109,7 +109,7 @@ def test_all_masked_gives_zeros_and_a_usable_graph():
     hidden, weight, _, targets, _ = make_case()
     mask = torch.zeros(targets.shape, dtype=torch.bool)
     h = hidden.clone().requires_grad_(True)
-    logp, sc = fused_token_logprobs_and_self_certainty(h, weight, targets, mask)
+    logp, sc, _ = fused_token_statistics(h, weight, targets, mask)
     logp.sum().backward()
     assert (logp == 0).all() and (sc == 0).all() and (h.grad == 0).all()
 
@@ -119,7 +119,7 @@ def test_no_mask_and_non_contiguous_hidden():
     targets = targets.clamp(min=0)
     sliced = hidden[:, :-1]  # as the trainer slices the captured states
     mask = torch.ones(sliced.shape[:2], dtype=torch.bool)
-    got = fused_token_logprobs_and_self_certainty(sliced, weight, targets[:, :-1], None, 1.3, 5)
+    got = fused_token_statistics(sliced, weight, targets[:, :-1], None, 1.3, 5)[:2]
     want = straightforward(sliced, weight, targets[:, :-1], mask, 1.3)
     for a, b in zip(got, want):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
@@ -133,10 +133,10 @@ def test_bf16_autocast_matches_the_autocast_logits_path():
         h, w = hidden.clone().requires_grad_(True), weight.clone().requires_grad_(True)
         with torch.autocast("cpu", dtype=torch.bfloat16):
             if fused:
-                logp, sc = fused_token_logprobs_and_self_certainty(h, w, targets, mask, 0.9, 4)
+                logp, sc, _ = fused_token_statistics(h, w, targets, mask, 0.9, 4)
             else:
                 logits = torch.nn.functional.linear(h, w)  # bf16 under autocast, as a model's lm_head
-                logp, sc = token_logprobs_and_self_certainty(logits, targets, mask, 0.9, 4)
+                logp, sc, _ = token_statistics(logits, targets, mask, 0.9, 4)
         assert logp.dtype == torch.float32
         (logp * upstream).sum().backward()
         assert h.grad.dtype == h.dtype and w.grad.dtype == w.dtype
@@ -151,13 +151,13 @@ def test_bf16_autocast_matches_the_autocast_logits_path():
 def test_rejects_bad_shapes_and_out_of_range_targets():
     hidden, weight, _, targets, mask = make_case()
     with pytest.raises(ValueError, match="hidden"):
-        fused_token_logprobs_and_self_certainty(hidden[0], weight, targets, mask)
+        fused_token_statistics(hidden[0], weight, targets, mask)
     with pytest.raises(ValueError, match="weight"):
-        fused_token_logprobs_and_self_certainty(hidden, weight[:, :3], targets, mask)
+        fused_token_statistics(hidden, weight[:, :3], targets, mask)
     with pytest.raises(ValueError, match="temperature"):
-        fused_token_logprobs_and_self_certainty(hidden, weight, targets, mask, 0.0)
+        fused_token_statistics(hidden, weight, targets, mask, 0.0)
     with pytest.raises(ValueError, match="targets"):
-        fused_token_logprobs_and_self_certainty(hidden, weight, targets, None)  # -100 at real positions
+        fused_token_statistics(hidden, weight, targets, None)  # -100 at real positions
 
 
 # ------------------------------------------------------------------ models
@@ -245,7 +245,7 @@ def test_fused_token_loss_under_bf16_autocast_matches_its_recomputing_twin():
             if fused_loss:
                 loss, _ = fused_token_loss(h, w, targets, lambda lp, at: lp * upstream.reshape(-1)[at], mask, 0.9, 5)
             else:
-                loss = (fused_token_logprobs_and_self_certainty(h, w, targets, mask, 0.9, 5)[0] * upstream).sum()
+                loss = (fused_token_statistics(h, w, targets, mask, 0.9, 5).logprobs * upstream).sum()
         loss.backward()
         results.append((loss.detach(), h.grad, w.grad))
     for a, b in zip(*results):

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from selftaught.config import build_config
-from selftaught.trainer import Trainer, completion_logprobs
+from selftaught.scoring import completion_token_statistics
+from selftaught.trainer import Trainer
 
 from conftest import tiny_overrides
 
@@ -22,7 +23,7 @@ def test_fused_and_logits_paths_agree_on_values_and_parameter_gradients(tmp_path
     results = []
     for fused in (True, False):
         model.zero_grad(set_to_none=True)
-        logp, sc = completion_logprobs(model, *rows, temperature=0.7, chunk_size=3, fused=fused)
+        logp, sc, _ = completion_token_statistics(model, *rows, temperature=0.7, chunk_size=3, fused=fused)
         (logp * upstream).sum().backward()
         results.append((logp.detach(), sc, {n: p.grad.clone() for n, p in model.named_parameters()}))
     (logp_f, sc_f, grad_f), (logp_l, sc_l, grad_l) = results

@@ -9,7 +9,6 @@ from selftaught.ops import (
     token_statistics,
     completion_mask,
     sequence_mean,
-    token_logprobs_and_self_certainty,
 )
 
 
@@ -52,7 +51,7 @@ def make_case(B=3, T=7, V=13, seed=0, scale=3.0):
 @pytest.mark.parametrize("chunk_size", [1, 4, 5, 21, 1000, None])
 def test_logprobs_and_self_certainty_match_bruteforce(temperature, chunk_size):
     logits, targets, mask = make_case()  # B*T = 21 rows: 4 and 5 do not divide it
-    logp, sc = token_logprobs_and_self_certainty(logits, targets, mask, temperature, chunk_size)
+    logp, sc, _ = token_statistics(logits, targets, mask, temperature, chunk_size)
     ref_lp, ref_sc = ref_logprob_and_sc(logits, targets, mask, temperature)
     assert logp.dtype == sc.dtype == torch.float32
     assert logp.shape == sc.shape == (3, 7)
@@ -64,7 +63,7 @@ def test_masked_positions_are_exactly_zero_even_with_garbage():
     logits, targets, mask = make_case()
     logits[~mask] = float("nan")  # whatever sits at padded positions must not leak
     targets[~mask] = -100  # e.g. an ignore index: out of range for gather
-    logp, sc = token_logprobs_and_self_certainty(logits, targets, mask, chunk_size=4)
+    logp, sc, _ = token_statistics(logits, targets, mask, chunk_size=4)
     assert torch.all(logp[~mask] == 0) and torch.all(sc[~mask] == 0)
     assert torch.isfinite(logp).all() and torch.isfinite(sc).all()
     assert torch.all(logp[mask] < 0) and torch.all(sc[mask] > 0)
@@ -72,29 +71,29 @@ def test_masked_positions_are_exactly_zero_even_with_garbage():
 
 def test_mask_none_and_int_mask_equal_bool_mask():
     logits, targets, mask = make_case()
-    full, _ = token_logprobs_and_self_certainty(logits, targets)
-    ones, _ = token_logprobs_and_self_certainty(logits, targets, torch.ones(3, 7, dtype=torch.long))
+    full = token_statistics(logits, targets).logprobs
+    ones = token_statistics(logits, targets, torch.ones(3, 7, dtype=torch.long)).logprobs
     torch.testing.assert_close(full, ones)
-    a = token_logprobs_and_self_certainty(logits, targets, mask)
-    b = token_logprobs_and_self_certainty(logits, targets, mask.long())
+    a = token_statistics(logits, targets, mask)[:2]
+    b = token_statistics(logits, targets, mask.long())[:2]
     torch.testing.assert_close(a, b)
 
 
 def test_self_certainty_properties():
     V = 50
     uniform = torch.zeros(1, 2, V)
-    _, sc = token_logprobs_and_self_certainty(uniform, torch.zeros(1, 2, dtype=torch.long))
+    sc = token_statistics(uniform, torch.zeros(1, 2, dtype=torch.long)).self_certainty
     assert torch.allclose(sc, torch.zeros_like(sc), atol=1e-6)  # 0 only for the uniform
     logits, targets, _ = make_case(V=V)
-    _, sc = token_logprobs_and_self_certainty(logits, targets)
+    sc = token_statistics(logits, targets).self_certainty
     assert torch.all(sc > 0)
     # Sharper distribution (lower τ) -> further from uniform -> more certain.
-    _, sc_sharp = token_logprobs_and_self_certainty(logits, targets, temperature=0.5)
+    sc_sharp = token_statistics(logits, targets, temperature=0.5).self_certainty
     assert torch.all(sc_sharp > sc)
     # A near one-hot row: KL(U||p) ≈ (1/V) Σ_{j≠k} (z_k − z_j) − log V + ... grows with the gap.
     peaked = torch.zeros(1, 1, V)
     peaked[0, 0, 3] = 40.0
-    _, sc_peak = token_logprobs_and_self_certainty(peaked, torch.zeros(1, 1, dtype=torch.long))
+    sc_peak = token_statistics(peaked, torch.zeros(1, 1, dtype=torch.long)).self_certainty
     expected = 40.0 - 40.0 / V - math.log(V)  # lse ≈ 40, mean = 40/V
     assert abs(sc_peak.item() - expected) < 1e-4
 
@@ -106,13 +105,13 @@ def test_bf16_matches_fp32_on_rounded_values():
     mask = torch.ones(4, 9, dtype=torch.bool)
     mask[2, 5:] = False
     rounded = logits.to(torch.bfloat16)
-    lp16, sc16 = token_logprobs_and_self_certainty(rounded, targets, mask, temperature=0.9, chunk_size=7)
+    lp16, sc16, _ = token_statistics(rounded, targets, mask, temperature=0.9, chunk_size=7)
     assert lp16.dtype == torch.float32 and sc16.dtype == torch.float32
-    lp32, sc32 = token_logprobs_and_self_certainty(rounded.float(), targets, mask, temperature=0.9, chunk_size=7)
+    lp32, sc32, _ = token_statistics(rounded.float(), targets, mask, temperature=0.9, chunk_size=7)
     torch.testing.assert_close(lp16, lp32, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(sc16, sc32, atol=1e-5, rtol=1e-5)
     # Against the unrounded logits: only the bf16 input rounding (8 bits of mantissa).
-    lp_exact, sc_exact = token_logprobs_and_self_certainty(logits, targets, mask, temperature=0.9)
+    lp_exact, sc_exact, _ = token_statistics(logits, targets, mask, temperature=0.9)
     torch.testing.assert_close(lp16, lp_exact, atol=0.1, rtol=0.02)
     torch.testing.assert_close(sc16, sc_exact, atol=0.05, rtol=0.02)
 
@@ -122,7 +121,7 @@ def test_gradcheck_double():
     x = logits.double().requires_grad_(True)
 
     def f(x):
-        return token_logprobs_and_self_certainty(x, targets[:2, :5], mask[:2, :5], temperature=0.8, chunk_size=3)[0]
+        return token_statistics(x, targets[:2, :5], mask[:2, :5], temperature=0.8, chunk_size=3).logprobs
 
     assert torch.autograd.gradcheck(f, (x,))
 
@@ -138,9 +137,9 @@ def test_gradient_matches_plain_log_softmax_on_a_sliced_input(dtype, atol):
     weights = torch.randn(B, T, generator=g)  # a generic upstream gradient
 
     x1 = full.clone().requires_grad_(True)
-    lp, _ = token_logprobs_and_self_certainty(
+    lp = token_statistics(
         x1[:, P - 1:P + T - 1], targets, mask, temperature=0.7, chunk_size=4
-    )
+    ).logprobs
     (lp * weights).sum().backward()
 
     x2 = full.clone().requires_grad_(True)
@@ -158,7 +157,7 @@ def test_gradient_matches_plain_log_softmax_on_a_sliced_input(dtype, atol):
 def test_self_certainty_has_no_gradient():
     logits, targets, mask = make_case()
     x = logits.requires_grad_(True)
-    logp, sc = token_logprobs_and_self_certainty(x, targets, mask)
+    logp, sc, _ = token_statistics(x, targets, mask)
     assert logp.requires_grad and not sc.requires_grad
 
 
@@ -174,7 +173,7 @@ def test_no_full_fp32_copy_is_kept_for_backward():
         return t
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        logp, _ = token_logprobs_and_self_certainty(logits, targets, chunk_size=8)
+        logp = token_statistics(logits, targets, chunk_size=8).logprobs
     big_fp32 = [n for dt, n in saved if dt == torch.float32 and n >= 8 * V]
     assert not big_fp32, saved
     logp.sum().backward()
@@ -184,13 +183,13 @@ def test_no_full_fp32_copy_is_kept_for_backward():
 def test_argument_errors():
     logits, targets, mask = make_case()
     with pytest.raises(ValueError):
-        token_logprobs_and_self_certainty(logits[0], targets[0])
+        token_statistics(logits[0], targets[0])
     with pytest.raises(ValueError):
-        token_logprobs_and_self_certainty(logits, targets[:, :3])
+        token_statistics(logits, targets[:, :3])
     with pytest.raises(ValueError):
-        token_logprobs_and_self_certainty(logits, targets, temperature=0.0)
+        token_statistics(logits, targets, temperature=0.0)
     with pytest.raises(ValueError):
-        token_logprobs_and_self_certainty(logits, targets, chunk_size=0)
+        token_statistics(logits, targets, chunk_size=0)
 
 
 # ---------------------------------------------------------------- sequence_mean

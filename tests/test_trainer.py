@@ -9,7 +9,8 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from selftaught.config import build_config
-from selftaught.trainer import Trainer, TrainingStopped, completion_logprobs
+from selftaught.scoring import completion_token_statistics
+from selftaught.trainer import Trainer, TrainingStopped
 
 from conftest import tiny_overrides
 
@@ -44,7 +45,7 @@ def test_end_to_end_parameters_change_metrics_finite_checkpoint_loads(tmp_path):
     assert state["step"] == 2 and "optimizer" in state and "rng" in state and "episodes" in state
 
 
-def brute_force_completion_logprobs(model, prompt_ids, prompt_mask, completion_ids, completion_mask, temperature):
+def brute_force_completion_statistics(model, prompt_ids, prompt_mask, completion_ids, completion_mask, temperature):
     """Drop the padding, run each sequence alone, read position P-1+t for token t, float64 softmax."""
     logp = torch.zeros(completion_ids.shape, dtype=torch.float64)
     sc = torch.zeros(completion_ids.shape, dtype=torch.float64)
@@ -62,17 +63,18 @@ def brute_force_completion_logprobs(model, prompt_ids, prompt_mask, completion_i
     return logp, sc
 
 
-def test_completion_logprobs_alignment_padding_temperature_match_brute_force(tmp_path):
+def test_completion_token_statistics_alignment_padding_temperature_match_brute_force(tmp_path):
     trainer = make_trainer(tmp_path)
     rollout = trainer.sampler.sample(["Q: What is 3 + 4?\nA:", "Q: Hi\nA:"], num_generations=2)
     # Make one row end early so completion padding is exercised too.
     rollout.completion_mask[0, 3:] = False
     model = trainer.accelerator.unwrap_model(trainer.model).eval()
     with torch.no_grad():
-        logp, sc = completion_logprobs(model, rollout.prompt_ids, rollout.prompt_mask, rollout.completion_ids,
-                                       rollout.completion_mask, temperature=0.7, chunk_size=5)
-        ref_logp, ref_sc = brute_force_completion_logprobs(model, rollout.prompt_ids, rollout.prompt_mask,
-                                                           rollout.completion_ids, rollout.completion_mask, 0.7)
+        logp, sc, _ = completion_token_statistics(model, rollout.prompt_ids, rollout.prompt_mask,
+                                                  rollout.completion_ids, rollout.completion_mask,
+                                                  temperature=0.7, chunk_size=5)
+        ref_logp, ref_sc = brute_force_completion_statistics(model, rollout.prompt_ids, rollout.prompt_mask,
+                                                             rollout.completion_ids, rollout.completion_mask, 0.7)
     assert rollout.prompt_mask[2].sum() < rollout.prompt_mask.shape[1], "second prompt should be left-padded"
     torch.testing.assert_close(logp.double(), ref_logp, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(sc.double(), ref_sc, atol=1e-4, rtol=1e-4)

@@ -114,13 +114,13 @@ def sampler_logprobs(case, model_path, vllm: bool):
     if not vllm:
         return None
     from selftaught.models import load_model
-    from selftaught.trainer import completion_logprobs
+    from selftaught.scoring import completion_token_statistics
 
     model, tokenizer = load_model(str(model_path))
     rollout = FixedSampler(tokenizer, case).sample([""] * len(case.prompts), G)
     with torch.no_grad():
-        logp, _ = completion_logprobs(model, rollout.prompt_ids, rollout.prompt_mask, rollout.completion_ids,
-                                      rollout.completion_mask, temperature=TEMPERATURE, chunk_size=None)
+        logp = completion_token_statistics(model, rollout.prompt_ids, rollout.prompt_mask, rollout.completion_ids,
+                                           rollout.completion_mask, temperature=TEMPERATURE, chunk_size=None).logprobs
     noise = torch.randn(logp.shape, generator=torch.Generator().manual_seed(7)) * 0.25
     return [(logp[i, :len(row)] + noise[i, :len(row)]).tolist() for i, row in enumerate(case.completions)]
 

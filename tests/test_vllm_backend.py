@@ -49,12 +49,12 @@ def ours(policy, **overrides):
 
 
 def trainer_logprobs(model, rollout):
-    from selftaught.trainer import completion_logprobs
+    from selftaught.scoring import completion_token_statistics
 
     with torch.no_grad():
-        logp, _ = completion_logprobs(model, rollout.prompt_ids, rollout.prompt_mask, rollout.completion_ids,
-                                      rollout.completion_mask, temperature=TEMPERATURE, chunk_size=2048)
-    return logp
+        stats = completion_token_statistics(model, rollout.prompt_ids, rollout.prompt_mask, rollout.completion_ids,
+                                            rollout.completion_mask, temperature=TEMPERATURE, chunk_size=2048)
+    return stats.logprobs
 
 
 def assert_same_rollout(a, b):

@@ -10,7 +10,7 @@ from selftaught.advantages import combine_advantages, group_advantages
 from selftaught.config import build_config
 from selftaught.errors import UserError
 from selftaught.fused_logprobs import fused_token_statistics
-from selftaught.ops import token_logprobs_and_self_certainty, token_statistics
+from selftaught.ops import token_statistics
 from selftaught.rewards import (AnswerAgreementReward, MajorityVoteReward, Scores, TokenEntropyReward,
                                 TrajectoryLogprobReward, build_reward)
 from selftaught.rewards.token_entropy import answer_token_mask
@@ -54,10 +54,10 @@ def test_token_entropy_both_kernels_match_brute_force(temperature, chunk_size):
         assert (stats.entropy[~mask] == 0).all()
         assert not stats.entropy.requires_grad
     # asking for the entropy changes nothing else
-    plain = token_logprobs_and_self_certainty(logits, targets, mask, temperature, chunk_size)
-    torch.testing.assert_close(chunked.logprobs, plain[0])
-    torch.testing.assert_close(chunked.self_certainty, plain[1])
-    assert token_statistics(logits, targets, mask, temperature, chunk_size).entropy is None
+    plain = token_statistics(logits, targets, mask, temperature, chunk_size)
+    torch.testing.assert_close(chunked.logprobs, plain.logprobs)
+    torch.testing.assert_close(chunked.self_certainty, plain.self_certainty)
+    assert plain.entropy is None
 
 
 def test_token_entropy_extremes_uniform_and_peaked():
