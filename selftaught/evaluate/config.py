@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from ..config import DataConfig
 from ..errors import UserError
+from ..strict import Strict
 from .benchmarks import NAMES
 
 DEFAULT_SAMPLING_TEMPERATURE = 0.8  # when --samples > 1 and no temperature is given (Codex's pass@k setting)
@@ -21,9 +22,7 @@ def flag(name: str) -> str:
     return FLAGS.get(name, "--" + name.replace("_", "-"))
 
 
-class EvalConfig(BaseModel):
-    # Unknown keys are errors, as in TrainConfig: a misspelt setting must not be ignored.
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+class EvalConfig(Strict):
 
     model: str
     """A built-in name, a hub id, a model directory, a .gguf file or a training checkpoint."""
