@@ -4,8 +4,9 @@ Every module of the package is imported in a fresh interpreter (so nothing impor
 earlier hides a read) with the file-reading entry points wrapped (`open`, `io.open`,
 `Path.open`, `Path.read_text`, `Path.read_bytes`). A read of an existing file fails the test when
 
-- its path lies in the repository (the package, its `configs` link, the recipes) and
-  is not Python source or bytecode, or
+- its path lies in the repository (the package, its `configs` link, the recipes; not a
+  virtual environment or package metadata inside the checkout) and is not Python source or
+  bytecode, or
 - the nearest caller outside the standard library is a module of the package (its
   own code reading any file, wherever the file is).
 
@@ -52,6 +53,14 @@ def caller_in_package():
     return False
 
 
+environment = os.path.realpath(sys.prefix) + os.sep  # a virtual environment may live inside the checkout
+
+
+def in_repository(where):  # the project's own files, not an environment or package metadata inside it
+    return (where.startswith(root + os.sep) and not where.startswith(environment)
+            and ".egg-info" + os.sep not in where and ".dist-info" + os.sep not in where)
+
+
 def check(path):
     if isinstance(path, int):
         return
@@ -62,7 +71,7 @@ def check(path):
     source = where.endswith((".py", ".pyc"))
     if not os.path.isfile(where):  # a probe that finds nothing (importlib.metadata tries every path entry)
         return
-    if (where.startswith(root + os.sep) and not source) or caller_in_package():
+    if (in_repository(where) and not source) or caller_in_package():
         refused.setdefault(where, "".join(traceback.format_stack(limit=12)[:-2]))
 
 
