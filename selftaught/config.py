@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 from .azr.config import AZRConfig
 from .errors import UserError
 from .strict import Strict
-from .variants import LOSS_TYPES, Correction, objective_of, resolve_correction
+from .variants import LOSS_TYPES, Correction, resolve_correction
 from .trackers import TRACKERS, default_report_to
 
 
@@ -205,7 +205,7 @@ class TrainConfig(Strict):
     delta: float | None = Field(None, gt=1)
     """Two-sided clipping (INTELLECT-2): the ratio of negative-advantage tokens is also capped at δ
     (> 1; recommended > 1 + ε). None: off."""
-    loss_type: Literal[LOSS_TYPES] = "token_mean"
+    loss_type: str = "token_mean"
     """Objective and aggregation (§2.1, §2.2): token_mean (= TRL's dapo), seq_mean (= grpo), dr_grpo,
     and TRL's grpo, bnpo, dapo, cispo, sapo, luspo, vespo. TRL's default is dapo."""
     importance_sampling_level: Literal["token", "sequence"] = "token"
@@ -318,6 +318,16 @@ class TrainConfig(Strict):
     run_name: str | None = None
     """The run's name in the trackers; default: the name of `output_dir`."""
 
+    @field_validator("loss_type", mode="before")
+    @classmethod
+    def _registered_loss_type(cls, value):
+        """One of `variants.LOSS_TYPES`, read when validating (a registered loss type counts), worded as
+        pydantic words a Literal's error."""
+        if not isinstance(value, str) or value not in LOSS_TYPES:
+            *names, last = (repr(name) for name in LOSS_TYPES)
+            raise ValueError(f"Input should be {', '.join(names)} or {last}")
+        return value
+
     @field_validator("completion_tags")
     @classmethod
     def _tags_compile(cls, value: dict[str, str]) -> dict[str, str]:
@@ -363,7 +373,7 @@ class TrainConfig(Strict):
         if loss == "vespo" and level != "token":
             raise ValueError("loss_type: vespo weighs each sequence by the product of its token ratios itself; "
                              "importance_sampling_level: sequence has no place there (use token)")
-        if self.delta is not None and objective_of(loss) != "clipped":
+        if self.delta is not None and "delta" not in LOSS_TYPES[loss].objective.settings:
             raise ValueError(f"delta bounds the ratio of the clipped objective; loss_type: {loss} has no clip to "
                              "bound (drop delta, or use grpo, bnpo, dapo, dr_grpo, luspo or selftaught's names)")
         if loss == "cispo" and self.epsilon_high is None:

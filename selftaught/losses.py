@@ -6,7 +6,7 @@ with A the advantage and m the loss mask:
     ratio, token level:     ρ_t = exp(log π_θ(o_t) − log π_old(o_t))
     ratio, sequence level:  ρ_t = exp((1/|o|) Σ_s (log π_θ(o_s) − log π_old(o_s)))     for every t (GSPO)
 
-    objective (by loss_type):
+    objective (by loss_type; one module each in objectives/, the formula in its docstring):
       clipped  L_t = −min(min(ρ_t, δ) A, clip(ρ_t, 1 − ε_low, 1 + ε_high) A)    (δ: INTELLECT-2)
       cispo    L_t = −sg(min(ρ_t, ε_high)) · A · log π_θ(o_t)                    (MiniMax-M1)
       sapo     L_t = −(4/τ_A) σ(τ_A (ρ_t − 1)) · A,  τ_A = τ_pos if A > 0 else τ_neg
@@ -19,9 +19,11 @@ where m^off drops the negative-advantage rows that drifted off-policy (DeepSeek-
 the top-ρ tokens by entropy ("Beyond the 80/20 rule"), w^IS is the vLLM importance weight
 (`importance.py`) and c the entropy bonus coefficient (Skywork-OR1's adaptive control: `EntropyBonus`).
 
-TRL's `loss_type` names one objective and one aggregation (`variants.OBJECTIVES`,
-`variants.AGGREGATIONS`); selftaught's own three names (token_mean, seq_mean, dr_grpo) are
-aggregations of the clipped objective and stay valid.
+TRL's `loss_type` names one objective and one aggregation (`variants.LOSS_TYPES`, the registry:
+a new loss type is one line there, plus a module in `objectives/` if its objective is new);
+selftaught's own three names (token_mean, seq_mean, dr_grpo) are aggregations of the clipped
+objective and stay valid. This module knows no objective by name: `PolicyObjective` asks the
+loss type's `Objective` whether it is per-token and whether it folds the importance weights.
 
 Gradient accumulation: `aggregate` normalises by the micro-batch's own token or row count
 unless `num_tokens` / `num_rows` are given. Pass the counts of the whole accumulated batch
@@ -44,22 +46,12 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .variants import AGGREGATIONS, IMPORTANCE_SAMPLING_LEVELS, objective_of
-
-OBJECTIVE_SETTINGS = ("loss_type", "importance_sampling_level", "epsilon", "epsilon_high", "delta", "beta",
-                      "use_bias_correction_kl", "sapo_temperature_pos", "sapo_temperature_neg", "vespo_k_pos",
-                      "vespo_lambda_pos", "vespo_k_neg", "vespo_lambda_neg", "off_policy_mask_threshold",
-                      "max_completion_length")
-"""The settings `PolicyObjective` (and `policy_loss`) takes, each a TrainConfig key of the same name."""
+from .objectives import Inputs
+from .objectives import per_token_advantages as _per_token
+from .objectives.clipped import clipped_objective
+from .variants import IMPORTANCE_SAMPLING_LEVELS, OBJECTIVE_SETTINGS, loss_type_of  # noqa: F401 (the trainer's)
 QUANTILE_INPUT_LIMIT = 2 ** 24
 """torch.quantile refuses larger inputs; above it `entropy_threshold` sorts."""
-# VESPO's clamp of log w, as its reference implementation (and TRL) clamp it.
-_VESPO_LOG_W_MIN, _VESPO_LOG_W_MAX = math.log(1e-8), 20.0
-
-
-def _per_token(advantages: Tensor) -> Tensor:
-    """[B] → [B, 1] (broadcast over tokens); [B, T] as is. Detached: no gradient through A."""
-    return (advantages.unsqueeze(-1) if advantages.dim() == 1 else advantages).detach()
 
 
 def importance_log_ratio(logprobs: Tensor, old_logprobs: Tensor, mask: Tensor, level: str = "token") -> Tensor:
@@ -75,26 +67,10 @@ def importance_log_ratio(logprobs: Tensor, old_logprobs: Tensor, mask: Tensor, l
     return per_row.expand_as(log_ratio)
 
 
-def clipped_objective(ratio: Tensor, advantages: Tensor, epsilon: float = 0.2, epsilon_high: float | None = None,
-                      delta: float | None = None) -> tuple[Tensor, Tensor]:
-    """PPO's clipped surrogate per token, with INTELLECT-2's upper bound δ on the unclipped ratio.
-
-    Returns (L [B, T], clipped [B, T] float): clipped is 1.0 where the clip changed the objective,
-    (ρ < 1−ε_low and A < 0) or (ρ > 1+ε_high and A > 0); there the gradient is zero.
-    """
-    eps_high = epsilon if epsilon_high is None else epsilon_high
-    adv = _per_token(advantages)
-    clipped = torch.clamp(ratio, 1.0 - epsilon, 1.0 + eps_high) * adv
-    bounded = ratio if delta is None else torch.clamp(ratio, max=delta)
-    loss = -torch.minimum(bounded * adv, clipped)
-    with torch.no_grad():
-        is_clipped = ((ratio < 1.0 - epsilon) & (adv < 0)) | ((ratio > 1.0 + eps_high) & (adv > 0))
-    return loss, is_clipped.float()
-
-
 def clipped_surrogate(logprobs: Tensor, old_logprobs: Tensor, advantages: Tensor, epsilon: float = 0.2,
                       epsilon_high: float | None = None, delta: float | None = None) -> tuple[Tensor, Tensor]:
-    """`clipped_objective` at the token-level ratio exp(log π_θ − log π_old) (see there).
+    """`objectives.clipped.clipped_objective` at the token-level ratio exp(log π_θ − log π_old): (L [B, T],
+    clipped [B, T] float, 1.0 where the clip changed the objective; there the gradient is zero).
 
     Args:
         logprobs: [B, T] log π_θ of the sampled tokens (with grad).
@@ -104,45 +80,6 @@ def clipped_surrogate(logprobs: Tensor, old_logprobs: Tensor, advantages: Tensor
         delta: two-sided clipping's bound on ρ for negative advantages (None: off).
     """
     return clipped_objective(torch.exp(logprobs - old_logprobs.detach()), advantages, epsilon, epsilon_high, delta)
-
-
-def cispo_objective(ratio: Tensor, advantages: Tensor, logprobs: Tensor, epsilon_max: float) -> tuple[Tensor, Tensor]:
-    """CISPO: REINFORCE on log π_θ weighted by the ratio clipped at ε_max and detached, so every
-    token keeps its gradient (clipping the weight, never the token). Returns (L, clipped) with
-    clipped = (ρ > ε_max and A > 0), TRL's `cispo_clip_ratio`."""
-    adv = _per_token(advantages)
-    loss = -torch.clamp(ratio, max=epsilon_max).detach() * adv * logprobs
-    with torch.no_grad():
-        is_clipped = (ratio > epsilon_max) & (adv > 0)
-    return loss, is_clipped.float()
-
-
-def sapo_objective(ratio: Tensor, advantages: Tensor, temperature_pos: float = 1.0,
-                   temperature_neg: float = 1.05) -> Tensor:
-    """SAPO: a soft gate instead of the hard clip, −(4/τ) σ(τ (ρ − 1)) A. Its gradient,
-    ρ · 4σ(1−σ) · A, equals the unclipped one at ρ = 1 and fades smoothly off-policy;
-    τ_neg > τ_pos fades negative-advantage tokens faster."""
-    adv = _per_token(advantages)
-    tau = torch.where(adv > 0, adv.new_tensor(temperature_pos), adv.new_tensor(temperature_neg))
-    return -torch.sigmoid(tau * (ratio - 1.0)) * 4.0 / tau * adv
-
-
-@torch.no_grad()
-def vespo_weights(log_ratio: Tensor, advantages: Tensor, mask: Tensor, importance_weights: Tensor | None = None, *,
-                  k_pos: float = 2.0, lambda_pos: float = 3.0, k_neg: float = 3.0, lambda_neg: float = 2.0) -> Tensor:
-    """VESPO's [B, 1] weight φ(w) = e^λ w^k e^{−λ w} (φ(1) = 1) of each row's sequence ratio
-    w = exp(Σ_t log ρ_t) (a sum, not GSPO's mean), times the row's vLLM importance weights when
-    given; computed in log space with log ρ_t clamped to [−20, 20] and log w to [log 1e-8, 20].
-    k, λ are the positive-advantage pair for A ≥ 0, the negative one otherwise."""
-    m = mask.bool()
-    log_w = torch.where(m, log_ratio.clamp(-20.0, 20.0), 0.0).sum(-1, keepdim=True)
-    if importance_weights is not None:
-        log_w = log_w + torch.log(importance_weights).clamp(_VESPO_LOG_W_MIN, 20.0).sum(-1, keepdim=True)
-    log_w = log_w.clamp(_VESPO_LOG_W_MIN, _VESPO_LOG_W_MAX)
-    adv = _per_token(advantages)[:, :1]
-    k = torch.where(adv >= 0, log_w.new_tensor(k_pos), log_w.new_tensor(k_neg))
-    lam = torch.where(adv >= 0, log_w.new_tensor(lambda_pos), log_w.new_tensor(lambda_neg)).clamp(min=1e-4)
-    return torch.exp(lam + k * log_w - lam * torch.exp(log_w)).nan_to_num(nan=0.0, posinf=0.0, neginf=0.0)
 
 
 def off_policy_mask(advantages: Tensor, logprobs: Tensor, behaviour_logprobs: Tensor, mask: Tensor,
@@ -193,7 +130,7 @@ def aggregate(
 ) -> Tensor:
     """Reduce a [B, T] per-token loss to a scalar over the real tokens, as `loss_type` says.
 
-    AGGREGATIONS[loss_type]:
+    The loss type's aggregation (`variants.LOSS_TYPES`):
         "token_mean" (token_mean, dapo, cispo, vespo): Σ_{b,t} x·m / Σ m — every token weighs
             the same, so long completions count more.
         "seq_mean" (seq_mean, grpo, sapo; paper GRPO): mean over rows of each row's token mean (a
@@ -208,8 +145,7 @@ def aggregate(
     micro-batch's Σ m (token_mean) or B (seq_mean, dr_grpo, seq_sum) by the whole
     accumulated batch's counts.
     """
-    objective_of(loss_type)  # validates the name
-    aggregation = AGGREGATIONS[loss_type]
+    aggregation = loss_type_of(loss_type).aggregation
     mask = mask.bool()
     x = torch.where(mask, per_token, 0.0)  # where, not *, so inf/NaN at pads cannot leak
     if aggregation == "token_mean":
@@ -222,8 +158,9 @@ def aggregate(
         return (x.sum(dim=-1) / mask.sum(dim=-1).clamp(min=1)).sum() / rows
     if aggregation == "seq_sum":
         return x.sum() / rows
+    assert aggregation == "dr_grpo", aggregation  # variants.AGGREGATIONS
     if max_completion_length is None:
-        raise ValueError("loss_type='dr_grpo' needs max_completion_length")
+        raise ValueError(f"loss_type={loss_type!r} needs max_completion_length")
     return x.sum() / (rows * max_completion_length)
 
 
@@ -248,8 +185,7 @@ def aggregation_weights(
     (seq_mean), 1/(B·L) (dr_grpo), 1/(Σm·micro-batches) (bnpo), 1/B (seq_sum) — and 0 at padding.
     That is what lets the fused head take each token's gradient as soon as its log-prob exists
     (`PolicyObjective.token_losses`)."""
-    objective_of(loss_type)  # validates the name
-    aggregation = AGGREGATIONS[loss_type]
+    aggregation = loss_type_of(loss_type).aggregation
     mask = mask.bool()
     real = mask.to(dtype)
     if aggregation == "token_mean":
@@ -261,8 +197,9 @@ def aggregation_weights(
         return real / (mask.sum(dim=-1, keepdim=True).clamp(min=1) * rows)
     if aggregation == "seq_sum":
         return real / rows
+    assert aggregation == "dr_grpo", aggregation  # variants.AGGREGATIONS
     if max_completion_length is None:
-        raise ValueError("loss_type='dr_grpo' needs max_completion_length")
+        raise ValueError(f"loss_type={loss_type!r} needs max_completion_length")
     return real / (rows * max_completion_length)
 
 
@@ -323,10 +260,11 @@ class PolicyObjective:
 
     `loss_and_stats` takes [B, T] log-probs (and the entropy when the bonus needs it): every
     setting. When the loss is a sum of per-token terms of log p_t (`per_token`: token-level
-    ratio, the clipped/cispo/sapo objectives, no off-policy mask, no top-entropy mask, no entropy
-    bonus), `token_losses` is the same loss one token at a time, c_t·(w_t·L_t + β·kl_t) at flat
-    positions of [B, T] (c_t: `aggregation_weights`): the form the fused head needs
-    (`fused_logprobs.fused_token_loss`), whose sum over the real tokens is the loss.
+    ratio, a per-token objective (clipped, cispo, sapo; `Objective.per_token`), no off-policy
+    mask, no top-entropy mask, no entropy bonus), `token_losses` is the same loss one token at a
+    time, c_t·(w_t·L_t + β·kl_t) at flat positions of [B, T] (c_t: `aggregation_weights`): the
+    form the fused head needs (`fused_logprobs.fused_token_loss`), whose sum over the real tokens
+    is the loss.
     """
 
     def __init__(
@@ -364,7 +302,15 @@ class PolicyObjective:
         if importance_sampling_level not in IMPORTANCE_SAMPLING_LEVELS:
             raise ValueError(f"importance_sampling_level must be one of {IMPORTANCE_SAMPLING_LEVELS}, "
                              f"got {importance_sampling_level!r}")
-        self.objective = objective_of(loss_type)
+        self.objective = loss_type_of(loss_type).objective
+        settings = {  # OBJECTIVE_SETTINGS; the objective takes its own (`Objective.settings`) by keyword
+            "loss_type": loss_type, "importance_sampling_level": importance_sampling_level, "epsilon": epsilon,
+            "epsilon_high": epsilon_high, "delta": delta, "beta": beta,
+            "use_bias_correction_kl": use_bias_correction_kl, "sapo_temperature_pos": sapo_temperature_pos, "sapo_temperature_neg": sapo_temperature_neg,
+            "vespo_k_pos": vespo_k_pos, "vespo_lambda_pos": vespo_lambda_pos, "vespo_k_neg": vespo_k_neg,
+            "vespo_lambda_neg": vespo_lambda_neg, "off_policy_mask_threshold": off_policy_mask_threshold,
+            "max_completion_length": max_completion_length}
+        self.objective_settings = {key: settings[key] for key in self.objective.settings}
         self.mask = mask.bool()
         self.old_logprobs = old_logprobs.detach()
         self.advantages = advantages.detach()
@@ -373,11 +319,7 @@ class PolicyObjective:
         self.behaviour_logprobs = self.old_logprobs if behaviour_logprobs is None else behaviour_logprobs.detach()
         self.entropy_mask, self.entropy_coef = entropy_mask, entropy_coef
         self.level = importance_sampling_level
-        self.epsilon, self.epsilon_high, self.delta = epsilon, epsilon_high, delta
         self.beta, self.use_bias_correction_kl = beta, use_bias_correction_kl
-        self.sapo_temperatures = (sapo_temperature_pos, sapo_temperature_neg)
-        self.vespo = {"k_pos": vespo_k_pos, "lambda_pos": vespo_lambda_pos, "k_neg": vespo_k_neg,
-                      "lambda_neg": vespo_lambda_neg}
         self.off_policy_mask_threshold = off_policy_mask_threshold
         self.aggregation = {"loss_type": loss_type, "max_completion_length": max_completion_length,
                             "num_tokens": num_tokens, "num_rows": num_rows, "num_micro_batches": num_micro_batches}
@@ -396,24 +338,17 @@ class PolicyObjective:
     @property
     def per_token(self) -> bool:
         """Whether the loss is Σ_t ℓ_t(log p_t), each term a function of its own token's log-prob
-        alone. Not so for GSPO's sequence ratio, VESPO's φ of the row's ratio, the off-policy mask
-        (a row's mean drift), the top-entropy mask and the entropy bonus (functions of p_t)."""
-        return (self.level == "token" and self.objective != "vespo" and self.off_policy_mask_threshold is None
+        alone. Not so for GSPO's sequence ratio, an objective of the whole row (VESPO's φ of the
+        row's ratio; `Objective.per_token`), the off-policy mask (a row's mean drift), the
+        top-entropy mask and the entropy bonus (functions of p_t)."""
+        return (self.level == "token" and self.objective.per_token and self.off_policy_mask_threshold is None
                 and self.entropy_mask is None and self.entropy_coef == 0)
-
-    def _objective(self, ratio: Tensor, advantages: Tensor, logprobs: Tensor) -> tuple[Tensor, Tensor | None]:
-        """(L_t, clip indicator or None) of the clipped, cispo and sapo objectives."""
-        if self.objective == "clipped":
-            return clipped_objective(ratio, advantages, self.epsilon, self.epsilon_high, self.delta)
-        if self.objective == "cispo":
-            epsilon_max = self.epsilon if self.epsilon_high is None else self.epsilon_high
-            return cispo_objective(ratio, advantages, logprobs, epsilon_max)
-        return sapo_objective(ratio, advantages, *self.sapo_temperatures), None
 
     def _with_weights_and_kl(self, per_token: Tensor, logprobs: Tensor, ratio: Tensor, weights: Tensor | None,
                              ref_logprobs: Tensor | None) -> tuple[Tensor, Tensor | None]:
-        """w·L_t (VESPO has folded w into φ) + β·kl_t (× ρ_t with use_bias_correction_kl); and kl_t."""
-        if weights is not None and self.objective != "vespo":
+        """w·L_t (unless the objective folded w itself, as VESPO does into φ) + β·kl_t (× ρ_t with
+        use_bias_correction_kl); and kl_t."""
+        if weights is not None and not self.objective.folds_importance_weights:
             per_token = per_token * weights
         if self.beta <= 0:
             return per_token, None
@@ -426,13 +361,9 @@ class PolicyObjective:
             raise ValueError("entropy_coef != 0 needs the per-token entropy")
         mask, advantages, old = self.mask, self.advantages, self.old_logprobs
         ratio = torch.exp(importance_log_ratio(logprobs, old, mask, self.level))  # ρ_t
-        clipped = phi = None
-        if self.objective == "vespo":  # φ of the token-level sequence ratio, whatever the level
-            phi = vespo_weights(logprobs - old, advantages, mask, self.importance_weights, **self.vespo)
-            per_token = -phi * _per_token(advantages) * logprobs
-        else:
-            per_token, clipped = self._objective(ratio, advantages, logprobs)
-        per_token = per_token.expand_as(logprobs)
+        terms = self.objective.loss(Inputs(ratio, _per_token(advantages), logprobs, old, mask, self.importance_weights),
+                                    **self.objective_settings)
+        per_token = terms.loss.expand_as(logprobs)
         keep = None
         if self.off_policy_mask_threshold is not None:
             keep = off_policy_mask(advantages, logprobs, self.behaviour_logprobs, mask, self.off_policy_mask_threshold)
@@ -447,8 +378,8 @@ class PolicyObjective:
             loss = loss - self.entropy_coef * masked_mean(entropy, bonus_mask) / self.aggregation["num_micro_batches"]
         with torch.no_grad():
             stats = {"ratio/mean": masked_mean(ratio, mask).item()}
-            if clipped is not None:
-                stats["clip_fraction"] = masked_mean(clipped.expand_as(mask), mask).item()
+            if terms.clipped is not None:
+                stats["clip_fraction"] = masked_mean(terms.clipped.expand_as(mask), mask).item()
             if kl is not None:
                 stats["kl/mean"] = masked_mean(kl, mask).item()
             if entropy is not None:
@@ -457,8 +388,8 @@ class PolicyObjective:
                 stats["off_policy/masked_frac"] = masked_mean(1.0 - keep.expand_as(logprobs), mask).item()
             if self.entropy_mask is not None:
                 stats["top_entropy/kept_frac"] = masked_mean(self.entropy_mask.float(), mask).item()
-            if phi is not None:
-                stats["vespo/phi_mean"] = masked_mean(phi.expand_as(logprobs), mask).item()
+            for name, values in terms.stats.items():
+                stats[name] = masked_mean(values.expand_as(logprobs), mask).item()
         return loss, stats
 
     def loss(self, logprobs: Tensor, entropy: Tensor | None = None) -> Tensor:
@@ -480,8 +411,9 @@ class PolicyObjective:
         at = {key: None if t is None else t[positions][:, None] for key, t in self._flat.items()}  # n rows of 1
         lp = logprobs[:, None]
         ratio = torch.exp(lp - at["old"])
-        per_token, _ = self._objective(ratio, at["advantages"], lp)
-        per_token, _ = self._with_weights_and_kl(per_token, lp, ratio, at["weights"], at["ref"])
+        terms = self.objective.loss(Inputs(ratio, at["advantages"], lp, at["old"], None, at["weights"]),
+                                    **self.objective_settings)
+        per_token, _ = self._with_weights_and_kl(terms.loss, lp, ratio, at["weights"], at["ref"])
         return (per_token * at["c"])[:, 0]
 
 
@@ -518,6 +450,7 @@ def policy_loss(
         loss: scalar tensor with grad.
         stats: token means over `mask`, Python floats: "ratio/mean", "clip_fraction" (clipped
             and cispo objectives), "kl/mean" (β > 0), "entropy/mean" (entropy given),
-            "off_policy/masked_frac", "top_entropy/kept_frac", "vespo/phi_mean" where they apply.
+            "off_policy/masked_frac", "top_entropy/kept_frac", and the objective's own
+            (`Terms.stats`: "vespo/phi_mean") where they apply.
     """
     return PolicyObjective(old_logprobs, advantages, mask, **settings).loss_and_stats(logprobs, entropy)

@@ -1,11 +1,13 @@
 """The GRPO variants' names, and which combinations of them make sense (no torch here: the config
 imports this module, and a config error must come before any heavy import).
 
-TRL's `loss_type` names an objective and an aggregation at once (`OBJECTIVES`, `AGGREGATIONS`;
-the maths is in `losses.py`); selftaught's own three names (token_mean, seq_mean, dr_grpo) are
-aggregations of the clipped objective and stay valid. The vLLM importance correction has
-selftaught's `none|token|sequence` and TRL's four modes (`resolve_correction`; the maths is in
-`importance.py`).
+`LOSS_TYPES` is the registry of TRL's `loss_type` names: each names one per-token objective
+(`objectives/`, one module per objective with its paper's formula) and one aggregation (how the
+per-token losses are reduced, `losses.aggregate`). selftaught's own three names (token_mean,
+seq_mean, dr_grpo) are aggregations of the clipped objective and stay valid. A new loss type is
+one line here, plus a module in `objectives/` if its objective is new. The vLLM importance
+correction has selftaught's `none|token|sequence` and TRL's four modes (`resolve_correction`;
+the maths is in `importance.py`).
 """
 
 from __future__ import annotations
@@ -13,15 +15,50 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-LOSS_TYPES = ("token_mean", "seq_mean", "dr_grpo", "grpo", "bnpo", "dapo", "cispo", "sapo", "luspo", "vespo")
-OBJECTIVES = {"cispo": "cispo", "sapo": "sapo", "vespo": "vespo"}
-"""loss_type → its per-token objective; every other loss_type is the clipped surrogate."""
-AGGREGATIONS = {
-    "token_mean": "token_mean", "dapo": "token_mean", "cispo": "token_mean", "vespo": "token_mean",
-    "seq_mean": "seq_mean", "grpo": "seq_mean", "sapo": "seq_mean",
-    "dr_grpo": "dr_grpo", "bnpo": "micro_batch_token_mean", "luspo": "seq_sum",
+from .objectives import CISPO, CLIPPED, SAPO, VESPO, Objective
+
+AGGREGATIONS = ("token_mean", "seq_mean", "dr_grpo", "micro_batch_token_mean", "seq_sum")
+"""How a loss type reduces its per-token losses (`losses.aggregate` says what each one is)."""
+OBJECTIVE_SETTINGS = ("loss_type", "importance_sampling_level", "epsilon", "epsilon_high", "delta", "beta",
+                      "use_bias_correction_kl", "sapo_temperature_pos", "sapo_temperature_neg", "vespo_k_pos",
+                      "vespo_lambda_pos", "vespo_k_neg", "vespo_lambda_neg", "off_policy_mask_threshold",
+                      "max_completion_length")
+"""The settings `losses.PolicyObjective` (and `policy_loss`) takes, each a TrainConfig key of the same name;
+an objective's settings are among them."""
+
+
+@dataclass(frozen=True)
+class LossType:
+    """One `loss_type`: its per-token objective and its aggregation (one of AGGREGATIONS)."""
+
+    objective: Objective
+    aggregation: str
+
+    def __post_init__(self):
+        if self.aggregation not in AGGREGATIONS:
+            raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {self.aggregation!r}")
+        unknown = [key for key in self.objective.settings if key not in OBJECTIVE_SETTINGS]
+        if unknown:
+            raise ValueError(f"objective {self.objective.name} takes {unknown}, which are not settings of the "
+                             f"loss (OBJECTIVE_SETTINGS)")
+
+
+LOSS_TYPES: dict[str, LossType] = {
+    # selftaught's own names: aggregations of the clipped objective
+    "token_mean": LossType(CLIPPED, "token_mean"),
+    "seq_mean": LossType(CLIPPED, "seq_mean"),
+    "dr_grpo": LossType(CLIPPED, "dr_grpo"),              # Dr. GRPO, arXiv 2503.20783
+    # TRL's names
+    "grpo": LossType(CLIPPED, "seq_mean"),                # DeepSeekMath, arXiv 2402.03300
+    "bnpo": LossType(CLIPPED, "micro_batch_token_mean"),  # TRL
+    "dapo": LossType(CLIPPED, "token_mean"),              # DAPO, arXiv 2503.14476
+    "cispo": LossType(CISPO, "token_mean"),               # MiniMax-M1, arXiv 2506.13585
+    "sapo": LossType(SAPO, "seq_mean"),                   # SAPO, arXiv 2511.20347
+    "luspo": LossType(CLIPPED, "seq_sum"),                # LUSPO, arXiv 2602.05261 (with GSPO's sequence ratio)
+    "vespo": LossType(VESPO, "token_mean"),               # VESPO, arXiv 2602.10693
 }
-"""loss_type → how its per-token losses are reduced (`losses.aggregate`)."""
+"""Every `loss_type` by name, in the order the docs list them; the config accepts exactly these
+(docs/reference.md §2.2)."""
 IMPORTANCE_SAMPLING_LEVELS = ("token", "sequence")
 
 CORRECTIONS = ("none", "token", "sequence")
@@ -32,11 +69,11 @@ DEFAULT_MODE = {"token": "token_truncate", "sequence": "sequence_truncate", True
 """The mode each `correction` value means when `vllm_importance_sampling_mode` is unset."""
 
 
-def objective_of(loss_type: str) -> str:
-    """"clipped", "cispo", "sapo" or "vespo"."""
-    if loss_type not in LOSS_TYPES:
-        raise ValueError(f"loss_type must be one of {LOSS_TYPES}, got {loss_type!r}")
-    return OBJECTIVES.get(loss_type, "clipped")
+def loss_type_of(name: str) -> LossType:
+    """The registered loss type `name` (ValueError naming the valid ones if there is none)."""
+    if name not in LOSS_TYPES:
+        raise ValueError(f"loss_type must be one of {tuple(LOSS_TYPES)}, got {name!r}")
+    return LOSS_TYPES[name]
 
 
 @dataclass(frozen=True)
