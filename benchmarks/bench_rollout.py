@@ -1,4 +1,4 @@
-"""Rollout tokens/s: our Sampler against a plain `model.generate` call on the same batch (CPU).
+"""Rollout tokens/s: our SelftaughtSampler against a plain `model.generate` call on the same batch (CPU).
 
     python benchmarks/bench_rollout.py                         # tiny-random, 8 prompts × G 8, 128 new tokens
     python benchmarks/bench_rollout.py --hidden 256 --layers 4 # a wider random Qwen2 (same tokenizer)
@@ -7,10 +7,10 @@ Variants, alternating for `--rounds` rounds (median seconds used; the machine ma
   generate   model.generate(input_ids, attention_mask) on the already tokenised,
              left-padded batch of prompts × G rows, sampling settings as ours
              (temperature 0.9, top_p 1, top_k off); no tokenisation, no decoding
-  sampler    Sampler.sample(prompts, G): tokenisation, our decoding loop, EOS
+  sampler    SelftaughtSampler.sample(prompts, G): tokenisation, our decoding loop, EOS
              masks, text decoding — everything the trainer gets
-  sampler_generate  the same Sampler with backend="generate" (decoding by model.generate)
-  sampler_model_step  the Sampler with every decode step through the model's forward, not
+  sampler_generate  the same SelftaughtSampler with backend="generate" (decoding by model.generate)
+  sampler_model_step  the SelftaughtSampler with every decode step through the model's forward, not
              its layers (what a model off `rollout.LAYER_STEP_MODEL_TYPES` gets)
 
 tokens/s counts real completion tokens (up to and including the first EOS) per
@@ -23,7 +23,7 @@ better), the same for backend="generate", and `RESULT rollout_layer_step_vs_mode
 
     python benchmarks/bench_rollout.py --backend vllm          # in .venv-vllm (`make setup-vllm`); model: tiny
 
-compares instead our Sampler with `VLLMSampler` (rollout_backend: vllm: the same
+compares instead our SelftaughtSampler with `VLLMSampler` (rollout_backend: vllm: the same
 prompts, G, τ, top_p, top_k, max tokens; vLLM's engine in this process, float32,
 eager on a CPU) and prints `RESULT rollout_vllm_vs_ours ratio=<vllm / ours>`, in
 tokens per CPU second as above, tokens per wall second alongside. The engine's
@@ -61,14 +61,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--backend", choices=["generate", "vllm"], default="generate",
-                        help="what our Sampler is compared with: model.generate, or the vLLM backend")
+                        help="what our SelftaughtSampler is compared with: model.generate, or the vLLM backend")
     parser.add_argument("--model", default=None, help="a model load_model accepts; default tiny-random (tiny with --backend vllm)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
     from selftaught.data import arithmetic
     from selftaught.ops import completion_mask
-    from selftaught.rollout import Sampler, _ModelStep, encode_prompts
+    from selftaught.rollout import SelftaughtSampler, _ModelStep, encode_prompts
 
     if args.backend == "vllm" and args.model is None and args.hidden is None and args.layers is None:
         args.model = "tiny"  # vLLM's CPU attention has no kernel for tiny-random's head size (16)
@@ -82,9 +82,9 @@ def main() -> None:
     prompts = [f"Q: {p.prompt}\nA:" for p in arithmetic.generate(args.prompts, split="train", seed=1)]
     G, T = args.num_generations, args.max_new_tokens
     settings = dict(max_prompt_length=256, max_completion_length=T, temperature=0.9, top_p=1.0, top_k=0)
-    ours = Sampler(model, tokenizer, **settings)
-    previous = Sampler(model, tokenizer, backend="generate", **settings)
-    model_step = Sampler(model, tokenizer, **settings)
+    ours = SelftaughtSampler(model, tokenizer, **settings)
+    previous = SelftaughtSampler(model, tokenizer, backend="generate", **settings)
+    model_step = SelftaughtSampler(model, tokenizer, **settings)
     model_step._step, model_step.decode_path = _ModelStep(model), "model"
     ids, mask = encode_prompts(tokenizer, prompts, settings["max_prompt_length"])
     ids, mask = ids.repeat_interleave(G, 0), mask.repeat_interleave(G, 0)

@@ -43,7 +43,7 @@ from selftaught.models import load_model  # noqa: E402
 from selftaught.prompting import format_prompt  # noqa: E402
 from selftaught.recipes import load_recipe  # noqa: E402
 from selftaught.rewards import MathAnswerReward  # noqa: E402
-from selftaught.rollout import Sampler  # noqa: E402
+from selftaught.rollout import SelftaughtSampler  # noqa: E402
 from selftaught.trainer import Trainer  # noqa: E402
 
 RECIPE = "{method}_smollm2_arith.yaml"
@@ -62,7 +62,7 @@ def pass_at_1(model: str, config, split: str, n: int, samples: int, seed: int = 
     rows = load_rows(data.source, split=split, num_examples=n, seed=seed, difficulty=data.difficulty)[:n]
     texts = [format_prompt(tokenizer, row.prompt, data.prompt_template, data.system_prompt, data.use_chat_template)
              for row in rows]
-    sampler = Sampler(policy, tokenizer, max_prompt_length=config.max_prompt_length,
+    sampler = SelftaughtSampler(policy, tokenizer, max_prompt_length=config.max_prompt_length,
                       max_completion_length=config.max_completion_length, temperature=config.temperature,
                       top_p=1.0, top_k=0, generation_batch_size=32)
     rollout = sampler.sample(texts, samples, extras={"answer": [row.answer for row in rows]})

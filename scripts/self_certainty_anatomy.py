@@ -37,7 +37,7 @@ from selftaught.diagnose import within_group_auroc  # noqa: E402
 from selftaught.models import load_model  # noqa: E402
 from selftaught.tiny.addition_corpus import ANSWER_CONTEXT  # noqa: E402
 from selftaught.rewards.math_answer import answers_match, extract_answer  # noqa: E402
-from selftaught.rollout import Sampler  # noqa: E402
+from selftaught.rollout import SelftaughtSampler  # noqa: E402
 
 
 @torch.no_grad()
@@ -77,7 +77,7 @@ def anatomy(model, tokenizer, problems, samples: int, temperature: float, head_k
     completion `stats` (sc, sc_head, sc_tail, sc_topk, entropy, logprob, length, capped: it ran
     out of `max_completion_length` tokens), `correct`, `procedure`, the
     per-type means `groups` and the within-group `auroc` of every signal in `SIGNALS`."""
-    sampler = Sampler(model, tokenizer, max_prompt_length=64, max_completion_length=max_completion_length,
+    sampler = SelftaughtSampler(model, tokenizer, max_prompt_length=64, max_completion_length=max_completion_length,
                       temperature=temperature)
     rows = {k: [] for k in ("sc", "sc_head", "sc_tail", "sc_topk", "entropy", "logprob")}
     correct, procedure, lengths = [], [], []

@@ -152,7 +152,7 @@ def run_diagnose(config: TrainConfig, *, n: int = 40, samples: int = 8, rewards:
     (`tag_accuracy`), with the same bootstrap intervals over prompts."""
     from .models import load_model
     from .rewards import LABEL_FREE_REWARDS, MathAnswerReward, build_reward, is_user_function
-    from .rollout import Sampler
+    from .rollout import SelftaughtSampler
     from .scoring import score_rollout
 
     if n < 1 or samples < 2:
@@ -171,7 +171,7 @@ def run_diagnose(config: TrainConfig, *, n: int = 40, samples: int = 8, rewards:
         data = data.model_copy(update={"prompt_template": default_prompt_template(tokenizer, data.use_chat_template)})
     texts = [format_described_prompt(tokenizer, row.prompt, data) for row in rows]
     extras = {"answer": [row.answer for row in rows]}
-    sampler = Sampler(policy, tokenizer, max_prompt_length=config.max_prompt_length,
+    sampler = SelftaughtSampler(policy, tokenizer, max_prompt_length=config.max_prompt_length,
                       max_completion_length=config.max_completion_length,
                       temperature=temperature, top_p=1.0, top_k=0, generation_batch_size=batch_size)
     rollout = sampler.sample(texts, samples, extras=extras)

@@ -29,7 +29,7 @@ import torch
 
 from .advantages import combine_advantages, weighted_total
 from .config import RewardSpec, TrainConfig
-from .data import PromptSampler, load_described_rows
+from .data import PromptStream, load_described_rows
 from .distributed import Processes
 from .errors import UserError
 from .prompting import format_described_prompt
@@ -125,7 +125,7 @@ class PromptEpisodes(EpisodeSource):
         self.config = config
         data = config.data
         rows = load_described_rows(data, seed=config.seed)
-        self.prompts = PromptSampler(rows, seed=config.seed, shuffle=data.shuffle)
+        self.prompts = PromptStream(rows, seed=config.seed, shuffle=data.shuffle)
         self.texts = {row.prompt: format_described_prompt(tokenizer, row.prompt, data) for row in rows}
         self.specs = config.reward_specs()
         callables = [r if isinstance(r, tuple) else (r, 1.0) for r in (rewards or [])]

@@ -134,7 +134,7 @@ def rollout_from_token_rows(tokenizer, prompts: list[str], rows: list[list[int]]
     """A Rollout from given completion token rows (num_generations per prompt, in order).
 
     For stand-in policies (tests, scripted self-play) and other engines (vLLM): every
-    token of a row is real; prompts are left-padded and truncated exactly as `Sampler`
+    token of a row is real; prompts are left-padded and truncated exactly as `SelftaughtSampler`
     does (`encoded`: the prompts' `encode_prompts` output, when the caller has it).
     """
     prompt_ids, prompt_mask = encoded or encode_prompts(tokenizer, prompts, max_prompt_length)
@@ -250,7 +250,7 @@ class _LayerStep(_ModelStep):
     mapping, output records and wrappers at every token. Here the ready sdpa mask goes to the
     same embedding, layers, norm and head the model's forward would call, in the same order,
     inside `autocast()`: the mixed-precision context a wrapper around the model's forward adds
-    (accelerate's bf16 wraps it so). `Sampler` checks once that the two give identical logits
+    (accelerate's bf16 wraps it so). `SelftaughtSampler` checks once that the two give identical logits
     before using it.
     """
 
@@ -327,7 +327,7 @@ def _filter_logits(scores: torch.Tensor, top_k: int, top_p: float) -> torch.Tens
 
 
 class RolloutSampler:
-    """What the trainer asks of a sampler: our decoding loop (`Sampler`), a vLLM engine
+    """What the trainer asks of a sampler: our decoding loop (`SelftaughtSampler`), a vLLM engine
     (`vllm_backend.VLLMSampler`), or a stand-in policy (`azr.scripted.ScriptedSampler`).
 
     - `sample(prompts, num_generations, greedy, extras)` → `Rollout` (required): the rows
@@ -350,7 +350,7 @@ class RolloutSampler:
         pass
 
 
-class Sampler(RolloutSampler):
+class SelftaughtSampler(RolloutSampler):
     """Samples completions from a causal LM; knows nothing about rewards.
 
     backend: "auto" (our decoding loop when the model's cache allows it, else

@@ -52,7 +52,7 @@ from .models import load_model
 from .rewards import Scores
 from .rewards.user import RewardFunctionError
 from .ops import TokenStatistics, truncated_rows
-from .rollout import Rollout, RolloutSampler, Sampler, eos_token_ids
+from .rollout import Rollout, RolloutSampler, SelftaughtSampler, eos_token_ids
 from .trackers import check_installed, start_trackers
 from .scoring import (MicroBatch, ModelScores, completion_token_loss, completion_token_statistics, micro_batches,
                       score_rollout)
@@ -306,7 +306,7 @@ class Trainer:
         settings = dict(max_prompt_length=config.max_prompt_length, max_completion_length=config.max_completion_length,
                         temperature=config.temperature, top_p=config.top_p, top_k=config.top_k)
         if config.rollout_backend == "selftaught":
-            return Sampler(policy, self.tokenizer, generation_batch_size=config.generation_batch_size,
+            return SelftaughtSampler(policy, self.tokenizer, generation_batch_size=config.generation_batch_size,
                            autocast=self.accelerator.autocast, **settings)
         if self.is_fsdp2:
             raise UserError("rollout_backend: vllm with FSDP2 is not supported (the engine needs whole weights "

@@ -104,7 +104,7 @@ def _quiet_reload_warnings():
 
 
 class VLLMSampler(RolloutSampler):
-    """`Sampler`'s interface (`sample(prompts, num_generations, greedy, extras)`) on a vLLM engine."""
+    """`SelftaughtSampler`'s interface (`sample(prompts, num_generations, greedy, extras)`) on a vLLM engine."""
 
     syncs_weights = True  # the engine holds its own copy of the weights
 
@@ -181,7 +181,7 @@ class VLLMSampler(RolloutSampler):
 
     def sample(self, prompts: list[str], num_generations: int = 1, greedy: bool = False,
                extras: dict | None = None) -> Rollout:
-        """`num_generations` completions per prompt (rows of a group consecutive), as `Sampler.sample`."""
+        """`num_generations` completions per prompt (rows of a group consecutive), as `SelftaughtSampler.sample`."""
         from vllm.inputs import TokensPrompt
 
         ids, mask = encode_prompts(self.tokenizer, prompts, self.max_prompt_length)

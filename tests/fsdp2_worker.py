@@ -25,7 +25,7 @@ import torch.distributed as dist
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from selftaught.models.tiny_random import build_tiny_random  # noqa: E402
-from selftaught.rollout import Sampler  # noqa: E402
+from selftaught.rollout import SelftaughtSampler  # noqa: E402
 from selftaught.fsdp2 import full_weights, is_sharded, load_optimizer_state, optimizer_state  # noqa: E402
 from selftaught.scoring import completion_token_statistics  # noqa: E402
 
@@ -53,8 +53,8 @@ def main(out_dir: str) -> None:
     results = {}
     for round_ in range(2):  # twice: the block can be entered again after an update
         with full_weights(model):
-            sampled = Sampler(model, tokenizer, **settings).sample(prompts, greedy=True)
-        expected = Sampler(reference, tokenizer, **settings).sample(prompts, greedy=True).completions
+            sampled = SelftaughtSampler(model, tokenizer, **settings).sample(prompts, greedy=True)
+        expected = SelftaughtSampler(reference, tokenizer, **settings).sample(prompts, greedy=True).completions
         equal = [None, None]
         dist.all_gather_object(equal, sampled.completions == expected)
         results[f"sampling_equal_{round_}"] = all(equal)
@@ -80,7 +80,7 @@ def main(out_dir: str) -> None:
 
     # The update's log-probs on the sharded model (logits path; the fused path reads the
     # head's weight after the forward, where FSDP2 has re-sharded it).
-    rollout = Sampler(reference, tokenizer, **settings).sample(prompts[:2], num_generations=2)
+    rollout = SelftaughtSampler(reference, tokenizer, **settings).sample(prompts[:2], num_generations=2)
     rows = (rollout.prompt_ids, rollout.prompt_mask, rollout.completion_ids, rollout.completion_mask)
     options = {"temperature": 0.9, "chunk_size": 64, "fused": False}
     logp = completion_token_statistics(model, *rows, **options).logprobs

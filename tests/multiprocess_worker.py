@@ -61,7 +61,7 @@ SCENARIOS = {
 
 
 class CannedSampler(RolloutSampler):
-    """`Sampler.sample` with completions fixed by (prompt text, index in group): random token ids of
+    """`SelftaughtSampler.sample` with completions fixed by (prompt text, index in group): random token ids of
     varied lengths, some ending in EOS, so padding and masks differ between rows and ranks."""
 
     def __init__(self, tokenizer, max_prompt_length: int, max_completion_length: int):

@@ -11,7 +11,7 @@ from selftaught.config import build_config
 from selftaught.episodes import EpisodeSource
 from selftaught.errors import UserError
 from selftaught.models import load_model
-from selftaught.rollout import RolloutSampler, Sampler, encode_prompts
+from selftaught.rollout import RolloutSampler, SelftaughtSampler, encode_prompts
 from selftaught.trainer import Trainer
 
 PROMPTS = ["Q: 1 + 2?\nA:", "Q: 3 + 4?\nA:"]
@@ -82,7 +82,7 @@ class CountingSampler(RolloutSampler):
     """Our sampler, counting its calls: a user sampler passed as `Trainer(sampler=...)`."""
 
     def __init__(self, trainer):
-        self.inner = Sampler(trainer.accelerator.unwrap_model(trainer.model), trainer.tokenizer,
+        self.inner = SelftaughtSampler(trainer.accelerator.unwrap_model(trainer.model), trainer.tokenizer,
                              max_prompt_length=trainer.config.max_prompt_length,
                              max_completion_length=trainer.config.max_completion_length,
                              temperature=trainer.config.temperature)

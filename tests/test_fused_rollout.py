@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from selftaught.models import load_model
-from selftaught.rollout import Sampler, _filter_logits, _preallocated_cache, _sample_categorical
+from selftaught.rollout import SelftaughtSampler, _filter_logits, _preallocated_cache, _sample_categorical
 
 PROMPTS = ["Q: What is 3 + 4?\nA:", "Q: Hi\nA:", "Q: 12 * 7 - 5 = ?\nA:"]
 
@@ -28,7 +28,7 @@ def sampler(tiny, backend, **kw):
     model, tokenizer = tiny
     settings = dict(max_prompt_length=64, max_completion_length=24, temperature=0.9)
     settings.update(kw)
-    return Sampler(model, tokenizer, backend=backend, **settings)
+    return SelftaughtSampler(model, tokenizer, backend=backend, **settings)
 
 
 @pytest.mark.parametrize("generation_batch_size", [None, 2, 5])
@@ -104,7 +104,7 @@ def test_unknown_backend_is_rejected(tiny):
 def test_top_k_zero_means_no_truncation(backend):
     """transformers 5 turns an unset top_k into 50; top_k=0 must sample from the whole vocabulary."""
     model, tokenizer = load_model("tiny-random")  # near-uniform next-token distributions over 512 tokens
-    s = Sampler(model.eval(), tokenizer, max_prompt_length=16, max_completion_length=1, temperature=1.0,
+    s = SelftaughtSampler(model.eval(), tokenizer, max_prompt_length=16, max_completion_length=1, temperature=1.0,
                 top_k=0, backend=backend)
     torch.manual_seed(0)
     first = s.sample(["Q: Hi\nA:"], 600).completion_ids[:, 0]
@@ -195,7 +195,7 @@ def test_a_layer_step_that_differs_from_the_model_is_refused(monkeypatch):
 def test_architectures_off_the_list_decode_through_their_forward(tiny):
     _, tokenizer = tiny
     model = tiny_decoder("gemma")
-    s = Sampler(model, tokenizer, max_prompt_length=16, max_completion_length=4, temperature=1.0, backend="loop")
+    s = SelftaughtSampler(model, tokenizer, max_prompt_length=16, max_completion_length=4, temperature=1.0, backend="loop")
     assert s.sample(PROMPTS[:1], 2).completion_ids.shape[0] == 2
     assert s.decode_path == "model"
 
@@ -212,8 +212,8 @@ def test_the_layer_step_runs_under_the_autocast_of_a_wrapped_forward(tiny):
         torch.autocast("cpu", dtype=torch.bfloat16)(forward)(*a, **k))
     autocast = lambda: torch.autocast("cpu", dtype=torch.bfloat16)  # noqa: E731
     settings = dict(max_prompt_length=64, max_completion_length=12, temperature=0.9)
-    with_context = Sampler(wrapped, tokenizer, autocast=autocast, **settings)
-    without = Sampler(wrapped, tokenizer, autocast=nullcontext, **settings)
+    with_context = SelftaughtSampler(wrapped, tokenizer, autocast=autocast, **settings)
+    without = SelftaughtSampler(wrapped, tokenizer, autocast=nullcontext, **settings)
     torch.manual_seed(5)
     a = with_context.sample(PROMPTS, 2)
     torch.manual_seed(5)

@@ -10,7 +10,7 @@ import torch
 
 from selftaught.config import build_config
 from selftaught.models import load_model
-from selftaught.rollout import Sampler
+from selftaught.rollout import SelftaughtSampler
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
@@ -50,7 +50,7 @@ def test_anatomy_splits_self_certainty_as_the_brute_force_reference(anatomy):
     model.eval()
     torch.manual_seed(0)
     temperature, head_k = 0.7, 5
-    sampler = Sampler(model, tokenizer, max_prompt_length=32, max_completion_length=6, temperature=temperature)
+    sampler = SelftaughtSampler(model, tokenizer, max_prompt_length=32, max_completion_length=6, temperature=temperature)
     rollout = sampler.sample(["What is 2 + 3?", "Add 41 and 7, then double it."], 3)  # prompts of unequal length
     assert (~rollout.prompt_mask.bool()).any()  # left padding is exercised
     rollout.completion_mask[0, 3:] = 0  # as if row 0 had ended at its third token: masked positions must not count

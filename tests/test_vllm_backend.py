@@ -41,11 +41,11 @@ def prompts():
 
 
 def ours(policy, **overrides):
-    from selftaught.rollout import Sampler
+    from selftaught.rollout import SelftaughtSampler
 
     model, tokenizer = policy
     settings = dict(max_prompt_length=PROMPT_LENGTH, max_completion_length=COMPLETION_LENGTH, temperature=TEMPERATURE)
-    return Sampler(model, tokenizer, **{**settings, **overrides})
+    return SelftaughtSampler(model, tokenizer, **{**settings, **overrides})
 
 
 def trainer_logprobs(model, rollout):

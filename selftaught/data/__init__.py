@@ -103,7 +103,7 @@ def load_described_rows(data, *, seed: int = 0, num_examples: int | None = None)
                      num_examples=num_examples or data.num_examples, seed=seed, difficulty=data.difficulty)
 
 
-class PromptSampler:
+class PromptStream:
     """Endless, seeded, resumable stream of rows: a fresh permutation every epoch.
 
     Its whole state is one cursor, so a resumed run draws the same prompts as an

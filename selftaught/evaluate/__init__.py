@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from ..data import PromptRow
 from ..rewards.math_answer import answers_match, extract_answer
-from ..rollout import Sampler
+from ..rollout import SelftaughtSampler
 
 
 @dataclass
@@ -41,7 +41,7 @@ class Accuracy:
         return {"accuracy": self.value, "correct": self.correct, "n": self.total, "ci95": [low, high]}
 
 
-def math_accuracy(sampler: Sampler, rows: list[PromptRow], prompt_texts: list[str], greedy: bool = True,
+def math_accuracy(sampler: SelftaughtSampler, rows: list[PromptRow], prompt_texts: list[str], greedy: bool = True,
                   batch_size: int = 64) -> Accuracy:
     """Fraction of rows whose extracted final answer matches the gold answer."""
     correct = 0

@@ -117,7 +117,7 @@ def evaluate(model: str, benchmarks: list[str] | str, **settings) -> dict:
 def run_eval(config: EvalConfig) -> dict:
     """`evaluate` with validated settings (what `selftaught eval` builds from its flags)."""
     from ..models import load_model, resolve_model_name
-    from ..rollout import Sampler
+    from ..rollout import SelftaughtSampler
 
     started = time.perf_counter()
     preloaded = {}  # user files, read once: fail on a bad file before the model loads
@@ -145,7 +145,7 @@ def run_eval(config: EvalConfig) -> dict:
             t0 = time.perf_counter()
             bench = preloaded.get(name) or load_benchmark(name, config.limit, executor, config.data)
             new_tokens = config.max_new_tokens or bench.max_new_tokens
-            sampler = Sampler(policy, tokenizer, max_prompt_length=config.max_prompt_length,
+            sampler = SelftaughtSampler(policy, tokenizer, max_prompt_length=config.max_prompt_length,
                               max_completion_length=new_tokens, temperature=config.temperature or 1.0,
                               top_p=config.top_p, generation_batch_size=config.batch_size)
             prompts = [_prompt(tokenizer, item, config.use_chat_template) for item in bench.items]

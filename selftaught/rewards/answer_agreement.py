@@ -9,23 +9,13 @@ from __future__ import annotations
 
 import torch
 
-from .answer_clusters import answer_groups
-from .base import RewardSource, SourceSpec
+from .answer_clusters import GroupVote, answer_groups
 
 
-class AnswerAgreementReward(RewardSource):
+class AnswerAgreementReward(GroupVote):
     """Soft majority: r_i = share of the group whose answer is equivalent to i's (0 without an answer)."""
 
     name = "answer_agreement"
-
-    needs_group_size = True
-
-    def __init__(self, group_size: int):
-        self.group_size = group_size
-
-    @classmethod
-    def from_spec(cls, spec: SourceSpec) -> RewardSource:
-        return cls(spec.group_size)
 
     def __call__(self, completions, extras, scores, rollout=None) -> torch.Tensor:
         out = []

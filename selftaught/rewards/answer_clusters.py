@@ -12,6 +12,7 @@ member comes first wins.
 
 from __future__ import annotations
 
+from .base import RewardSource, SourceSpec
 from .math_answer import answer_check_budget, answers_match, extract_answer
 
 
@@ -56,3 +57,17 @@ def majority_cluster(ids: tuple[int | None, ...]) -> int | None:
     if not counts:
         return None
     return max(counts, key=lambda k: (counts[k], -k))
+
+
+class GroupVote(RewardSource):
+    """A source that compares the G completions of each prompt with each other (majority vote,
+    answer agreement): it needs the group size."""
+
+    needs_group_size = True
+
+    def __init__(self, group_size: int):
+        self.group_size = group_size
+
+    @classmethod
+    def from_spec(cls, spec: SourceSpec) -> RewardSource:
+        return cls(spec.group_size)

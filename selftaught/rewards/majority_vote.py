@@ -9,23 +9,13 @@ from __future__ import annotations
 
 import torch
 
-from .answer_clusters import answer_groups, majority_cluster
-from .base import RewardSource, SourceSpec
+from .answer_clusters import GroupVote, answer_groups, majority_cluster
 
 
-class MajorityVoteReward(RewardSource):
+class MajorityVoteReward(GroupVote):
     """TTRL: r_i = 1 if completion i's answer is equivalent to its group's majority answer."""
 
     name = "majority_vote"
-
-    needs_group_size = True
-
-    def __init__(self, group_size: int):
-        self.group_size = group_size
-
-    @classmethod
-    def from_spec(cls, spec: SourceSpec) -> RewardSource:
-        return cls(spec.group_size)
 
     def __call__(self, completions, extras, scores, rollout=None) -> torch.Tensor:
         out = []

@@ -28,7 +28,7 @@ from ..data import addition
 from ..diagnose import ratio_with_interval, run_diagnose
 from ..evaluate import Accuracy
 from ..recipes import load_recipe
-from ..rollout import Sampler
+from ..rollout import SelftaughtSampler
 from .corpus import chain_tasks, works_step_by_step
 
 
@@ -75,10 +75,10 @@ def azr_evaluator(tokenizer, seed: int = 0):
         source.close()
 
 
-def program_sampler(model, tokenizer, batch_size: int = 256) -> Sampler:
+def program_sampler(model, tokenizer, batch_size: int = 256) -> SelftaughtSampler:
     """The sampler self-play uses, at the AZR recipe's τ and lengths."""
     recipe = tiny_azr_config()
-    return Sampler(model, tokenizer, max_prompt_length=recipe.max_prompt_length,
+    return SelftaughtSampler(model, tokenizer, max_prompt_length=recipe.max_prompt_length,
                    max_completion_length=recipe.max_completion_length, temperature=recipe.temperature,
                    generation_batch_size=batch_size)
 

@@ -1,6 +1,6 @@
 import pytest
 
-from selftaught.data import PromptRow, PromptSampler, arithmetic, load_rows
+from selftaught.data import PromptRow, PromptStream, arithmetic, load_rows
 from selftaught.errors import UserError
 from selftaught.rewards.math_answer import answers_match, extract_answer
 
@@ -27,11 +27,11 @@ def test_arithmetic_is_reproducible():
 
 def test_sampler_is_a_resumable_stream_over_epochs():
     rows = [PromptRow(str(i)) for i in range(5)]
-    full = PromptSampler(rows, seed=1).take(13)
+    full = PromptStream(rows, seed=1).take(13)
     assert sorted(r.prompt for r in full[:5]) == [str(i) for i in range(5)]  # each epoch is a permutation
-    first = PromptSampler(rows, seed=1)
+    first = PromptStream(rows, seed=1)
     head = first.take(7)
-    second = PromptSampler(rows, seed=1)
+    second = PromptStream(rows, seed=1)
     second.load_state_dict(first.state_dict())
     assert head + second.take(6) == full
 

@@ -119,11 +119,11 @@ def test_model_card_records_the_measured_figures_and_targets():
 def test_tiny_math_takes_both_habits_when_sampled():
     import torch
 
-    from selftaught.rollout import Sampler
+    from selftaught.rollout import SelftaughtSampler
 
     model, tokenizer = load_model("tiny-math")
     problems = addition.generate(8, "heldout", seed=0)
-    sampler = Sampler(model, tokenizer, max_prompt_length=64, max_completion_length=64, temperature=1.0)
+    sampler = SelftaughtSampler(model, tokenizer, max_prompt_length=64, max_completion_length=64, temperature=1.0)
     torch.manual_seed(0)
     texts = sampler.sample([ANSWER_CONTEXT.format(prompt=p.prompt) for p in problems], num_generations=8).completions
     procedure = sum(addition.uses_procedure(t) for t in texts)
