@@ -374,8 +374,9 @@ class TrainConfig(Strict):
             raise ValueError("loss_type: vespo weighs each sequence by the product of its token ratios itself; "
                              "importance_sampling_level: sequence has no place there (use token)")
         if self.delta is not None and "delta" not in LOSS_TYPES[loss].objective.settings:
+            takers = ", ".join(name for name, kind in LOSS_TYPES.items() if "delta" in kind.objective.settings)
             raise ValueError(f"delta bounds the ratio of the clipped objective; loss_type: {loss} has no clip to "
-                             "bound (drop delta, or use grpo, bnpo, dapo, dr_grpo, luspo or selftaught's names)")
+                             f"bound (drop delta, or use one of {takers})")
         if loss == "cispo" and self.epsilon_high is None:
             raise ValueError("loss_type: cispo caps its weight at epsilon_high (ScaleRL's ε_max, e.g. 5.0); set "
                              "epsilon_high (left unset, TRL caps it at epsilon, 0.2)")
