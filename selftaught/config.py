@@ -366,20 +366,17 @@ class TrainConfig(Strict):
     @model_validator(mode="after")
     def _check_combinations(self) -> "TrainConfig":
         """Knobs that make no sense together: one line naming both (docs/reference.md §2.2)."""
-        loss, level = self.loss_type, self.importance_sampling_level
-        if loss == "luspo" and level != "sequence":
-            raise ValueError("loss_type: luspo is GSPO's sequence-level loss scaled by each sequence's length; it "
-                             "needs importance_sampling_level: sequence, not token")
-        if loss == "vespo" and level != "token":
-            raise ValueError("loss_type: vespo weighs each sequence by the product of its token ratios itself; "
-                             "importance_sampling_level: sequence has no place there (use token)")
-        if self.delta is not None and "delta" not in LOSS_TYPES[loss].objective.settings:
-            takers = ", ".join(name for name, kind in LOSS_TYPES.items() if "delta" in kind.objective.settings)
+        loss, kind = self.loss_type, LOSS_TYPES[self.loss_type]
+        if kind.level is not None and self.importance_sampling_level != kind.level:
+            raise ValueError(f"loss_type: {kind.why}; it needs importance_sampling_level: {kind.level}, not "
+                             f"{self.importance_sampling_level}")
+        if self.delta is not None and "delta" not in kind.objective.settings:
+            takers = ", ".join(name for name, other in LOSS_TYPES.items() if "delta" in other.objective.settings)
             raise ValueError(f"delta bounds the ratio of the clipped objective; loss_type: {loss} has no clip to "
                              f"bound (drop delta, or use one of {takers})")
-        if loss == "cispo" and self.epsilon_high is None:
-            raise ValueError("loss_type: cispo caps its weight at epsilon_high (ScaleRL's ε_max, e.g. 5.0); set "
-                             "epsilon_high (left unset, TRL caps it at epsilon, 0.2)")
+        unset = [key for key in kind.needs if getattr(self, key) is None]
+        if unset:
+            raise ValueError(f"loss_type: {kind.why}; set {', '.join(unset)}")
         if self.multi_objective_aggregation == "normalize_then_sum" and self.scale_rewards != "group":
             raise ValueError(f"multi_objective_aggregation: normalize_then_sum z-scores each reward in its group "
                              f"and the sum over the batch, so scale_rewards: {self.scale_rewards} would be ignored; "
@@ -391,8 +388,9 @@ class TrainConfig(Strict):
             raise ValueError(f"entropy_coef_min ({self.entropy_coef_min}) is above entropy_coef_max "
                              f"({self.entropy_coef_max})")
         correction = self.importance_correction()
-        if loss == "vespo" and self.rollout_backend == "vllm" and correction is not None and correction.per_sequence:
-            raise ValueError(f"loss_type: vespo folds per-token vLLM weights into its sequence weight; "
+        if (kind.objective.folds_importance_weights and self.rollout_backend == "vllm" and correction is not None
+                and correction.per_sequence):
+            raise ValueError(f"loss_type: {loss} folds per-token vLLM weights into its sequence weight; "
                              f"vllm_importance_sampling_mode: {correction.mode} is per sequence (use token_truncate "
                              "or token_mask)")
         return self

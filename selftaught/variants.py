@@ -33,6 +33,11 @@ class LossType:
 
     objective: Objective
     aggregation: str
+    level: str | None = None
+    """The `importance_sampling_level` it needs (None: either), with `why` the config's one line says."""
+    needs: tuple[str, ...] = ()
+    """Settings it needs set (not None), with `why`."""
+    why: str = ""
 
     def __post_init__(self):
         if self.aggregation not in AGGREGATIONS:
@@ -52,10 +57,14 @@ LOSS_TYPES: dict[str, LossType] = {
     "grpo": LossType(CLIPPED, "seq_mean"),                # DeepSeekMath, arXiv 2402.03300
     "bnpo": LossType(CLIPPED, "micro_batch_token_mean"),  # TRL
     "dapo": LossType(CLIPPED, "token_mean"),              # DAPO, arXiv 2503.14476
-    "cispo": LossType(CISPO, "token_mean"),               # MiniMax-M1, arXiv 2506.13585
+    "cispo": LossType(CISPO, "token_mean",                # MiniMax-M1, arXiv 2506.13585
+                      needs=("epsilon_high",), why="cispo caps its weight at epsilon_high (ScaleRL's ε_max, "
+                                                    "e.g. 5.0); left unset, TRL caps it at epsilon, 0.2"),
     "sapo": LossType(SAPO, "seq_mean"),                   # SAPO, arXiv 2511.20347
-    "luspo": LossType(CLIPPED, "seq_sum"),                # LUSPO, arXiv 2602.05261 (with GSPO's sequence ratio)
-    "vespo": LossType(VESPO, "token_mean"),               # VESPO, arXiv 2602.10693
+    "luspo": LossType(CLIPPED, "seq_sum", level="sequence",  # LUSPO, arXiv 2602.05261
+                      why="luspo is GSPO's sequence-level loss scaled by each sequence's length"),
+    "vespo": LossType(VESPO, "token_mean", level="token",  # VESPO, arXiv 2602.10693
+                      why="vespo weighs each sequence by the product of its token ratios itself"),
 }
 """Every `loss_type` by name, in the order the docs list them; the config accepts exactly these
 (docs/reference.md §2.2)."""

@@ -44,6 +44,20 @@ def test_the_config_accepts_a_registered_loss_type(capped_loss_type):
         build_config({"loss_type": capped_loss_type, "delta": 1.5})  # its objective takes no delta
 
 
+def test_what_a_loss_type_declares_it_needs_is_checked_by_the_config(monkeypatch):
+    monkeypatch.setitem(variants.LOSS_TYPES, "capped_sequence", LossType(
+        Objective(capped), "seq_sum", level="sequence", needs=("epsilon_high",),
+        why="capped_sequence caps each sequence's ratio"))
+    with pytest.raises(UserError, match="capped_sequence caps each sequence's ratio; it needs "
+                                        "importance_sampling_level: sequence, not token"):
+        build_config({"loss_type": "capped_sequence", "epsilon_high": 0.3})
+    with pytest.raises(UserError, match="capped_sequence caps each sequence's ratio; set epsilon_high"):
+        build_config({"loss_type": "capped_sequence", "importance_sampling_level": "sequence"})
+    config = build_config({"loss_type": "capped_sequence", "importance_sampling_level": "sequence",
+                           "epsilon_high": 0.3})
+    assert config.loss_type == "capped_sequence"
+
+
 def test_an_unregistered_loss_type_is_refused():
     with pytest.raises(UserError, match="loss_type: Input should be"):
         build_config({"loss_type": "capped"})
