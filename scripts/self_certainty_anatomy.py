@@ -77,8 +77,8 @@ def anatomy(model, tokenizer, problems, samples: int, temperature: float, head_k
     completion `stats` (sc, sc_head, sc_tail, sc_topk, entropy, logprob, length, capped: it ran
     out of `max_completion_length` tokens), `correct`, `procedure`, the
     per-type means `groups` and the within-group `auroc` of every signal in `SIGNALS`."""
-    sampler = SelftaughtSampler(model, tokenizer, max_prompt_length=64, max_completion_length=max_completion_length,
-                      temperature=temperature)
+    sampler = SelftaughtSampler(model, tokenizer, max_prompt_length=64,
+                                max_completion_length=max_completion_length, temperature=temperature)
     rows = {k: [] for k in ("sc", "sc_head", "sc_tail", "sc_topk", "entropy", "logprob")}
     correct, procedure, lengths = [], [], []
     for start in range(0, len(problems), batch):

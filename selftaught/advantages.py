@@ -48,7 +48,8 @@ def _in_groups(rewards: Tensor, group_size: int) -> Tensor:
     return r.view(-1, group_size)
 
 
-def normalise_in_groups(grouped: Tensor, scale_rewards: str, eps: float) -> tuple[Tensor, Tensor]:
+def normalise_in_groups(grouped: Tensor, scale_rewards: str, eps: float, *,
+                        explicit_sums: bool = False) -> tuple[Tensor, Tensor]:
     """(A, defined) for rewards [num_groups, n]: A = (r − μ_group) / (σ + ε), the one group
     normalisation of GRPO and TRR++.
 
@@ -56,12 +57,14 @@ def normalise_in_groups(grouped: Tensor, scale_rewards: str, eps: float) -> tupl
     none ("none": A = r − μ). NaN = no reward: such an entry is left out of its group's mean
     and std and of the batch std. `defined`: entries with a reward in a group of at least two
     rewarded entries; A is 0 everywhere else (no signal rather than an unnormalised one).
+    With every reward present the mean and std are torch's; `explicit_sums` (or a missing reward)
+    takes them as explicit masked sums, Σ r / n and √(Σ (r − μ)² / (n − 1)), equal up to rounding.
     """
     scale_rewards = _check_scale(scale_rewards)
     valid = ~torch.isnan(grouped)
     count = valid.sum(dim=1, keepdim=True)
     defined = valid & (count >= 2)
-    if bool(valid.all()) and grouped.shape[1] >= 2:
+    if bool(valid.all()) and grouped.shape[1] >= 2 and not explicit_sums:
         centred = grouped - grouped.mean(dim=1, keepdim=True)
         group_std = grouped.std(dim=1, keepdim=True) if scale_rewards == "group" else None
         batch_std = grouped.std() if scale_rewards == "batch" else None
@@ -246,7 +249,7 @@ def _weighted_sum(rewards_by_source: Mapping[str, Tensor], trained: Mapping[str,
 def _group_z_scores(r: Tensor, group_size: int, eps: float) -> Tensor:
     """(r − group mean) / (group std + ε) over the rewarded rows; NaN where a row has no reward
     or its group fewer than two rewarded rows (no z-score exists there)."""
-    z, defined = normalise_in_groups(_in_groups(r, group_size), "group", eps)
+    z, defined = normalise_in_groups(_in_groups(r, group_size), "group", eps, explicit_sums=True)
     return torch.where(defined, z, torch.nan).reshape(-1)
 
 

@@ -151,7 +151,7 @@ def run_diagnose(config: TrainConfig, *, n: int = 40, samples: int = 8, rewards:
     (`tags`) and the accuracy of those it holds and does not hold for
     (`tag_accuracy`), with the same bootstrap intervals over prompts."""
     from .models import load_model
-    from .rewards import LABEL_FREE_REWARDS, MathAnswerReward, build_reward, is_user_function
+    from .rewards import MathAnswerReward, build_reward, is_user_function, label_free_rewards
     from .rollout import SelftaughtSampler
     from .scoring import score_rollout
 
@@ -172,8 +172,8 @@ def run_diagnose(config: TrainConfig, *, n: int = 40, samples: int = 8, rewards:
     texts = [format_described_prompt(tokenizer, row.prompt, data) for row in rows]
     extras = {"answer": [row.answer for row in rows]}
     sampler = SelftaughtSampler(policy, tokenizer, max_prompt_length=config.max_prompt_length,
-                      max_completion_length=config.max_completion_length,
-                      temperature=temperature, top_p=1.0, top_k=0, generation_batch_size=batch_size)
+                                max_completion_length=config.max_completion_length,
+                                temperature=temperature, top_p=1.0, top_k=0, generation_batch_size=batch_size)
     rollout = sampler.sample(texts, samples, extras=extras)
     greedy = sampler.sample(texts, 1, greedy=True, extras=extras)
     sampled_s = time.perf_counter() - started
@@ -185,7 +185,7 @@ def run_diagnose(config: TrainConfig, *, n: int = 40, samples: int = 8, rewards:
     greedy_correct = gold(greedy.completions, greedy.extras, None).numpy().astype(bool)
     by_group = correct.reshape(-1, samples)
 
-    for name in LABEL_FREE_REWARDS:
+    for name in label_free_rewards():
         if name not in sources:
             sources[name] = build_reward(name, group_size=samples, tokenizer=tokenizer)
     results, values_of = {}, {}

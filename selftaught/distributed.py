@@ -60,19 +60,13 @@ class Processes:
         return self.gather(item)[0]
 
     def total(self, value):
-        """Σ over ranks of a number, a tensor, or a {key: number} (key-wise, over the keys any rank has)."""
-        return _reduce(self.gather(value), sum)
-
-    def mean(self, value):
-        """The ranks' mean of a number, a tensor or a {key: number} (`total` / world)."""
-        total = self.total(value)
-        if isinstance(total, dict):
-            return {key: v / self.world for key, v in total.items()}
-        return total / self.world
+        """Σ over ranks of a number, a tensor, a {key: number} (key-wise, over the keys any rank has)
+        or a tuple of those (element-wise, in one gather). One process: `value` itself."""
+        return value if self.world == 1 else _reduce(self.gather(value), sum)
 
     def maximum(self, value):
-        """The largest over ranks of a number or a {key: number} (key-wise)."""
-        return _reduce(self.gather(value), max)
+        """The largest over ranks, as `total` sums."""
+        return value if self.world == 1 else _reduce(self.gather(value), max)
 
     def cat(self, tensor):
         """Every rank's [n_r, ...] tensor, concatenated in rank order."""
@@ -84,12 +78,13 @@ class Processes:
 
 
 def _reduce(parts: list, combine):
-    """`combine` (sum or max) of the ranks' values; for dicts, key by key over the keys any rank has."""
+    """`combine` (sum or max) of the ranks' values; dicts key by key over the keys any rank has,
+    tuples element by element."""
+    if isinstance(parts[0], tuple):
+        return tuple(_reduce(list(values), combine) for values in zip(*parts))
     if isinstance(parts[0], dict):
         keys = dict.fromkeys(key for part in parts for key in part)
         return {key: combine(part[key] for part in parts if key in part) for key in keys}
-    if len(parts) == 1:
-        return parts[0]
     return combine(parts)
 
 

@@ -157,7 +157,7 @@ class PromptEpisodes(EpisodeSource):
     @property
     def needs_token_entropy(self) -> bool:
         """Whether the scoring pass must also return H(p_t) (same forward)."""
-        return any(source.needs_entropy for source in self.sources.values())
+        return any(source.needs_token_entropy for source in self.sources.values())
 
     def set_processes(self, processes: Processes) -> None:
         self.processes = processes

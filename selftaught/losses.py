@@ -49,7 +49,7 @@ from torch import Tensor
 from .objectives import Inputs
 from .objectives import per_token_advantages as _per_token
 from .objectives.clipped import clipped_objective
-from .variants import IMPORTANCE_SAMPLING_LEVELS, OBJECTIVE_SETTINGS, loss_type_of  # noqa: F401 (the trainer's)
+from .variants import IMPORTANCE_SAMPLING_LEVELS, loss_type_of
 QUANTILE_INPUT_LIMIT = 2 ** 24
 """torch.quantile refuses larger inputs; above it `entropy_threshold` sorts."""
 
@@ -306,7 +306,8 @@ class PolicyObjective:
         settings = {  # OBJECTIVE_SETTINGS; the objective takes its own (`Objective.settings`) by keyword
             "loss_type": loss_type, "importance_sampling_level": importance_sampling_level, "epsilon": epsilon,
             "epsilon_high": epsilon_high, "delta": delta, "beta": beta,
-            "use_bias_correction_kl": use_bias_correction_kl, "sapo_temperature_pos": sapo_temperature_pos, "sapo_temperature_neg": sapo_temperature_neg,
+            "use_bias_correction_kl": use_bias_correction_kl, "sapo_temperature_pos": sapo_temperature_pos,
+            "sapo_temperature_neg": sapo_temperature_neg,
             "vespo_k_pos": vespo_k_pos, "vespo_lambda_pos": vespo_lambda_pos, "vespo_k_neg": vespo_k_neg,
             "vespo_lambda_neg": vespo_lambda_neg, "off_policy_mask_threshold": off_policy_mask_threshold,
             "max_completion_length": max_completion_length}

@@ -138,7 +138,7 @@ class TrackioTracker:
 
 class MlflowTracker:
     """MLFLOW_TRACKING_URI when set, else an SQLite store `output_dir/mlflow.db` with the
-    artifacts in `output_dir/mlartifacts` (MLflow 3 refuses a plain file store)."""
+    artifacts in `output_dir/mlartifacts` (MLflow 3 refuses its legacy file store)."""
     name = "mlflow"
 
     def __init__(self, output_dir: Path, run_name: str, config: dict):

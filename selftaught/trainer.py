@@ -42,7 +42,7 @@ from .console import TrainProgress, silence_library_bars
 from .distributed import Processes, accumulation_step, check_launch
 from .errors import Preempted, TrainingStopped, UserError
 from .importance import importance_weights, logprob_mismatch, weight_stats
-from .losses import OBJECTIVE_SETTINGS, EntropyBonus, PolicyObjective, entropy_threshold, high_entropy_mask
+from .losses import EntropyBonus, PolicyObjective, entropy_threshold, high_entropy_mask
 from .memory import release_freed_memory
 from .metrics_log import MetricsWriter
 from .preemption import StopOnSignal, exit_code
@@ -54,6 +54,7 @@ from .rewards.user import RewardFunctionError
 from .ops import TokenStatistics, truncated_rows
 from .rollout import Rollout, RolloutSampler, SelftaughtSampler, eos_token_ids
 from .trackers import check_installed, start_trackers
+from .variants import OBJECTIVE_SETTINGS
 from .scoring import (MicroBatch, ModelScores, completion_token_loss, completion_token_statistics, micro_batches,
                       score_rollout)
 from .storage import disk_writes
@@ -128,6 +129,10 @@ def _distributed_cpu() -> bool:
 
     has_accelerator = torch.accelerator.is_available() if hasattr(torch, "accelerator") else torch.cuda.is_available()
     return int(os.environ.get("WORLD_SIZE", "1")) > 1 and not has_accelerator
+
+
+MISNAMED_EPISODE_ATTRIBUTES = {"weights": "reward_weights", "needs_reference_self_certainty": "needs_reference"}
+"""EpisodeSource attributes under names the contract does not read → the names it reads."""
 
 
 @dataclass
@@ -255,6 +260,12 @@ class Trainer:
         if not isinstance(episodes, EpisodeSource):
             name = episodes.__name__ if isinstance(episodes, type) else type(episodes).__name__
             raise UserError(f"Trainer(episodes=...): {name} is not a selftaught.episodes.EpisodeSource (subclass it)")
+        # Attributes the contract names otherwise: a source setting them would silently train on
+        # no reward weights, or without the reference it wants.
+        misnamed = {old: new for old, new in MISNAMED_EPISODE_ATTRIBUTES.items() if hasattr(episodes, old)}
+        if misnamed:
+            raise UserError(f"{type(episodes).__name__}: an episode source names these "
+                            + ", ".join(f"{new} (not {old})" for old, new in misnamed.items()))
         return episodes
 
     # ------------------------------------------------------------------ set-up
@@ -264,6 +275,7 @@ class Trainer:
         config = self.config
         return start_trackers(config.report_to, self.output_dir, config.run_name or self.output_dir.resolve().name,
                               config.model_dump(mode="json"))
+
     def _checkpoint_to_resume(self) -> Path:
         """The newest intact checkpoint; one warning line per damaged one skipped. Rank 0 checks
         (every file's hash: one read of the checkpoint, not one per rank) and tells the others."""
@@ -307,7 +319,7 @@ class Trainer:
                         temperature=config.temperature, top_p=config.top_p, top_k=config.top_k)
         if config.rollout_backend == "selftaught":
             return SelftaughtSampler(policy, self.tokenizer, generation_batch_size=config.generation_batch_size,
-                           autocast=self.accelerator.autocast, **settings)
+                                     autocast=self.accelerator.autocast, **settings)
         if self.is_fsdp2:
             raise UserError("rollout_backend: vllm with FSDP2 is not supported (the engine needs whole weights "
                             "to sync); use configs/accelerate/ddp.yaml or the selftaught backend")
@@ -326,9 +338,8 @@ class Trainer:
         old, reported, mask = scores.old_logprobs, rollout.sampler_logprobs, rollout.completion_mask
         mismatch = logprob_mismatch(old, reported, mask)
         if self.processes.world > 1:  # over every rank's tokens: token-weighted mean, max of maxes
-            tokens = float(mask.sum())
-            mismatch = {"mean": self.processes.total(mismatch["mean"] * tokens) / max(self.processes.total(tokens), 1.0),
-                        "max": self.processes.maximum(mismatch["max"])}
+            weighted, tokens = self.processes.total((mismatch["mean"] * float(mask.sum()), float(mask.sum())))
+            mismatch = {"mean": weighted / max(tokens, 1.0), "max": self.processes.maximum(mismatch["max"])}
         metrics = {"vllm/logprob_abs_diff/mean": mismatch["mean"], "vllm/logprob_abs_diff/max": mismatch["max"]}
         correction = self.config.importance_correction()
         weights = importance_weights(old, reported, mask, correction)
@@ -519,9 +530,9 @@ class Trainer:
                 stats_sum[key] = stats_sum.get(key, 0.0) + value * share
             if self.entropy_bonus.adaptive:
                 window += _entropy_window(entropy, objective)
-        # The step's loss and statistics over all ranks, so every rank decides alike below.
-        loss_sum, stats_sum, window = (self.processes.mean(loss_sum), self.processes.total(stats_sum),
-                                       self.processes.total(window))
+        # The step's loss (mean over ranks) and statistics over all ranks, so every rank decides alike below.
+        loss_sum, stats_sum, window = self.processes.total((loss_sum, stats_sum, window))
+        loss_sum /= self.processes.world
         grad_norm, finite = self._optimizer_step(loss_sum)
         if self.entropy_bonus.adaptive:  # Skywork-OR1: steer c by this step's entropy, for the next step
             self.entropy_bonus.update(float(window[0] / window[1].clamp(min=1.0)))
@@ -534,7 +545,8 @@ class Trainer:
         """L(θ) of one micro-batch (docs/reference.md §2), as `losses.PolicyObjective` writes it:
         log π_θ(o_t) from a forward; ρ_t = π_θ(o_t) / π_old(o_t); the clipped surrogate
         −min(ρ_t A, clip(ρ_t, 1 − ε, 1 + ε) A) (or `loss_type`'s objective) × the importance weight;
-        + β·KL_k3(π_θ ‖ π_ref); aggregated over the step's tokens; − c·H with the entropy bonus.
+        + β·KL_k3(π_θ ‖ π_ref); aggregated as `loss_type` says (with the step's counts); − c·H with the
+        entropy bonus.
 
         Returns (loss, its statistics, the objective, H(p_t) or None). A loss that is a sum of
         per-token terms (`PolicyObjective.per_token`) goes to the fused head whole

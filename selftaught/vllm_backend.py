@@ -104,7 +104,7 @@ def _quiet_reload_warnings():
 
 
 class VLLMSampler(RolloutSampler):
-    """`SelftaughtSampler`'s interface (`sample(prompts, num_generations, greedy, extras)`) on a vLLM engine."""
+    """A `RolloutSampler` (`sample(prompts, num_generations, greedy, extras)`) on a vLLM engine."""
 
     syncs_weights = True  # the engine holds its own copy of the weights
 

@@ -154,12 +154,20 @@ def test_a_source_whose_rewards_are_empty_stops_with_one_line(tmp_path):
 
 
 def test_every_built_in_reward_source_is_a_reward_source_with_the_interface_defaults():
-    from selftaught.rewards import REWARD_NAMES, RewardSource, build_reward
+    from selftaught.rewards import REWARDS, RewardSource, build_reward
 
-    for name in REWARD_NAMES:
+    for name in REWARDS:
         source = build_reward(name, "online", group_size=2, tokenizer=None, answer_only=False)
         assert isinstance(source, RewardSource), name
-        assert isinstance(source.needs_entropy, bool) and isinstance(source.metrics(), dict), name
-    assert build_reward("token_entropy", "online", group_size=2, tokenizer=None, answer_only=False).needs_entropy
+        assert isinstance(source.needs_token_entropy, bool) and isinstance(source.metrics(), dict), name
+    assert build_reward("token_entropy", "online", group_size=2, tokenizer=None, answer_only=False).needs_token_entropy
     assert build_reward("math_answer", "online", group_size=2, tokenizer=None, answer_only=False).metrics() == {
         "timeouts": 0.0, "over_budget": 0.0}
+
+
+@pytest.mark.parametrize("attribute, name", [("weights", "reward_weights"),
+                                             ("needs_reference_self_certainty", "needs_reference")])
+def test_a_source_with_a_misnamed_attribute_is_refused_with_one_line(tmp_path, attribute, name):
+    misnamed = type("Misnamed", (LengthEpisodes,), {attribute: {"length": 1.0} if attribute == "weights" else True})
+    with pytest.raises(UserError, match=f"Misnamed: an episode source names these {name} \\(not {attribute}\\)"):
+        Trainer(build_config(tiny_overrides(tmp_path)), episodes=misnamed)

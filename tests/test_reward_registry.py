@@ -21,7 +21,7 @@ class ConfidenceGain(RewardSource):
     name = "confidence_gain"
     needs_reference = True
     needs_group_size = True
-    needs_entropy = True
+    needs_token_entropy = True
     accepts_answer_only = True
     calls: list = []
 

@@ -437,7 +437,7 @@ class AZREpisodes(EpisodeSource):
         keys = [("excluded", k) if row.excluded else (row.task_type, row.role)
                 for k, row in enumerate(rollout.extras["azr"])]
         return task_relative_advantages(self.total_reward(rewards), keys, scale=self.config.scale_rewards != "none",
-                                eps=self.config.advantage_epsilon)
+                                        eps=self.config.advantage_epsilon)
 
     def metrics(self, rollout: Rollout, rewards: dict[str, torch.Tensor]) -> dict[str, float]:
         """Per (task type, role): count, reward, solve rate, validity, rejection reasons; buffers."""

@@ -1,7 +1,7 @@
 """A stand-in policy that writes canned, well-formed (and some deliberately bad) AZR
 responses, so the whole self-play loop can be exercised without a capable model.
 
-`ScriptedSampler.sample` has `SelftaughtSampler.sample`'s signature and returns a real
+`ScriptedSampler` is a `RolloutSampler`: its `sample` has the contract's signature and returns a real
 `Rollout` tokenised with the real tokenizer, so the trainer scores and updates on
 it as usual. It recognises prompts by their titles (`prompts.prompt_role`) and
 the programs it knows by their text. Proposals cycle through a few valid programs

@@ -97,8 +97,9 @@ def load_rows(source: str, *, split: str = "train", prompt_field: str = "prompt"
 
 def load_described_rows(data, *, seed: int = 0, num_examples: int | None = None) -> list[PromptRow]:
     """The rows a data-set description names (`config.DataConfig`: source, split, prompt and answer
-    fields, size, difficulty), read the one way train and diagnose read them. `num_examples`
-    replaces the description's size (diagnose generates only the N rows it asks)."""
+    fields, size, difficulty), as train and diagnose read them (eval reads a benchmark file with the
+    description's fields only). `num_examples` replaces the description's size (diagnose generates
+    only the N rows it asks)."""
     return load_rows(data.source, split=data.split, prompt_field=data.prompt_field, answer_field=data.answer_field,
                      num_examples=num_examples or data.num_examples, seed=seed, difficulty=data.difficulty)
 

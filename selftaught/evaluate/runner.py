@@ -146,8 +146,8 @@ def run_eval(config: EvalConfig) -> dict:
             bench = preloaded.get(name) or load_benchmark(name, config.limit, executor, config.data)
             new_tokens = config.max_new_tokens or bench.max_new_tokens
             sampler = SelftaughtSampler(policy, tokenizer, max_prompt_length=config.max_prompt_length,
-                              max_completion_length=new_tokens, temperature=config.temperature or 1.0,
-                              top_p=config.top_p, generation_batch_size=config.batch_size)
+                                        max_completion_length=new_tokens, temperature=config.temperature or 1.0,
+                                        top_p=config.top_p, generation_batch_size=config.batch_size)
             prompts = [_prompt(tokenizer, item, config.use_chat_template) for item in bench.items]
             torch.manual_seed(config.seed)
             responses = _generate(sampler, prompts, config.samples, config.greedy, config.batch_size, bench.name,

@@ -33,9 +33,11 @@ REWARDS: dict[str, type[RewardSource]] = {
 }
 """Every built-in source by its `rewards:` name; the config accepts exactly these (and user functions)."""
 
-REWARD_NAMES = tuple(REWARDS)
-LABEL_FREE_REWARDS = tuple(name for name, source in REWARDS.items() if not source.needs_answers)
-"""Every built-in that needs no gold answer (what `selftaught diagnose` ranks)."""
+
+def label_free_rewards() -> tuple[str, ...]:
+    """The built-ins that need neither gold answers nor a reference model: what `selftaught diagnose`
+    ranks (read from `REWARDS` when called, so a source registered at run time counts)."""
+    return tuple(name for name, source in REWARDS.items() if not (source.needs_answers or source.needs_reference))
 
 
 def is_user_function(name: str) -> bool:
@@ -68,6 +70,6 @@ def build_reward(name: str, mode: str = "online", *, group_size: int | None = No
                                        tokenizer=tokenizer))
 
 
-__all__ = ["AnswerAgreementReward", "LABEL_FREE_REWARDS", "MajorityVoteReward", "MathAnswerReward",
-           "REWARDS", "REWARD_NAMES", "RandomReward", "RewardSource", "Scores", "SelfCertaintyReward", "SourceSpec",
-           "TokenEntropyReward", "TrajectoryLogprobReward", "build_reward", "is_user_function", "reward_class"]
+__all__ = ["AnswerAgreementReward", "MajorityVoteReward", "MathAnswerReward", "REWARDS", "RandomReward",
+           "RewardSource", "Scores", "SelfCertaintyReward", "SourceSpec", "TokenEntropyReward",
+           "TrajectoryLogprobReward", "build_reward", "is_user_function", "label_free_rewards", "reward_class"]

@@ -17,7 +17,7 @@ class Scores:
     ref_logprobs / ref_self_certainty: the same under the frozen reference model,
     present only when one is loaded (β > 0 or offline self-certainty).
     token_entropy: [N, T] H(p_t) at the sampling temperature, present only when a
-    source asked for it (`RewardSource.needs_entropy`), from the same forward.
+    source asked for it (`RewardSource.needs_token_entropy`), from the same forward.
     completion_mask: [N, T] which completion tokens are real (None: every token).
     """
 
@@ -58,7 +58,7 @@ class RewardSource(ABC):
       when the source trains (weight ≠ 0) and the source is dropped when it is only logged;
     - `needs_reference`: the frozen reference model's scores (`Scores.ref_*`);
     - `needs_group_size`: completions come in groups of G (`SourceSpec.group_size`);
-    - `needs_entropy`: the scoring pass also returns H(p_t) (`Scores.token_entropy`);
+    - `needs_token_entropy`: the scoring pass also returns H(p_t) (`Scores.token_entropy`);
     - `accepts_answer_only`: the `answer_only` setting (score the final answer's tokens only)
       applies to it.
     `from_spec` is its one constructor: override it when `__init__` takes settings.
@@ -68,7 +68,7 @@ class RewardSource(ABC):
     needs_answers: bool = False
     needs_reference: bool = False
     needs_group_size: bool = False
-    needs_entropy: bool = False
+    needs_token_entropy: bool = False
     accepts_answer_only: bool = False
 
     @classmethod

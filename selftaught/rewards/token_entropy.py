@@ -45,7 +45,7 @@ class TokenEntropyReward(RewardSource):
     """RENT: r = −(1/|o|) Σ_t H(p_t) (entropy at the sampling temperature); higher = more confident."""
 
     name = "token_entropy"
-    needs_entropy = True
+    needs_token_entropy = True
     accepts_answer_only = True
 
     def __init__(self, answer_only: bool = False, tokenizer=None):

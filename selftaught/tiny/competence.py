@@ -79,8 +79,8 @@ def program_sampler(model, tokenizer, batch_size: int = 256) -> SelftaughtSample
     """The sampler self-play uses, at the AZR recipe's τ and lengths."""
     recipe = tiny_azr_config()
     return SelftaughtSampler(model, tokenizer, max_prompt_length=recipe.max_prompt_length,
-                   max_completion_length=recipe.max_completion_length, temperature=recipe.temperature,
-                   generation_batch_size=batch_size)
+                             max_completion_length=recipe.max_completion_length, temperature=recipe.temperature,
+                             generation_batch_size=batch_size)
 
 
 def answer_key(answer: str | None, task_type: str) -> str | None:
