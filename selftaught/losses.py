@@ -303,14 +303,7 @@ class PolicyObjective:
             raise ValueError(f"importance_sampling_level must be one of {IMPORTANCE_SAMPLING_LEVELS}, "
                              f"got {importance_sampling_level!r}")
         self.objective = loss_type_of(loss_type).objective
-        settings = {  # OBJECTIVE_SETTINGS; the objective takes its own (`Objective.settings`) by keyword
-            "loss_type": loss_type, "importance_sampling_level": importance_sampling_level, "epsilon": epsilon,
-            "epsilon_high": epsilon_high, "delta": delta, "beta": beta,
-            "use_bias_correction_kl": use_bias_correction_kl, "sapo_temperature_pos": sapo_temperature_pos,
-            "sapo_temperature_neg": sapo_temperature_neg,
-            "vespo_k_pos": vespo_k_pos, "vespo_lambda_pos": vespo_lambda_pos, "vespo_k_neg": vespo_k_neg,
-            "vespo_lambda_neg": vespo_lambda_neg, "off_policy_mask_threshold": off_policy_mask_threshold,
-            "max_completion_length": max_completion_length}
+        settings = locals()  # the arguments: the objective takes its own (`Objective.settings`) by keyword
         self.objective_settings = {key: settings[key] for key in self.objective.settings}
         self.mask = mask.bool()
         self.old_logprobs = old_logprobs.detach()
