@@ -149,7 +149,8 @@ def _jsonl(path: Path, limit: int | None, data=None) -> Benchmark:
     rows = load_rows(str(path), prompt_field=fields.prompt_field, answer_field=fields.answer_field)[:limit]
     for number, r in enumerate(rows, start=1):
         if r.answer is None or not r.answer.strip():
-            raise UserError(f"{path}: row {number} has no {fields.answer_field!r}; a math benchmark needs one per row")
+            raise UserError(f"{path}: row {number} has no {fields.answer_field!r}; a math benchmark needs one "
+                            "per row")
     if data is None:
         items = [_math_item(f"{name}/{i}", r.prompt, r.answer) for i, r in enumerate(rows)]
     else:

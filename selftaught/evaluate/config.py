@@ -23,7 +23,6 @@ def flag(name: str) -> str:
 
 
 class EvalConfig(Strict):
-
     model: str
     """A built-in name, a hub id, a model directory, a .gguf file or a training checkpoint."""
     benchmarks: list[str]
