@@ -77,6 +77,9 @@ def test_trained_checkpoint_evaluates_like_a_base_model(tmp_path):
     (["--model", "tiny", "--benchmark", "arith", "--samples", "2", "--temperature", "0"], "--temperature > 0"),
     (["--model", "tiny", "--benchmark", "arith", "--limit", "0"], "--limit"),
     (["--model", "tiny", "--benchmark", "missing.jsonl"], "benchmark file not found"),
+    (["--benchmark", "arith"], "eval needs --model (or --config"),
+    (["--model", "tiny", "--set", "seed=1", "--benchmark", "arith"], "give --config"),
+    (["--config", "missing.yaml", "--benchmark", "arith"], "missing.yaml"),
 ])
 def test_user_errors_are_one_line_exit_2(args, message, tmp_path, capsys):
     assert main(["eval", *args, "--output-dir", str(tmp_path)]) == 2

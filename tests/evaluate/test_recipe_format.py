@@ -85,14 +85,3 @@ def test_bad_rows_and_bad_keys_are_one_line_exit_2(extra, rows, message, recipe,
                  "--output-dir", str(tmp_path / "eval")]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
-
-
-@pytest.mark.parametrize("args,message", [
-    (["--benchmark", "arith"], "eval needs --model (or --config"),
-    (["--model", "tiny", "--set", "seed=1", "--benchmark", "arith"], "give --config"),
-    (["--config", "missing.yaml", "--benchmark", "arith"], "missing.yaml"),
-])
-def test_eval_without_a_model_or_recipe_is_one_line_exit_2(args, message, tmp_path, capsys):
-    assert main(["eval", *args, "--output-dir", str(tmp_path)]) == 2
-    err = capsys.readouterr().err.strip()
-    assert message in err and len(err.splitlines()) == 1
